@@ -1,0 +1,837 @@
+"""The scheduler: state changes only through events; each cycle returns decisions.
+
+This module owns ``Scheduler`` (the in-memory state of one scheduling domain set: pending
+and running jobs over a fleet's capacity and a tenancy's ledger) and its cycle:
+
+1. apply the batch of events (submissions, finishes, cancellations, node changes);
+2. order pending work by the policy (sub-queues per candidate pools x project x class,
+   merged lazily, so no cycle re-sorts the whole queue);
+3. place what fits, tightest topology first; with strict order a job that does not fit
+   blocks its pools; with EASY backfill it gets a reservation from walltimes and later
+   jobs may only use those pools without delaying it;
+4. preempt: reclaim borrowed capacity for a tenant under its guarantee, or make room for
+   a higher priority class, choosing victims that lose the least work; preemptive
+   policies (srtf, las) recompute the wanted set of running jobs every cycle;
+5. explain: every job that was looked at and still waits has a reason code.
+
+No I/O, no clock, no randomness: ``handle(events, now)`` is a function of the state and
+its arguments, so the simulator and the live service get the same decisions.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
+
+from gpupool.core.capacity import Capacity, Placement
+from gpupool.core.decisions import Decision, Explain, Preempt, Reason, Reject, Reserve, Start, Stop
+from gpupool.core.events import (
+    Event,
+    JobCancelled,
+    JobFinished,
+    JobSubmitted,
+    NodeDown,
+    NodeDrained,
+    NodeUp,
+    Tick,
+)
+from gpupool.core.fleet import Fleet, Level
+from gpupool.core.job import PRIORITY_CLASSES, JobError, JobSpec, TaskGroup
+from gpupool.core.ledger import Ledger
+from gpupool.core.policy import Policy, get_policy
+from gpupool.core.tenancy import Tenancy
+
+PENDING, RUNNING, DONE = 0, 1, 2
+DAY_MS = 86_400_000
+PREEMPTIBLE_RANK = PRIORITY_CLASSES["preemptible"]
+INF = float("inf")
+
+
+@dataclass(slots=True)
+class SchedulerConfig:
+    """How the cycle behaves. Defaults follow Slurm/Kueue practice where one exists."""
+
+    policy: str = "fairshare"
+    backfill: str = "none"
+    #: pending jobs examined per cycle after the first that could not start (Slurm's
+    #: bf_max_job_test); bounds a cycle's cost at national scale
+    backfill_depth: int = 1000
+    preemption: bool = True
+    #: a running job younger than this is never preempted (thrashing guard)
+    min_runtime_ms: int = 0
+    #: preemption searches per cycle (each may look at every running job of a pool)
+    max_preemption_attempts: int = 16
+    decay_half_life_ms: int = 7 * DAY_MS
+    #: walltime assumed when a job gives neither a walltime nor a duration hint
+    default_walltime_ms: int = 7 * DAY_MS
+    #: period of Tick events a driver should send (0 = only on events); las needs them
+    round_ms: int = 0
+
+    def __post_init__(self) -> None:
+        get_policy(self.policy)
+        if self.backfill not in ("none", "easy"):
+            raise ValueError(f"unknown backfill {self.backfill!r} (expected none or easy)")
+        if self.backfill_depth < 1:
+            raise ValueError("backfill_depth must be >= 1")
+
+
+@dataclass(slots=True, eq=False)
+class JobState:
+    """The life of a job inside the scheduler."""
+
+    spec: JobSpec
+    seq: int
+    project: int
+    candidates: tuple[int, ...]
+    rank: int
+    status: int = PENDING
+    attempt: int = 0
+    allocation_id: str = ""
+    pool: int = -1
+    placement: Placement = ()
+    start_ms: int = -1
+    expected_end: int = 0
+    run_ms: int = 0
+    attained: float = 0.0
+    preemptions: int = 0
+    reason: Reason = Reason.QUEUED
+    detail: str = ""
+    qkey: tuple[int, int, int] = (0, 0, 0)
+    skey: tuple[float, ...] = ()
+    reserved_start: int = -1
+
+    @property
+    def gpus(self) -> int:
+        return self.spec.gpus
+
+
+@dataclass(slots=True)
+class _Reservation:
+    job: JobState
+    shadow: float
+    extra: int
+
+
+@dataclass(slots=True)
+class _Cycle:
+    """Scratch state of one cycle."""
+
+    now: int
+    out: list[Decision]
+    blocked: set[int] = field(default_factory=set)
+    reservations: dict[int, _Reservation] = field(default_factory=dict)
+    preempt_attempts: int = 0
+    failures: int = 0
+
+
+class Scheduler:
+    """The pure scheduling core. Drive it with ``handle(events, now)``."""
+
+    def __init__(self, fleet: Fleet, tenancy: Tenancy, config: SchedulerConfig | None = None) -> None:
+        self.fleet = fleet
+        self.tenancy = tenancy
+        self.config = config or SchedulerConfig()
+        self.policy: Policy = get_policy(self.config.policy)
+        self.capacity = Capacity(fleet)
+        self.ledger = Ledger(tenancy, self.config.decay_half_life_ms)
+        self.jobs: dict[str, JobState] = {}
+        self.running: dict[int, JobState] = {}
+        self._seq = 0
+        # sub-queues of pending jobs: (candidate-set id, project, rank) -> sorted (skey, seq)
+        self._queues: dict[tuple[int, int, int], SortedList] = {}
+        self._by_seq: dict[int, JobState] = {}
+        self._pending = 0
+        self._candsets: dict[tuple[int, ...], int] = {}
+        self._candset_list: list[tuple[int, ...]] = []
+        self._cand_cache: dict[tuple[object, ...], tuple[tuple[int, ...], str]] = {}
+        # running jobs per pool by expected end, for EASY shadow times and victim search
+        self._running_by_pool: list[SortedList] = [SortedList() for _ in self.capacity.pools]
+        self._pool_unit_gpus = self._unit_capacities()
+        self._has_guarantees = any(n.guaranteed for n in tenancy.nodes)
+        self._node_jobs: dict[int, set[int]] = {}
+
+    # -- public API ----------------------------------------------------------------------
+
+    def handle(self, events: Iterable[Event], now: int) -> list[Decision]:
+        """Apply a batch of events at time ``now`` (ms) and run one cycle; return decisions."""
+        out: list[Decision] = []
+        for ev in events:
+            self._apply(ev, now, out)
+        self._cycle(now, out)
+        return out
+
+    @property
+    def pending_count(self) -> int:
+        return self._pending
+
+    def busy_gpus(self) -> int:
+        return sum(j.gpus for j in self.running.values())
+
+    def job(self, job_id: str) -> JobState | None:
+        return self.jobs.get(job_id)
+
+    def pending_jobs(self) -> list[JobState]:
+        """Pending jobs in policy order (static keys; fair-share prefixes evaluated now)."""
+        out: list[JobState] = []
+        for q in self._queues.values():
+            out.extend(self._by_seq[e[-1]] for e in q)
+        out.sort(key=lambda j: (j.rank if self.policy.by_rank else 0, j.skey))
+        return out
+
+    # -- events --------------------------------------------------------------------------
+
+    def _apply(self, ev: Event, now: int, out: list[Decision]) -> None:
+        if isinstance(ev, JobSubmitted):
+            self._submit(ev.spec, now, out)
+        elif isinstance(ev, JobFinished):
+            j = self.jobs.get(ev.job_id)
+            if j is None or j.status != RUNNING or j.allocation_id != ev.allocation_id:
+                return  # stale: that allocation was already preempted or cancelled
+            self._stop_running(j, now)
+            j.status = DONE
+            self._forget(j)
+        elif isinstance(ev, JobCancelled):
+            j = self.jobs.get(ev.job_id)
+            if j is None or j.status == DONE:
+                return
+            if j.status == RUNNING:
+                out.append(Stop(j.spec.id, j.allocation_id, Reason.CANCELLED))
+                self._stop_running(j, now)
+            else:
+                self._dequeue(j)
+            j.status = DONE
+            j.reason = Reason.CANCELLED
+            self._forget(j)
+        elif isinstance(ev, NodeDown | NodeDrained | NodeUp):
+            idx = self.fleet.node_by_name.get(ev.node)
+            if idx is None:
+                raise ValueError(f"unknown node {ev.node!r}")
+            self.capacity.set_schedulable(idx, isinstance(ev, NodeUp))
+            if isinstance(ev, NodeDown):
+                for seq in sorted(self._node_jobs.get(idx, ())):
+                    j = self._by_seq[seq]
+                    self._preempt(j, now, out, Reason.NODE_DOWN, f"node {ev.node} is down")
+        elif isinstance(ev, Tick):
+            pass
+        else:  # pragma: no cover - the Event union is closed
+            raise TypeError(f"not an event: {ev!r}")
+
+    def _forget(self, j: JobState) -> None:
+        # Finished jobs leave the state: a long simulation must not grow without bound.
+        self.jobs.pop(j.spec.id, None)
+        self._by_seq.pop(j.seq, None)
+
+    def _submit(self, spec: JobSpec, now: int, out: list[Decision]) -> None:
+        try:
+            spec.validate()
+        except JobError as e:
+            out.append(Reject(spec.id, Reason.INVALID, str(e)))
+            return
+        if spec.id in self.jobs:
+            out.append(Reject(spec.id, Reason.INVALID, f"job {spec.id!r} already exists"))
+            return
+        project = self.tenancy.resolve(spec.project)
+        if project is None:
+            out.append(Reject(spec.id, Reason.UNKNOWN_PROJECT, f"unknown project {spec.project!r}"))
+            return
+        cands, why = self._candidates(spec, project)
+        if not cands:
+            out.append(Reject(spec.id, Reason.UNSCHEDULABLE, why))
+            return
+        rank = spec.rank
+        over = self.ledger.over_budget(project, now)
+        if over is not None:
+            if self.tenancy.nodes[project].over_budget == "reject":
+                out.append(Reject(spec.id, Reason.OVER_BUDGET, f"{over} is past its GPU-hour budget"))
+                return
+            rank = PREEMPTIBLE_RANK
+        self._seq += 1
+        j = JobState(spec, self._seq, project, cands, rank)
+        if over is not None:
+            j.reason, j.detail = Reason.OVER_BUDGET, f"{over} is past its budget: runs as preemptible"
+        self.jobs[spec.id] = j
+        self._by_seq[j.seq] = j
+        self._enqueue(j)
+
+    # -- candidate pools -----------------------------------------------------------------
+
+    def _unit_capacities(self) -> list[dict[Level, int]]:
+        """Per pool: the most accelerators one unit of each topology level holds."""
+        out: list[dict[Level, int]] = []
+        for p in self.capacity.pools:
+            per_rack: dict[int, int] = {}
+            per_block: dict[int, int] = {}
+            for n in p.nodes:
+                node = self.fleet.nodes[n]
+                per_rack[node.rack] = per_rack.get(node.rack, 0) + node.gpus
+                per_block[node.block] = per_block.get(node.block, 0) + node.gpus
+            rack = max(per_rack.values())
+            out.append(
+                {
+                    Level.NODE: p.gpus_per_node,
+                    Level.NVLINK: rack if p.nvlink_racks else p.gpus_per_node,
+                    Level.RACK: rack,
+                    Level.BLOCK: max(per_block.values()),
+                    Level.CLUSTER: p.total,
+                }
+            )
+        return out
+
+    def _candidates(self, spec: JobSpec, project: int) -> tuple[tuple[int, ...], str]:
+        """Pools that could ever hold this job, best first; or () and why none can."""
+        affinity = self.tenancy.nodes[project].clusters
+        sig = (
+            spec.models,
+            spec.min_memory_gib,
+            spec.stacks,
+            spec.topology,
+            spec.gpus,
+            spec.groups,
+            spec.clusters,
+            affinity,
+        )
+        got = self._cand_cache.get(sig)
+        if got is not None:
+            return got
+        cat = self.fleet.catalogue
+        for m in spec.models:
+            if m not in cat:
+                res: tuple[tuple[int, ...], str] = ((), f"unknown accelerator model {m!r}")
+                self._cand_cache[sig] = res
+                return res
+        allowed = set(spec.clusters) if spec.clusters else None
+        if affinity:
+            allowed = set(affinity) if allowed is None else allowed & set(affinity)
+        why = []
+        cands = []
+        for p in self.capacity.pools:
+            cname = self.fleet.clusters[p.cluster].name
+            model = cat[p.model]
+            if allowed is not None and cname not in allowed:
+                continue
+            if spec.models and p.model not in spec.models:
+                continue
+            if model.memory_gib < spec.min_memory_gib:
+                why.append(f"{p.model} has {model.memory_gib} GiB < {spec.min_memory_gib} GiB")
+                continue
+            if spec.stacks and model.stack not in spec.stacks:
+                why.append(f"{p.model} runs {model.stack}, not {'/'.join(spec.stacks)}")
+                continue
+            shape = spec.shape(p.gpus_per_node)
+            if any(t.gpus_per_worker > p.gpus_per_node for t in shape):
+                why.append(f"a worker needs more than the {p.gpus_per_node} {p.model} of one node")
+                continue
+            unit = self._pool_unit_gpus[p.index][spec.topology]
+            if spec.gpus > unit:
+                why.append(
+                    f"{spec.gpus} accelerators do not fit one {spec.topology.name.lower()} of {p.model} "
+                    f"in {cname} (at most {unit})"
+                )
+                continue
+            cands.append(p.index)
+        if not cands:
+            if not why:
+                what = []
+                if allowed is not None:
+                    what.append(f"clusters {sorted(allowed)}")
+                if spec.models:
+                    what.append(f"models {list(spec.models)}")
+                why.append("no accelerators match " + (" and ".join(what) or "the request"))
+            res = ((), "unschedulable because " + "; ".join(dict.fromkeys(why)))
+        else:
+            res = (tuple(cands), "")
+        self._cand_cache[sig] = res
+        return res
+
+    def _candset(self, cands: tuple[int, ...]) -> int:
+        cid = self._candsets.get(cands)
+        if cid is None:
+            cid = len(self._candset_list)
+            self._candsets[cands] = cid
+            self._candset_list.append(cands)
+        return cid
+
+    # -- the pending queue ---------------------------------------------------------------
+
+    def _static_key(self, j: JobState) -> tuple[float, ...]:
+        k = self.policy.key
+        if k == "submit":
+            return (j.spec.submit_ms, j.seq)
+        if k == "duration":
+            return (j.spec.duration_hint_ms, j.spec.submit_ms, j.seq)
+        if k == "remaining":
+            return (max(0, j.spec.duration_hint_ms - j.run_ms), j.spec.submit_ms, j.seq)
+        return (j.attained, j.spec.submit_ms, j.seq)
+
+    def _enqueue(self, j: JobState) -> None:
+        j.status = PENDING
+        j.skey = self._static_key(j)
+        j.qkey = (self._candset(j.candidates), j.project, j.rank if self.policy.by_rank else 0)
+        q = self._queues.get(j.qkey)
+        if q is None:
+            q = self._queues[j.qkey] = SortedList()
+        q.add(j.skey)
+        self._pending += 1
+
+    def _dequeue(self, j: JobState) -> None:
+        q = self._queues[j.qkey]
+        q.remove(j.skey)
+        if not q:
+            del self._queues[j.qkey]
+        self._pending -= 1
+
+    def _prefix(self, qkey: tuple[int, int, int], now: int) -> tuple[float, ...]:
+        """The dynamic part of a sub-queue's order (fair share: class, guarantee, usage)."""
+        if not self.policy.fair:
+            return (qkey[2],)
+        project = qkey[1]
+        cands = self._candset_list[qkey[0]]
+        within = 1
+        if self._has_guarantees:
+            head = self._by_seq[self._queues[qkey][0][-1]]
+            for p in cands:
+                if self.ledger.within_guarantee(project, self.capacity.pools[p].model, head.gpus):
+                    within = 0
+                    break
+        return (qkey[2], within, *self.ledger.fair_key(project, now))
+
+    # -- running -------------------------------------------------------------------------
+
+    def _walltime(self, j: JobState) -> int:
+        s = j.spec
+        if s.walltime_ms > 0:
+            return s.walltime_ms
+        if s.duration_hint_ms > 0:
+            return s.duration_hint_ms
+        return self.config.default_walltime_ms
+
+    def _start(
+        self, j: JobState, pool: int, plan: Sequence[tuple[int, int]], now: int, out: list[Decision]
+    ) -> None:
+        self._dequeue(j)
+        p = self.capacity.pools[pool]
+        placement = self.capacity.apply(plan)
+        j.status = RUNNING
+        j.attempt += 1
+        j.allocation_id = f"{j.spec.id}#{j.attempt}"
+        j.pool = pool
+        j.placement = placement
+        j.start_ms = now
+        remaining = self._walltime(j) - (j.run_ms if j.spec.walltime_ms == 0 else 0)
+        j.expected_end = now + max(remaining, 1)
+        j.reason, j.detail, j.reserved_start = Reason.QUEUED, "", -1
+        self.running[j.seq] = j
+        self._running_by_pool[pool].add((j.expected_end, j.seq))
+        for node, _ in placement:
+            self._node_jobs.setdefault(node, set()).add(j.seq)
+        self.ledger.change(j.project, p.model, j.gpus, now)
+        names = self.fleet.nodes
+        out.append(
+            Start(
+                j.spec.id,
+                j.allocation_id,
+                self.fleet.clusters[p.cluster].name,
+                p.model,
+                tuple((names[n].name, ids) for n, ids in placement),
+                resumed=j.preemptions > 0,
+            )
+        )
+
+    def _stop_running(self, j: JobState, now: int) -> None:
+        p = self.capacity.pools[j.pool]
+        self.capacity.undo(j.placement)
+        for node, _ in j.placement:
+            s = self._node_jobs.get(node)
+            if s is not None:
+                s.discard(j.seq)
+        self._running_by_pool[j.pool].remove((j.expected_end, j.seq))
+        del self.running[j.seq]
+        self.ledger.change(j.project, p.model, -j.gpus, now)
+        ran = now - j.start_ms
+        j.run_ms += ran
+        j.attained += ran * j.gpus
+        j.placement = ()
+        j.pool = -1
+
+    def _preempt(self, j: JobState, now: int, out: list[Decision], reason: Reason, detail: str) -> None:
+        out.append(Preempt(j.spec.id, j.allocation_id, reason, detail))
+        self._stop_running(j, now)
+        j.preemptions += 1
+        j.reason, j.detail = Reason.PREEMPTED, detail
+        self._enqueue(j)
+
+    def _lost_work(self, j: JobState, now: int) -> int:
+        """GPU-ms a preemption of ``j`` now would throw away (since its last checkpoint)."""
+        ran = now - j.start_ms
+        ci = j.spec.checkpoint_interval_ms
+        if ci > 0:
+            ran %= ci
+        return ran * j.gpus
+
+    # -- the cycle -----------------------------------------------------------------------
+
+    def _cycle(self, now: int, out: list[Decision]) -> None:
+        if self.policy.preemptive:
+            self._preemptive_cycle(now, out)
+            return
+        if not self._pending:
+            return
+        cyc = _Cycle(now, out)
+        pools = self.capacity.pools
+        open_free = sum(p.free for p in pools)
+        can_preempt = self.config.preemption and (self._has_guarantees or self._ranks_differ())
+        easy = self.config.backfill == "easy"
+        heap: list[tuple[tuple[float, ...], int, tuple[int, int, int]]] = []
+        cursor: dict[tuple[int, int, int], int] = {}
+        for qkey, q in self._queues.items():
+            cursor[qkey] = 0
+            heap.append(((*self._prefix(qkey, now), *q[0]), q[0][-1], qkey))
+        heapq.heapify(heap)
+        while heap:
+            if open_free <= 0 and not can_preempt:
+                break
+            if cyc.failures >= self.config.backfill_depth:
+                break
+            key, _, qkey = heapq.heappop(heap)
+            q = self._queues.get(qkey)
+            i = cursor[qkey]
+            if q is None or i >= len(q):
+                continue
+            if self.policy.fair:
+                fresh = (*self._prefix(qkey, now), *q[i])
+                if fresh > key:
+                    heapq.heappush(heap, (fresh, q[i][-1], qkey))
+                    continue
+            j = self._by_seq[q[i][-1]]
+            avail = [p for p in j.candidates if p not in cyc.blocked]
+            if not avail:
+                continue  # every job of this sub-queue shares these blocked pools
+            started = self._try_start(j, avail, cyc)
+            if started:
+                open_free -= j.gpus  # it started in one of ``avail``, none of them blocked
+            else:
+                cyc.failures += 1
+                if j.reason in (Reason.BORROW_LIMIT,):
+                    continue  # the same project's next jobs would hit the same limit
+                if (
+                    can_preempt
+                    and cyc.preempt_attempts < self.config.max_preemption_attempts
+                    and (self._try_preempt_for(j, avail, cyc))
+                ):
+                    started = True
+                    open_free = sum(p.free for p in pools if p.index not in cyc.blocked)
+                elif not easy:
+                    for pi in avail:
+                        cyc.blocked.add(pi)
+                        open_free -= pools[pi].free
+                    continue
+                else:
+                    self._reserve(j, avail, cyc)
+            if not started:
+                i += 1
+            cursor[qkey] = i
+            nq = self._queues.get(qkey)
+            if nq is not None and nq is q and i < len(nq):
+                heapq.heappush(heap, ((*self._prefix(qkey, now), *nq[i]), nq[i][-1], qkey))
+
+    def _ranks_differ(self) -> bool:
+        if not self.running:
+            return False
+        worst_running = max(j.rank for j in self.running.values())
+        best_pending = min(k[2] for k in self._queues) if self.policy.by_rank else worst_running
+        return best_pending < worst_running
+
+    def _try_start(self, j: JobState, avail: Sequence[int], cyc: _Cycle) -> bool:
+        """Place ``j`` in the first of ``avail`` that holds it now; set its reason if none."""
+        cap = self.capacity
+        reason, detail = Reason.RESOURCES, ""
+        wall = self._walltime(j) if cyc.reservations else 0
+        for pi in avail:
+            p = cap.pools[pi]
+            if p.free < j.gpus:
+                continue
+            resv = cyc.reservations.get(pi)
+            fits_before = False
+            if resv is not None and resv.job is not j:
+                fits_before = cyc.now + wall <= resv.shadow
+                if not fits_before and j.gpus > resv.extra:
+                    reason, detail = Reason.RESERVATION, f"would delay job {resv.job.spec.id}"
+                    continue
+            plan = cap.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)
+            if plan is None:
+                reason = Reason.TOPOLOGY
+                detail = f"{p.free} {p.model} free in {self.fleet.clusters[p.cluster].name} but not " + (
+                    f"within one {j.spec.topology.name.lower()}"
+                    if j.spec.topology < Level.CLUSTER
+                    else "on few enough nodes"
+                )
+                continue
+            hit = self.ledger.borrow_limit_hit(j.project, p.model, j.gpus)
+            if hit is not None:
+                reason, detail = Reason.BORROW_LIMIT, f"{hit} would exceed its borrowing limit of {p.model}"
+                continue
+            if resv is not None and resv.job is not j and not fits_before:
+                resv.extra -= j.gpus
+            if resv is not None and resv.job is j:
+                del cyc.reservations[pi]
+            self._start(j, pi, plan, cyc.now, cyc.out)
+            return True
+        if reason is Reason.RESOURCES:
+            models = sorted({cap.pools[p].model for p in avail})
+            detail = f"waiting for {j.gpus} x {'/'.join(models)}"
+        self._set_reason(j, reason, detail, cyc.out)
+        return False
+
+    def _set_reason(self, j: JobState, reason: Reason, detail: str, out: list[Decision]) -> None:
+        if j.reason is Reason.OVER_BUDGET and reason is not Reason.OVER_BUDGET:
+            detail = f"{detail} (over budget: runs as preemptible)"
+        if j.reason != reason or j.detail != detail:
+            j.reason, j.detail = reason, detail
+            out.append(Explain(j.spec.id, reason, detail))
+
+    def _shadow(self, pool: int, need: int, now: int) -> tuple[float, int]:
+        """When ``need`` accelerators of a pool will be free from walltimes; and the spare then."""
+        p = self.capacity.pools[pool]
+        free = p.free
+        if free >= need:
+            return float(now), free - need
+        for end, seq in self._running_by_pool[pool]:
+            free += self._by_seq[seq].gpus
+            if free >= need:
+                return float(max(end, now)), free - need
+        return INF, 0
+
+    def _reserve(self, j: JobState, avail: Sequence[int], cyc: _Cycle) -> None:
+        """EASY: the first blocked job of a pool gets a reservation at its shadow time."""
+        if any(cyc.reservations.get(p) is not None for p in avail):
+            return  # a job ahead holds the reservation: this one is a backfill candidate
+        best: tuple[float, int, int] | None = None
+        for pi in avail:
+            shadow, extra = self._shadow(pi, j.gpus, cyc.now)
+            if best is None or shadow < best[0]:
+                best = (shadow, pi, extra)
+        if best is None or best[0] == INF:
+            return
+        shadow, pi, extra = best
+        cyc.reservations[pi] = _Reservation(j, shadow, extra)
+        start = int(shadow)
+        p = self.capacity.pools[pi]
+        if j.reserved_start != start:
+            j.reserved_start = start
+            cyc.out.append(Reserve(j.spec.id, self.fleet.clusters[p.cluster].name, p.model, start))
+        self._set_reason(j, Reason.RESERVED, f"expected start at {start} ms ({p.model})", cyc.out)
+
+    # -- preemption ----------------------------------------------------------------------
+
+    def _try_preempt_for(self, j: JobState, avail: Sequence[int], cyc: _Cycle) -> bool:
+        """Free room for ``j`` by preempting the jobs that lose least; True if it started."""
+        cyc.preempt_attempts += 1
+        now = cyc.now
+        for pi in avail:
+            p = self.capacity.pools[pi]
+            if p.schedulable < j.gpus:
+                continue
+            within = self._has_guarantees and self.ledger.within_guarantee(j.project, p.model, j.gpus)
+            mine = self.ledger.guarantee_holder(j.project, p.model)
+            victims = []
+            for _, seq in self._running_by_pool[pi]:
+                v = self._by_seq[seq]
+                if now - v.start_ms < self.config.min_runtime_ms:
+                    continue
+                if v.rank > j.rank:
+                    why = Reason.PRIORITY
+                elif (
+                    within
+                    and self.ledger.borrowing(v.project, p.model)
+                    and self.ledger.guarantee_holder(v.project, p.model) != mine
+                ):
+                    why = Reason.RECLAIM
+                else:
+                    continue
+                victims.append((self._lost_work(v, now), -v.rank, -v.start_ms, v.seq, v, why))
+            if sum(v[4].gpus for v in victims) + p.free < j.gpus:
+                continue
+            victims.sort(key=lambda t: t[:4])
+            taken: list[tuple[JobState, Placement, Reason]] = []
+            plan = None
+            shape: Sequence[TaskGroup] = j.spec.shape(p.gpus_per_node)
+            for *_, v, why in victims:
+                self.capacity.undo(v.placement)
+                taken.append((v, v.placement, why))
+                if p.free >= j.gpus:
+                    plan = self.capacity.plan(pi, j.gpus, shape, j.spec.topology)
+                    if plan is not None:
+                        break
+            # put everything back, then enact for real (so bookkeeping stays in one place)
+            for _v, placement, _ in reversed(taken):
+                for node, ids in placement:
+                    self.capacity.take(node, ids)
+            if plan is None:
+                continue
+            if self.ledger.borrow_limit_hit(j.project, p.model, j.gpus) is not None:
+                continue
+            for v, _, why in taken:
+                detail = f"for job {j.spec.id}" + (
+                    " (reclaiming a guarantee)" if why is Reason.RECLAIM else ""
+                )
+                self._preempt(v, now, cyc.out, why, detail)
+            plan = self.capacity.plan(pi, j.gpus, shape, j.spec.topology)
+            if plan is None:  # pragma: no cover - the same state gave a plan a moment ago
+                raise AssertionError("preemption plan vanished")
+            self._start(j, pi, plan, now, cyc.out)
+            return True
+        return False
+
+    def _preemptive_cycle(self, now: int, out: list[Decision]) -> None:
+        """srtf / las: choose the wanted set over running and pending jobs, by key, each cycle.
+
+        Jobs are taken in key order while their accelerator count fits what is left of a
+        candidate pool (bigger ones are skipped, not blocking); running jobs outside the
+        wanted set are preempted; wanted pending jobs are then placed where topology allows.
+        """
+        if not self._pending:
+            return
+        pools = self.capacity.pools
+        left = [p.schedulable for p in pools]
+        total_left = sum(left)
+        key = self.policy.key
+        running: list[tuple[tuple[float, ...], int, JobState]] = []
+        for j in self.running.values():
+            if key == "remaining":
+                k: tuple[float, ...] = (max(0, j.expected_end - now), j.spec.submit_ms, j.seq)
+            else:
+                k = (j.attained + (now - j.start_ms) * j.gpus, j.spec.submit_ms, j.seq)
+            running.append((k, 0, j))
+        running.sort(key=lambda t: (t[0], t[1]))
+        by_seq = self._by_seq
+        # Each sub-queue is already sorted by static key: merge them lazily, so a cycle
+        # only looks at as many pending jobs as it can use.
+        pending = heapq.merge(
+            *(((e, 1, by_seq[e[-1]]) for e in q) for q in self._queues.values()),
+            key=lambda t: (t[0], t[1]),
+        )
+        wanted: list[tuple[JobState, int]] = []
+        victims: list[JobState] = []
+        seen: set[int] = set()
+        for _, is_pending, j in heapq.merge(running, pending, key=lambda t: (t[0], t[1])):
+            if total_left <= 0:
+                break
+            if not is_pending:
+                seen.add(j.seq)
+                if left[j.pool] >= j.gpus or now - j.start_ms < self.config.min_runtime_ms:
+                    left[j.pool] -= j.gpus
+                    total_left -= j.gpus
+                else:
+                    victims.append(j)
+                continue
+            for pi in j.candidates:
+                if left[pi] >= j.gpus:
+                    left[pi] -= j.gpus
+                    total_left -= j.gpus
+                    wanted.append((j, pi))
+                    break
+            else:
+                self._set_reason(j, Reason.POLICY, "lower in the policy order than what runs", out)
+        for _, _, j in running:
+            if j.seq not in seen:
+                if now - j.start_ms < self.config.min_runtime_ms:
+                    continue
+                victims.append(j)
+        for v in victims:
+            self._preempt(v, now, out, Reason.POLICY, f"{self.policy.name} order")
+        for j, pi in wanted:
+            p = pools[pi]
+            plan = self.capacity.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)
+            if plan is None:
+                self._set_reason(j, Reason.TOPOLOGY, f"wanted, but {p.model} is too fragmented", out)
+                continue
+            self._start(j, pi, plan, now, out)
+
+    # -- estimates and invariants --------------------------------------------------------
+
+    def estimate_starts(self, now: int) -> dict[str, int | None]:
+        """An estimated start for every pending job (ms), None when none can be given.
+
+        A fluid model per pool: accelerators come free at running jobs' walltime ends and
+        pending jobs take them in policy order. It ignores topology and future arrivals,
+        so it is an estimate, as every scheduler's is.
+        """
+        releases: list[list[tuple[int, int]]] = [
+            [(end, self._by_seq[s].gpus) for end, s in rl] for rl in self._running_by_pool
+        ]
+        state = [[p.free, 0] for p in self.capacity.pools]  # free now, release cursor
+        clock = [now] * len(state)
+        out: dict[str, int | None] = {}
+        for j in self.pending_jobs():
+            best: int | None = None
+            best_pool = -1
+            for pi in j.candidates:
+                free, cur = state[pi]
+                t = clock[pi]
+                rel = releases[pi]
+                while free < j.gpus and cur < len(rel):
+                    t = max(t, rel[cur][0])
+                    free += rel[cur][1]
+                    cur += 1
+                if free >= j.gpus and (best is None or t < best):
+                    best, best_pool = t, pi
+            out[j.spec.id] = best
+            if best is not None:
+                free, cur = state[best_pool]
+                rel = releases[best_pool]
+                while free < j.gpus and cur < len(rel):
+                    free += rel[cur][1]
+                    cur += 1
+                state[best_pool] = [free - j.gpus, cur]
+                clock[best_pool] = max(clock[best_pool], best)
+                # the job itself releases its accelerators after its walltime
+                end = best + self._walltime(j)
+                rl = releases[best_pool]
+                k = len(rl)
+                rl.append((end, j.gpus))
+                while k > cur and rl[k - 1][0] > end:
+                    rl[k], rl[k - 1] = rl[k - 1], rl[k]
+                    k -= 1
+        return out
+
+    def validate(self) -> None:
+        """Check the invariants; AssertionError names the first one broken."""
+        self.capacity.validate()
+        owner: dict[tuple[int, int], str] = {}
+        held: dict[int, int] = {}
+        for j in self.running.values():
+            if j.status != RUNNING:
+                raise AssertionError(f"job {j.spec.id} is in the running set but not running")
+            got = sum(len(ids) for _, ids in j.placement)
+            if got != j.gpus:
+                raise AssertionError(f"gang {j.spec.id} holds {got} of its {j.gpus} accelerators")
+            for node, ids in j.placement:
+                if self.capacity.node_pool[node] != j.pool:
+                    raise AssertionError(f"job {j.spec.id} spans pools")
+                for i in ids:
+                    if (node, i) in owner:
+                        raise AssertionError(
+                            f"accelerator {i} of node {node} held by {owner[(node, i)]} and {j.spec.id}"
+                        )
+                    owner[(node, i)] = j.spec.id
+                    if self.capacity.mask[node] >> i & 1:
+                        raise AssertionError(f"accelerator {i} of node {node} is both held and free")
+            held[j.project] = held.get(j.project, 0) + j.gpus
+        used: dict[int, int] = {}
+        for node, _ in owner:
+            used[node] = used.get(node, 0) + 1
+        for n, nd in enumerate(self.fleet.nodes):
+            if used.get(n, 0) + self.capacity.free[n] != nd.gpus:
+                raise AssertionError(f"node {nd.name}: {used.get(n, 0)} held + {self.capacity.free[n]} free")
+        for p in self.tenancy.projects:
+            if self.ledger.held_all[p] != held.get(p, 0):
+                raise AssertionError(
+                    f"ledger says {self.tenancy.nodes[p].path} holds "
+                    f"{self.ledger.held_all[p]}, running jobs hold {held.get(p, 0)}"
+                )
+        n_pending = sum(len(q) for q in self._queues.values())
+        if n_pending != self._pending:
+            raise AssertionError(f"pending count {self._pending} != queued {n_pending}")
