@@ -491,8 +491,6 @@ class Scheduler:
             heap.append(((*self._prefix(qkey, now), *q[0]), q[0][-1], qkey))
         heapq.heapify(heap)
         while heap:
-            if open_free <= 0 and not can_preempt:
-                break
             if cyc.failures >= self.config.backfill_depth:
                 break
             key, _, qkey = heapq.heappop(heap)
@@ -509,6 +507,12 @@ class Scheduler:
             avail = [p for p in j.candidates if p not in cyc.blocked]
             if not avail:
                 continue  # every job of this sub-queue shares these blocked pools
+            if open_free <= 0 and not can_preempt:
+                # Nothing is free anywhere this job could go: say so for the job at the
+                # head and stop, instead of walking a queue that cannot move.
+                models = sorted({pools[p].model for p in avail})
+                self._set_reason(j, Reason.RESOURCES, f"waiting for {j.gpus} x {'/'.join(models)}", out)
+                break
             started = self._try_start(j, avail, cyc)
             if started:
                 open_free -= j.gpus  # it started in one of ``avail``, none of them blocked

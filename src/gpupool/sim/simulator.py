@@ -1,0 +1,246 @@
+"""The discrete-event driver of the digital twin.
+
+This module owns ``simulate``: it feeds a workload's submissions, the finishes its runtime
+model predicts, and periodic ticks to the production ``Scheduler`` as events, enacts the
+decisions that come back (a start schedules a finish, a preemption keeps the work up to
+the last checkpoint), and records what happened to every job and to the pool.
+
+It makes no scheduling decision of its own: every start, preemption and rejection comes
+from ``gpupool.core``. The only wall clock read here measures how long each cycle took.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from gpupool.core.decisions import Preempt, Reject, Start, Stop
+from gpupool.core.events import Event, JobFinished, JobSubmitted, Tick
+from gpupool.core.fleet import Fleet, Level
+from gpupool.core.job import JobSpec, TaskGroup
+from gpupool.core.scheduler import Scheduler, SchedulerConfig
+from gpupool.core.tenancy import Tenancy
+from gpupool.sim.records import JobRecord, PoolSample, RunResult
+from gpupool.sim.runtime import RuntimeModel
+from gpupool.sim.workload import WorkloadJob
+
+# Event kinds, in the order they are applied within one instant: finishes free capacity
+# before arrivals are queued (as the Helios simulator does within a 1-s step).
+_FINISH, _SUBMIT, _TICK = 0, 1, 2
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """A simulation's settings beyond the scheduler's own."""
+
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    reference_model: str | None = None
+    #: checkpoint interval assumed for jobs that declare none (0 = none: a preemption
+    #: loses the whole attempt)
+    default_checkpoint_interval_ms: int = 0
+    #: stop at this simulated time (ms after the first submission); None = run to the end
+    horizon_ms: int | None = None
+    #: run ``Scheduler.validate()`` after every cycle (slow; for tests)
+    validate: bool = False
+    #: overheads of a resumed attempt (see RuntimeModel)
+    overhead_1_ms: int = 7_000
+    overhead_node_ms: int = 30_000
+    overhead_multi_ms: int = 60_000
+
+
+@dataclass(slots=True)
+class _Live:
+    """What the driver knows of a job: its work left and its current attempt."""
+
+    record: JobRecord
+    work_left: float
+    wclass: str
+    checkpoint_ms: int
+    alloc: str = ""
+    started: int = -1
+    speed: float = 1.0
+    overhead: int = 0
+
+
+def to_spec(w: WorkloadJob, default_checkpoint_ms: int = 0) -> JobSpec:
+    """The job a workload record asks the scheduler for."""
+    groups: tuple[TaskGroup, ...] = ()
+    if w.gpus_per_worker > 0:
+        groups = (TaskGroup(max(1, w.gpus // w.gpus_per_worker), w.gpus_per_worker),)
+    return JobSpec(
+        id=w.id,
+        project=w.tenant,
+        gpus=w.gpus,
+        submit_ms=w.submit_ms,
+        user=w.user,
+        groups=groups,
+        models=w.models,
+        min_memory_gib=w.min_memory_gib,
+        stacks=w.stacks,
+        topology=Level.parse(w.topology),
+        walltime_ms=w.walltime_ms,
+        priority_class=w.priority_class,
+        checkpoint_interval_ms=w.checkpoint_interval_ms or default_checkpoint_ms,
+        kind=w.kind,
+        workload_class=w.workload_class,
+        duration_hint_ms=w.duration_ms,
+    )
+
+
+def simulate(
+    fleet: Fleet,
+    tenancy: Tenancy,
+    workload: Sequence[WorkloadJob],
+    config: SimConfig | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Run ``workload`` through the production scheduler on ``fleet``; return what happened."""
+    cfg = config or SimConfig()
+    sched = Scheduler(fleet, tenancy, cfg.scheduler)
+    runtime = RuntimeModel(
+        fleet.catalogue, cfg.reference_model, cfg.overhead_1_ms, cfg.overhead_node_ms, cfg.overhead_multi_ms
+    )
+    wall0 = time.perf_counter()
+    live: dict[str, _Live] = {}
+    records: list[JobRecord] = []
+    heap: list[tuple[int, int, int, object]] = []
+    seq = 0
+    for w in workload:
+        spec = to_spec(w, cfg.default_checkpoint_interval_ms)
+        project = tenancy.resolve(w.tenant)
+        tenant = tenancy.nodes[project].path if project is not None else w.tenant
+        rec = JobRecord(w.id, tenant, w.gpus, w.submit_ms, w.duration_ms)
+        records.append(rec)
+        live[w.id] = _Live(rec, float(w.duration_ms), w.workload_class, spec.checkpoint_interval_ms)
+        heap.append((w.submit_ms, _SUBMIT, seq, spec))
+        seq += 1
+    heapq.heapify(heap)
+    start_ms = heap[0][0] if heap else 0
+    horizon = None if cfg.horizon_ms is None else start_ms + cfg.horizon_ms
+    round_ms = cfg.scheduler.round_ms
+    tick_at: int | None = None
+    samples: list[PoolSample] = []
+    cycle_ms: list[float] = []
+    total = fleet.total_gpus
+    busy = 0
+    done = 0
+    n_jobs = len(records)
+    last_progress = 0.0
+    now = start_ms
+    while heap:
+        now = heap[0][0]
+        if horizon is not None and now > horizon:
+            break
+        events: list[Event] = []
+        while heap and heap[0][0] == now:
+            _, kind, _, payload = heapq.heappop(heap)
+            if kind == _SUBMIT:
+                events.append(JobSubmitted(payload))  # type: ignore[arg-type]
+            elif kind == _FINISH:
+                job_id, alloc = payload  # type: ignore[misc]
+                lv = live[job_id]
+                if lv.alloc != alloc:
+                    continue  # that attempt was preempted: its finish never happens
+                events.append(JobFinished(job_id, alloc))
+                _finish(lv, now)
+                busy -= lv.record.gpus
+                done += 1
+            else:
+                events.append(Tick())
+                tick_at = None
+        t0 = time.perf_counter()
+        decisions = sched.handle(events, now)
+        cycle_ms.append((time.perf_counter() - t0) * 1000.0)
+        for d in decisions:
+            if isinstance(d, Start):
+                lv = live[d.job_id]
+                rec = lv.record
+                if rec.first_start_ms < 0:
+                    rec.first_start_ms = now
+                rec.model, rec.cluster = d.model, d.cluster
+                lv.alloc, lv.started = d.allocation_id, now
+                lv.speed = runtime.speed(d.model, lv.wclass)
+                lv.overhead = runtime.restart_overhead_ms(rec.gpus) if d.resumed else 0
+                end = now + lv.overhead + runtime.wall_ms(lv.work_left, d.model, lv.wclass)
+                heapq.heappush(heap, (end, _FINISH, seq, (d.job_id, d.allocation_id)))
+                seq += 1
+                busy += rec.gpus
+            elif isinstance(d, Preempt):
+                lv = live[d.job_id]
+                _preempted(lv, now, runtime)
+                busy -= lv.record.gpus
+            elif isinstance(d, Stop):
+                lv = live[d.job_id]
+                _preempted(lv, now, runtime)
+                lv.record.state = "cancelled"
+                busy -= lv.record.gpus
+                done += 1
+            elif isinstance(d, Reject):
+                rec = live[d.job_id].record
+                rec.state = "unschedulable"
+                rec.reason = f"{d.reason.value}: {d.detail}"
+                done += 1
+        if cfg.validate:
+            sched.validate()
+        if not samples or samples[-1].busy_gpus != busy or samples[-1].pending_jobs != sched.pending_count:
+            samples.append(PoolSample(now, busy, total, sched.pending_count, len(sched.running)))
+        if round_ms > 0 and tick_at is None and (sched.pending_count or sched.running):
+            # rounds: preemptive policies re-decide even when nothing arrives or ends
+            tick_at = now + round_ms
+            heapq.heappush(heap, (tick_at, _TICK, seq, None))
+            seq += 1
+        if progress is not None and done - last_progress >= 1000:
+            progress(done, n_jobs)
+            last_progress = done
+    if progress is not None:
+        progress(done, n_jobs)
+    for j in sched.running.values():
+        rec = live[j.spec.id].record
+        rec.run_ms += now - j.start_ms
+        rec.gpu_ms += (now - j.start_ms) * rec.gpus
+    for rec in records:
+        if rec.state == "unfinished" and rec.reason == "":
+            st = sched.job(rec.id)
+            if st is not None:
+                rec.reason = f"{st.reason.value}: {st.detail}" if st.detail else st.reason.value
+    return RunResult(
+        policy=cfg.scheduler.policy + ("+easy" if cfg.scheduler.backfill == "easy" else ""),
+        jobs=records,
+        samples=samples,
+        total_gpus=total,
+        entitlement=tenancy.entitlement(total),
+        sector_of={tenancy.nodes[p].path: tenancy.sector_of(p) for p in tenancy.projects},
+        cycle_ms=cycle_ms,
+        wall_s=time.perf_counter() - wall0,
+        sim_end_ms=now,
+        meta={"first_submit_ms": start_ms},
+    )
+
+
+def _finish(lv: _Live, now: int) -> None:
+    rec = lv.record
+    ran = now - lv.started
+    rec.run_ms += ran
+    rec.gpu_ms += ran * rec.gpus
+    rec.end_ms = now
+    rec.state = "finished"
+    lv.alloc = ""
+    lv.work_left = 0.0
+
+
+def _preempted(lv: _Live, now: int, runtime: RuntimeModel) -> None:
+    """Account an interrupted attempt: keep work up to the last checkpoint."""
+    rec = lv.record
+    elapsed = now - lv.started
+    rec.run_ms += elapsed
+    rec.gpu_ms += elapsed * rec.gpus
+    rec.preemptions += 1
+    working = max(0, elapsed - lv.overhead)
+    done = working * lv.speed
+    kept = runtime.kept_work(done, working, lv.checkpoint_ms)
+    lv.work_left = max(0.0, lv.work_left - kept)
+    rec.lost_gpu_ms += int((elapsed - kept / lv.speed if lv.speed else elapsed) * rec.gpus)
+    lv.alloc = ""
