@@ -72,7 +72,9 @@ def sample(t: int, busy: int, total: int = 10, pending: int = 0) -> PoolSample:
 def test_two_jobs_exact_jct_and_queue_statistics() -> None:
     # a: submitted 0, ran 0..10 s -> JCT 10 s, waited 0 s.
     # b: submitted 1 s, ran 5..31 s -> JCT 30 s, waited 4 s.
-    m = compute_metrics(result([job("a", start=0, end=10_000), job("b", submit=1_000, start=5_000, end=31_000)]))
+    m = compute_metrics(
+        result([job("a", start=0, end=10_000), job("b", submit=1_000, start=5_000, end=31_000)])
+    )
     assert m["jobs"] == 2 and m["finished"] == 2
     assert m["avg_jct_s"] == 20.0
     assert m["p50_jct_s"] == 20.0  # linear: midway between the two
@@ -279,7 +281,9 @@ def test_scheduler_cost_metrics() -> None:
 
 def test_job_arrays_columns() -> None:
     a = JobArrays.from_result(
-        result([job("a", "x", start=5, end=10), job("b", "y", submit=2), job("c", "x", submit=1, start=3, end=9)])
+        result(
+            [job("a", "x", start=5, end=10), job("b", "y", submit=2), job("c", "x", submit=1, start=3, end=9)]
+        )
     )
     assert a.tenants == ["x", "y"] and list(a.tenant_idx) == [0, 1, 0]
     assert list(a.jct_s) == [0.01, 0.008]

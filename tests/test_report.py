@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from gpupool.sim import report
-from gpupool.sim.metrics import compute_metrics
+from gpupool.sim.metrics import JobArrays, compute_metrics
 from gpupool.sim.records import JobRecord, PoolSample, RunResult
 from gpupool.sim.report import hangul_font_family, write_report
 
@@ -181,7 +181,7 @@ def test_share_figure_groups_many_tenants() -> None:
             j.tenant = f"기관{i % n:02d}"
         r.entitlement = {}
         r.sector_of = {f"기관{i:02d}": f"s{i % 3}" for i in range(n)} if sectors else {}
-        return [report._Run("p", "#000", r, compute_metrics(r), report.JobArrays.from_result(r))]
+        return [report._Run("p", "#000", r, compute_metrics(r), JobArrays.from_result(r))]
 
     kind, _, groups = report._share_groups(runs(8, sectors=True))
     assert kind == "tenant" and len(groups) == 8
@@ -245,9 +245,7 @@ def big_run(policy: str, n_jobs: int, n_samples: int, seed: int) -> RunResult:
     t = np.sort(rng.integers(0, int(submit[-1]), n_samples))
     busy = rng.integers(0, 2049, n_samples)
     pending = rng.integers(0, 500, n_samples)
-    samples = [
-        PoolSample(int(t[i]), int(busy[i]), 2048, int(pending[i]), 100) for i in range(n_samples)
-    ]
+    samples = [PoolSample(int(t[i]), int(busy[i]), 2048, int(pending[i]), 100) for i in range(n_samples)]
     return RunResult(
         policy=policy,
         jobs=jobs,
