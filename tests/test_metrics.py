@@ -323,3 +323,8 @@ def test_utilization_is_a_fraction(r: RunResult) -> None:
     assert 0.0 <= u <= 1.0 and not math.isnan(u)
     s = utilization_series(r, 3600.0)
     assert np.all(s.values >= -1e-9) and np.all(s.values <= 1 + 1e-9)
+
+
+def test_precomputed_job_arrays_give_the_same_metrics() -> None:
+    r = result([job("a", "x", start=5, end=10), job("b", "y", submit=2)], [sample(0, 4), sample(7, 1)])
+    assert compute_metrics(r, jobs=JobArrays.from_result(r)) == compute_metrics(r)

@@ -271,3 +271,19 @@ def test_large_run_reports_in_seconds(tmp_path: Path) -> None:
     # Figures are resampled, so the page stays small whatever the run size.
     assert len(page) < 2_000_000
     assert pl.read_csv(tmp_path / "jobs.csv").height == 200_000
+
+
+def test_hangul_font_found_even_when_matplotlib_cache_predates_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib import font_manager
+
+    hangul_font_family.cache_clear()
+    try:
+        if hangul_font_family() is None:
+            pytest.skip("no font with Hangul glyphs installed (install fonts-nanum)")
+        # A font cache written before the font package was installed lists no such family.
+        stale = [f for f in font_manager.fontManager.ttflist if f.name not in report._HANGUL_FAMILIES]
+        monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
+        hangul_font_family.cache_clear()
+        assert hangul_font_family() is not None
+    finally:
+        hangul_font_family.cache_clear()

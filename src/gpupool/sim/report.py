@@ -12,7 +12,7 @@ Figures are drawn with Matplotlib's Agg canvas directly (no pyplot, so no global
 or figure registry is touched) inside an ``rc_context``. Tenant names may be Hangul: the
 figures use an installed font with Hangul glyphs when there is one, and otherwise render
 boxes for those glyphs after a single logged warning. The arithmetic lives in
-``gpupool.sim.metrics``; nothing here decides what a number means.
+``gpupool.sim.metrics``; this module only formats and draws its results.
 """
 
 from __future__ import annotations
@@ -526,6 +526,7 @@ figcaption { color: var(--muted); font-size: 12.5px; margin-top: 6px; }
 details { margin: 10px 0; }
 summary { cursor: pointer; font-weight: 600; }
 .legend { color: var(--muted); font-size: 12.5px; margin-top: 6px; }
+.scroll { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -561,16 +562,20 @@ class _Row:
     sep: bool = False  # a rule above: starts a new group of rows
 
 
+def _fmt(spec: str, scale: float = 1.0) -> Callable[[Any], str]:
+    def fmt(v: Any) -> str:
+        return format(float(v) * scale, spec)
+
+    return fmt
+
+
 def _headline_rows() -> list[_Row]:
-    ints: Callable[[Any], str] = lambda v: f"{int(v):,}"  # noqa: E731
-    hours: Callable[[Any], str] = lambda v: _num(float(v), 1)  # noqa: E731
-    pct: Callable[[Any], str] = lambda v: f"{float(v) * 100:.1f}"  # noqa: E731
-    ms: Callable[[Any], str] = lambda v: f"{float(v):,.3g}"  # noqa: E731
+    count, hours, ms = _fmt(",.0f"), _fmt(",.1f"), _fmt(",.3g")
     return [
-        _Row("Jobs", "jobs", ints),
-        _Row("Finished", "finished", ints, "high"),
-        _Row("Unschedulable", "unschedulable", ints),
-        _Row("Unfinished at end", "unfinished", ints, "low"),
+        _Row("Jobs", "jobs", count),
+        _Row("Finished", "finished", count, "high"),
+        _Row("Unschedulable", "unschedulable", count),
+        _Row("Unfinished at end", "unfinished", count, "low"),
         _Row("Mean JCT (s)", "avg_jct_s", _fmt_s, "low", sep=True),
         _Row("p50 JCT (s)", "p50_jct_s", _fmt_s, "low"),
         _Row("p95 JCT (s)", "p95_jct_s", _fmt_s, "low"),
@@ -579,19 +584,19 @@ def _headline_rows() -> list[_Row]:
         _Row("p50 queueing delay (s)", "p50_queue_s", _fmt_s, "low"),
         _Row("p95 queueing delay (s)", "p95_queue_s", _fmt_s, "low"),
         _Row("p99 queueing delay (s)", "p99_queue_s", _fmt_s, "low"),
-        _Row("Makespan (h)", "makespan_s", lambda v: _num(float(v) / 3600, 2), "low", sep=True),
-        _Row("Utilisation (%)", "utilization", pct, "high"),
-        _Row("Jain fairness (1 = fair)", "jain_fairness", lambda v: f"{float(v):.3f}", "high"),
+        _Row("Makespan (h)", "makespan_s", _fmt(",.2f", 1 / 3600), "low", sep=True),
+        _Row("Utilisation (%)", "utilization", _fmt(".1f", 100), "high"),
+        _Row("Jain fairness (1 = fair)", "jain_fairness", _fmt(".3f"), "high"),
         _Row("GPU-hours used (h)", "gpu_hours", hours),
         _Row("GPU-hours lost to preemption (h)", "lost_gpu_hours", hours, "low"),
-        _Row("Preemptions", "preemptions", ints, "low"),
-        _Row("Scheduling cycles", "cycles", ints, sep=True),
+        _Row("Preemptions", "preemptions", count, "low"),
+        _Row("Scheduling cycles", "cycles", count, sep=True),
         _Row("Cycle time p50 (ms)", "cycle_ms_p50", ms, "low"),
         _Row("Cycle time p99 (ms)", "cycle_ms_p99", ms, "low"),
         _Row("Cycle time max (ms)", "cycle_ms_max", ms, "low"),
-        _Row("Wall time (s)", "wall_s", lambda v: f"{float(v):,.2f}"),
-        _Row("Jobs per wall second", "jobs_per_wall_s", lambda v: f"{float(v):,.0f}", "high"),
-        _Row("Simulated h per wall h (×)", "sim_hours_per_wall_hour", lambda v: f"{float(v):,.0f}", "high"),
+        _Row("Wall time (s)", "wall_s", _fmt(",.2f")),
+        _Row("Jobs per wall second", "jobs_per_wall_s", count, "high"),
+        _Row("Simulated h per wall h (×)", "sim_hours_per_wall_hour", count, "high"),
     ]
 
 
@@ -666,8 +671,9 @@ def _html(runs: Sequence[_Run], title: str, context: Mapping[str, str], figures:
     for r in runs:
         details.append(
             f"<details><summary>{_e(r.name)}: per sector and per tenant</summary>"
-            f"<h3>Sectors</h3>{_group_table(r.metrics['sectors'], 'sector')}"
-            f"<h3>Tenants</h3>{_group_table(r.metrics['tenants'], 'tenant')}</details>"
+            f'<h3>Sectors</h3><div class="scroll">{_group_table(r.metrics["sectors"], "sector")}</div>'
+            f'<h3>Tenants</h3><div class="scroll">{_group_table(r.metrics["tenants"], "tenant")}</div>'
+            "</details>"
         )
     policies = ", ".join(r.name for r in runs)
     return f"""<!DOCTYPE html>
@@ -683,7 +689,7 @@ def _html(runs: Sequence[_Run], title: str, context: Mapping[str, str], figures:
 <p class="sub">Simulation report · {len(runs)} polic{"y" if len(runs) == 1 else "ies"}: {_e(policies)}</p>
 {ctx_html}
 <h2>Headline</h2>
-{_headline_table(runs)}
+<div class="scroll">{_headline_table(runs)}</div>
 <p class="legend">Green: best value in the row. JCT over finished jobs, queueing delay over started
 jobs; percentiles interpolate linearly between ranks. Utilisation is time-weighted from the first
 submission to the last job end. Jain fairness is over GPU-hours received divided by entitled share.
@@ -778,16 +784,11 @@ def write_report(
     if not results:
         raise ValueError("write_report needs at least one RunResult")
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = [
-        _Run(
-            name=name,
-            color=PALETTE[i % len(PALETTE)],
-            result=r,
-            metrics={**compute_metrics(r), "policy": name},
-            arrays=JobArrays.from_result(r),
-        )
-        for i, (name, r) in enumerate(zip(_unique_names(results), results, strict=True))
-    ]
+    runs = []
+    for i, (name, r) in enumerate(zip(_unique_names(results), results, strict=True)):
+        arrays = JobArrays.from_result(r)
+        metrics = {**compute_metrics(r, jobs=arrays), "policy": name}
+        runs.append(_Run(name, PALETTE[i % len(PALETTE)], r, metrics, arrays))
 
     metrics_path = out_dir / "metrics.json"
     with metrics_path.open("w", encoding="utf-8") as f:
