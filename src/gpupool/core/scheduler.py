@@ -152,6 +152,9 @@ class Scheduler:
         self._pool_unit_gpus = self._unit_capacities()
         self._has_guarantees = any(n.guaranteed for n in tenancy.nodes)
         self._node_jobs: dict[int, set[int]] = {}
+        #: pools whose jobs or capacity changed since the last cycle (preemptive policies
+        #: re-decide only there: elsewhere the wanted set cannot have changed)
+        self._dirty: set[int] = set()
 
     # -- public API ----------------------------------------------------------------------
 
@@ -210,12 +213,15 @@ class Scheduler:
             if idx is None:
                 raise ValueError(f"unknown node {ev.node!r}")
             self.capacity.set_schedulable(idx, isinstance(ev, NodeUp))
+            self._dirty.add(self.capacity.node_pool[idx])
             if isinstance(ev, NodeDown):
                 for seq in sorted(self._node_jobs.get(idx, ())):
                     j = self._by_seq[seq]
                     self._preempt(j, now, out, Reason.NODE_DOWN, f"node {ev.node} is down")
         elif isinstance(ev, Tick):
-            pass
+            if self.policy.key == "attained":
+                # attained service grows with time: the order may change anywhere
+                self._dirty.update(range(len(self.capacity.pools)))
         else:  # pragma: no cover - the Event union is closed
             raise TypeError(f"not an event: {ev!r}")
 
@@ -255,6 +261,7 @@ class Scheduler:
         self.jobs[spec.id] = j
         self._by_seq[j.seq] = j
         self._enqueue(j)
+        self._dirty.update(cands)
 
     # -- candidate pools -----------------------------------------------------------------
 
@@ -363,7 +370,7 @@ class Scheduler:
         if k == "duration":
             return (j.spec.duration_hint_ms, j.spec.submit_ms, j.seq)
         if k == "remaining":
-            return (max(0, j.spec.duration_hint_ms - j.run_ms), j.spec.submit_ms, j.seq)
+            return (self._remaining(j), j.spec.submit_ms, j.seq)
         return (j.attained, j.spec.submit_ms, j.seq)
 
     def _enqueue(self, j: JobState) -> None:
@@ -408,6 +415,12 @@ class Scheduler:
             return s.duration_hint_ms
         return self.config.default_walltime_ms
 
+    def _remaining(self, j: JobState) -> int:
+        """Estimated run time left: a walltime restarts whole, a duration hint does not."""
+        if j.spec.walltime_ms > 0:
+            return j.spec.walltime_ms
+        return max(1, self._walltime(j) - j.run_ms)
+
     def _start(
         self, j: JobState, pool: int, plan: Sequence[tuple[int, int]], now: int, out: list[Decision]
     ) -> None:
@@ -420,8 +433,7 @@ class Scheduler:
         j.pool = pool
         j.placement = placement
         j.start_ms = now
-        remaining = self._walltime(j) - (j.run_ms if j.spec.walltime_ms == 0 else 0)
-        j.expected_end = now + max(remaining, 1)
+        j.expected_end = now + self._remaining(j)
         j.reason, j.detail, j.reserved_start = Reason.QUEUED, "", -1
         self.running[j.seq] = j
         self._running_by_pool[pool].add((j.expected_end, j.seq))
@@ -448,6 +460,7 @@ class Scheduler:
             if s is not None:
                 s.discard(j.seq)
         self._running_by_pool[j.pool].remove((j.expected_end, j.seq))
+        self._dirty.add(j.pool)
         del self.running[j.seq]
         self.ledger.change(j.project, p.model, -j.gpus, now)
         ran = now - j.start_ms
@@ -696,25 +709,42 @@ class Scheduler:
         candidate pool (bigger ones are skipped, not blocking); running jobs outside the
         wanted set are preempted; wanted pending jobs are then placed where topology allows.
         """
-        if not self._pending:
+        dirty, self._dirty = self._dirty, set()
+        if not self._pending or not dirty:
             return
+        # Pools linked to a changed pool through some pending job's candidates.
+        relevant = set(dirty)
+        grew = True
+        while grew:
+            grew = False
+            for qkey in self._queues:
+                cands = self._candset_list[qkey[0]]
+                if not relevant.isdisjoint(cands) and not relevant.issuperset(cands):
+                    relevant.update(cands)
+                    grew = True
         pools = self.capacity.pools
         left = [p.schedulable for p in pools]
-        total_left = sum(left)
+        total_left = sum(left[p] for p in relevant)
         key = self.policy.key
-        running: list[tuple[tuple[float, ...], int, JobState]] = []
-        for j in self.running.values():
-            if key == "remaining":
-                k: tuple[float, ...] = (max(0, j.expected_end - now), j.spec.submit_ms, j.seq)
-            else:
-                k = (j.attained + (now - j.start_ms) * j.gpus, j.spec.submit_ms, j.seq)
-            running.append((k, 0, j))
-        running.sort(key=lambda t: (t[0], t[1]))
         by_seq = self._by_seq
+        running: list[tuple[tuple[float, ...], int, JobState]] = []
+        for pi in relevant:
+            for end, seq in self._running_by_pool[pi]:
+                j = by_seq[seq]
+                if key == "remaining":
+                    k: tuple[float, ...] = (max(0, end - now), j.spec.submit_ms, seq)
+                else:
+                    k = (j.attained + (now - j.start_ms) * j.gpus, j.spec.submit_ms, seq)
+                running.append((k, 0, j))
+        running.sort(key=lambda t: (t[0], t[1]))
         # Each sub-queue is already sorted by static key: merge them lazily, so a cycle
         # only looks at as many pending jobs as it can use.
         pending = heapq.merge(
-            *(((e, 1, by_seq[e[-1]]) for e in q) for q in self._queues.values()),
+            *(
+                ((e, 1, by_seq[e[-1]]) for e in q)
+                for qkey, q in self._queues.items()
+                if not relevant.isdisjoint(self._candset_list[qkey[0]])
+            ),
             key=lambda t: (t[0], t[1]),
         )
         wanted: list[tuple[JobState, int]] = []
@@ -746,6 +776,7 @@ class Scheduler:
                 victims.append(j)
         for v in victims:
             self._preempt(v, now, out, Reason.POLICY, f"{self.policy.name} order")
+        self._dirty.clear()  # what this cycle changed was decided by this cycle
         for j, pi in wanted:
             p = pools[pi]
             plan = self.capacity.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)

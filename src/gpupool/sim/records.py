@@ -43,8 +43,17 @@ class JobRecord:
 
     @property
     def queue_ms(self) -> int:
-        """Time from submission to first start; -1 if it never started."""
-        return self.first_start_ms - self.submit_ms if self.first_start_ms >= 0 else -1
+        """Queueing delay: all time spent waiting; -1 if the job never started.
+
+        For a finished job that is its completion time minus its run time, so the waits
+        after preemptions count too (as Tiresias and the Helios simulator count them); for
+        a job still running when the run stopped, the wait before its first start.
+        """
+        if self.first_start_ms < 0:
+            return -1
+        if self.end_ms >= 0:
+            return self.end_ms - self.submit_ms - self.run_ms
+        return self.first_start_ms - self.submit_ms
 
 
 @dataclass(slots=True)
