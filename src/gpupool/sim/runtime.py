@@ -38,7 +38,7 @@ class RuntimeModel:
 
     def wall_ms(self, work_ms: float, model: str, workload_class: str) -> int:
         """Wall time to do ``work_ms`` of reference work on ``model`` (at least 1 ms)."""
-        return max(1, int(round(work_ms / self.speed(model, workload_class))))
+        return max(1, round(work_ms / self.speed(model, workload_class)))
 
     def restart_overhead_ms(self, gpus: int) -> int:
         if gpus <= 1:

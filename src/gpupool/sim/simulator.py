@@ -15,6 +15,7 @@ import heapq
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from gpupool.core.decisions import Preempt, Reject, Start, Stop
 from gpupool.core.events import Event, JobFinished, JobSubmitted, Tick
@@ -138,9 +139,9 @@ def simulate(
         while heap and heap[0][0] == now:
             _, kind, _, payload = heapq.heappop(heap)
             if kind == _SUBMIT:
-                events.append(JobSubmitted(payload))  # type: ignore[arg-type]
+                events.append(JobSubmitted(cast(JobSpec, payload)))
             elif kind == _FINISH:
-                job_id, alloc = payload  # type: ignore[misc]
+                job_id, alloc = cast(tuple[str, str], payload)
                 lv = live[job_id]
                 if lv.alloc != alloc:
                     continue  # that attempt was preempted: its finish never happens

@@ -1,0 +1,289 @@
+"""The ``gpupool`` command: simulate, compare, demo, and the fleet/tenant inspectors.
+
+This module owns the command-line surface of the digital twin. It parses options, builds a
+scenario (``gpupool.sim.scenario``), runs it with a progress bar on stderr, and prints Rich
+tables or one JSON object on stdout. Bad input ends in one red line naming the problem and
+exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gpupool.cli.fleet_cmd import fleet_app, tenants_app
+from gpupool.core.accelerator import CatalogueError
+from gpupool.core.fleet import FleetError
+from gpupool.core.policy import POLICIES
+from gpupool.core.scheduler import SchedulerConfig
+from gpupool.core.tenancy import TenancyError
+from gpupool.fleetfile import FleetFileError
+from gpupool.sim.metrics import compute_metrics
+from gpupool.sim.records import RunResult
+from gpupool.sim.report import write_report
+from gpupool.sim.scenario import NAMED_WORKLOADS, Scenario, build_scenario, parse_policy, run_policies
+from gpupool.sim.simulator import SimConfig
+from gpupool.sim.workload import TraceError
+
+app = typer.Typer(
+    help="gpupool: share a national GPU pool fairly and fast. This build carries the scheduling "
+    "core and its digital twin (simulate, compare, demo).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(fleet_app, name="fleet")
+app.add_typer(tenants_app, name="tenants")
+
+out_console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+BAD_INPUT = (
+    FleetFileError,
+    FleetError,
+    TenancyError,
+    CatalogueError,
+    TraceError,
+    FileNotFoundError,
+    ValueError,
+)
+
+HEADLINE = [
+    ("jobs", "jobs", "{:,.0f}"),
+    ("finished", "finished", "{:,.0f}"),
+    ("avg_jct_s", "avg JCT (h)", "h"),
+    ("p50_jct_s", "p50 JCT (h)", "h"),
+    ("p99_jct_s", "p99 JCT (h)", "h"),
+    ("avg_queue_s", "avg queue (h)", "h"),
+    ("makespan_s", "makespan (h)", "h"),
+    ("utilization", "utilisation", "{:.1%}"),
+    ("jain_fairness", "Jain fairness", "{:.3f}"),
+    ("preemptions", "preemptions", "{:,.0f}"),
+    ("wall_s", "wall (s)", "{:.2f}"),
+    ("jobs_per_wall_s", "jobs / wall s", "{:,.0f}"),
+]
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except BAD_INPUT as e:
+        _fail(str(e))
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as prog:
+        tasks: dict[str, Any] = {}
+
+        def update(policy: str, done: int, total: int) -> None:
+            if policy not in tasks:
+                tasks[policy] = prog.add_task(f"simulating {policy}", total=total)
+            prog.update(tasks[policy], completed=done)
+
+        yield update
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "-"
+    if spec == "h":
+        return f"{value / 3600:,.2f}"
+    return spec.format(value)
+
+
+def _table(metrics: list[dict[str, Any]], title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    t.add_column("metric")
+    for m in metrics:
+        t.add_column(str(m["policy"]), justify="right")
+    for key, label, spec in HEADLINE:
+        t.add_row(label, *(_fmt(m.get(key), spec) for m in metrics))
+    return t
+
+
+def _run(
+    fleet: str,
+    tenants: str | None,
+    workload: str,
+    policies: list[str],
+    seed: int,
+    load: float,
+    hours: float,
+    fmt: str,
+    out: Path | None,
+    as_json: bool,
+    validate: bool,
+    backfill_depth: int,
+    min_runtime_s: float,
+    half_life_h: float,
+    title: str,
+) -> tuple[Scenario, list[RunResult], list[dict[str, Any]]]:
+    for p in policies:
+        name, backfill = parse_policy(p)
+        if name not in POLICIES:
+            _fail(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
+        if backfill not in ("none", "easy"):
+            _fail(f"unknown backfill {backfill!r} in {p!r} (expected none or easy)")
+    scenario = _guard(
+        lambda: build_scenario(fleet, tenants, workload, seed=seed, load=load, hours=hours, fmt=fmt)
+    )
+    if not scenario.jobs:
+        _fail(f"workload {workload!r} has no jobs")
+    base = SchedulerConfig(
+        backfill_depth=backfill_depth,
+        min_runtime_ms=int(min_runtime_s * 1000),
+        decay_half_life_ms=int(half_life_h * 3_600_000),
+    )
+    sim = SimConfig(validate=validate)
+    with _progress(sys.stderr.isatty() or not as_json) as cb:
+        results = run_policies(scenario, policies, base=base, sim=sim, progress=cb)
+    metrics = [compute_metrics(r) for r in results]
+    if out is not None:
+        ctx = dict(scenario.context)
+        ctx["command"] = shlex.join(["gpupool", *sys.argv[1:]])
+        path = write_report(out, results, title=title, context=ctx)
+        if not as_json:
+            err_console.print(f"report: [link=file://{path.resolve()}]{path}[/]")
+    return scenario, results, metrics
+
+
+FleetOpt = Annotated[
+    str, typer.Option("--fleet", "-f", help="Fleet file or preset (demo, korea-2025, philly, gavel-108).")
+]
+TenantsOpt = Annotated[
+    str | None, typer.Option("--tenants", "-t", help="Tenants file or preset (default: the fleet's own).")
+]
+WorkloadOpt = Annotated[
+    str, typer.Option("--workload", "-w", help=f"Trace file or one of: {', '.join(NAMED_WORKLOADS)}.")
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed for generated workloads.")]
+LoadOpt = Annotated[float, typer.Option(help="Offered load of a synthetic workload (fraction of the fleet).")]
+HoursOpt = Annotated[float, typer.Option(help="Length of a synthetic workload in hours.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="Trace format (auto, philly, itp-raw, gavel, ...).")]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write metrics.json, jobs.csv, report.html here.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
+ValidateOpt = Annotated[
+    bool, typer.Option("--validate", help="Check every invariant after every cycle (slow).")
+]
+DepthOpt = Annotated[int, typer.Option(help="Jobs examined per cycle after the first that cannot start.")]
+MinRunOpt = Annotated[
+    float, typer.Option("--min-runtime", help="Seconds a job runs before it may be preempted.")
+]
+HalfLifeOpt = Annotated[float, typer.Option("--half-life", help="Fair-share usage decay half-life, hours.")]
+
+
+@app.command()
+def simulate(
+    fleet: FleetOpt = "demo",
+    tenants: TenantsOpt = None,
+    workload: WorkloadOpt = "synthetic",
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help=f"One of {', '.join(POLICIES)}.")
+    ] = "fairshare",
+    backfill: Annotated[str, typer.Option(help="none or easy.")] = "none",
+    seed: SeedOpt = 0,
+    load: LoadOpt = 0.8,
+    hours: HoursOpt = 24.0,
+    fmt: FormatOpt = "auto",
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    validate: ValidateOpt = False,
+    backfill_depth: DepthOpt = 1000,
+    min_runtime: MinRunOpt = 0.0,
+    half_life: HalfLifeOpt = 168.0,
+) -> None:
+    """Simulate one policy on a fleet, tenants and workload; print its metrics."""
+    name = policy if "+" in policy or backfill == "none" else f"{policy}+{backfill}"
+    _, _, metrics = _run(
+        fleet, tenants, workload, [name], seed, load, hours, fmt, out, as_json, validate,
+        backfill_depth, min_runtime, half_life, f"gpupool simulation: {name} on {fleet}",
+    )  # fmt: skip
+    if as_json:
+        out_console.print_json(json.dumps(metrics[0]))
+    else:
+        out_console.print(_table(metrics, f"{name} on {fleet} / {workload}"))
+
+
+@app.command()
+def compare(
+    fleet: FleetOpt = "demo",
+    tenants: TenantsOpt = None,
+    workload: WorkloadOpt = "synthetic",
+    policies: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated policies, each optionally with +easy (e.g. fifo,fairshare+easy,las)."
+        ),
+    ] = "fifo,fairshare+easy,las",
+    seed: SeedOpt = 0,
+    load: LoadOpt = 0.8,
+    hours: HoursOpt = 24.0,
+    fmt: FormatOpt = "auto",
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    validate: ValidateOpt = False,
+    backfill_depth: DepthOpt = 1000,
+    min_runtime: MinRunOpt = 0.0,
+    half_life: HalfLifeOpt = 168.0,
+) -> None:
+    """Simulate several policies on the same scenario, side by side."""
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    if not names:
+        _fail("--policies is empty")
+    if len(set(names)) != len(names):
+        _fail(f"--policies names a policy twice: {policies}")
+    _, _, metrics = _run(
+        fleet, tenants, workload, names, seed, load, hours, fmt, out, as_json, validate,
+        backfill_depth, min_runtime, half_life, f"gpupool comparison on {fleet}",
+    )  # fmt: skip
+    if as_json:
+        out_console.print_json(json.dumps({m["policy"]: m for m in metrics}))
+    else:
+        out_console.print(_table(metrics, f"{', '.join(names)} on {fleet} / {workload}"))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the report.")] = Path("out/demo"),
+    hours: HoursOpt = 24.0,
+    seed: SeedOpt = 0,
+) -> None:
+    """Run the digital twin on the demo fleet (2 sites, GPUs and NPUs) and write a report."""
+    names = ["fifo", "fairshare+easy", "las"]
+    _, _, metrics = _run(
+        "demo", None, "synthetic", names, seed, 0.9, hours, "auto", out, False, False,
+        1000, 0.0, 168.0, "gpupool demo: the digital twin on the demo fleet",
+    )  # fmt: skip
+    out_console.print(_table(metrics, "demo fleet, synthetic Philly-calibrated workload at 90% load"))
+    out_console.print(f"Open {(out / 'report.html').resolve()} in a browser to see the figures.")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,185 @@
+"""A scenario: the fleet, tenants, workload and settings of a simulation, resolved from names.
+
+This module owns turning what a user types (``--fleet korea-2025 --workload synthetic``)
+into the objects a simulation runs on, and ``run_policies``, which simulates one scenario
+under several policies. Workload names:
+
+- ``philly``: the whole Philly job table (82,247 jobs, tenants = virtual clusters);
+- ``philly-helios``: the Helios paper's Philly window (2017-10-01 to 2017-11-30, 11 VCs);
+- ``itp-NN``: a Microsoft ITP cluster trace (01, 02, 04, 05, 06, 08, 09);
+- ``synthetic`` (or ``synthetic:TRACE`` to calibrate from another shipped trace): a
+  workload generated from Philly's joint size/duration distribution at ``load`` of the
+  fleet for ``hours``, spread over the tenancy's projects by fair-share weight;
+- any other value is a trace file (format detected, or given with ``fmt``).
+Trace tenants the tenancy does not know are mapped onto its projects, deterministically,
+and the scenario says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gpupool.core.fleet import Fleet
+from gpupool.core.scheduler import SchedulerConfig
+from gpupool.core.tenancy import Tenancy
+from gpupool.fleetfile import default_tenants_for, load_fleet, load_tenants
+from gpupool.sim.generator import generate_workload
+from gpupool.sim.records import RunResult
+from gpupool.sim.simulator import SimConfig, simulate
+from gpupool.sim.trace import read_trace, shipped_trace
+from gpupool.sim.workload import WorkloadJob
+
+HELIOS_WINDOW = ("2017-10-01", "2017-11-30 23:59:59")
+ITP_CLUSTERS = ("01", "02", "04", "05", "06", "08", "09")
+NAMED_WORKLOADS = ("philly", "philly-helios", *(f"itp-{c}" for c in ITP_CLUSTERS), "synthetic")
+
+
+@dataclass(slots=True)
+class Scenario:
+    """Everything a simulation needs, plus a human description of where it came from."""
+
+    fleet: Fleet
+    tenancy: Tenancy
+    jobs: list[WorkloadJob]
+    context: dict[str, str] = field(default_factory=dict)
+
+
+def parse_policy(text: str) -> tuple[str, str]:
+    """``fairshare+easy`` -> (``fairshare``, ``easy``); a bare name means no backfill."""
+    name, _, backfill = text.strip().partition("+")
+    return name, backfill or "none"
+
+
+def _philly_vcs() -> list[str]:
+    rows = shipped_trace("philly/philly_vc_nodes.csv").read_text(encoding="utf-8").splitlines()[1:]
+    return [r.split(",")[0] for r in rows if r.strip()]
+
+
+def load_workload(
+    name: str,
+    fleet: Fleet,
+    tenancy: Tenancy,
+    *,
+    seed: int,
+    load: float,
+    hours: float,
+    fmt: str = "auto",
+) -> tuple[list[WorkloadJob], str]:
+    """The jobs a workload name stands for, and a one-line description of them."""
+    if name == "philly":
+        jobs = read_trace(shipped_trace("philly/philly_jobs.csv"), "philly")
+        return jobs, "Philly job table (all 82,247 jobs)"
+    if name == "philly-helios":
+        jobs = read_trace(
+            shipped_trace("philly/philly_jobs.csv"),
+            "philly",
+            start=HELIOS_WINDOW[0],
+            end=HELIOS_WINDOW[1],
+            tenants=_philly_vcs(),
+        )
+        return jobs, "Philly 2017-10-01..2017-11-30, 11 VCs (the Helios paper's window)"
+    if name.startswith("itp-") and name[4:] in ITP_CLUSTERS:
+        path = shipped_trace(f"microsoft-itp-2021/raw/cluster{name[4:]}.csv")
+        return read_trace(path, "itp-raw"), f"Microsoft ITP cluster {name[4:]} (2021)"
+    if name == "synthetic" or name.startswith("synthetic:"):
+        source = name.partition(":")[2] or "philly"
+        calib, what = load_workload(source, fleet, tenancy, seed=seed, load=load, hours=hours, fmt=fmt)
+        nodes = max((n.gpus for n in fleet.nodes), default=8)
+        # A national fleet runs foundation-model gangs: scale Philly's sizes up with the fleet.
+        scale = 1 if fleet.total_gpus < 10_000 else 8
+        weights = [(tenancy.nodes[p].path, _project_weight(tenancy, p)) for p in tenancy.projects]
+        jobs = generate_workload(
+            calib,
+            capacity_gpus=fleet.total_gpus,
+            load=load,
+            hours=hours,
+            tenants=weights,
+            seed=seed,
+            max_gpus=min(1024, fleet.total_gpus),
+            gpus_per_node=nodes,
+            size_scale=scale,
+        )
+        desc = f"synthetic, calibrated from {what}: {load:.0%} offered load for {hours:g} h, seed {seed}"
+        return jobs, desc
+    path = Path(name)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"workload {name!r} is neither a file nor a known workload ({', '.join(NAMED_WORKLOADS)})"
+        )
+    return read_trace(path, fmt), f"trace file {path.name}"
+
+
+def _project_weight(tenancy: Tenancy, project: int) -> float:
+    """A project's share of the fair-share tree (product of weight shares down the path)."""
+    share = 1.0
+    for i in tenancy.ancestors(project):
+        node = tenancy.nodes[i]
+        siblings = tenancy.children.get(node.parent, [])
+        total = sum(tenancy.nodes[s].weight for s in siblings)
+        share *= node.weight / total if total > 0 else 1.0
+    return share
+
+
+def map_tenants(jobs: list[WorkloadJob], tenancy: Tenancy) -> tuple[list[WorkloadJob], str]:
+    """Give jobs whose tenant the tenancy does not know a project, deterministically.
+
+    Unknown trace tenants, sorted by name, are dealt round-robin onto the projects in tree
+    order; jobs of a known tenant keep it.
+    """
+    unknown = sorted({j.tenant for j in jobs if tenancy.resolve(j.tenant) is None})
+    if not unknown:
+        return jobs, ""
+    projects = [tenancy.nodes[p].path for p in tenancy.projects]
+    mapping = {t: projects[i % len(projects)] for i, t in enumerate(unknown)}
+    out = [replace(j, tenant=mapping[j.tenant]) if j.tenant in mapping else j for j in jobs]
+    return out, f"{len(unknown)} trace tenants mapped onto {len(projects)} projects round-robin"
+
+
+def build_scenario(
+    fleet_name: str,
+    tenants_name: str | None,
+    workload: str,
+    *,
+    seed: int = 0,
+    load: float = 0.8,
+    hours: float = 24.0,
+    fmt: str = "auto",
+) -> Scenario:
+    """Load the fleet and tenants, and resolve the workload against them."""
+    fleet = load_fleet(fleet_name)
+    tname = tenants_name or default_tenants_for(fleet.name)
+    tenancy = load_tenants(tname, fleet)
+    jobs, what = load_workload(workload, fleet, tenancy, seed=seed, load=load, hours=hours, fmt=fmt)
+    jobs, mapped = map_tenants(jobs, tenancy)
+    context = {
+        "fleet": f"{fleet_name}: {fleet.total_gpus:,} accelerators on {len(fleet.nodes):,} nodes",
+        "tenants": f"{tname}: {len(tenancy.projects)} projects",
+        "workload": f"{what}: {len(jobs):,} jobs",
+        "seed": str(seed),
+    }
+    if mapped:
+        context["tenant mapping"] = mapped
+    return Scenario(fleet, tenancy, jobs, context)
+
+
+def run_policies(
+    scenario: Scenario,
+    policies: Sequence[str],
+    *,
+    base: SchedulerConfig | None = None,
+    sim: SimConfig | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[RunResult]:
+    """Simulate the scenario once per policy (``name`` or ``name+easy``)."""
+    results = []
+    for text in policies:
+        name, backfill = parse_policy(text)
+        cfg = replace(base or SchedulerConfig(), policy=name, backfill=backfill)
+        if name == "las" and cfg.round_ms == 0:
+            cfg.round_ms = 60_000  # LAS re-ranks as service accrues: decide every minute
+        simcfg = replace(sim or SimConfig(), scheduler=cfg)
+        cb = None if progress is None else (lambda d, n, _t=text: progress(_t, d, n))
+        results.append(simulate(scenario.fleet, scenario.tenancy, scenario.jobs, simcfg, progress=cb))
+    return results
