@@ -29,7 +29,11 @@ def test_core_modules_import_no_io_clock_or_randomness() -> None:
             for n in names:
                 if n.split(".")[0] in FORBIDDEN_MODULES:
                     offenders.append(f"{path.name}: imports {n}")
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in FORBIDDEN_CALLS
+            ):
                 offenders.append(f"{path.name}:{node.lineno}: calls {node.func.id}()")
     assert not offenders, offenders
 

@@ -54,9 +54,15 @@ def scripts(draw: st.DrawFn) -> list[tuple[str, object]]:
 
 def run(policy: str, backfill: str, script: list[tuple[str, object]]) -> list[object]:
     t = tenants(
-        "a", "b", "c", a={"guaranteed": {"H100": 16}}, b={"guaranteed": {"H100": 8}, "borrow_limit": {"H100": 24}}
+        "a",
+        "b",
+        "c",
+        a={"guaranteed": {"H100": 16}},
+        b={"guaranteed": {"H100": 8}, "borrow_limit": {"H100": 24}},
     )
-    s = Scheduler(fleet(racks=2, nodes_per_rack=2, blocks=2), t, SchedulerConfig(policy=policy, backfill=backfill))
+    s = Scheduler(
+        fleet(racks=2, nodes_per_rack=2, blocks=2), t, SchedulerConfig(policy=policy, backfill=backfill)
+    )
     stream: list[object] = []
     now = 0
     for kind, arg in script:

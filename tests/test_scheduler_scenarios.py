@@ -80,7 +80,9 @@ def test_stack_constraint_sends_job_only_to_matching_accelerators() -> None:
 
 def test_strict_fifo_blocks_behind_the_head_but_easy_backfills_short_jobs() -> None:
     for backfill, expect_small in (("none", False), ("easy", True)):
-        s = Scheduler(fleet(racks=1, nodes_per_rack=2), tenants("p"), SchedulerConfig(policy="fifo", backfill=backfill))
+        s = Scheduler(
+            fleet(racks=1, nodes_per_rack=2), tenants("p"), SchedulerConfig(policy="fifo", backfill=backfill)
+        )
         s.handle([JobSubmitted(job("long", 8, walltime_ms=100_000))], 0)
         d = s.handle(
             [
@@ -97,7 +99,9 @@ def test_strict_fifo_blocks_behind_the_head_but_easy_backfills_short_jobs() -> N
 
 
 def test_easy_backfill_refuses_a_job_that_would_delay_the_reservation() -> None:
-    s = Scheduler(fleet(racks=1, nodes_per_rack=2), tenants("p"), SchedulerConfig(policy="fifo", backfill="easy"))
+    s = Scheduler(
+        fleet(racks=1, nodes_per_rack=2), tenants("p"), SchedulerConfig(policy="fifo", backfill="easy")
+    )
     s.handle([JobSubmitted(job("long", 8, walltime_ms=100_000))], 0)
     d = s.handle(
         [
@@ -116,7 +120,10 @@ def test_fairshare_serves_the_tenant_that_used_less() -> None:
     s.handle([JobSubmitted(job("p1", 8, project="p"))], 0)
     # p used the node for an hour; then both tenants queue a job
     d = s.handle(
-        [JobSubmitted(job("p2", 8, project="p", submit=1)), JobSubmitted(job("q1", 8, project="q", submit=2))],
+        [
+            JobSubmitted(job("p2", 8, project="p", submit=1)),
+            JobSubmitted(job("q1", 8, project="q", submit=2)),
+        ],
         1_000,
     )
     d = s.handle([JobFinished("p1", "p1#1")], 3_600_000)
