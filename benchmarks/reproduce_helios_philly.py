@@ -35,7 +35,7 @@ from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.fleetfile import load_fleet, load_tenants
 from gpupool.sim.metrics import compute_metrics
-from gpupool.sim.scenario import load_workload
+from gpupool.sim.scenario import load_workload, with_policy_defaults
 from gpupool.sim.simulator import SimConfig, simulate
 from gpupool.sim.workload import WorkloadJob
 
@@ -76,9 +76,7 @@ def divided(fleet: Fleet, divisor: int) -> Fleet:
 def run_case(
     fleet: Fleet, tenancy: Tenancy, jobs: list[WorkloadJob], policy: str, backfill: str
 ) -> dict[str, Any]:
-    cfg = SchedulerConfig(policy=policy, backfill=backfill, preemption=False)
-    if policy == "las":
-        cfg.round_ms = 60_000
+    cfg = with_policy_defaults(SchedulerConfig(policy=policy, backfill=backfill, preemption=False))
     sim = SimConfig(scheduler=cfg, default_checkpoint_interval_ms=1_000)
     t0 = time.perf_counter()
     result = simulate(fleet, tenancy, jobs, sim)

@@ -278,10 +278,12 @@ def demo(
     """Run the digital twin on the demo fleet (2 sites, GPUs and NPUs) and write a report."""
     names = ["fifo", "fairshare+easy", "las"]
     _, _, metrics = _run(
-        "demo", None, "synthetic", names, seed, 0.9, hours, "auto", out, False, False,
+        "demo", None, "synthetic", names, seed, 1.2, hours, "auto", out, False, False,
         1000, 0.0, 168.0, "gpupool demo: the digital twin on the demo fleet",
     )  # fmt: skip
-    out_console.print(_table(metrics, "demo fleet, synthetic Philly-calibrated workload at 90% load"))
+    out_console.print(
+        _table(metrics, "demo fleet, synthetic Philly-calibrated workload at 120% offered load")
+    )
     out_console.print(f"Open {(out / 'report.html').resolve()} in a browser to see the figures.")
 
 
