@@ -68,6 +68,7 @@ class JobArrays:
     preemptions: IntArray
     lost_gpu_ms: IntArray
     state: npt.NDArray[np.str_]
+    queue_ms: IntArray
 
     @classmethod
     def from_result(cls, result: RunResult) -> JobArrays:
@@ -93,6 +94,7 @@ class JobArrays:
             preemptions=col("preemptions"),
             lost_gpu_ms=col("lost_gpu_ms"),
             state=np.array([j.state for j in jobs], dtype=np.str_),
+            queue_ms=col("queue_ms"),
         )
 
     def __len__(self) -> int:
@@ -120,9 +122,9 @@ class JobArrays:
 
     @property
     def queue_s(self) -> FloatArray:
-        """Delays from submission to first start of the started jobs, in seconds."""
-        st = self.started
-        return (self.first_start_ms[st] - self.submit_ms[st]) / MS_PER_S
+        """Queueing delays of the started jobs, in seconds (``JobRecord.queue_ms``: all time
+        spent waiting, including after preemptions)."""
+        return self.queue_ms[self.started] / MS_PER_S
 
 
 class Series(NamedTuple):
