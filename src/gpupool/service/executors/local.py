@@ -1,0 +1,494 @@
+"""The local executor: allocations as process groups on this machine, pinned to their GPUs.
+
+This module owns ``LocalExecutor``, the ``Executor`` for a one-machine fleet (``gpupool serve``
+on a workstation or one GPU server). For each ``Launch`` it
+
+- maps the placement's (node, accelerator ids) to this machine's devices (``gpus.LocalMachine``)
+  and sets ``CUDA_VISIBLE_DEVICES`` to their UUIDs (plain numbers in simulated mode), plus
+  ``GPUPOOL_JOB_ID``, ``GPUPOOL_ALLOCATION_ID``, ``GPUPOOL_NODE``, ``GPUPOOL_GPUS`` and
+  ``GPUPOOL_PLACEMENT`` (``node:0,1;node2:0,1``);
+- starts ``argv`` in a new session, so the whole process group (the job and anything it
+  forks) can be signalled and is killed when the leader ends;
+- writes stdout and stderr to ``<log_dir>/<allocation>.out`` / ``.err``;
+- enforces the walltime and ``terminate``'s grace period (SIGTERM to the group, SIGKILL after);
+- samples GPU utilisation and memory from NVML every few seconds (``telemetry``).
+
+A daemon monitor thread does the waiting, signalling and sampling, so no method blocks on a
+job and walltimes hold even when nobody polls; ``poll`` only drains the events it queued.
+
+Restarts: every live allocation has a state file in ``state_dir`` (pid, process start time,
+walltime deadline, and the exit status once known). A new executor on the same ``state_dir``
+adopts the processes that still run (``allocations`` names them, walltime still enforced) and
+re-reports exits that happened before anyone polled them, so reconcile never relaunches a job
+that is still running. The exit status of an adopted process is not ours to collect (it is no
+longer our child): it is reported as ``exit_code=None``.
+
+It must not decide anything: placement comes from the core, and what an exit means for the
+job is the loop's business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpupool.service.executors.base import (
+    AllocationExited,
+    AllocationFailed,
+    AllocationStarted,
+    ExecutorEvent,
+    ExitCause,
+    Launch,
+)
+from gpupool.service.executors.gpus import (
+    GpuDevice,
+    GpuSample,
+    GpuSampler,
+    LocalMachine,
+    NvmlSampler,
+    discover_machine,
+    simulated_machine,
+    visible_devices,
+)
+
+__all__ = ["DEFAULT_INHERITED_ENV", "LocalExecutor", "log_paths"]
+
+#: What a job inherits from the server's environment. The rest is left out on purpose: the
+#: server's environment holds its database URL and tokens, which a job must not see. Names
+#: ending in ``*`` are prefixes.
+DEFAULT_INHERITED_ENV: tuple[str, ...] = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "TZ",
+    "TMPDIR",
+    "LANG",
+    "LC_*",
+    "LD_LIBRARY_PATH",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "NCCL_*",
+)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._#@+=-]")
+
+
+def _file_stem(allocation_id: str) -> str:
+    # Allocation ids come from the core ("job#attempt") but job ids come from users: quote
+    # anything that could leave the directory or clash with the state files' suffixes.
+    stem = _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", allocation_id)
+    return stem if not stem.startswith(".") else "%2E" + stem[1:]
+
+
+def log_paths(log_dir: Path, allocation_id: str) -> tuple[Path, Path]:
+    """Where an allocation's stdout and stderr go (the service's ``/logs`` reads these)."""
+    stem = _file_stem(allocation_id)
+    return log_dir / f"{stem}.out", log_dir / f"{stem}.err"
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, ``None`` if it is gone or a zombie.
+
+    A pid alone may be reused after a restart; pid plus start time names one process.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: split after the last ")".
+    fields = raw[raw.rfind(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+@dataclass(slots=True)
+class _Proc:
+    """One running allocation, as the monitor thread tracks it."""
+
+    allocation_id: str
+    job_id: str
+    pid: int
+    popen: subprocess.Popen[bytes] | None  # None: adopted from an earlier executor
+    start_ticks: int | None
+    deadline: float | None  # time.monotonic() at which the walltime runs out
+    devices: tuple[GpuDevice, ...]
+    state_file: Path
+    cause: ExitCause | None = None  # set once we decided to stop it
+    kill_at: float | None = None  # time.monotonic() at which SIGKILL follows SIGTERM
+    next_sample: float = 0.0
+
+
+@dataclass(slots=True)
+class _Telemetry:
+    samples: deque[GpuSample] = field(default_factory=deque)
+
+
+class LocalExecutor:
+    """Runs allocations as local process groups; see the module docstring.
+
+    Give either ``machine`` (e.g. ``gpus.discover_machine()``) or ``simulated_gpus``; with
+    neither, NVML discovery decides (a machine without GPUs can still run 0-GPU placements).
+    ``clock`` gives wall-clock seconds for event timestamps; deadlines use ``time.monotonic``
+    so that a clock step does not kill or spare a job.
+    """
+
+    backend = "local"
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        machine: LocalMachine | None = None,
+        simulated_gpus: int | None = None,
+        walltime_grace_s: float = 30.0,
+        tick_s: float = 0.05,
+        telemetry_interval_s: float = 5.0,
+        telemetry_keep: int = 720,
+        sampler: GpuSampler | None = None,
+        inherit_env: Iterable[str] = DEFAULT_INHERITED_ENV,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if machine is None:
+            machine = simulated_machine(simulated_gpus) if simulated_gpus else discover_machine()
+        self.machine = machine
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.walltime_grace_s = walltime_grace_s
+        self.telemetry_interval_s = telemetry_interval_s
+        self._tick_s = tick_s
+        self._telemetry_keep = telemetry_keep
+        self._sampler: GpuSampler | None = sampler
+        if self._sampler is None and not machine.simulated and machine.gpus:
+            self._sampler = NvmlSampler()
+        self._inherit = tuple(inherit_env)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._procs: dict[str, _Proc] = {}
+        self._seen: set[str] = set()
+        self._events: list[ExecutorEvent] = []
+        self._done_files: dict[str, Path] = {}  # state files to remove once their exit is polled
+        # Telemetry of running allocations and of the most recently finished ones.
+        self._telemetry: OrderedDict[str, deque[GpuSample]] = OrderedDict()
+        self._stop = threading.Event()
+        self._adopt()
+        self._thread = threading.Thread(target=self._monitor, name="gpupool-local-executor", daemon=True)
+        self._thread.start()
+
+    # -- the protocol -------------------------------------------------------------------
+
+    def launch(self, launch: Launch) -> None:
+        """Start ``launch`` (a no-op for an allocation id this executor has seen)."""
+        aid = launch.allocation_id
+        with self._lock:
+            if aid in self._seen:
+                return
+            self._seen.add(aid)
+        problem, devices, node = self._resolve(launch)
+        if problem:
+            self._fail(aid, problem)
+            return
+        env = self._environment(launch, devices, node)
+        out_path, err_path = log_paths(launch.log_dir, aid)
+        try:
+            launch.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(out_path, "ab") as out, open(err_path, "ab") as err:
+                popen = subprocess.Popen(
+                    list(launch.argv),
+                    cwd=launch.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,  # its own process group: signal the job and its children
+                    close_fds=True,
+                )
+        except OSError as e:
+            self._fail(aid, f"cannot start {launch.argv[0]!r}: {e.strerror or e}")
+            return
+        now = time.monotonic()
+        proc = _Proc(
+            allocation_id=aid,
+            job_id=launch.job_id,
+            pid=popen.pid,
+            popen=popen,
+            start_ticks=_start_ticks(popen.pid),
+            deadline=now + launch.walltime_s if launch.walltime_s > 0 else None,
+            devices=devices,
+            state_file=self._state_file(aid),
+        )
+        self._write_state(proc)
+        with self._lock:
+            self._procs[aid] = proc
+            self._events.append(AllocationStarted(aid, self._now_ms()))
+            if devices:
+                self._telemetry[aid] = deque(maxlen=self._telemetry_keep)
+
+    def terminate(self, allocation_id: str, grace_s: float) -> None:
+        """SIGTERM the allocation's process group now, SIGKILL it after ``grace_s``.
+
+        A no-op for an allocation that is not running. A second call keeps the earlier kill.
+        """
+        with self._lock:
+            proc = self._procs.get(allocation_id)
+            if proc is None:
+                return
+            if proc.cause is None:
+                proc.cause = "terminated"
+            self._stop_proc(proc, grace_s, time.monotonic())
+
+    def poll(self) -> list[ExecutorEvent]:
+        """Events since the last poll, oldest first."""
+        with self._lock:
+            events, self._events = self._events, []
+            done, self._done_files = self._done_files, {}
+        # An exit is recorded in its state file until it has been handed out, so that a
+        # crash between the exit and this poll re-reports it instead of losing it.
+        for path in done.values():
+            path.unlink(missing_ok=True)
+        return events
+
+    def allocations(self) -> set[str]:
+        """Allocations whose processes run now (terminating and adopted ones included)."""
+        with self._lock:
+            return set(self._procs)
+
+    # -- beyond the protocol --------------------------------------------------------------
+
+    def telemetry(self, allocation_id: str) -> list[GpuSample]:
+        """GPU samples of an allocation (running or recently finished), oldest first."""
+        with self._lock:
+            return list(self._telemetry.get(allocation_id, ()))
+
+    def close(self) -> None:
+        """Stop the monitor thread. Running jobs keep running; a new executor adopts them."""
+        self._stop.set()
+        self._thread.join()
+        if self._sampler is not None:
+            self._sampler.close()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- launching --------------------------------------------------------------------------
+
+    def _resolve(self, launch: Launch) -> tuple[str, tuple[GpuDevice, ...], str]:
+        """(problem, devices, node): the local devices of the placement, or why there are none.
+
+        A real machine is one node, so a placement over several nodes cannot run here. A
+        simulated machine standing in for a fleet runs a multi-node gang as one process: it
+        sees the first node's accelerators and the whole placement in ``GPUPOOL_PLACEMENT``.
+        """
+        if not launch.argv:
+            return "empty command line", (), ""
+        if len(launch.placement) > 1 and not self.machine.simulated:
+            nodes = ", ".join(n for n, _ in launch.placement)
+            return f"the local executor runs on one machine; placement spans nodes {nodes}", (), ""
+        if not launch.placement:
+            return "", (), ""
+        first: tuple[GpuDevice, ...] = ()
+        for k, (node, ids) in enumerate(launch.placement):
+            devs = self.machine.devices(node)
+            if devs is None:
+                known = ", ".join(n for n, _ in self.machine.nodes) or "none (no GPUs found)"
+                return f"node {node!r} is not this machine (its nodes: {known})", (), node
+            if any(not 0 <= i < len(devs) for i in ids) or len(set(ids)) != len(ids):
+                problem = (
+                    f"accelerator ids {list(ids)} are not distinct devices 0..{len(devs) - 1} of {node!r}"
+                )
+                return problem, (), node
+            if k == 0:
+                first = tuple(devs[i] for i in ids)
+        return "", first, launch.placement[0][0]
+
+    def _environment(self, launch: Launch, devices: tuple[GpuDevice, ...], node: str) -> dict[str, str]:
+        exact = {n for n in self._inherit if not n.endswith("*")}
+        prefixes = tuple(n[:-1] for n in self._inherit if n.endswith("*"))
+        env = {k: v for k, v in os.environ.items() if k in exact or k.startswith(prefixes)}
+        env.update(launch.env)
+        # Set last: the job must not pick its own devices or identity.
+        env["CUDA_VISIBLE_DEVICES"] = visible_devices(devices)
+        env["GPUPOOL_JOB_ID"] = launch.job_id
+        env["GPUPOOL_ALLOCATION_ID"] = launch.allocation_id
+        env["GPUPOOL_NODE"] = node
+        env["GPUPOOL_GPUS"] = str(sum(len(ids) for _, ids in launch.placement))
+        env["GPUPOOL_PLACEMENT"] = ";".join(f"{n}:{','.join(map(str, ids))}" for n, ids in launch.placement)
+        return env
+
+    def _fail(self, allocation_id: str, reason: str) -> None:
+        with self._lock:
+            self._events.append(AllocationFailed(allocation_id, self._now_ms(), reason))
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # -- the monitor thread ---------------------------------------------------------------
+
+    def _monitor(self) -> None:
+        while not self._stop.wait(self._tick_s):
+            self._tick()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        due: list[_Proc] = []
+        with self._lock:
+            for proc in list(self._procs.values()):
+                ended = self._reap(proc)
+                if ended is not None:
+                    self._finish(proc, *ended)
+                    continue
+                if proc.deadline is not None and now >= proc.deadline and proc.cause is None:
+                    proc.cause = "walltime"
+                    self._stop_proc(proc, self.walltime_grace_s, now)
+                if proc.kill_at is not None and now >= proc.kill_at:
+                    self._signal(proc, signal.SIGKILL)
+                    proc.kill_at = None
+                if proc.devices and self._sampler is not None and now >= proc.next_sample:
+                    proc.next_sample = now + self.telemetry_interval_s
+                    due.append(proc)
+        # NVML calls take a while: sample outside the lock so launch/poll never wait on them.
+        if due and self._sampler is not None:
+            at = self._now_ms()
+            taken = [
+                (p.allocation_id, s) for p in due for d in p.devices if (s := self._sampler.sample(d, at))
+            ]
+            with self._lock:
+                for aid, s in taken:
+                    if aid in self._telemetry:
+                        self._telemetry[aid].append(s)
+
+    def _stop_proc(self, proc: _Proc, grace_s: float, now: float) -> None:
+        if grace_s <= 0:
+            self._signal(proc, signal.SIGKILL)
+            proc.kill_at = None
+            return
+        if proc.kill_at is None or now + grace_s < proc.kill_at:
+            if proc.kill_at is None:
+                self._signal(proc, signal.SIGTERM)
+            proc.kill_at = now + grace_s
+
+    @staticmethod
+    def _signal(proc: _Proc, sig: signal.Signals) -> None:
+        # The leader's pid is the group id (new session). While the leader is unreaped (we
+        # reap only after signalling the group) or any member lives, the id cannot be reused.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+
+    def _reap(self, proc: _Proc) -> tuple[int | None, int | None] | None:
+        """(exit code, signal) if the leader ended, else ``None``; kills what it leaves behind."""
+        if proc.popen is None:
+            if proc.start_ticks is not None and _start_ticks(proc.pid) == proc.start_ticks:
+                return None
+            # Not our child, so its exit was reaped elsewhere; the group id stays reserved only
+            # while members live, which is exactly when this kill has something to do.
+            self._signal(proc, signal.SIGKILL)
+            return None, None
+        try:
+            # WNOWAIT: look without reaping, so the group id stays ours while we kill the rest.
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                return None
+        except ChildProcessError:
+            pass  # already reaped (by Popen itself): its returncode below is the status
+        self._signal(proc, signal.SIGKILL)  # children that outlive the job must not hold its GPUs
+        rc = proc.popen.wait()
+        return (rc, None) if rc >= 0 else (None, -rc)
+
+    def _finish(self, proc: _Proc, exit_code: int | None, sig: int | None) -> None:
+        del self._procs[proc.allocation_id]
+        event = AllocationExited(proc.allocation_id, self._now_ms(), exit_code, sig, proc.cause or "exited")
+        self._events.append(event)
+        self._write_state(proc, event)
+        self._done_files[proc.allocation_id] = proc.state_file
+        # Keep the telemetry of the last few hundred finished allocations, drop older ones.
+        if proc.allocation_id in self._telemetry:
+            self._telemetry.move_to_end(proc.allocation_id)
+        finished = len(self._telemetry) - len(self._procs)
+        while finished > 256:
+            oldest = next(iter(self._telemetry))
+            if oldest in self._procs:
+                self._telemetry.move_to_end(oldest)
+                continue
+            del self._telemetry[oldest]
+            finished -= 1
+
+    # -- state files and adoption ---------------------------------------------------------
+
+    def _state_file(self, allocation_id: str) -> Path:
+        return self.state_dir / f"{_file_stem(allocation_id)}.json"
+
+    def _write_state(self, proc: _Proc, exited: AllocationExited | None = None) -> None:
+        remaining = None if proc.deadline is None else proc.deadline - time.monotonic()
+        doc: dict[str, Any] = {
+            "allocation_id": proc.allocation_id,
+            "job_id": proc.job_id,
+            "pid": proc.pid,
+            "start_ticks": proc.start_ticks,
+            "deadline_unix": None if remaining is None else time.time() + remaining,
+            "devices": [d.index for d in proc.devices],
+        }
+        if exited is not None:
+            doc["exit"] = {
+                "at_ms": exited.at_ms,
+                "exit_code": exited.exit_code,
+                "signal": exited.signal,
+                "cause": exited.cause,
+            }
+        tmp = proc.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, proc.state_file)  # atomic: a crash leaves the old file or the new one
+
+    def _adopt(self) -> None:
+        """Take over what an earlier executor on this ``state_dir`` left running or unreported."""
+        all_devices = {d.index: d for _, devs in self.machine.nodes for d in devs}
+        for path in sorted(self.state_dir.glob("*.json")):
+            try:
+                doc = json.loads(path.read_text())
+                aid = str(doc["allocation_id"])
+                pid = int(doc["pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not ours or half-written by a crash: nothing to adopt
+            self._seen.add(aid)
+            ex = doc.get("exit")
+            if ex is not None:
+                self._events.append(
+                    AllocationExited(aid, int(ex["at_ms"]), ex["exit_code"], ex["signal"], ex["cause"])
+                )
+                self._done_files[aid] = path
+                continue
+            ticks = doc.get("start_ticks")
+            if ticks is None or _start_ticks(pid) != ticks:
+                # It ended while no executor watched: the status is lost, the exit is not.
+                self._events.append(AllocationExited(aid, self._now_ms(), None, None, "exited"))
+                self._done_files[aid] = path
+                continue
+            deadline_unix = doc.get("deadline_unix")
+            self._procs[aid] = _Proc(
+                allocation_id=aid,
+                job_id=str(doc.get("job_id", "")),
+                pid=pid,
+                popen=None,
+                start_ticks=int(ticks),
+                deadline=None
+                if deadline_unix is None
+                else time.monotonic() + (float(deadline_unix) - time.time()),
+                devices=tuple(all_devices[i] for i in doc.get("devices", []) if i in all_devices),
+                state_file=path,
+            )
+            self._telemetry[aid] = deque(maxlen=self._telemetry_keep)

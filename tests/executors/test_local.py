@@ -1,0 +1,371 @@
+"""The local executor with real processes: pinning, logs, walltime, terminate, exits, adoption."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gpupool.service.executors import (
+    AllocationExited,
+    AllocationFailed,
+    AllocationStarted,
+    Executor,
+    ExecutorEvent,
+    GpuDevice,
+    GpuSample,
+    Launch,
+    LocalExecutor,
+    LocalMachine,
+    log_paths,
+    simulated_fleet_machine,
+    simulated_machine,
+)
+from tests.builders import fleet as build_fleet
+
+PY = sys.executable
+NODE = "box"
+
+
+@pytest.fixture
+def executor(tmp_path: Path) -> Iterator[LocalExecutor]:
+    ex = LocalExecutor(
+        tmp_path / "state", machine=simulated_machine(4, node_name=NODE), walltime_grace_s=0.5, tick_s=0.02
+    )
+    yield ex
+    for aid in ex.allocations():
+        ex.terminate(aid, 0)
+    ex.close()
+
+
+def launch(
+    tmp_path: Path,
+    aid: str,
+    code: str,
+    ids: tuple[int, ...] = (0,),
+    walltime_s: float = 0.0,
+    env: dict[str, str] | None = None,
+) -> Launch:
+    return Launch(
+        allocation_id=aid,
+        job_id=aid.split("#")[0],
+        argv=(PY, "-c", code),
+        placement=((NODE, ids),),
+        log_dir=tmp_path / "logs",
+        env=env or {},
+        walltime_s=walltime_s,
+    )
+
+
+def wait_for(
+    ex: LocalExecutor, done: Callable[[list[ExecutorEvent]], bool], timeout: float = 10.0
+) -> list[ExecutorEvent]:
+    got: list[ExecutorEvent] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got.extend(ex.poll())
+        if done(got):
+            return got
+        time.sleep(0.01)
+    raise AssertionError(f"timed out; events so far: {got}")
+
+
+def exited(aid: str) -> Callable[[list[ExecutorEvent]], bool]:
+    return lambda evs: any(
+        isinstance(e, AllocationExited | AllocationFailed) and e.allocation_id == aid for e in evs
+    )
+
+
+def exit_of(events: list[ExecutorEvent], aid: str) -> AllocationExited:
+    (e,) = [e for e in events if isinstance(e, AllocationExited) and e.allocation_id == aid]
+    return e
+
+
+def test_satisfies_the_protocol(executor: LocalExecutor) -> None:
+    assert isinstance(executor, Executor)
+    assert executor.backend == "local"
+
+
+def test_runs_a_process_pinned_to_its_devices_with_logs(executor: LocalExecutor, tmp_path: Path) -> None:
+    code = (
+        "import os, sys; e = os.environ\n"
+        "print('cvd=' + e['CUDA_VISIBLE_DEVICES'], e['GPUPOOL_JOB_ID'], e['GPUPOOL_ALLOCATION_ID'],"
+        " e['GPUPOOL_GPUS'], e['GPUPOOL_PLACEMENT'], e.get('MY_VAR'), e.get('SECRET_DB'))\n"
+        "print('to stderr', file=sys.stderr)"
+    )
+    os.environ["SECRET_DB"] = "postgres://x"
+    try:
+        executor.launch(launch(tmp_path, "j1#1", code, ids=(1, 3), env={"MY_VAR": "서울"}))
+    finally:
+        del os.environ["SECRET_DB"]
+    events = wait_for(executor, exited("j1#1"))
+    assert isinstance(events[0], AllocationStarted)
+    assert exit_of(events, "j1#1").exit_code == 0
+    assert exit_of(events, "j1#1").succeeded
+    out, err = log_paths(tmp_path / "logs", "j1#1")
+    # The server's environment (its database URL) does not leak into jobs; the job's own does.
+    assert out.read_text().split() == ["cvd=1,3", "j1", "j1#1", "2", "box:1,3", "서울", "None"]
+    assert err.read_text() == "to stderr\n"
+    assert executor.allocations() == set()
+
+
+def test_exit_codes_and_signals_become_events(executor: LocalExecutor, tmp_path: Path) -> None:
+    executor.launch(launch(tmp_path, "a#1", "raise SystemExit(3)"))
+    executor.launch(
+        launch(tmp_path, "b#1", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", ids=(1,))
+    )
+    events = wait_for(executor, lambda evs: exited("a#1")(evs) and exited("b#1")(evs))
+    a, b = exit_of(events, "a#1"), exit_of(events, "b#1")
+    assert (a.exit_code, a.signal, a.cause, a.succeeded) == (3, None, "exited", False)
+    assert (b.exit_code, b.signal, b.cause) == (None, signal.SIGSEGV, "exited")
+
+
+def test_walltime_kills_the_group(executor: LocalExecutor, tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    executor.launch(launch(tmp_path, "w#1", "import time; time.sleep(60)", walltime_s=0.3))
+    events = wait_for(executor, exited("w#1"))
+    e = exit_of(events, "w#1")
+    assert (e.cause, e.signal, e.exit_code) == ("walltime", signal.SIGTERM, None)
+    assert 0.3 <= time.monotonic() - t0 < 5
+
+
+TRAPS = (
+    "import signal, sys, time\n"
+    "def bye(*_):\n"
+    "    print('cleaned up', flush=True); sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, bye)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+IGNORES = (
+    "import signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def wait_ready(tmp_path: Path, aid: str) -> None:
+    out, _ = log_paths(tmp_path / "logs", aid)
+    deadline = time.monotonic() + 10
+    while "ready" not in (out.read_text() if out.exists() else ""):
+        assert time.monotonic() < deadline, "the job never became ready"
+        time.sleep(0.01)
+
+
+def test_terminate_lets_a_job_that_traps_sigterm_exit_cleanly(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    executor.launch(launch(tmp_path, "t#1", TRAPS))
+    wait_ready(tmp_path, "t#1")
+    executor.terminate("t#1", grace_s=5)
+    assert executor.allocations() == {"t#1"}  # terminating, not yet gone
+    e = exit_of(wait_for(executor, exited("t#1")), "t#1")
+    assert (e.exit_code, e.signal, e.cause) == (0, None, "terminated")
+    assert not e.succeeded
+    assert log_paths(tmp_path / "logs", "t#1")[0].read_text() == "ready\ncleaned up\n"
+
+
+def test_terminate_kills_a_job_that_ignores_sigterm_after_the_grace(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    executor.launch(launch(tmp_path, "i#1", IGNORES))
+    wait_ready(tmp_path, "i#1")
+    t0 = time.monotonic()
+    executor.terminate("i#1", grace_s=0.4)
+    e = exit_of(wait_for(executor, exited("i#1")), "i#1")
+    assert (e.exit_code, e.signal, e.cause) == (None, signal.SIGKILL, "terminated")
+    assert time.monotonic() - t0 >= 0.4
+
+
+def test_the_whole_process_group_ends_with_the_job(executor: LocalExecutor, tmp_path: Path) -> None:
+    code = (
+        "import subprocess, sys\n"
+        f"p = subprocess.Popen([{PY!r}, '-c', 'import time; time.sleep(60)'])\n"
+        "print(p.pid, flush=True)\n"
+    )
+    executor.launch(launch(tmp_path, "g#1", code))
+    wait_for(executor, exited("g#1"))
+    child = int(log_paths(tmp_path / "logs", "g#1")[0].read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child):
+        assert time.monotonic() < deadline, "the job's child outlived the job"
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+def test_launch_is_idempotent_by_allocation_id(executor: LocalExecutor, tmp_path: Path) -> None:
+    code = "print('ran', flush=True)"
+    executor.launch(launch(tmp_path, "once#1", code))
+    executor.launch(launch(tmp_path, "once#1", code))
+    events = wait_for(executor, exited("once#1"))
+    executor.launch(launch(tmp_path, "once#1", code))  # after it ended too
+    time.sleep(0.2)
+    events += executor.poll()
+    assert [type(e).__name__ for e in events] == ["AllocationStarted", "AllocationExited"]
+    assert log_paths(tmp_path / "logs", "once#1")[0].read_text() == "ran\n"
+
+
+def test_terminate_of_an_unknown_or_finished_allocation_is_a_no_op(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    executor.terminate("nobody#1", 1.0)
+    executor.launch(launch(tmp_path, "f#1", "pass"))
+    wait_for(executor, exited("f#1"))
+    executor.terminate("f#1", 1.0)
+    assert executor.poll() == []
+
+
+def test_allocations_names_what_runs_for_reconcile(executor: LocalExecutor, tmp_path: Path) -> None:
+    executor.launch(launch(tmp_path, "r1#1", "import time; time.sleep(60)", ids=(0,)))
+    executor.launch(launch(tmp_path, "r2#1", "import time; time.sleep(60)", ids=(1,)))
+    executor.launch(launch(tmp_path, "r3#1", "pass", ids=(2,)))
+    wait_for(executor, exited("r3#1"))
+    assert executor.allocations() == {"r1#1", "r2#1"}
+    executor.terminate("r1#1", 0)
+    wait_for(executor, exited("r1#1"))
+    assert executor.allocations() == {"r2#1"}
+
+
+def test_a_new_executor_adopts_running_jobs_and_unreported_exits(tmp_path: Path) -> None:
+    machine = simulated_machine(4, node_name=NODE)
+    first = LocalExecutor(tmp_path / "state", machine=machine, tick_s=0.02)
+    first.launch(launch(tmp_path, "long#1", IGNORES, ids=(0,), walltime_s=1.5))
+    first.launch(launch(tmp_path, "quick#1", "raise SystemExit(7)", ids=(1,)))
+    wait_ready(tmp_path, "long#1")
+    deadline = time.monotonic() + 5
+    while "quick#1" in first.allocations():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    first.close()  # the server "crashed": nobody polled quick's exit
+
+    second = LocalExecutor(tmp_path / "state", machine=machine, tick_s=0.02, walltime_grace_s=0.3)
+    try:
+        assert second.allocations() == {"long#1"}
+        second.launch(launch(tmp_path, "long#1", IGNORES))  # reconcile re-dispatch: no second copy
+        events = wait_for(second, exited("quick#1"))
+        assert exit_of(events, "quick#1").exit_code == 7
+        # The adopted job still has its walltime; it ignores SIGTERM, so SIGKILL follows.
+        e = exit_of(wait_for(second, exited("long#1")), "long#1")
+        assert (e.cause, e.exit_code) == ("walltime", None)  # not our child: status unknown
+        assert second.allocations() == set()
+    finally:
+        second.close()
+    third = LocalExecutor(tmp_path / "state", machine=machine)
+    try:
+        assert third.poll() == [] and third.allocations() == set()  # polled exits are not re-reported
+    finally:
+        third.close()
+
+
+def test_bad_launches_fail_as_events_not_exceptions(executor: LocalExecutor, tmp_path: Path) -> None:
+    base = launch(tmp_path, "x", "pass")
+    bad = {
+        "nosuch#1": Launch("nosuch#1", "j", ("/no/such/program",), ((NODE, (0,)),), tmp_path),
+        "empty#1": Launch("empty#1", "j", (), ((NODE, (0,)),), tmp_path),
+        "node#1": Launch("node#1", "j", base.argv, (("elsewhere", (0,)),), tmp_path),
+        "ids#1": Launch("ids#1", "j", base.argv, ((NODE, (4,)),), tmp_path),
+        "dup#1": Launch("dup#1", "j", base.argv, ((NODE, (1, 1)),), tmp_path),
+        "two#1": Launch("two#1", "j", base.argv, ((NODE, (0,)), ("other", (0,))), tmp_path),
+        "cwd#1": Launch("cwd#1", "j", base.argv, ((NODE, (0,)),), tmp_path, cwd=tmp_path / "nope"),
+    }
+    for lc in bad.values():
+        executor.launch(lc)
+    events = executor.poll()
+    reasons = {e.allocation_id: e.reason for e in events if isinstance(e, AllocationFailed)}
+    assert set(reasons) == set(bad)
+    assert "/no/such/program" in reasons["nosuch#1"]
+    assert "'elsewhere' is not this machine" in reasons["node#1"]
+    assert "'other' is not this machine" in reasons["two#1"]
+    assert executor.allocations() == set()
+
+
+def test_a_real_machine_refuses_a_multi_node_placement(tmp_path: Path) -> None:
+    devs = (GpuDevice(0, "GPU-0", "NVIDIA H200", "H200", 143771),)
+    with LocalExecutor(
+        tmp_path / "state", machine=LocalMachine(((NODE, devs),)), sampler=RecordingSampler()
+    ) as ex:
+        ex.launch(Launch("two#1", "two", (PY, "-c", "pass"), ((NODE, (0,)), (NODE + "2", (0,))), tmp_path))
+        (event,) = ex.poll()
+    assert isinstance(event, AllocationFailed)
+    assert "runs on one machine; placement spans nodes box, box2" in event.reason
+
+
+def test_odd_allocation_ids_stay_inside_the_log_dir(tmp_path: Path) -> None:
+    out, err = log_paths(tmp_path, "../../etc/passwd#1")
+    assert out.parent == tmp_path and err.parent == tmp_path
+    assert "/" not in out.name and not out.name.startswith(".")
+
+
+def test_a_simulated_machine_stands_in_for_a_whole_fleet(tmp_path: Path) -> None:
+    f = build_fleet(racks=1, nodes_per_rack=2, gpus=8)
+    a, b = f.nodes[0].name, f.nodes[1].name
+    with LocalExecutor(tmp_path / "state", machine=simulated_fleet_machine(f), tick_s=0.02) as ex:
+        code = "import os; print(os.environ['CUDA_VISIBLE_DEVICES'], os.environ['GPUPOOL_PLACEMENT'])"
+        ex.launch(Launch("gang#1", "gang", (PY, "-c", code), ((a, (6, 7)), (b, (0, 1))), tmp_path))
+        ex.launch(Launch("big#1", "big", (PY, "-c", code), ((a, (8,)),), tmp_path))
+        events = wait_for(ex, exited("gang#1"))
+        events += ex.poll()
+    assert exit_of(events, "gang#1").exit_code == 0
+    assert log_paths(tmp_path, "gang#1")[0].read_text().split() == ["6,7", f"{a}:6,7;{b}:0,1"]
+    assert any(isinstance(e, AllocationFailed) and e.allocation_id == "big#1" for e in events)
+
+
+def test_a_zero_gpu_placement_hides_every_gpu(executor: LocalExecutor, tmp_path: Path) -> None:
+    code = "import os; print(repr(os.environ['CUDA_VISIBLE_DEVICES']))"
+    executor.launch(Launch("cpu#1", "cpu", (PY, "-c", code), (), tmp_path))
+    wait_for(executor, exited("cpu#1"))
+    assert log_paths(tmp_path, "cpu#1")[0].read_text() == "''\n"
+
+
+class RecordingSampler:
+    """Stands in for NVML (absent here): returns a fixed reading and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.closed = False
+
+    def sample(self, device: GpuDevice, at_ms: int) -> GpuSample | None:
+        self.asked.append(device.visible_id)
+        return GpuSample(at_ms, device.visible_id, 42, 1000 + device.index)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_telemetry_is_sampled_per_allocation_device(tmp_path: Path) -> None:
+    devs = tuple(GpuDevice(i, f"GPU-{i}", "NVIDIA H100 80GB HBM3", "H100", 81559) for i in range(2))
+    sampler = RecordingSampler()
+    machine = LocalMachine(nodes=((NODE, devs),))
+    ex = LocalExecutor(
+        tmp_path / "state", machine=machine, sampler=sampler, tick_s=0.02, telemetry_interval_s=0.1
+    )
+    try:
+        ex.launch(
+            launch(
+                tmp_path,
+                "tel#1",
+                "import os, time; print(os.environ['CUDA_VISIBLE_DEVICES']); time.sleep(0.5)",
+                ids=(1,),
+            )
+        )
+        wait_for(ex, exited("tel#1"))
+        samples = ex.telemetry("tel#1")
+    finally:
+        ex.close()
+    assert log_paths(tmp_path / "logs", "tel#1")[0].read_text() == "GPU-1\n"  # UUIDs, not indexes
+    assert 2 <= len(samples) <= 10
+    assert {(s.device, s.utilization_pct, s.memory_used_mib) for s in samples} == {("GPU-1", 42, 1001)}
+    assert set(sampler.asked) == {"GPU-1"} and sampler.closed
