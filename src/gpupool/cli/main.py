@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gpupool.cli.client_cmd import register as register_client_commands
 from gpupool.cli.fleet_cmd import fleet_app, tenants_app
 from gpupool.core.accelerator import CatalogueError
 from gpupool.core.fleet import FleetError
@@ -43,6 +44,8 @@ app = typer.Typer(
 )
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(tenants_app, name="tenants")
+# The live service's client commands (login, submit, queue, show, cancel, explain, logs, usage).
+register_client_commands(app)
 
 out_console = Console()
 err_console = Console(stderr=True)

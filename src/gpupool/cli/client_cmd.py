@@ -1,0 +1,437 @@
+"""The client commands: ``gpupool login|submit|queue|show|cancel|explain|logs|usage``.
+
+This module owns the command-line surface of the live service for its users. Each command is
+a thin Typer function over ``gpupool.client.GpupoolClient``: it parses options (walltimes
+like ``30m``, ``1h``, ``2d``), calls one API endpoint, and prints a Rich table, or with
+``--json`` the server's JSON unchanged on stdout (Hangul and all, not ``\\uXXXX``-escaped).
+``register`` mounts them on the ``gpupool`` app.
+
+Errors end in one red line on stderr (with ``--json``, the problem document on stdout too) and
+a non-zero exit: 2 for bad input caught here, 3 when no server or token is configured or the
+server cannot be reached, 4 for an error answer of the server. Never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gpupool.client import (
+    ApiError,
+    ClientConfig,
+    ClientError,
+    ConnectionFailed,
+    GpupoolClient,
+    NotConfigured,
+    page_items,
+)
+
+__all__ = ["COMMANDS", "client_factory", "parse_duration", "register"]
+
+#: How commands get a client for a config (``None``: the configured one); tests replace it to
+#: put a mock or in-process transport under the real client.
+client_factory: Callable[[ClientConfig | None], GpupoolClient] = GpupoolClient.from_config
+
+EXIT_INPUT, EXIT_CONFIG, EXIT_API = 2, 3, 4
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_HMS = re.compile(r"^(?:(\d+)-)?(\d+):(\d{1,2})(?::(\d{1,2}))?$")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``30m``, ``1h``, ``2d``, ``1h30m``, ``90s`` or Slurm's ``[D-]HH:MM[:SS]``.
+
+    A bare number is refused: Slurm reads it as minutes and most people as seconds.
+    """
+    t = text.strip().lower().replace(" ", "")
+    m = _HMS.match(t)
+    if m:
+        days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
+        total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    else:
+        parts = _DURATION.findall(t)
+        if not t or "".join(n + u for n, u in parts) != t:
+            hint = " (add a unit: 30m, 1h, 2d)" if re.fullmatch(r"\d+(\.\d+)?", t) else ""
+            raise ValueError(f"cannot read {text!r} as a duration{hint}")
+        total = round(sum(float(n) * _UNITS[u] for n, u in parts))
+    if total <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return total
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def _out() -> Console:
+    # Made per call: tests (and pipes) swap sys.stdout, and a wide table must not be cut at 80.
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False))
+
+
+def _fail(message: str, code: int, as_json: bool = False, problem: Any = None) -> NoReturn:
+    if as_json:
+        _print_json(problem if problem is not None else {"error": message})
+    _err().print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _client(as_json: bool, config: ClientConfig | None = None) -> Iterator[GpupoolClient]:
+    try:
+        with client_factory(config) as c:
+            yield c
+    except NotConfigured as e:
+        _fail(str(e), EXIT_CONFIG, as_json)
+    except ConnectionFailed as e:
+        _fail(
+            f"{e} (is `gpupool serve` running? set GPUPOOL_URL or run `gpupool login`)", EXIT_CONFIG, as_json
+        )
+    except ApiError as e:
+        body = (
+            e.body if isinstance(e.body, dict) else {"status": e.status, "title": e.title, "detail": e.detail}
+        )
+        _fail(str(e), EXIT_API, as_json, body)
+    except ClientError as e:
+        _fail(str(e), EXIT_API, as_json)
+
+
+def _when(value: Any) -> str:
+    """A timestamp (ISO text or epoch milliseconds) as local time; ``-`` for none."""
+    if value in (None, ""):
+        return "-"
+    try:
+        if isinstance(value, int | float):
+            t = dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+        else:
+            t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return str(value)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _first(d: Mapping[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if d.get(k) not in (None, ""):
+            return d[k]
+    return None
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def _estimated_start(job: Mapping[str, Any]) -> Any:
+    return _first(job, "estimated_start", "estimated_start_ms", "estimated_start_at")
+
+
+def _table(title: str, columns: list[str]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    return t
+
+
+# -- commands ------------------------------------------------------------------------------
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead of a table.")]
+
+
+def login(
+    url: Annotated[str | None, typer.Option(help="Server URL (default: the configured one).")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="API token (default: prompt, or read stdin when it is not a terminal).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a token against the server and save it with the URL in the config file."""
+    current = ClientConfig.load()
+    base = (url or current.url).rstrip("/")
+    if token is None:
+        token = (
+            typer.prompt("token", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
+        ).strip()
+    if not token:
+        _fail("no token given", EXIT_INPUT, as_json)
+    new = ClientConfig(url=base, token=token)
+    with _client(as_json, new) as c:  # check the token before saving it
+        me = c.me()
+    path = new.save()
+    who = _first(me, "name", "username", "email", "id") or "?"
+    if as_json:
+        _print_json({"url": base, "user": me, "config": str(path)})
+    else:
+        _out().print(f"logged in to {base} as [bold]{who}[/]; saved to {path}", highlight=False)
+
+
+def submit(
+    command: Annotated[list[str], typer.Argument(help="The job's command line (after --).")],
+    project: Annotated[str, typer.Option("--project", "-p", help="Project path or unique name.")],
+    gpus: Annotated[int, typer.Option("--gpus", "-g", min=1, help="Accelerators in the gang.")] = 1,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Acceptable accelerator model (repeatable).")
+    ] = None,
+    walltime: Annotated[
+        str | None,
+        typer.Option("--walltime", "-t", help="30m, 1h, 2d or [D-]HH:MM[:SS] (default: the pool's)."),
+    ] = None,
+    name: Annotated[str, typer.Option(help="A name for the job.")] = "",
+    priority: Annotated[
+        str, typer.Option("--priority", help="reserved, high, normal, low or preemptible.")
+    ] = "normal",
+    topology: Annotated[str, typer.Option(help="node, nvlink, rack, block or any.")] = "any",
+    kind: Annotated[str, typer.Option(help="training, inference or interactive.")] = "training",
+    workload_class: Annotated[
+        str, typer.Option("--class", help="Workload class for throughput-aware policies.")
+    ] = "default",
+    min_memory: Annotated[int, typer.Option("--min-memory", min=0, help="Least GiB per accelerator.")] = 0,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint-interval", help="How often the job checkpoints (e.g. 30m).")
+    ] = None,
+    cluster: Annotated[
+        list[str] | None, typer.Option("--cluster", help="Acceptable cluster (repeatable).")
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE for the job (repeatable).")
+    ] = None,
+    cwd: Annotated[
+        str | None, typer.Option(help="Working directory of the job (default: this directory).")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option("--idempotency-key", help="Repeat a submission safely (default: a new UUID)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a job: gpupool submit -p PROJECT -g 2 -m H100 -t 1h -- python train.py"""
+    try:
+        request: dict[str, Any] = {
+            "project": project,
+            "command": list(command),
+            "gpus": gpus,
+            "name": name,
+            "models": list(model or []),
+            "priority_class": priority,
+            "topology": topology,
+            "kind": kind,
+            "workload_class": workload_class,
+            "min_memory_gib": min_memory,
+            "clusters": list(cluster or []),
+            "env": _env_pairs(env or []),
+            "cwd": str(Path(cwd).resolve()) if cwd else os.getcwd(),
+        }
+        if walltime is not None:
+            request["walltime_s"] = parse_duration(walltime)
+        if checkpoint is not None:
+            request["checkpoint_interval_s"] = parse_duration(checkpoint)
+    except ValueError as e:
+        _fail(str(e), EXIT_INPUT, as_json)
+    with _client(as_json) as c:
+        got = c.submit(request, idempotency_key)
+    if as_json:
+        _print_json(got.job)
+        return
+    job = got.job
+    verb = "submitted" if got.created else "already submitted (same idempotency key)"
+    _out().print(
+        f"{verb}: job [bold]{_text(job.get('id'))}[/] in {_text(job.get('project', project))}, "
+        f"state {_text(job.get('state'))}",
+        highlight=False,
+    )
+
+
+def _env_pairs(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--env {p!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def queue(
+    project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", "-s", help="pending, running, finished, failed, cancelled.")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's jobs.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Only jobs that accept this model.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many jobs.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs with their state, why they wait, and when they will probably start."""
+    with _client(as_json) as c:
+        jobs = list(
+            c.iter_jobs(
+                max_items=limit, project=project, state=state, user=user, model=model, limit=min(limit, 500)
+            )
+        )
+    if as_json:
+        _print_json({"items": jobs})
+        return
+    t = _table(
+        f"{len(jobs)} job(s)",
+        ["id", "name", "project", "user", "state", "gpus", "model", "reason", "est. start"],
+    )
+    for j in jobs:
+        t.add_row(
+            _text(j.get("id")),
+            _text(j.get("name") or None),
+            _text(j.get("project")),
+            _text(j.get("user")),
+            _text(j.get("state")),
+            _text(j.get("gpus")),
+            _text(_first(j, "model", "models")),
+            _text(_first(j, "reason", "reason_code")),
+            _when(_estimated_start(j)),
+        )
+    _out().print(t)
+
+
+def show(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: JsonOpt = False) -> None:
+    """Everything the server says about one job."""
+    with _client(as_json) as c:
+        job = c.job(job_id)
+    if as_json:
+        _print_json(job)
+        return
+    t = _table(f"job {job_id}", ["field", "value"])
+    for k, v in job.items():
+        shown = _when(v) if (k.endswith("_at") or k.endswith("_ms") or k == "estimated_start") else v
+        t.add_row(
+            k, json.dumps(shown, ensure_ascii=False) if isinstance(shown, dict | list) else _text(shown)
+        )
+    _out().print(t)
+
+
+def cancel(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: JsonOpt = False) -> None:
+    """Cancel a job (a running one is stopped with SIGTERM, then SIGKILL after a grace period)."""
+    with _client(as_json) as c:
+        job = c.cancel(job_id)
+    if as_json:
+        _print_json(job)
+    else:
+        _out().print(f"cancelled job [bold]{job_id}[/] (state {_text(job.get('state'))})", highlight=False)
+
+
+def explain(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: JsonOpt = False) -> None:
+    """Why a job waits, and when it will probably start."""
+    with _client(as_json) as c:
+        got = c.explain(job_id)
+    if as_json:
+        _print_json(got)
+        return
+    reason = _text(_first(got, "reason", "reason_code"))
+    detail = _first(got, "detail", "reason_detail") or ""
+    lines = [
+        f"job [bold]{job_id}[/]: {_text(got.get('state'))}",
+        f"reason: {reason}" + (f" ({detail})" if detail else ""),
+    ]
+    lines.append(f"estimated start: {_when(_estimated_start(got))}")
+    _out().print("\n".join(lines), highlight=False)
+
+
+def logs(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr instead of stdout.")] = False,
+    tail: Annotated[int | None, typer.Option(min=1, help="Only the last N lines.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a job's output."""
+    stream = "stderr" if stderr else "stdout"
+    with _client(as_json) as c:
+        text = c.logs(job_id, stream=stream, tail=tail)
+        if as_json:
+            _print_json({"job": job_id, "stream": stream, "text": text})
+            return
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        shown = len(text) if tail is None else None
+        while follow and str(c.job(job_id).get("state")) in ("pending", "running", "starting"):
+            time.sleep(2.0)
+            full = c.logs(job_id, stream=stream)
+            if shown is None:
+                shown = len(full)  # after a --tail, follow from what there is now
+            sys.stdout.write(full[shown:])
+            sys.stdout.flush()
+            shown = len(full)
+
+
+def usage(
+    by: Annotated[str, typer.Option(help="project, organisation or sector.")] = "project",
+    since: Annotated[
+        str | None, typer.Option(help="Start of the range: an ISO date or a duration back from now (30d).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="End of the range (ISO date; default now).")] = None,
+    path: Annotated[str | None, typer.Option(help="Only this tenant path and what is under it.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """GPU-hours and effective GPU-hours used, by project, organisation or sector."""
+    try:
+        start = _instant(since) if since else None
+        end = _instant(until) if until else None
+    except ValueError as e:
+        _fail(str(e), EXIT_INPUT, as_json)
+    with _client(as_json) as c:
+        got = c.usage(by=by, start=start, end=end, path=path)
+    if as_json:
+        _print_json(got)
+        return
+    rows = page_items(got) or list(got.get("usage", []))
+    t = _table(f"usage by {by}", [by, "GPU-hours", "effective GPU-hours", "allocations"])
+    for r in rows:
+        t.add_row(
+            _text(_first(r, "key", "path", by)),
+            f"{float(r.get('gpu_hours', 0)):,.2f}",
+            f"{float(r.get('effective_gpu_hours', 0)):,.2f}",
+            _text(r.get("allocations")),
+        )
+    _out().print(t)
+
+
+def _instant(text: str) -> str:
+    """An ISO instant for the API from an ISO date/time or a duration back from now."""
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        t = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=parse_duration(text))
+    if t.tzinfo is None:
+        t = t.astimezone()
+    return t.astimezone(dt.UTC).isoformat()
+
+
+COMMANDS: tuple[Callable[..., None], ...] = (login, submit, queue, show, cancel, explain, logs, usage)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the client commands on ``app`` (the ``gpupool`` command)."""
+    for fn in COMMANDS:
+        app.command(fn.__name__)(fn)

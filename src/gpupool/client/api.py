@@ -1,0 +1,198 @@
+"""The HTTP client of the ``/v1`` API (ADR 0002), used by the CLI and by scripts.
+
+This module owns ``GpupoolClient``: one method per API call, JSON in and out, the token as a
+bearer header, ``Idempotency-Key`` on submissions, cursor pages followed by ``iter_jobs``, and
+every error response turned into an ``errors.ApiError`` subclass. It returns the server's JSON
+as plain dicts and lists: the server's schema (``/openapi.json``) is the one definition of the
+shapes, and a client that re-declared them would drift from it.
+
+``transport`` is httpx's seam: tests pass ``httpx.MockTransport`` or an ASGI transport, and
+production uses the network. The client holds a connection pool: close it (or use ``with``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from gpupool import __version__
+from gpupool.client.config import ClientConfig
+from gpupool.client.errors import ConnectionFailed, error_for
+
+__all__ = ["GpupoolClient", "Submitted"]
+
+JSON = dict[str, Any]
+
+
+class Submitted:
+    """The answer to a submission: the job, and whether this call created it (201) or an
+    earlier one with the same idempotency key did (200)."""
+
+    __slots__ = ("created", "idempotency_key", "job")
+
+    def __init__(self, job: JSON, created: bool, idempotency_key: str) -> None:
+        self.job = job
+        self.created = created
+        self.idempotency_key = idempotency_key
+
+
+class GpupoolClient:
+    """A client of one gpupool server. ``token`` may be empty for the anonymous endpoints."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str = "",
+        *,
+        timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"User-Agent": f"gpupool-client/{__version__}", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s, transport=transport)
+
+    @classmethod
+    def from_config(cls, config: ClientConfig | None = None, **kwargs: Any) -> GpupoolClient:
+        """A client for the configured server and token (environment, then config file)."""
+        cfg = config if config is not None else ClientConfig.load()
+        return cls(cfg.url, cfg.token, **kwargs)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GpupoolClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the calls ------------------------------------------------------------------------
+
+    def health(self) -> JSON:
+        return self._json("GET", "/v1/health")
+
+    def me(self) -> JSON:
+        """The caller's user, roles and memberships (``login`` checks a token with this)."""
+        return self._json("GET", "/v1/users/me")
+
+    def submit(self, request: Mapping[str, Any], idempotency_key: str | None = None) -> Submitted:
+        """Submit a job (``request`` is the body of ``POST /v1/jobs``).
+
+        Retrying with the same ``idempotency_key`` returns the job the first call created, so a
+        submission whose answer was lost can be repeated safely; by default a fresh UUID.
+        """
+        key = idempotency_key or str(uuid.uuid4())
+        resp = self._send("POST", "/v1/jobs", json=dict(request), headers={"Idempotency-Key": key})
+        return Submitted(_body_json(resp), resp.status_code == 201, key)
+
+    def jobs(
+        self,
+        *,
+        project: str | None = None,
+        state: str | None = None,
+        user: str | None = None,
+        model: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> JSON:
+        """One page of jobs: ``{"items": [...], "next_cursor": ...}`` as the server sends it."""
+        params = _params(project=project, state=state, user=user, model=model, cursor=cursor, limit=limit)
+        return self._json("GET", "/v1/jobs", params=params)
+
+    def iter_jobs(self, *, max_items: int | None = None, **filters: Any) -> Iterator[JSON]:
+        """Every job matching ``filters``, page after page (stops after ``max_items``)."""
+        cursor: str | None = None
+        seen = 0
+        while True:
+            page = self.jobs(cursor=cursor, **filters)
+            for item in page_items(page):
+                yield item
+                seen += 1
+                if max_items is not None and seen >= max_items:
+                    return
+            cursor = page.get("next_cursor") or None
+            if not cursor:
+                return
+
+    def job(self, job_id: str) -> JSON:
+        return self._json("GET", f"/v1/jobs/{_seg(job_id)}")
+
+    def explain(self, job_id: str) -> JSON:
+        """Why a job waits (reason code and detail) and when it will probably start."""
+        return self._json("GET", f"/v1/jobs/{_seg(job_id)}/explain")
+
+    def cancel(self, job_id: str) -> JSON:
+        return self._json("POST", f"/v1/jobs/{_seg(job_id)}/cancel")
+
+    def logs(self, job_id: str, *, stream: str = "stdout", tail: int | None = None) -> str:
+        """The job's log text (``stream``: stdout or stderr; ``tail``: the last lines only)."""
+        resp = self._send("GET", f"/v1/jobs/{_seg(job_id)}/logs", params=_params(stream=stream, tail=tail))
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            body = _body_json(resp)
+            return str(body.get("text", body.get("content", "")))
+        return resp.text
+
+    def usage(
+        self,
+        *,
+        by: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        path: str | None = None,
+    ) -> JSON:
+        """GPU-hours and effective GPU-hours by project, organisation or sector over a range."""
+        return self._json("GET", "/v1/usage", params=_params(by=by, start=start, end=end, path=path))
+
+    def fleet(self) -> JSON:
+        return self._json("GET", "/v1/fleet")
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> JSON:
+        return _body_json(self._send(method, path, **kwargs))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as e:
+            raise ConnectionFailed(f"{self.url}: no answer in time ({type(e).__name__})") from e
+        except httpx.TransportError as e:
+            raise ConnectionFailed(f"cannot reach {self.url}: {e}") from e
+        if resp.status_code >= 400:
+            try:
+                body: Any = resp.json()
+            except ValueError:
+                body = resp.text
+            raise error_for(resp.status_code, body, resp.reason_phrase)
+        return resp
+
+
+def page_items(page: Mapping[str, Any]) -> list[JSON]:
+    """The objects of a page, whichever name the server gives the list (``items`` or ``jobs``)."""
+    for key in ("items", "jobs", "data"):
+        got = page.get(key)
+        if isinstance(got, list):
+            return got
+    return []
+
+
+def _body_json(resp: httpx.Response) -> JSON:
+    if not resp.content:
+        return {}
+    body = resp.json()
+    return body if isinstance(body, dict) else {"items": body}
+
+
+def _params(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _seg(text: str) -> str:
+    """One path segment, quoted: a job id must not be able to reach another route."""
+    return quote(text, safe="")
