@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
+from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 
@@ -12,6 +15,7 @@ from gpupool.service.executors import (
     GpuModelError,
     discover_gpus,
     discover_machine,
+    local_machine,
     model_for,
     simulated_fleet_machine,
     simulated_machine,
@@ -43,8 +47,10 @@ def test_a_machine_without_nvml_has_no_gpus() -> None:
     assert discover_gpus() == []
     machine = discover_machine(node_name="laptop")
     assert machine.nodes == () and machine.gpus == 0 and not machine.simulated
-    with pytest.raises(FleetError, match="has no nodes"):
+    with pytest.raises(FleetError, match="no GPU that NVML can see; serve simulated GPUs"):
         machine.fleet()
+    assert local_machine(node_name="laptop") == machine
+    assert local_machine(3, node_name="laptop").fleet().total_gpus == 3
     sampler = NvmlSampler()
     assert not sampler.available
     sampler.close()
@@ -116,3 +122,46 @@ def test_a_simulated_machine_can_stand_in_for_a_preset_fleet() -> None:
     devs = machine.devices(f.nodes[2].name)
     assert devs is not None and len(devs) == 8 and devs[0].model == "GB200" and devs[0].simulated
     assert machine.devices("not-a-node") is None
+
+
+@pytest.fixture
+def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    from tests.executors import fake_pynvml
+
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml)
+    fake_pynvml.calls.clear()
+    saved = list(fake_pynvml.DEVICES)
+    yield fake_pynvml
+    fake_pynvml.DEVICES[:] = saved
+    assert fake_pynvml.inits == 0, "every nvmlInit needs its nvmlShutdown"
+
+
+def test_discovery_through_nvml(fake_nvml: ModuleType) -> None:
+    devs = discover_gpus()
+    assert [(d.index, d.visible_id, d.name, d.model, d.memory_mib) for d in devs] == [
+        (0, "GPU-aaaaaaaa-0000", "NVIDIA H100 80GB HBM3", "H100", 81559),
+        (1, "GPU-bbbbbbbb-1111", "NVIDIA H100 80GB HBM3", "H100", 81559),
+    ]
+    machine = discover_machine(node_name="gpu01")
+    assert machine.fleet().summary()["models"] == {"H100": 2} and not machine.simulated
+    fake_nvml.DEVICES.append(("NVIDIA GeForce RTX 4090", "GPU-cccc", 24564))
+    with pytest.raises(GpuModelError, match="RTX 4090"):
+        discover_gpus()
+    assert [d.model for d in discover_gpus(model="RTX-PRO-6000")] == ["RTX-PRO-6000"] * 3
+
+
+def test_telemetry_through_nvml_by_uuid(fake_nvml: ModuleType) -> None:
+    sampler = NvmlSampler()
+    assert sampler.available
+    dev = discover_gpus()[1]
+    s = sampler.sample(dev, 123)
+    assert s is not None and (s.at_ms, s.device, s.utilization_pct, s.memory_used_mib) == (
+        123,
+        "GPU-bbbbbbbb-1111",
+        51,
+        1001,
+    )
+    gone = GpuDevice(5, "GPU-gone", "NVIDIA H100 80GB HBM3", "H100", 81559)
+    assert sampler.sample(gone, 124) is None  # a device NVML no longer knows: no sample, no crash
+    sampler.close()
+    assert sampler.sample(dev, 125) is None

@@ -369,3 +369,30 @@ def test_telemetry_is_sampled_per_allocation_device(tmp_path: Path) -> None:
     assert 2 <= len(samples) <= 10
     assert {(s.device, s.utilization_pct, s.memory_used_mib) for s in samples} == {("GPU-1", 42, 1001)}
     assert set(sampler.asked) == {"GPU-1"} and sampler.closed
+
+
+def test_the_executor_samples_nvml_for_a_discovered_machine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from gpupool.service.executors import discover_machine
+    from tests.executors import fake_pynvml
+
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml)
+    machine = discover_machine(node_name=NODE)
+    ex = LocalExecutor(tmp_path / "state", machine=machine, tick_s=0.02, telemetry_interval_s=0.1)
+    try:
+        ex.launch(
+            launch(
+                tmp_path,
+                "n#1",
+                "import os, time; print(os.environ['CUDA_VISIBLE_DEVICES']); time.sleep(0.4)",
+                ids=(1,),
+            )
+        )
+        wait_for(ex, exited("n#1"))
+        samples = ex.telemetry("n#1")
+    finally:
+        ex.close()
+    assert log_paths(tmp_path / "logs", "n#1")[0].read_text() == "GPU-bbbbbbbb-1111\n"
+    assert samples and {(s.device, s.utilization_pct) for s in samples} == {("GPU-bbbbbbbb-1111", 51)}
+    assert fake_pynvml.inits == 0

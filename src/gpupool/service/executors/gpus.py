@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gpupool.core.accelerator import Catalogue
-from gpupool.core.fleet import Fleet, FleetBuilder
+from gpupool.core.fleet import Fleet, FleetBuilder, FleetError
 from gpupool.fleetfile import load_catalogue
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "NvmlSampler",
     "discover_gpus",
     "discover_machine",
+    "local_machine",
     "model_for",
     "simulated_fleet_machine",
     "simulated_machine",
@@ -202,6 +203,8 @@ class LocalMachine:
 
     def fleet(self, catalogue: Catalogue | None = None, name: str = "local") -> Fleet:
         """A one-site, one-cluster fleet of this machine's nodes, bound to the local backend."""
+        if not self.nodes:
+            raise FleetError("this machine has no GPU that NVML can see; serve simulated GPUs instead")
         cat = catalogue if catalogue is not None else load_catalogue()
         b = FleetBuilder(name, cat, description=f"this machine ({'simulated' if self.simulated else 'NVML'})")
         b.add_site("local")
@@ -209,7 +212,7 @@ class LocalMachine:
         rack = b.add_rack(b.add_block(cluster, "local"), "local")
         for node, devs in self.nodes:
             b.add_nodes(rack, 1, devs[0].model, len(devs), [node])
-        return b.build()  # FleetError "has no nodes" for a machine without GPUs
+        return b.build()
 
 
 def _machine(devices: Iterable[GpuDevice], node_name: str | None, simulated: bool) -> LocalMachine:
@@ -249,6 +252,23 @@ def simulated_machine(
     if model not in cat:
         raise GpuModelError(f"unknown accelerator model {model!r} (known: {', '.join(cat.names())})")
     return _machine(_pretend(model, gpus, cat), node_name, simulated=True)
+
+
+def local_machine(
+    simulated_gpus: int = 0,
+    model: str | None = None,
+    node_name: str | None = None,
+    catalogue: Catalogue | None = None,
+) -> LocalMachine:
+    """The machine ``gpupool serve`` runs on: ``simulated_gpus`` pretend ones, else NVML's.
+
+    ``model`` names the catalogue model (default: mapped from the device names; ``H100`` for
+    simulated GPUs). Its ``fleet()`` is the one-node local fleet; a machine where NVML finds
+    no GPU has no fleet (``FleetError`` says to simulate instead).
+    """
+    if simulated_gpus:
+        return simulated_machine(simulated_gpus, model or "H100", node_name, catalogue)
+    return discover_machine(catalogue, model, node_name)
 
 
 def simulated_fleet_machine(fleet: Fleet) -> LocalMachine:

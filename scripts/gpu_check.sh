@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# On a machine with NVIDIA GPUs: check NVML discovery, the local fleet, and one real job pinned
+# by CUDA_VISIBLE_DEVICES through the LocalExecutor, with NVML telemetry. Prints what it saw
+# and exits non-zero if the job did not see exactly the GPU it was placed on. Under 3 minutes.
+#
+# It needs no CUDA toolkit and no torch: the job itself asks NVML which device its
+# CUDA_VISIBLE_DEVICES names. Set GPU_CHECK_PYTHON to use a Python that already has gpupool
+# installed (the device machines cannot reach a package index); otherwise it uses .venv, and
+# creates it with `pip install -e .` when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== nvidia-smi -L"
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi -L || true
+else
+  echo "nvidia-smi: not on PATH"
+fi
+
+PY="${GPU_CHECK_PYTHON:-}"
+if [[ -z "$PY" ]]; then
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "== setting up .venv (pip install -e .)"
+    python3 -m venv .venv
+    timeout 120 .venv/bin/python -m pip install -q --disable-pip-version-check -e . \
+      || { echo "pip install failed (no package index?); set GPU_CHECK_PYTHON"; exit 2; }
+  fi
+  PY=.venv/bin/python
+fi
+if ! "$PY" -c "import gpupool.service.executors, pynvml" 2>/dev/null; then
+  echo "== installing gpupool into $PY"
+  timeout 120 "$PY" -m pip install -q --disable-pip-version-check -e . \
+    || { echo "pip install failed (no package index?); set GPU_CHECK_PYTHON"; exit 2; }
+fi
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+echo "== LocalExecutor on the NVML-discovered machine (work dir $WORK)"
+timeout 150 "$PY" - "$WORK" <<'PY'
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from gpupool.service.executors import AllocationExited, AllocationFailed, Launch, LocalExecutor, discover_machine
+
+work = Path(sys.argv[1])
+machine = discover_machine()
+if not machine.nodes:
+    print(json.dumps({"gpus": 0, "error": "NVML found no GPU (driver missing or no device)"}))
+    sys.exit(1)
+fleet = machine.fleet()
+print("fleet:", json.dumps(fleet.summary()["models"]), "nodes:", [n.name for n in fleet.nodes])
+node, devices = machine.nodes[0]
+for d in devices:
+    print(f"  id {d.index}: {d.name} -> catalogue {d.model}, {d.memory_mib} MiB, {d.visible_id}")
+
+# Place the job on the LAST accelerator, so "the job saw device 0" cannot pass by accident.
+target = devices[-1]
+job = r"""
+import os, time, pynvml
+cvd = os.environ["CUDA_VISIBLE_DEVICES"]
+pynvml.nvmlInit()
+h = pynvml.nvmlDeviceGetHandleByUUID(cvd)
+name = pynvml.nvmlDeviceGetName(h)
+mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+print("CUDA_VISIBLE_DEVICES=" + cvd)
+print("GPUPOOL_ALLOCATION_ID=" + os.environ["GPUPOOL_ALLOCATION_ID"])
+print("device:", name if isinstance(name, str) else name.decode(), "memory used MiB:", mem.used >> 20)
+print("utilisation %:", pynvml.nvmlDeviceGetUtilizationRates(h).gpu, flush=True)
+time.sleep(3)
+"""
+ex = LocalExecutor(work / "state", machine=machine, telemetry_interval_s=1.0, walltime_grace_s=2)
+t0 = time.monotonic()
+ex.launch(Launch("check#1", "check", (sys.executable, "-c", job), ((node, (len(devices) - 1,)),), work / "logs"))
+# A second job that overruns its walltime, to see SIGTERM/SIGKILL on this machine too.
+ex.launch(Launch("walltime#1", "walltime", (sys.executable, "-c", "import time; time.sleep(60)"),
+                 ((node, (0,)),), work / "logs", walltime_s=1.0))
+events = []
+while time.monotonic() - t0 < 60 and len([e for e in events if isinstance(e, AllocationExited | AllocationFailed)]) < 2:
+    events += ex.poll()
+    time.sleep(0.1)
+samples = ex.telemetry("check#1")
+ex.close()
+out = (work / "logs" / "check#1.out").read_text()
+err = (work / "logs" / "check#1.err").read_text()
+print("job stdout:\n" + out + ("job stderr:\n" + err if err else ""))
+print("events:", [repr(e) for e in events])
+print("telemetry:", [(s.device, s.utilization_pct, s.memory_used_mib) for s in samples])
+exit_ = {e.allocation_id: e for e in events if isinstance(e, AllocationExited)}
+ok = (
+    f"CUDA_VISIBLE_DEVICES={target.visible_id}" in out
+    and "check#1" in exit_ and exit_["check#1"].exit_code == 0
+    and "walltime#1" in exit_ and exit_["walltime#1"].cause == "walltime"
+    and len(samples) >= 1 and all(s.device == target.visible_id for s in samples)
+)
+print(json.dumps({"gpus": len(devices), "model": target.model, "pinned_to": target.visible_id,
+                  "job_exit": getattr(exit_.get("check#1"), "exit_code", None),
+                  "walltime_cause": getattr(exit_.get("walltime#1"), "cause", None),
+                  "telemetry_samples": len(samples), "ok": ok, "seconds": round(time.monotonic() - t0, 1)}))
+sys.exit(0 if ok else 1)
+PY
