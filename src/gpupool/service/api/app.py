@@ -1,0 +1,107 @@
+"""The FastAPI application: routers, problem handlers, the body-size limit, the lifespan.
+
+This module owns ``create_app``. The app starts and stops its ``Runtime`` with its lifespan
+(unless told the caller manages it), answers every error as ``application/problem+json``, and
+refuses request bodies above ``max_body_bytes`` with 413 before any of it is parsed (by the
+declared ``Content-Length`` or, without one, while the body streams in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gpupool.service.api import (
+    allocations,
+    audit,
+    fleet,
+    health,
+    jobs,
+    metrics,
+    problems,
+    tenants,
+    usage,
+    users,
+)
+from gpupool.service.runtime import Runtime
+
+
+class BodyLimit:
+    """Refuse request bodies larger than ``limit`` bytes with a 413 problem."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > self.limit:
+                    await self._refuse(scope, receive, send)
+                    return
+        seen = 0
+        too_big = False
+
+        async def counted() -> Message:
+            nonlocal seen, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    too_big = True
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resp = problems.problem_response(
+            413, f"request body larger than {self.limit} bytes", "payload-too-large"
+        )
+        await resp(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+    """The API over ``runtime``; with ``manage_runtime`` the app's lifespan starts and stops it."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_runtime:
+            runtime.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                runtime.stop()
+
+    app = FastAPI(
+        title="gpupool",
+        version="1",
+        summary="Share a national GPU pool fairly and fast",
+        description="The gpupool service: jobs, tenants, allocations, usage and the fleet. "
+        "Authenticate with `Authorization: Bearer <token>`. Errors are RFC 9457 problem documents.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    for module in (health, metrics, fleet, tenants, users, allocations, jobs, usage, audit):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
+    return app

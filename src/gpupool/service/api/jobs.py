@@ -1,0 +1,338 @@
+"""``/v1/jobs``: submit (idempotent), list, get, cancel, explain, logs.
+
+This module owns the job routes and their schemas. A submission is checked (schema, fleet,
+walltime policy, membership, budget) before anything is written; then the job row and its
+inbox event are written in one transaction (``store.accept_submission``) and the loop is
+woken. A member sees only jobs of their projects; a job the caller may not see is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gpupool.service import budget, store
+from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
+from gpupool.service.api.paging import CursorQ, LimitQ, Page, after, next_cursor
+from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
+from gpupool.service.auth import Caller
+from gpupool.service.db import JobRow, TenantRow, UserRow
+from gpupool.service.executors.local import log_paths
+from gpupool.service.job_request import JobRequest, Problem, check_against, stored_spec
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+StateName = Literal["pending", "running", "completed", "failed", "cancelled", "rejected"]
+
+
+class PlacementOut(BaseModel):
+    node: str
+    accelerators: list[int]
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    project: str
+    user: str
+    state: StateName
+    priority_class: str
+    requested_priority_class: str
+    over_budget: bool
+    gpus: int
+    models: list[str]
+    command: list[str]
+    walltime_s: int
+    workload_class: str
+    submit_ms: int
+    start_ms: int | None
+    end_ms: int | None
+    attempt: int
+    allocation_id: str | None
+    cluster: str | None
+    model: str | None
+    placement: list[PlacementOut]
+    reason: str
+    detail: str
+    estimated_start_ms: int | None
+    exit_code: int | None
+    preemptions: int
+
+
+class Explanation(BaseModel):
+    job_id: str
+    state: StateName
+    reason: str
+    detail: str
+    estimated_start_ms: int | None
+    over_budget: bool
+    budget: str
+
+
+def job_out(row: JobRow, project: str, user: str) -> JobOut:
+    spec = row.spec
+    return JobOut(
+        id=store.job_id(row.seq),
+        name=row.name,
+        project=project,
+        user=user,
+        state=row.state,  # type: ignore[arg-type]
+        priority_class=row.priority_class,
+        requested_priority_class=str(spec.get("priority_class", "normal")),
+        over_budget=row.over_budget,
+        gpus=int(spec["gpus"]),
+        models=list(spec.get("models", [])),
+        command=list(spec.get("command", [])),
+        walltime_s=int(spec.get("walltime_s", 0)),
+        workload_class=str(spec.get("workload_class", "default")),
+        submit_ms=row.submit_ms,
+        start_ms=row.start_ms,
+        end_ms=row.end_ms,
+        attempt=row.attempt,
+        allocation_id=row.allocation_id,
+        cluster=row.cluster,
+        model=row.model,
+        placement=[
+            PlacementOut(node=str(n), accelerators=[int(i) for i in ids]) for n, ids in row.placement or []
+        ],
+        reason=row.reason,
+        detail=row.detail,
+        estimated_start_ms=row.estimated_start_ms if row.state == "pending" else None,
+        exit_code=row.exit_code,
+        preemptions=row.preemptions,
+    )
+
+
+def _names(s: Session, rows: list[JobRow]) -> tuple[dict[int, str], dict[int, str]]:
+    pids = sorted({r.project_id for r in rows})
+    uids = sorted({r.user_id for r in rows})
+    paths = dict(s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(pids))).tuples().all())
+    users = dict(s.execute(select(UserRow.id, UserRow.name).where(UserRow.id.in_(uids))).tuples().all())
+    return paths, users
+
+
+def _out(s: Session, row: JobRow) -> JobOut:
+    paths, users = _names(s, [row])
+    return job_out(row, paths.get(row.project_id, ""), users.get(row.user_id, ""))
+
+
+def resolve_project(s: Session, caller: Caller, name: str) -> TenantRow:
+    """A project by path or unique leaf name that the caller may see (else 404)."""
+    row = s.scalars(select(TenantRow).where(TenantRow.path == name)).first()
+    if row is None and "/" not in name:
+        leaves = list(
+            s.scalars(select(TenantRow).where(TenantRow.kind == "project", TenantRow.path.like(f"%/{name}")))
+        )
+        leaves = [t for t in leaves if t.path.rsplit("/", 1)[-1] == name]
+        if len(leaves) == 1:
+            row = leaves[0]
+        elif len(leaves) > 1 and any(caller.can_see(t.id) for t in leaves):
+            raise invalid("project", f"{name!r} names several projects: give its full path")
+    if row is None or row.kind != "project" or not caller.can_see(row.id):
+        raise ApiProblem(404, f"project {name!r} not found")
+    return row
+
+
+def visible_job(s: Session, caller: Caller, job_id: str) -> JobRow:
+    seq = store.job_seq(job_id)
+    row = store.get_job(s, seq) if seq is not None else None
+    if row is None or not caller.can_see(row.project_id):
+        raise not_found(f"job {job_id!r}")
+    return row
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobOut,
+    responses=responses(400, 401, 403, 404, 409, 413, 422),
+    summary="Submit a job",
+)
+def submit(
+    req: JobRequest,
+    caller: CallerDep,
+    rt: RuntimeDep,
+    s: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Repeat a submission safely: the same key returns the same job",
+        ),
+    ] = None,
+) -> JobOut:
+    project = resolve_project(s, caller, req.project)
+    if not caller.can_submit(project.id):
+        raise ApiProblem(403, f"you are not a member of project {project.path}", kind="forbidden")
+    settings = rt.settings
+    try:
+        check_against(req, rt.fleet, settings)
+    except Problem as p:
+        raise invalid(p.field, p.message) from None
+    spec = stored_spec(req, settings)
+    spec["project"] = project.path
+    if idempotency_key is not None:
+        old = store.existing_job(s, caller.user_id, idempotency_key)
+        if old is not None:
+            return _replayed(s, old, spec, response, rt)
+    now = rt.clock()
+    verdict = budget.verdict(s, project.id, project.path, req.models, now)
+    if verdict.over and verdict.action == "reject":
+        rt.metrics.submissions.labels("refused").inc()
+        raise ApiProblem(409, verdict.detail, kind="over-budget")
+    priority = "preemptible" if verdict.over else req.priority_class
+    if verdict.over:
+        spec["budget_note"] = verdict.detail
+    new = store.NewJob(
+        project_id=project.id,
+        user_id=caller.user_id,
+        idempotency_key=idempotency_key,
+        name=req.name,
+        spec=spec,
+        priority_class=priority,
+        over_budget=verdict.over,
+        reason="over-budget" if verdict.over else "queued",
+        detail=verdict.detail,
+    )
+    row, created = store.accept_submission(rt.factory, new, now)
+    if not created:
+        return _replayed(s, row, spec, response, rt)
+    rt.metrics.submissions.labels("accepted").inc()
+    rt.loop.wake()
+    return job_out(row, project.path, caller.name)
+
+
+def _replayed(s: Session, row: JobRow, spec: dict[str, Any], response: Response, rt: Any) -> JobOut:
+    stored = {k: v for k, v in row.spec.items() if k != "budget_note"}
+    if stored != spec:
+        raise ApiProblem(
+            409, "this Idempotency-Key was used for a different request", kind="idempotency-key-reused"
+        )
+    rt.metrics.submissions.labels("repeated").inc()
+    response.status_code = 200
+    return _out(s, row)
+
+
+@router.get("", response_model=Page[JobOut], responses=responses(401, 422), summary="List jobs")
+def list_jobs(
+    caller: CallerDep,
+    s: SessionDep,
+    project: Annotated[str | None, Query(max_length=255)] = None,
+    state: StateName | None = None,
+    user: Annotated[str | None, Query(max_length=64)] = None,
+    model: Annotated[str | None, Query(max_length=64)] = None,
+    limit: LimitQ = 50,
+    cursor: CursorQ = None,
+) -> Page[JobOut]:
+    before = after(cursor)
+    projects = caller.visible
+    if projects is not None:
+        projects = frozenset(caller.member_of | caller.admin_of)
+    if project is not None:
+        p = s.scalars(select(TenantRow).where(TenantRow.path == project)).first()
+        if p is None or not caller.can_see(p.id):
+            return Page[JobOut](items=[])
+        projects = frozenset({p.id}) if projects is None or p.id in projects else frozenset()
+    user_id = None
+    if user is not None:
+        user_id = s.scalars(select(UserRow.id).where(UserRow.name == user)).first()
+        if user_id is None:
+            return Page[JobOut](items=[])
+    rows = store.list_jobs(s, store.JobFilter(projects, state, user_id, model), limit, before)
+    paths, users = _names(s, rows)
+    items = [job_out(r, paths.get(r.project_id, ""), users.get(r.user_id, "")) for r in rows]
+    return Page[JobOut](items=items, next_cursor=next_cursor([r.seq for r in rows], limit))
+
+
+JobIdPath = Annotated[str, "job id"]
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=responses(401, 404), summary="A job")
+def get_job(job_id: str, caller: CallerDep, s: SessionDep) -> JobOut:
+    return _out(s, visible_job(s, caller, job_id))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=JobOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Cancel a job",
+)
+def cancel(job_id: str, caller: CallerDep, rt: RuntimeDep, s: SessionDep) -> JobOut:
+    row = visible_job(s, caller, job_id)
+    if not caller.can_act_on_job(row.project_id):
+        raise ApiProblem(403, "only members of the job's project may cancel it", kind="forbidden")
+    if row.state in store.FINAL_STATES:
+        raise ApiProblem(409, f"job {job_id} is already {row.state}", kind="job-finished")
+    out = _out(s, row)
+    store.accept_cancel(rt.factory, row.seq, rt.clock())
+    rt.loop.wake()
+    return out
+
+
+@router.get(
+    "/{job_id}/explain",
+    response_model=Explanation,
+    responses=responses(401, 404),
+    summary="Why a job waits and when it will probably start",
+)
+def explain(job_id: str, caller: CallerDep, s: SessionDep) -> Explanation:
+    row = visible_job(s, caller, job_id)
+    note = str(row.spec.get("budget_note", ""))
+    detail = row.detail
+    if row.over_budget and row.state == "pending" and row.reason != "over-budget":
+        detail = (
+            f"{detail} (over budget: runs as preemptible)" if detail else "over budget: runs as preemptible"
+        )
+    return Explanation(
+        job_id=job_id,
+        state=row.state,  # type: ignore[arg-type]
+        reason=row.reason,
+        detail=detail,
+        estimated_start_ms=row.estimated_start_ms if row.state == "pending" else None,
+        over_budget=row.over_budget,
+        budget=note,
+    )
+
+
+@router.get(
+    "/{job_id}/logs",
+    response_class=PlainTextResponse,
+    responses={**responses(401, 404, 422), 200: {"content": {"text/plain": {}}, "description": "log text"}},
+    summary="A job's output (the latest allocation's by default)",
+)
+def logs(
+    job_id: str,
+    caller: CallerDep,
+    rt: RuntimeDep,
+    s: SessionDep,
+    stream: Literal["out", "err", "stdout", "stderr"] = "out",
+    attempt: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    tail: Annotated[int | None, Query(ge=1, le=1_000_000, description="Only the last lines")] = None,
+    tail_bytes: Annotated[int, Query(ge=1, le=16 << 20, description="Read at most this much")] = 1 << 20,
+) -> PlainTextResponse:
+    row = visible_job(s, caller, job_id)
+    n = attempt or row.attempt
+    if n < 1 or n > row.attempt:
+        raise ApiProblem(
+            404, f"job {job_id} has no attempt {n}" if row.attempt else f"job {job_id} has not started"
+        )
+    out, err = log_paths(rt.settings.log_dir / job_id, store.allocation_id(row.seq, n))
+    path = out if stream in ("out", "stdout") else err
+    text = ""
+    if path.is_file():
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - tail_bytes))
+            text = f.read().decode("utf-8", "replace")
+    if tail is not None:
+        text = "".join(text.splitlines(keepends=True)[-tail:])
+    return PlainTextResponse(text)

@@ -1,0 +1,289 @@
+"""``/v1/tenants`` and ``/v1/projects/{path}/members``: the tenant tree and memberships.
+
+This module owns the tenant routes. Reading: viewers and admins see every tenant; members see
+their projects' branch. Writing: a pool admin anywhere; an org admin inside their organisation.
+Every change is checked by building the core's tenancy from the changed rows (guarantees must
+fit their parents and the fleet), written with an audit row in one transaction, and makes the
+loop rebuild the core.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from gpupool.core.tenancy import ANY_MODEL, TenancyError
+from gpupool.service import store
+from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
+from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
+from gpupool.service.auth import MEMBER_ROLES, Caller
+from gpupool.service.db import MembershipRow, TenantRow, UserRow
+from gpupool.service.runtime import Runtime
+from gpupool.service.tenant_tree import active_allocations, build_tenancy, leaf_kind, tenant_rows
+
+router = APIRouter(tags=["tenants"])
+
+Key = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Gpus = Annotated[int, Field(ge=0, le=10_000_000)]
+ModelKey = Annotated[str, Field(min_length=1, max_length=32)]
+ClusterName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class TenantOut(BaseModel):
+    path: str
+    name: str
+    kind: str
+    parent: str | None
+    weight: float
+    guaranteed: dict[str, int]
+    borrow_limit: dict[str, int] | None
+    clusters: list[str]
+    over_budget: str
+
+
+class TenantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: Key
+    parent: Annotated[str | None, Field(max_length=255)] = None
+    name: Annotated[str, Field(max_length=255)] = ""
+    weight: Annotated[float, Field(gt=0, le=1e6)] = 1.0
+    guaranteed: Annotated[dict[ModelKey, Gpus], Field(max_length=64)] = Field(default_factory=dict)
+    borrow_limit: Annotated[dict[ModelKey, Gpus] | None, Field(max_length=64)] = None
+    clusters: Annotated[list[ClusterName], Field(max_length=64)] = Field(default_factory=list)
+    over_budget: Literal["preemptible", "reject"] = "preemptible"
+
+
+class TenantPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str | None, Field(max_length=255)] = None
+    weight: Annotated[float | None, Field(gt=0, le=1e6)] = None
+    guaranteed: Annotated[dict[ModelKey, Gpus] | None, Field(max_length=64)] = None
+    borrow_limit: Annotated[dict[ModelKey, Gpus] | None, Field(max_length=64)] = None
+    clusters: Annotated[list[ClusterName] | None, Field(max_length=64)] = None
+    over_budget: Literal["preemptible", "reject"] | None = None
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: Annotated[str, Field(min_length=1, max_length=64)]
+    role: Literal["member", "admin"] = "member"
+
+
+class MemberOut(BaseModel):
+    tenant: str
+    user: str
+    role: str
+
+
+def tenant_out(row: TenantRow, paths: dict[int, str]) -> TenantOut:
+    return TenantOut(
+        path=row.path,
+        name=row.name,
+        kind=row.kind,
+        parent=paths.get(row.parent_id) if row.parent_id is not None else None,
+        weight=row.weight,
+        guaranteed=dict(row.guaranteed),
+        borrow_limit=None if row.borrow_limit is None else dict(row.borrow_limit),
+        clusters=list(row.clusters),
+        over_budget=row.over_budget,
+    )
+
+
+def visible_tenant(s: Session, caller: Caller, path: str) -> TenantRow:
+    row = s.scalars(select(TenantRow).where(TenantRow.path == path)).first()
+    if row is None or not caller.can_see(row.id):
+        raise not_found(f"tenant {path!r}")
+    return row
+
+
+def _check_models(rt: Runtime, field: str, values: dict[str, int] | None) -> None:
+    present = rt.fleet.gpus_by_model()
+    for m in values or {}:
+        if m != ANY_MODEL and m not in present:
+            raise invalid(
+                f"{field}.{m}", f"the fleet has no {m} accelerators (it has: {', '.join(present)}, or *)"
+            )
+
+
+def _check_clusters(rt: Runtime, clusters: list[str] | None) -> None:
+    for i, c in enumerate(clusters or []):
+        if c not in rt.fleet.cluster_by_name:
+            raise invalid(
+                f"clusters[{i}]", f"unknown cluster {c!r} (known: {', '.join(rt.fleet.cluster_by_name)})"
+            )
+
+
+def validate_tree(s: Session, rt: Runtime) -> None:
+    """Build the core's tenancy from the (flushed, uncommitted) rows: 422 if it contradicts."""
+    s.flush()
+    try:
+        build_tenancy(tenant_rows(s), active_allocations(s, rt.clock()), rt.fleet)
+    except TenancyError as e:
+        raise ApiProblem(422, str(e), kind="invalid-tenancy") from None
+
+
+@router.get("/v1/tenants", response_model=list[TenantOut], responses=responses(401), summary="Tenants")
+def list_tenants(
+    caller: CallerDep, s: SessionDep, kind: Literal["sector", "organisation", "project"] | None = None
+) -> list[TenantOut]:
+    rows = tenant_rows(s)
+    paths = {r.id: r.path for r in rows}
+    return [tenant_out(r, paths) for r in rows if caller.can_see(r.id) and (kind is None or r.kind == kind)]
+
+
+@router.get(
+    "/v1/tenants/{path:path}", response_model=TenantOut, responses=responses(401, 404), summary="A tenant"
+)
+def get_tenant(path: str, caller: CallerDep, s: SessionDep) -> TenantOut:
+    row = visible_tenant(s, caller, path)
+    parent = s.get(TenantRow, row.parent_id) if row.parent_id is not None else None
+    return tenant_out(row, {parent.id: parent.path} if parent else {})
+
+
+@router.post(
+    "/v1/tenants",
+    status_code=201,
+    response_model=TenantOut,
+    responses=responses(401, 403, 404, 409, 422),
+    summary="Add a tenant",
+)
+def create_tenant(body: TenantIn, caller: CallerDep, rt: RuntimeDep) -> TenantOut:
+    _check_models(rt, "guaranteed", body.guaranteed)
+    _check_models(rt, "borrow_limit", body.borrow_limit)
+    _check_clusters(rt, body.clusters)
+    now = rt.clock()
+    with rt.factory.begin() as s:
+        parent = None
+        if body.parent is not None:
+            parent = visible_tenant(s, caller, body.parent)
+            if not caller.can_manage(parent.id):
+                raise ApiProblem(403, f"you do not administer {parent.path}", kind="forbidden")
+            if parent.kind == "project":
+                raise invalid("parent", f"{parent.path} is a project: projects have no children")
+        elif not caller.is_pool_admin:
+            raise ApiProblem(403, "only a pool admin may add a sector", kind="forbidden")
+        path = body.key if parent is None else f"{parent.path}/{body.key}"
+        if s.scalars(select(TenantRow.id).where(TenantRow.path == path)).first() is not None:
+            raise ApiProblem(409, f"tenant {path!r} exists", kind="conflict")
+        row = TenantRow(
+            path=path,
+            name=body.name or body.key,
+            kind=leaf_kind(path),
+            parent_id=parent.id if parent else None,
+            weight=body.weight,
+            guaranteed=dict(body.guaranteed),
+            borrow_limit=body.borrow_limit,
+            clusters=list(body.clusters),
+            over_budget=body.over_budget,
+            created_ms=now,
+        )
+        s.add(row)
+        validate_tree(s, rt)
+        store.audit(s, caller.name, "tenant.create", f"tenant/{path}", body.model_dump(), now)
+        out = tenant_out(row, {parent.id: parent.path} if parent else {})
+    rt.loop.request_rebuild()
+    return out
+
+
+@router.patch(
+    "/v1/tenants/{path:path}",
+    response_model=TenantOut,
+    responses=responses(401, 403, 404, 422),
+    summary="Change a tenant",
+)
+def patch_tenant(path: str, body: TenantPatch, caller: CallerDep, rt: RuntimeDep) -> TenantOut:
+    _check_models(rt, "guaranteed", body.guaranteed)
+    _check_models(rt, "borrow_limit", body.borrow_limit)
+    _check_clusters(rt, body.clusters)
+    now = rt.clock()
+    changes = body.model_dump(exclude_unset=True)
+    with rt.factory.begin() as s:
+        row = visible_tenant(s, caller, path)
+        if not caller.can_manage(row.id):
+            raise ApiProblem(403, f"you do not administer {path}", kind="forbidden")
+        for k, v in changes.items():
+            if v is None and k != "borrow_limit":
+                raise invalid(k, "must not be null")
+            setattr(row, k, v)
+        validate_tree(s, rt)
+        store.audit(s, caller.name, "tenant.update", f"tenant/{path}", changes, now)
+        parent = s.get(TenantRow, row.parent_id) if row.parent_id is not None else None
+        out = tenant_out(row, {parent.id: parent.path} if parent else {})
+    rt.loop.request_rebuild()
+    return out
+
+
+@router.get(
+    "/v1/projects/{path:path}/members",
+    response_model=list[MemberOut],
+    responses=responses(401, 404),
+    summary="Members of a tenant",
+)
+def list_members(path: str, caller: CallerDep, s: SessionDep) -> list[MemberOut]:
+    row = visible_tenant(s, caller, path)
+    got = s.execute(
+        select(UserRow.name, MembershipRow.role)
+        .join(MembershipRow, MembershipRow.user_id == UserRow.id)
+        .where(MembershipRow.tenant_id == row.id)
+        .order_by(UserRow.name)
+    ).all()
+    return [MemberOut(tenant=row.path, user=u, role=r) for u, r in got]
+
+
+@router.post(
+    "/v1/projects/{path:path}/members",
+    status_code=201,
+    response_model=MemberOut,
+    responses=responses(401, 403, 404, 422),
+    summary="Add or change a membership",
+)
+def add_member(path: str, body: MemberIn, caller: CallerDep, rt: RuntimeDep, response: Response) -> MemberOut:
+    assert body.role in MEMBER_ROLES
+    now = rt.clock()
+    with rt.factory.begin() as s:
+        row = visible_tenant(s, caller, path)
+        if not caller.can_manage(row.id):
+            raise ApiProblem(403, f"you do not administer {path}", kind="forbidden")
+        if body.role == "member" and row.kind != "project":
+            raise invalid("role", "members belong to projects; an organisation or sector takes admins")
+        user = s.scalars(select(UserRow).where(UserRow.name == body.user)).first()
+        if user is None:
+            raise invalid("user", f"no user {body.user!r}")
+        m = s.scalars(
+            select(MembershipRow).where(MembershipRow.user_id == user.id, MembershipRow.tenant_id == row.id)
+        ).first()
+        if m is None:
+            s.add(MembershipRow(user_id=user.id, tenant_id=row.id, role=body.role))
+        else:
+            m.role = body.role
+            response.status_code = 200
+        store.audit(s, caller.name, "membership.set", f"tenant/{path}", body.model_dump(), now)
+    return MemberOut(tenant=path, user=body.user, role=body.role)
+
+
+@router.delete(
+    "/v1/projects/{path:path}/members/{user}",
+    status_code=204,
+    responses=responses(401, 403, 404),
+    summary="Remove a membership",
+)
+def remove_member(path: str, user: str, caller: CallerDep, rt: RuntimeDep) -> Response:
+    now = rt.clock()
+    with rt.factory.begin() as s:
+        row = visible_tenant(s, caller, path)
+        if not caller.can_manage(row.id):
+            raise ApiProblem(403, f"you do not administer {path}", kind="forbidden")
+        uid = s.scalars(select(UserRow.id).where(UserRow.name == user)).first()
+        if uid is None:
+            raise not_found(f"member {user!r} of {path}")
+        gone = s.execute(
+            delete(MembershipRow).where(MembershipRow.user_id == uid, MembershipRow.tenant_id == row.id)
+        )
+        if not getattr(gone, "rowcount", 0):
+            raise not_found(f"member {user!r} of {path}")
+        store.audit(s, caller.name, "membership.remove", f"tenant/{path}", {"user": user}, now)
+    return Response(status_code=204)

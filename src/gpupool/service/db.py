@@ -1,0 +1,276 @@
+"""Tables and engines: the SQLAlchemy 2 models of the service and how to connect.
+
+This module owns the table definitions (mapped classes), ``make_engine`` (SQLite with WAL
+and immediate write transactions, or PostgreSQL by URL) and ``migrate`` (Alembic ``upgrade
+head``; the schema is created only by migrations, never by ``create_all``). Queries live in
+``gpupool.service.store``.
+
+All times are integer milliseconds since the epoch (``BigInteger``: PostgreSQL's ``integer``
+ends in 2038); accelerator-milliseconds are floats.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+Ms = BigInteger
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TenantRow(Base):
+    """A node of the tenant tree (sector, organisation or project)."""
+
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    guaranteed: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    borrow_limit: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    clusters: Mapped[list[str]] = mapped_column(JSON, default=list)
+    over_budget: Mapped[str] = mapped_column(String(16), default="preemptible")
+    created_ms: Mapped[int] = mapped_column(Ms)
+
+
+class UserRow(Base):
+    """A person or robot; ``role`` is ``pool-admin``, ``viewer`` or ``user``."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    created_ms: Mapped[int] = mapped_column(Ms)
+
+
+class MembershipRow(Base):
+    """A user in a tenant: ``member`` of a project, or ``admin`` of a project or organisation."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "tenant_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    role: Mapped[str] = mapped_column(String(16), default="member")
+
+
+class TokenRow(Base):
+    """An API token: only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(64), default="")
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_ms: Mapped[int] = mapped_column(Ms)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AllocationRow(Base):
+    """A grant to a project: GPU-hours of an accelerator class for a period, plus a guarantee."""
+
+    __tablename__ = "allocations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    model: Mapped[str] = mapped_column(String(32))
+    gpu_hours: Mapped[float] = mapped_column(Float)
+    period_start_ms: Mapped[int] = mapped_column(Ms)
+    period_end_ms: Mapped[int] = mapped_column(Ms)
+    guaranteed: Mapped[int] = mapped_column(Integer, default=0)
+    over_budget: Mapped[str] = mapped_column(String(16), default="preemptible")
+    state: Mapped[str] = mapped_column(String(16), default="requested")
+    note: Mapped[str] = mapped_column(String(1024), default="")
+    created_ms: Mapped[int] = mapped_column(Ms)
+
+
+class JobRow(Base):
+    """A job as submitted and as the loop last decided it (``seq`` is its submission order)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        Index("ix_jobs_state_seq", "state", "seq"),
+        Index("ix_jobs_project_seq", "project_id", "seq"),
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    #: the request as validated (``JobSpec`` fields plus command, env, cwd)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: pending, running, completed, failed, cancelled, rejected
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    priority_class: Mapped[str] = mapped_column(String(16))
+    over_budget: Mapped[bool] = mapped_column(Boolean, default=False)
+    submit_ms: Mapped[int] = mapped_column(Ms)
+    start_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+    end_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    allocation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cluster: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    placement: Mapped[list[list[Any]] | None] = mapped_column(JSON, nullable=True)
+    reason: Mapped[str] = mapped_column(String(32), default="queued")
+    detail: Mapped[str] = mapped_column(String(1024), default="")
+    run_ms: Mapped[int] = mapped_column(Ms, default=0)
+    attained: Mapped[float] = mapped_column(Float, default=0.0)
+    preemptions: Mapped[int] = mapped_column(Integer, default=0)
+    estimated_start_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class UsageRow(Base):
+    """One allocation's hold of accelerators: open (``end_ms`` null) while it runs."""
+
+    __tablename__ = "usage"
+    __table_args__ = (Index("ix_usage_project_start", "project_id", "start_ms"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_seq: Mapped[int] = mapped_column(ForeignKey("jobs.seq"))
+    allocation_id: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    model: Mapped[str] = mapped_column(String(32))
+    workload_class: Mapped[str] = mapped_column(String(64))
+    gpus: Mapped[int] = mapped_column(Integer)
+    start_ms: Mapped[int] = mapped_column(Ms)
+    end_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+
+
+class InboxRow(Base):
+    """An event accepted by the API and not yet handled by the loop."""
+
+    __tablename__ = "inbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # submit, cancel, drain, undrain, down
+    job_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_ms: Mapped[int] = mapped_column(Ms)
+
+
+class EventLogRow(Base):
+    """Every event the core handled and every decision it made, in order."""
+
+    __tablename__ = "event_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at_ms: Mapped[int] = mapped_column(Ms)
+    kind: Mapped[str] = mapped_column(String(16))  # event, decision, restore
+    type: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class OutboxRow(Base):
+    """An instruction for an executor, written with the decision and sent after the commit."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # launch, terminate
+    allocation_id: Mapped[str] = mapped_column(String(64))
+    job_seq: Mapped[int] = mapped_column(Integer)
+    cluster: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_ms: Mapped[int] = mapped_column(Ms)
+    dispatched_ms: Mapped[int | None] = mapped_column(Ms, nullable=True, index=True)
+
+
+class NodeStateRow(Base):
+    """A node that is not simply up: ``drained`` or ``down`` (absent means up)."""
+
+    __tablename__ = "node_states"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(1024), default="")
+    changed_ms: Mapped[int] = mapped_column(Ms)
+
+
+class AuditRow(Base):
+    """An administrative change: who did what to which object."""
+
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at_ms: Mapped[int] = mapped_column(Ms)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+def make_engine(url: str, *, writer: bool = True) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and, for writers, immediate locks.
+
+    A SQLite writer's transactions take the write lock when they begin (``BEGIN IMMEDIATE``):
+    a deferred transaction that reads and then writes may find its snapshot stale and fail
+    at once instead of waiting. Readers (``writer=False``) begin deferred and, with WAL, never
+    wait for a writer; requests that only read use them.
+    """
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" below open transactions, not the driver (which would
+        # start them lazily and let two writers deadlock on the read-to-write upgrade).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def migrations_dir() -> Path:
+    return Path(str(resources.files("gpupool.service") / "migrations"))
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (``alembic upgrade head``)."""
+    command.upgrade(alembic_config(engine), "head")

@@ -1,0 +1,167 @@
+"""A job request: what a client may ask for, checked against the fleet, and the core's spec of it.
+
+This module owns ``JobRequest`` (the body of ``POST /v1/jobs``: strict, every field bounded),
+``check_against`` (what only the fleet and policy can tell: known models, clusters, classes,
+walltime limit, a gang no larger than the fleet), and ``core_spec`` (the stored request as the
+core's ``JobSpec``). Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gpupool.core.fleet import Fleet, Level
+from gpupool.core.job import KINDS, MAX_GANG_GPUS, PRIORITY_CLASSES, JobSpec, TaskGroup
+from gpupool.service.settings import ServiceSettings
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Problem(ValueError):
+    """A request that the fleet or policy refuses: ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class TaskGroupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    workers: Annotated[int, Field(ge=1, le=MAX_GANG_GPUS)]
+    gpus_per_worker: Annotated[int, Field(ge=1, le=1024)]
+
+
+class JobRequest(BaseModel):
+    """A job to run: a gang of ``gpus`` accelerators (optionally as task groups) and a command."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: Annotated[str, Field(min_length=1, max_length=255, description="Project path or unique name")]
+    command: Annotated[
+        list[Annotated[str, Field(max_length=8192)]],
+        Field(min_length=1, max_length=1024, description="argv of the job"),
+    ]
+    gpus: Annotated[int, Field(ge=1, le=MAX_GANG_GPUS)]
+    name: Annotated[str, Field(max_length=255)] = ""
+    groups: Annotated[list[TaskGroupIn], Field(max_length=64)] = Field(default_factory=list)
+    models: Annotated[list[Name], Field(max_length=32)] = Field(default_factory=list)
+    min_memory_gib: Annotated[int, Field(ge=0, le=1 << 20)] = 0
+    stacks: Annotated[list[Name], Field(max_length=16)] = Field(default_factory=list)
+    topology: Literal["node", "nvlink", "rack", "block", "any"] = "any"
+    walltime_s: Annotated[int | None, Field(ge=1, description="Default: the service's default walltime")] = (
+        None
+    )
+    priority_class: Literal["reserved", "high", "normal", "low", "preemptible"] = "normal"
+    checkpoint_interval_s: Annotated[int, Field(ge=0, le=10**9)] = 0
+    kind: Literal["training", "inference", "interactive"] = "training"
+    workload_class: Annotated[str, Field(min_length=1, max_length=64)] = "default"
+    clusters: Annotated[list[Name], Field(max_length=64)] = Field(default_factory=list)
+    env: Annotated[dict[str, Annotated[str, Field(max_length=32768)]], Field(max_length=256)] = Field(
+        default_factory=dict
+    )
+    cwd: Annotated[str | None, Field(min_length=1, max_length=4096)] = None
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            if not ENV_NAME.match(k):
+                raise ValueError(f"{k!r} is not an environment variable name")
+            if k.startswith("GPUPOOL_") or k == "CUDA_VISIBLE_DEVICES":
+                raise ValueError(f"{k} is set by gpupool")
+        return v
+
+    @field_validator("command")
+    @classmethod
+    def _argv(cls, v: list[str]) -> list[str]:
+        if not v[0]:
+            raise ValueError("the program (command[0]) must be non-empty")
+        if any("\x00" in a for a in v):
+            raise ValueError("arguments must not contain NUL")
+        return v
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd(cls, v: str | None) -> str | None:
+        if v is not None and ("\x00" in v or not v.startswith("/")):
+            raise ValueError("must be an absolute path")
+        return v
+
+    @model_validator(mode="after")
+    def _groups(self) -> JobRequest:
+        if self.groups and sum(g.workers * g.gpus_per_worker for g in self.groups) != self.gpus:
+            raise ValueError("groups must add up to gpus (workers x gpus_per_worker)")
+        return self
+
+
+assert set(PRIORITY_CLASSES) == {"reserved", "high", "normal", "low", "preemptible"}
+assert set(KINDS) == {"training", "inference", "interactive"}
+
+
+def check_against(req: JobRequest, fleet: Fleet, settings: ServiceSettings) -> None:
+    """Raise ``Problem`` for what the schema cannot know: the fleet's models, clusters, size."""
+    cat = fleet.catalogue
+    present = fleet.gpus_by_model()
+    for i, m in enumerate(req.models):
+        if m not in cat:
+            raise Problem(
+                f"models[{i}]", f"unknown accelerator model {m!r} (known: {', '.join(cat.names())})"
+            )
+        if m not in present:
+            raise Problem(f"models[{i}]", f"the fleet has no {m} accelerators (it has: {', '.join(present)})")
+    for i, c in enumerate(req.clusters):
+        if c not in fleet.cluster_by_name:
+            known = ", ".join(fleet.cluster_by_name)
+            raise Problem(f"clusters[{i}]", f"unknown cluster {c!r} (known: {known})")
+    classes = {c for m in cat for c in m.throughput}
+    if req.workload_class not in classes:
+        raise Problem("workload_class", f"unknown workload class (known: {', '.join(sorted(classes))})")
+    stacks = {m.stack for m in cat}
+    for i, st in enumerate(req.stacks):
+        if st not in stacks:
+            raise Problem(
+                f"stacks[{i}]", f"unknown software stack {st!r} (known: {', '.join(sorted(stacks))})"
+            )
+    if req.walltime_s is not None and req.walltime_s > settings.max_walltime_s:
+        raise Problem("walltime_s", f"must be <= {settings.max_walltime_s} s (the pool's walltime limit)")
+    if req.gpus > fleet.total_gpus:
+        raise Problem("gpus", f"the whole fleet has {fleet.total_gpus} accelerators")
+    if req.checkpoint_interval_s > settings.max_walltime_s:
+        raise Problem("checkpoint_interval_s", f"must be <= {settings.max_walltime_s} s")
+
+
+def stored_spec(req: JobRequest, settings: ServiceSettings) -> dict[str, Any]:
+    """The request as stored in the job row (walltime resolved)."""
+    data = req.model_dump()
+    if data["walltime_s"] is None:
+        data["walltime_s"] = settings.default_walltime_s
+    return data
+
+
+def core_spec(
+    seq_id: str, project_path: str, user: str, spec: dict[str, Any], priority: str, submit_ms: int
+) -> JobSpec:
+    """The core's ``JobSpec`` of a stored request (``priority`` may be forced by a budget)."""
+    return JobSpec(
+        id=seq_id,
+        project=project_path,
+        gpus=int(spec["gpus"]),
+        submit_ms=submit_ms,
+        user=user,
+        groups=tuple(TaskGroup(int(g["workers"]), int(g["gpus_per_worker"])) for g in spec.get("groups", [])),
+        models=tuple(spec.get("models", [])),
+        min_memory_gib=int(spec.get("min_memory_gib", 0)),
+        stacks=tuple(spec.get("stacks", [])),
+        topology=Level.parse(str(spec.get("topology", "any"))),
+        walltime_ms=int(spec.get("walltime_s", 0)) * 1000,
+        priority_class=priority,
+        checkpoint_interval_ms=int(spec.get("checkpoint_interval_s", 0)) * 1000,
+        kind=str(spec.get("kind", "training")),
+        workload_class=str(spec.get("workload_class", "default")),
+        clusters=tuple(spec.get("clusters", [])),
+    )

@@ -1,0 +1,586 @@
+"""The live loop: inbox and executor events -> ``Scheduler.handle`` -> one transaction -> executors.
+
+This module owns ``Loop``. A cycle
+
+1. polls the executors (exits become ``JobFinished``; finishes are applied before arrivals);
+2. reads the inbox (submissions, cancellations, drains) and, after a rebuild, the pending
+   jobs to re-submit, and calls ``Scheduler.handle(events, now)``;
+3. in ONE transaction appends events and decisions to the event log, updates job rows and
+   usage intervals, writes outbox rows (launch / terminate) and deletes the consumed inbox;
+4. only then dispatches undispatched outbox rows to the executors (which never block) and
+   marks them dispatched; a crash before that re-dispatches them on start (launch is
+   idempotent by allocation id);
+5. logs one line and updates the metrics.
+
+If the transaction fails, the in-memory core no longer matches the database, so it is
+rebuilt from the database before the next cycle. Time comes from an injected clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from gpupool.core.decisions import Decision, Explain, Preempt, Reject, Reserve, Start, Stop
+from gpupool.core.events import Event, JobCancelled, JobFinished, JobSubmitted, NodeDrained, NodeUp, Tick
+from gpupool.core.fleet import Fleet
+from gpupool.core.scheduler import Scheduler, SchedulerConfig
+from gpupool.service import store
+from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow, UsageRow, UserRow
+from gpupool.service.executors.base import (
+    AllocationExited,
+    AllocationFailed,
+    AllocationStarted,
+    Executor,
+    ExecutorEvent,
+    Launch,
+)
+from gpupool.service.metrics import ServiceMetrics
+from gpupool.service.rebuild import Rebuilt, Running, core_spec_of, rebuild
+
+log = logging.getLogger("gpupool.service.loop")
+Clock = Callable[[], int]
+#: inbox rows handled per cycle (bounds one transaction; the rest wait for the next cycle)
+INBOX_BATCH = 5000
+#: estimated starts are recomputed at most this often (they are a fluid-model estimate)
+ESTIMATE_EVERY_MS = 2000
+
+
+def wall_clock() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(slots=True)
+class CycleReport:
+    """What one cycle did (tests read it; the log line prints it)."""
+
+    now: int
+    events: int = 0
+    decisions: int = 0
+    starts: int = 0
+    preemptions: int = 0
+    finishes: int = 0
+    dispatched: int = 0
+    seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _payload(obj: Any) -> dict[str, Any]:
+    data: dict[str, Any] = dataclasses.asdict(obj)
+    return data
+
+
+class Loop:
+    """The live scheduling loop over one database, fleet and set of executors."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        fleet: Fleet,
+        config: SchedulerConfig,
+        executors: Mapping[str, Executor],
+        *,
+        log_dir: Path,
+        metrics: ServiceMetrics,
+        clock: Clock = wall_clock,
+        interval_ms: int = 1000,
+        terminate_grace_s: float = 10.0,
+        reconcile: str = "relaunch",
+    ) -> None:
+        self.factory = factory
+        self.fleet = fleet
+        self.config = config
+        self.executors = dict(executors)
+        self.log_dir = log_dir
+        self.metrics = metrics
+        self.clock = clock
+        self.interval_ms = interval_ms
+        self.terminate_grace_s = terminate_grace_s
+        self.reconcile_policy = reconcile
+        #: held while the core is used or replaced (a cycle, a rebuild)
+        self.lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rebuild_wanted = False
+        self._lost: list[ExecutorEvent] = []
+        self._last_estimate = -(10**18)
+        self._estimates: dict[str, int | None] = {}
+        self.last_cycle_ms: int | None = None
+        self.cycles = 0
+        self._state: Rebuilt = self._rebuild(self.clock())
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self._state.scheduler
+
+    def _rebuild(self, now: int) -> Rebuilt:
+        with self.factory() as s:
+            state = rebuild(s, self.fleet, self.config, now)
+        self._estimates = {}
+        return state
+
+    def request_rebuild(self) -> None:
+        """The tenancy changed (tenants, allocations): rebuild the core before the next cycle."""
+        self._rebuild_wanted = True
+        self.wake()
+
+    def executor_for(self, cluster: str) -> Executor:
+        ex = self.executors.get(cluster) or self.executors.get("*")
+        if ex is None:
+            raise LookupError(f"no executor for cluster {cluster!r}")
+        return ex
+
+    def _all_executors(self) -> list[Executor]:
+        seen: dict[int, Executor] = {}
+        for ex in self.executors.values():
+            seen.setdefault(id(ex), ex)
+        return list(seen.values())
+
+    # -- reconcile on start -----------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Compare the database with what the executors run (after a restart).
+
+        An allocation the database calls running that no executor runs (and that did not
+        just report an exit) is relaunched on the same accelerators or failed, by policy; an
+        executor allocation the database does not call running is terminated.
+        """
+        with self.lock:
+            polled: list[ExecutorEvent] = []
+            live: set[str] = set()
+            for ex in self._all_executors():
+                polled.extend(ex.poll())
+                live |= ex.allocations()
+            self._lost.extend(polled)
+            ended = {e.allocation_id for e in polled if not isinstance(e, AllocationStarted)}
+            with self.factory() as s:
+                pending_launch = {r.allocation_id for r in store.undispatched(s) if r.kind == "launch"}
+                rows = {
+                    r.allocation_id: r for r in s.scalars(select(JobRow).where(JobRow.state == "running"))
+                }
+            now = self.clock()
+            for aid, run in self._state.running.items():
+                if aid in live or aid in ended or aid in pending_launch:
+                    continue
+                row = rows.get(aid)
+                if self.reconcile_policy == "relaunch" and row is not None:
+                    log.warning("reconcile: relaunching %s (no executor runs it)", aid)
+                    self.executor_for(run.cluster).launch(self._launch_of(row))
+                else:
+                    log.warning("reconcile: %s is lost (no executor runs it): failing it", aid)
+                    self._lost.append(AllocationFailed(aid, now, "lost: no executor ran it after a restart"))
+            running_ids = set(self._state.running)
+            for ex in self._all_executors():
+                for aid in ex.allocations() - running_ids:
+                    log.warning("reconcile: terminating %s (the database does not run it)", aid)
+                    ex.terminate(aid, self.terminate_grace_s)
+
+    def _launch_of(self, row: JobRow) -> Launch:
+        spec = row.spec
+        job = store.job_id(row.seq)
+        cwd = spec.get("cwd")
+        return Launch(
+            allocation_id=row.allocation_id or "",
+            job_id=job,
+            argv=tuple(spec["command"]),
+            placement=tuple((str(n), tuple(int(i) for i in ids)) for n, ids in (row.placement or [])),
+            log_dir=self.log_dir / job,
+            env=dict(spec.get("env", {})),
+            cwd=Path(cwd) if cwd else None,
+            walltime_s=float(spec.get("walltime_s", 0)),
+        )
+
+    # -- the thread -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="gpupool-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.cycle()
+            except Exception:  # keep serving: a failed cycle is logged and retried
+                log.exception("cycle failed")
+            self._wake.wait(self.interval_ms / 1000)
+            self._wake.clear()
+
+    # -- one cycle --------------------------------------------------------------------------
+
+    def cycle(self) -> CycleReport:
+        """Run one cycle now (the thread calls this; tests may call it directly)."""
+        with self.lock:
+            t0 = time.perf_counter()
+            now = self.clock()
+            if self._rebuild_wanted:
+                self._rebuild_wanted = False
+                self._state = self._rebuild(now)
+            report = CycleReport(now)
+            ex_events = self._lost
+            self._lost = []
+            for ex in self._all_executors():
+                ex_events.extend(ex.poll())
+            try:
+                self._decide(now, ex_events, report)
+            except Exception:
+                self.metrics.cycle_errors.inc()
+                # The core may have changed in memory without the database: start again
+                # from what was committed (the inbox rows are still there).
+                self._state = self._rebuild(self.clock())
+                self._lost = [e for e in ex_events if not isinstance(e, AllocationStarted)]
+                raise
+            report.dispatched = self.dispatch()
+            report.seconds = time.perf_counter() - t0
+            self.cycles += 1
+            self.last_cycle_ms = now
+            self.metrics.cycles.inc()
+            self.metrics.cycle_seconds.observe(report.seconds)
+            self.metrics.observe_core(self.scheduler)
+            if report.events or report.decisions or report.dispatched:
+                sched = self.scheduler
+                log.info(
+                    "cycle %d: %d events, %d decisions (%d starts, %d preemptions, %d finishes), "
+                    "%d dispatched, %d pending, %d running, %.1f ms",
+                    self.cycles,
+                    report.events,
+                    report.decisions,
+                    report.starts,
+                    report.preemptions,
+                    report.finishes,
+                    report.dispatched,
+                    sched.pending_count,
+                    len(sched.running),
+                    report.seconds * 1000,
+                )
+            return report
+
+    def _decide(self, now: int, ex_events: Sequence[ExecutorEvent], report: CycleReport) -> None:
+        state = self._state
+        sched = state.scheduler
+        with self.factory.begin() as s:
+            log_rows: list[EventLogRow] = []
+            events: list[Event] = []
+            finishes: dict[str, tuple[str, int | None, str]] = {}  # alloc -> (state, exit, detail)
+            for e in ex_events:
+                log_rows.append(
+                    EventLogRow(
+                        at_ms=now, kind="executor", type=type(e).__name__, job_id=None, payload=_payload(e)
+                    )
+                )
+                if isinstance(e, AllocationStarted):
+                    continue
+                run = state.running.get(e.allocation_id)
+                if run is None or e.allocation_id in finishes:
+                    continue  # stale: we stopped it ourselves (preemption, cancel)
+                outcome, job_state, exit_code, detail = self._outcome(e)
+                finishes[e.allocation_id] = (job_state, exit_code, detail)
+                events.append(JobFinished(store.job_id(run.seq), run.core_allocation_id, outcome))
+            events.extend(state.replay)
+            state.replay = []
+            inbox: list[InboxRow] = store.inbox(s, INBOX_BATCH)
+            seqs = {r.job_seq for r in inbox if r.job_seq is not None}
+            rows: dict[int, JobRow] = {}
+            if seqs:
+                rows = {r.seq: r for r in s.scalars(select(JobRow).where(JobRow.seq.in_(sorted(seqs))))}
+            users: dict[int, str] = {}
+            cancelled_pending: list[int] = []
+            for r in inbox:
+                if r.kind == "submit" and r.job_seq in rows:
+                    row = rows[r.job_seq]
+                    jid = store.job_id(row.seq)
+                    if row.state != "pending" or jid in state.known:
+                        continue
+                    if not users:
+                        users = dict(s.execute(select(UserRow.id, UserRow.name)).tuples().all())
+                    events.append(JobSubmitted(core_spec_of(row, state.paths, users)))
+                    state.known.add(jid)
+                elif r.kind == "cancel" and r.job_seq in rows:
+                    row = rows[r.job_seq]
+                    jid = store.job_id(row.seq)
+                    if row.state in store.ACTIVE_STATES and jid in state.known:
+                        events.append(JobCancelled(jid))
+                        if row.state == "pending":
+                            cancelled_pending.append(row.seq)
+                elif r.kind in ("drain", "down") and r.node in self.fleet.node_by_name:
+                    events.append(NodeDrained(r.node))
+                elif r.kind == "undrain" and r.node in self.fleet.node_by_name:
+                    events.append(NodeUp(r.node))
+            if self.config.round_ms > 0 and not events:
+                events.append(Tick())
+            decisions = sched.handle(events, now) if events or sched.pending_count else []
+            report.events = len(events)
+            report.decisions = len(decisions)
+            for ev in events:
+                if isinstance(ev, JobSubmitted):
+                    about: str | None = ev.spec.id
+                    payload = _payload(ev.spec)
+                else:
+                    about = getattr(ev, "job_id", None)
+                    payload = _payload(ev)
+                log_rows.append(
+                    EventLogRow(
+                        at_ms=now, kind="event", type=type(ev).__name__, job_id=about, payload=payload
+                    )
+                )
+            for d in decisions:
+                log_rows.append(
+                    EventLogRow(
+                        at_ms=now,
+                        kind="decision",
+                        type=type(d).__name__,
+                        job_id=d.job_id,
+                        payload=_payload(d),
+                    )
+                )
+                report.counts[type(d).__name__] = report.counts.get(type(d).__name__, 0) + 1
+                self.metrics.decisions.labels(type(d).__name__).inc()
+            s.add_all(log_rows)
+            self._apply(s, now, decisions, finishes, cancelled_pending, rows, report)
+            if inbox:
+                s.execute(delete(InboxRow).where(InboxRow.id <= inbox[-1].id))
+            self._update_estimates(s, now, bool(decisions) or bool(events))
+
+    @staticmethod
+    def _outcome(e: ExecutorEvent) -> tuple[str, str, int | None, str]:
+        """(core outcome, job state, exit code, detail) of an exit or failure."""
+        if isinstance(e, AllocationFailed):
+            return "failed", "failed", None, e.reason
+        assert isinstance(e, AllocationExited)
+        if e.succeeded:
+            return "completed", "completed", 0, ""
+        if e.cause == "walltime":
+            return "timeout", "failed", e.exit_code, "killed at its walltime"
+        if e.exit_code is None and e.signal is None:
+            return "failed", "failed", None, "exit status unknown (the process was adopted after a restart)"
+        if e.signal is not None:
+            return "failed", "failed", None, f"killed by signal {e.signal}"
+        return "failed", "failed", e.exit_code, f"exited with status {e.exit_code}"
+
+    def _apply(
+        self,
+        s: Session,
+        now: int,
+        decisions: Iterable[Decision],
+        finishes: Mapping[str, tuple[str, int | None, str]],
+        cancelled_pending: Iterable[int],
+        rows: dict[int, JobRow],
+        report: CycleReport,
+    ) -> None:
+        """Job rows, usage and outbox for this cycle's finishes and decisions."""
+        state = self._state
+        decisions = list(decisions)
+        need = {state.running[a].seq for a in finishes}
+        need |= {sq for d in decisions if (sq := store.job_seq(d.job_id)) is not None}
+        need |= set(cancelled_pending)
+        missing = sorted(need - set(rows))
+        if missing:
+            rows.update({r.seq: r for r in s.scalars(select(JobRow).where(JobRow.seq.in_(missing)))})
+        usage: dict[str, UsageRow] = {}
+        closing = [a for a in finishes] + [
+            a for d in decisions if isinstance(d, Preempt | Stop) for a in [self._service_alloc(d)] if a
+        ]
+        if closing:
+            usage = {
+                u.allocation_id: u
+                for u in s.scalars(select(UsageRow).where(UsageRow.allocation_id.in_(closing)))
+            }
+
+        def close(aid: str) -> None:
+            u = usage.get(aid)
+            if u is not None and u.end_ms is None:
+                u.end_ms = now
+
+        for aid, (job_state, exit_code, detail) in finishes.items():
+            run = state.running.pop(aid)
+            row = rows[run.seq]
+            self._stop_row(row, now)
+            row.state, row.exit_code, row.end_ms = job_state, exit_code, now
+            row.reason, row.detail = ("completed" if job_state == "completed" else "failed"), detail
+            close(aid)
+            state.known.discard(store.job_id(run.seq))
+            report.finishes += 1
+        for pending_seq in cancelled_pending:
+            gone = rows[pending_seq]
+            if gone.state == "pending":
+                gone.state, gone.reason, gone.detail, gone.end_ms = "cancelled", "cancelled", "", now
+                gone.estimated_start_ms = None
+                state.known.discard(store.job_id(pending_seq))
+        for d in decisions:
+            seq = store.job_seq(d.job_id)
+            found = rows.get(seq) if seq is not None else None
+            if found is None:  # pragma: no cover - the core only decides about jobs we gave it
+                log.error("decision for unknown job %s", d.job_id)
+                continue
+            row = found
+            if isinstance(d, Start):
+                self._start(s, row, d, now)
+                report.starts += 1
+            elif isinstance(d, Preempt | Stop):
+                aid = self._service_alloc(d)
+                state.running.pop(aid, None)
+                close(aid)
+                self._stop_row(row, now)
+                if isinstance(d, Preempt):
+                    row.state, row.reason = "pending", "preempted"
+                    row.detail = f"{d.reason.value}: {d.detail}" if d.detail else d.reason.value
+                    row.preemptions += 1
+                    report.preemptions += 1
+                else:
+                    row.state, row.reason, row.detail, row.end_ms = "cancelled", "cancelled", "", now
+                    state.known.discard(d.job_id)
+                s.add(
+                    OutboxRow(
+                        kind="terminate",
+                        allocation_id=aid,
+                        job_seq=row.seq,
+                        cluster=row.cluster or "",
+                        payload={"grace_s": self.terminate_grace_s},
+                        created_ms=now,
+                    )
+                )
+            elif isinstance(d, Reject):
+                row.state, row.reason, row.detail, row.end_ms = "rejected", d.reason.value, d.detail, now
+                state.known.discard(d.job_id)
+            elif isinstance(d, Explain):
+                if row.state == "pending":
+                    row.reason, row.detail = d.reason.value, d.detail
+            elif isinstance(d, Reserve):
+                row.estimated_start_ms = d.start_ms
+
+    def _service_alloc(self, d: Preempt | Stop) -> str:
+        """The service's id of the allocation the core calls ``d.allocation_id``."""
+        seq = store.job_seq(d.job_id)
+        for aid, run in self._state.running.items():
+            if run.seq == seq and run.core_allocation_id == d.allocation_id:
+                return aid
+        return ""
+
+    @staticmethod
+    def _stop_row(row: JobRow, now: int) -> None:
+        """Account the run that ends now (run time and attained service, as the core does)."""
+        if row.state == "running" and row.start_ms is not None:
+            ran = max(0, now - row.start_ms)
+            row.run_ms += ran
+            row.attained += float(ran * int(row.spec["gpus"]))
+
+    def _start(self, s: Session, row: JobRow, d: Start, now: int) -> None:
+        row.attempt += 1
+        aid = store.allocation_id(row.seq, row.attempt)
+        row.state, row.allocation_id, row.cluster, row.model = "running", aid, d.cluster, d.model
+        row.placement = [[n, list(ids)] for n, ids in d.placement]
+        row.start_ms, row.reason, row.detail, row.estimated_start_ms = now, "running", "", None
+        self._state.running[aid] = Running(row.seq, aid, d.allocation_id, d.cluster)
+        s.add(
+            UsageRow(
+                job_seq=row.seq,
+                allocation_id=aid,
+                project_id=row.project_id,
+                model=d.model,
+                workload_class=str(row.spec.get("workload_class", "default")),
+                gpus=int(row.spec["gpus"]),
+                start_ms=now,
+            )
+        )
+        launch = self._launch_of(row)
+        payload = {
+            "job_id": launch.job_id,
+            "argv": list(launch.argv),
+            "placement": row.placement,
+            "log_dir": str(launch.log_dir),
+            "env": dict(launch.env),
+            "cwd": str(launch.cwd) if launch.cwd else None,
+            "walltime_s": launch.walltime_s,
+        }
+        s.add(
+            OutboxRow(
+                kind="launch",
+                allocation_id=aid,
+                job_seq=row.seq,
+                cluster=d.cluster,
+                payload=payload,
+                created_ms=now,
+            )
+        )
+
+    def _update_estimates(self, s: Session, now: int, changed: bool) -> None:
+        # After a change at once (explain must reflect it); otherwise now and then, since
+        # estimates move with time even when nothing happens.
+        if not changed and now - self._last_estimate < ESTIMATE_EVERY_MS:
+            return
+        self._last_estimate = now
+        est = self.scheduler.estimate_starts(now) if self.scheduler.pending_count else {}
+        updates = []
+        for jid, t in est.items():
+            if self._estimates.get(jid, -1) != t:
+                seq = store.job_seq(jid)
+                if seq is not None:
+                    updates.append({"seq": seq, "estimated_start_ms": t})
+        self._estimates = est
+        if updates:
+            s.execute(update(JobRow), updates)
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def dispatch(self) -> int:
+        """Send undispatched outbox rows to their executors; mark them dispatched."""
+        with self.factory() as s:
+            rows = store.undispatched(s)
+        if not rows:
+            return 0
+        done: list[int] = []
+        for r in rows:
+            try:
+                ex = self.executor_for(r.cluster)
+                if r.kind == "launch":
+                    p = r.payload
+                    ex.launch(
+                        Launch(
+                            allocation_id=r.allocation_id,
+                            job_id=str(p["job_id"]),
+                            argv=tuple(p["argv"]),
+                            placement=tuple(
+                                (str(n), tuple(int(i) for i in ids)) for n, ids in p["placement"]
+                            ),
+                            log_dir=Path(p["log_dir"]),
+                            env=dict(p.get("env") or {}),
+                            cwd=Path(p["cwd"]) if p.get("cwd") else None,
+                            walltime_s=float(p.get("walltime_s") or 0),
+                        )
+                    )
+                else:
+                    ex.terminate(r.allocation_id, float(r.payload.get("grace_s", self.terminate_grace_s)))
+                done.append(r.id)
+            except Exception:  # one broken executor must not stop the others; retried next cycle
+                log.exception("dispatching %s %s failed", r.kind, r.allocation_id)
+        if done:
+            now = self.clock()
+            with self.factory.begin() as s:
+                s.execute(update(OutboxRow).where(OutboxRow.id.in_(done)).values(dispatched_ms=now))
+        return len(done)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the service database: the only place the schema is created."""

@@ -1,0 +1,166 @@
+"""The running service: database, fleet, tenancy seed, loop and executors, started together.
+
+This module owns ``Runtime``: ``start`` migrates the database (``upgrade head``), seeds an
+empty one from the tenants file and creates the first pool admin (its token written once to
+``<data_dir>/admin-token``, mode 0600; only the hash is stored), rebuilds the core, reconciles
+the executors and starts the loop thread; ``stop`` stops the loop. The API reaches everything
+through one ``Runtime``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from gpupool.core.accelerator import Catalogue
+from gpupool.core.fleet import Fleet
+from gpupool.core.scheduler import SchedulerConfig
+from gpupool.core.tenancy import Tenancy
+from gpupool.fleetfile import default_tenants_for, fleet_presets, load_fleet, load_tenants
+from gpupool.service import auth
+from gpupool.service.db import TenantRow, TokenRow, UserRow, make_engine, migrate, session_factory
+from gpupool.service.executors.base import Executor
+from gpupool.service.loop import Clock, Loop, wall_clock
+from gpupool.service.metrics import ServiceMetrics
+from gpupool.service.settings import ServiceSettings
+from gpupool.service.tenant_tree import seed
+
+log = logging.getLogger("gpupool.service")
+ADMIN_NAME = "admin"
+
+
+def load_scenario(settings: ServiceSettings) -> tuple[Fleet, Tenancy]:
+    """The fleet and the tenants file named by the settings (tenants seed an empty database)."""
+    fleet = load_fleet(settings.fleet)
+    tenants = settings.tenants
+    if not tenants:
+        name = settings.fleet if settings.fleet in fleet_presets() else fleet.name
+        tenants = default_tenants_for(name)
+    return fleet, load_tenants(tenants, fleet)
+
+
+class Runtime:
+    """One service instance. Give ``executors`` (by cluster name, ``*`` for any) to override."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        executors: Mapping[str, Executor] | None = None,
+        clock: Clock = wall_clock,
+        fleet: Fleet | None = None,
+        tenancy: Tenancy | None = None,
+        run_loop: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.run_loop = run_loop
+        if fleet is None or tenancy is None:
+            loaded_fleet, loaded_tenancy = load_scenario(settings)
+            fleet = fleet or loaded_fleet
+            tenancy = tenancy or loaded_tenancy
+        self.fleet: Fleet = fleet
+        self.tenancy_seed: Tenancy = tenancy
+        self.catalogue: Catalogue = fleet.catalogue
+        self.metrics = ServiceMetrics()
+        self.engine = make_engine(settings.url)
+        self.factory: sessionmaker[Session] = session_factory(self.engine)
+        #: sessions for requests that only read (SQLite: they never wait for the loop's writes)
+        self.reader_engine = (
+            make_engine(settings.url, writer=False) if self.engine.dialect.name == "sqlite" else self.engine
+        )
+        self.reader: sessionmaker[Session] = session_factory(self.reader_engine)
+        self._executors = dict(executors) if executors is not None else None
+        self.config = SchedulerConfig(policy=settings.policy, backfill=settings.backfill)
+        self._loop: Loop | None = None
+        #: the admin token when this start created it (``serve`` prints it once)
+        self.new_admin_token: str | None = None
+
+    @property
+    def loop(self) -> Loop:
+        if self._loop is None:
+            raise RuntimeError("the service is not started")
+        return self._loop
+
+    def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate(self.engine)
+        self._seed()
+        executors = self._executors if self._executors is not None else self._default_executors()
+        self._loop = Loop(
+            self.factory,
+            self.fleet,
+            self.config,
+            executors,
+            log_dir=self.settings.log_dir,
+            metrics=self.metrics,
+            clock=self.clock,
+            interval_ms=self.settings.cycle_interval_ms,
+            terminate_grace_s=self.settings.terminate_grace_s,
+            reconcile=self.settings.reconcile,
+        )
+        self._loop.reconcile()
+        if self.run_loop:
+            self._loop.start()
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.stop()
+            for ex in self._loop.executors.values():
+                close = getattr(ex, "close", None)
+                if callable(close):
+                    close()
+        self.engine.dispose()
+        self.reader_engine.dispose()
+
+    def _default_executors(self) -> dict[str, Executor]:
+        from gpupool.service.executors.gpus import simulated_fleet_machine
+        from gpupool.service.executors.local import LocalExecutor
+
+        state_dir = self.settings.data_dir / "executor"
+        if self.settings.simulated_gpus:
+            ex = LocalExecutor(state_dir, machine=simulated_fleet_machine(self.fleet))
+        else:
+            ex = LocalExecutor(state_dir)
+        return {"*": ex}
+
+    def _seed(self) -> None:
+        now = self.clock()
+        with self.factory.begin() as s:
+            if s.scalar(select(func.count()).select_from(TenantRow)) == 0:
+                seed(s, self.tenancy_seed, now)
+                log.info("seeded tenants %r into an empty database", self.tenancy_seed.name)
+            admin = s.scalars(select(UserRow).where(UserRow.role == "pool-admin")).first()
+            if admin is None:
+                admin = UserRow(
+                    name=ADMIN_NAME, display_name="Pool administrator", role="pool-admin", created_ms=now
+                )
+                s.add(admin)
+                s.flush()
+                plain, hashed = auth.new_token()
+                s.add(TokenRow(user_id=admin.id, name="bootstrap", hash=hashed, created_ms=now))
+                self.new_admin_token = plain
+        if self.new_admin_token is not None:
+            write_secret(self.settings.admin_token_path, self.new_admin_token)
+
+    def database_ok(self) -> bool:
+        try:
+            with self.engine.connect() as c:
+                c.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write ``secret`` to a file only its owner can read (created 0600, never wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(path, 0o600)

@@ -1,0 +1,247 @@
+"""Repository functions for jobs and the event flow: jobs, inbox, outbox, event log, node states.
+
+This module owns every query and write on those tables. The API's writes that accept an
+event (submit, cancel, drain, undrain) write the row they change and the inbox row in one
+transaction, so every 2xx is durable and reaches the loop; the loop's own transaction is in
+``gpupool.service.loop``. Functions take an open ``Session`` and never commit unless their
+name says so (``accept_*``): the caller owns the transaction otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gpupool.service.db import (
+    AuditRow,
+    InboxRow,
+    JobRow,
+    NodeStateRow,
+    OutboxRow,
+    UsageRow,
+)
+
+#: Job states; a job is ``active`` while pending or running.
+ACTIVE_STATES = ("pending", "running")
+FINAL_STATES = ("completed", "failed", "cancelled", "rejected")
+JOB_STATES = ACTIVE_STATES + FINAL_STATES
+
+
+#: ids are 32-bit integer columns: anything larger cannot name a row (and must not reach SQL)
+MAX_ID = 2**31 - 1
+
+
+def job_id(seq: int) -> str:
+    """The public id of a job (and its id in the core)."""
+    return f"j{seq}"
+
+
+def job_seq(public_id: str) -> int | None:
+    """The sequence number behind a public job id, or None if it is not one."""
+    if len(public_id) < 2 or public_id[0] != "j" or not public_id[1:].isascii() or len(public_id) > 11:
+        return None
+    if not public_id[1:].isdigit():
+        return None
+    seq = int(public_id[1:])
+    return seq if seq <= MAX_ID else None
+
+
+def allocation_id(seq: int, attempt: int) -> str:
+    """The id of a job's ``attempt``-th allocation (unique forever: attempts only grow)."""
+    return f"{job_id(seq)}.{attempt}"
+
+
+# -- cursors ------------------------------------------------------------------------------
+
+
+class CursorError(ValueError):
+    pass
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise CursorError("not a cursor returned by this API") from None
+    if not raw.startswith("s:") or not raw[2:].isascii() or not raw[2:].isdigit() or len(raw) > 12:
+        raise CursorError("not a cursor returned by this API")
+    value = int(raw[2:])
+    if value > MAX_ID:
+        raise CursorError("not a cursor returned by this API")
+    return value
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    project_id: int
+    user_id: int
+    idempotency_key: str | None
+    name: str
+    spec: dict[str, Any]
+    priority_class: str
+    over_budget: bool
+    reason: str
+    detail: str
+
+
+def accept_submission(factory: sessionmaker[Session], new: NewJob, now: int) -> tuple[JobRow, bool]:
+    """Write the job and its inbox event in one transaction; (job, created).
+
+    A repeated idempotency key of the same user returns the existing job (created False),
+    also when two requests race: the unique constraint decides and the loser reads back.
+    """
+    if new.idempotency_key is not None:
+        with factory() as s:
+            old = existing_job(s, new.user_id, new.idempotency_key)
+            if old is not None:
+                return old, False
+    try:
+        with factory.begin() as s:
+            row = JobRow(
+                project_id=new.project_id,
+                user_id=new.user_id,
+                idempotency_key=new.idempotency_key,
+                name=new.name,
+                spec=new.spec,
+                state="pending",
+                priority_class=new.priority_class,
+                over_budget=new.over_budget,
+                submit_ms=now,
+                reason=new.reason,
+                detail=new.detail,
+            )
+            s.add(row)
+            s.flush()
+            s.add(InboxRow(kind="submit", job_seq=row.seq, created_ms=now))
+        return row, True
+    except IntegrityError:
+        if new.idempotency_key is None:
+            raise
+        with factory() as s:
+            old = existing_job(s, new.user_id, new.idempotency_key)
+        if old is None:
+            raise
+        return old, False
+
+
+def existing_job(s: Session, user_id: int, key: str) -> JobRow | None:
+    return s.scalars(select(JobRow).where(JobRow.user_id == user_id, JobRow.idempotency_key == key)).first()
+
+
+def accept_cancel(factory: sessionmaker[Session], seq: int, now: int) -> None:
+    with factory.begin() as s:
+        s.add(InboxRow(kind="cancel", job_seq=seq, created_ms=now))
+
+
+def get_job(s: Session, seq: int) -> JobRow | None:
+    return s.get(JobRow, seq)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    projects: frozenset[int] | None  # None: every project
+    state: str | None = None
+    user_id: int | None = None
+    model: str | None = None
+
+
+def list_jobs(s: Session, f: JobFilter, limit: int, before: int | None) -> list[JobRow]:
+    """Newest first; ``before`` is the ``seq`` a cursor points after."""
+    q = select(JobRow)
+    if f.projects is not None:
+        if not f.projects:
+            return []
+        q = q.where(JobRow.project_id.in_(sorted(f.projects)))
+    if f.state is not None:
+        q = q.where(JobRow.state == f.state)
+    if f.user_id is not None:
+        q = q.where(JobRow.user_id == f.user_id)
+    if f.model is not None:
+        q = q.where(JobRow.model == f.model)
+    if before is not None:
+        q = q.where(JobRow.seq < before)
+    return list(s.scalars(q.order_by(JobRow.seq.desc()).limit(limit)))
+
+
+def active_jobs(s: Session) -> list[JobRow]:
+    """Pending and running jobs in submission order (what the core must hold)."""
+    return list(s.scalars(select(JobRow).where(JobRow.state.in_(ACTIVE_STATES)).order_by(JobRow.seq)))
+
+
+def running_placements(s: Session) -> list[tuple[str, list[list[Any]]]]:
+    """(allocation id, placement) of every running job."""
+    rows = s.execute(select(JobRow.allocation_id, JobRow.placement).where(JobRow.state == "running")).all()
+    return [(a or "", p or []) for a, p in rows]
+
+
+# -- inbox, outbox, nodes -----------------------------------------------------------------
+
+
+def inbox(s: Session, limit: int) -> list[InboxRow]:
+    return list(s.scalars(select(InboxRow).order_by(InboxRow.id).limit(limit)))
+
+
+def undispatched(s: Session) -> list[OutboxRow]:
+    return list(s.scalars(select(OutboxRow).where(OutboxRow.dispatched_ms.is_(None)).order_by(OutboxRow.id)))
+
+
+def node_states(s: Session) -> dict[str, NodeStateRow]:
+    return {r.name: r for r in s.scalars(select(NodeStateRow))}
+
+
+def accept_node_change(
+    factory: sessionmaker[Session], node: str, state: str, reason: str, actor: str, now: int
+) -> None:
+    """Drain (``drained``) or undrain (``up``) a node: state, inbox and audit in one transaction."""
+    with factory.begin() as s:
+        row = s.get(NodeStateRow, node)
+        if state == "up":
+            if row is not None:
+                s.delete(row)
+        elif row is None:
+            s.add(NodeStateRow(name=node, state=state, reason=reason, changed_ms=now))
+        else:
+            row.state, row.reason, row.changed_ms = state, reason, now
+        s.add(InboxRow(kind="undrain" if state == "up" else "drain", node=node, created_ms=now))
+        audit(s, actor, "undrain" if state == "up" else "drain", f"node/{node}", {"reason": reason}, now)
+
+
+def audit(s: Session, actor: str, action: str, target: str, detail: dict[str, Any], now: int) -> None:
+    s.add(AuditRow(at_ms=now, actor=actor, action=action, target=target, detail=detail))
+
+
+def audit_page(s: Session, limit: int, before: int | None) -> list[AuditRow]:
+    q = select(AuditRow)
+    if before is not None:
+        q = q.where(AuditRow.id < before)
+    return list(s.scalars(q.order_by(AuditRow.id.desc()).limit(limit)))
+
+
+# -- usage --------------------------------------------------------------------------------
+
+
+def usage_rows(
+    s: Session, projects: Sequence[int] | None, start_ms: int, end_ms: int, model: str | None = None
+) -> list[UsageRow]:
+    """Usage intervals overlapping [start_ms, end_ms) (open ones included)."""
+    q = select(UsageRow).where(UsageRow.start_ms < end_ms)
+    q = q.where((UsageRow.end_ms.is_(None)) | (UsageRow.end_ms > start_ms))
+    if projects is not None:
+        q = q.where(UsageRow.project_id.in_(list(projects)))
+    if model is not None:
+        q = q.where(UsageRow.model == model)
+    return list(s.scalars(q.order_by(UsageRow.id)))

@@ -1,0 +1,121 @@
+"""The tenant tree as stored: seeding it from a tenants file, and the core's view of it.
+
+This module owns the mapping between tenant rows (plus active allocations) and the core's
+``Tenancy``: guarantees are the tenant's own plus the guaranteed shares of its active
+allocations; GPU-hour budgets are not given to the core (budgets have periods and accelerator
+classes, which ``gpupool.service.budget`` checks at submission). It also seeds an empty
+database from a tenants file: tenants, member users, and one allocation per budgeted project.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gpupool.core.fleet import Fleet
+from gpupool.core.tenancy import ANY_MODEL, Tenancy, TenancyBuilder
+from gpupool.service.db import AllocationRow, MembershipRow, TenantRow, UserRow
+
+log = logging.getLogger("gpupool.service")
+YEAR_MS = 365 * 86_400_000
+
+
+def tenant_rows(s: Session) -> list[TenantRow]:
+    """Every tenant, parents before children (ids grow as tenants are added under parents)."""
+    return list(s.scalars(select(TenantRow).order_by(TenantRow.id)))
+
+
+def active_allocations(s: Session, now: int) -> list[AllocationRow]:
+    return list(
+        s.scalars(
+            select(AllocationRow).where(
+                AllocationRow.state == "active",
+                AllocationRow.period_start_ms <= now,
+                AllocationRow.period_end_ms > now,
+            )
+        )
+    )
+
+
+def build_tenancy(
+    rows: list[TenantRow], allocations: list[AllocationRow], fleet: Fleet, name: str = "service"
+) -> Tenancy:
+    """The core's tenancy for these rows; raises ``TenancyError`` if they contradict."""
+    extra: dict[int, dict[str, int]] = {}
+    for a in allocations:
+        if a.guaranteed > 0:
+            more = extra.setdefault(a.project_id, {})
+            more[a.model] = more.get(a.model, 0) + a.guaranteed
+    b = TenancyBuilder(name)
+    index: dict[int, int] = {}
+    for r in rows:
+        guaranteed = dict(r.guaranteed)
+        for model, g in extra.get(r.id, {}).items():
+            guaranteed[model] = guaranteed.get(model, 0) + g
+        parent = -1 if r.parent_id is None else index[r.parent_id]
+        index[r.id] = b.add(
+            parent,
+            r.path.rsplit("/", 1)[-1],
+            name=r.name,
+            kind=r.kind,
+            weight=r.weight,
+            guaranteed=guaranteed,
+            borrow_limit=r.borrow_limit,
+            over_budget=r.over_budget,
+            clusters=r.clusters,
+        )
+    return b.build(capacity_by_model=fleet.gpus_by_model())
+
+
+def leaf_kind(path: str) -> str:
+    depth = path.count("/")
+    return ("sector", "organisation", "project")[min(depth, 2)]
+
+
+def seed(s: Session, tenancy: Tenancy, now: int) -> None:
+    """Fill an empty database from a tenants file (within the caller's transaction)."""
+    ids: dict[int, int] = {}
+    users: dict[str, UserRow] = {}
+    for n in tenancy.nodes:
+        row = TenantRow(
+            path=n.path,
+            name=n.name,
+            kind=n.kind,
+            parent_id=None if n.parent < 0 else ids[n.parent],
+            weight=n.weight,
+            guaranteed=dict(n.guaranteed),
+            borrow_limit=None if n.borrow_limit is None else dict(n.borrow_limit),
+            clusters=list(n.clusters),
+            over_budget=n.over_budget,
+            created_ms=now,
+        )
+        s.add(row)
+        s.flush()
+        ids[n.index] = row.id
+        if n.budget_gpu_hours is not None:
+            if n.kind != "project":
+                log.warning("tenant %s: a budget above project level is not an allocation; ignored", n.path)
+            else:
+                s.add(
+                    AllocationRow(
+                        project_id=row.id,
+                        model=ANY_MODEL,
+                        gpu_hours=n.budget_gpu_hours,
+                        period_start_ms=now,
+                        period_end_ms=now + YEAR_MS,
+                        guaranteed=0,
+                        over_budget=n.over_budget,
+                        state="active",
+                        note="budget from the tenants file",
+                        created_ms=now,
+                    )
+                )
+        for m in n.members:
+            u = users.get(m)
+            if u is None:
+                u = users[m] = UserRow(name=m, display_name=m, role="user", created_ms=now)
+                s.add(u)
+                s.flush()
+            s.add(MembershipRow(user_id=u.id, tenant_id=row.id, role="member"))
