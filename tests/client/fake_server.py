@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 TOKEN = "gp_test_token"
+ESTIMATED_START_MS = 1_796_117_400_000  # 2026-12-01T09:30:00Z
 
 
 @dataclass
@@ -36,7 +37,9 @@ class FakeServer:
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return problem(401, "Unauthorized", "missing or unknown token")
         if path == "/v1/users/me":
-            return httpx.Response(200, json={"id": 7, "name": "김민준", "roles": ["member"]})
+            return httpx.Response(
+                200, json={"name": "김민준", "display_name": "김민준", "role": "user", "memberships": []}
+            )
         if path == "/v1/jobs" and request.method == "POST":
             return self.submit(request)
         if path == "/v1/jobs":
@@ -51,18 +54,20 @@ class FakeServer:
                 return httpx.Response(
                     200,
                     json={
-                        "id": job["id"],
+                        "job_id": job["id"],
                         "state": job["state"],
                         "reason": job["reason"],
                         "detail": "8 H100 free of 16 asked",
-                        "estimated_start": "2026-12-01T09:30:00Z",
+                        "estimated_start_ms": ESTIMATED_START_MS,
+                        "over_budget": False,
+                        "budget": "",
                     },
                 )
             if verb == "cancel":
                 if job["state"] == "finished":
                     return problem(409, "Conflict", "the job has finished")
                 job["state"] = "cancelled"
-                return httpx.Response(200, json=job)
+                return httpx.Response(202, json=job)
             if verb == "logs":
                 stream = request.url.params.get("stream", "stdout")
                 return httpx.Response(200, text=f"{stream} of {job['id']}\n안녕\n")
@@ -72,6 +77,8 @@ class FakeServer:
                 200,
                 json={
                     "by": request.url.params.get("by"),
+                    "gpu_hours": 12.5,
+                    "effective_gpu_hours": 14.1,
                     "items": [
                         {
                             "key": "학계/서울대",
@@ -106,8 +113,8 @@ class FakeServer:
             "gpus": spec["gpus"],
             "models": spec.get("models", []),
             "reason": "resources",
-            "estimated_start": "2026-12-01T09:30:00Z",
-            "spec": spec,
+            "estimated_start_ms": ESTIMATED_START_MS,
+            "command": spec["command"],
         }
         self.keys[key] = job_id
         return httpx.Response(201, json=self.jobs[job_id])

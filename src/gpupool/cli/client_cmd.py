@@ -277,7 +277,8 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
 def queue(
     project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")] = None,
     state: Annotated[
-        str | None, typer.Option("--state", "-s", help="pending, running, finished, failed, cancelled.")
+        str | None,
+        typer.Option("--state", "-s", help="pending, running, completed, failed, cancelled, rejected."),
     ] = None,
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's jobs.")] = None,
     model: Annotated[
@@ -355,6 +356,8 @@ def explain(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: Jso
         f"reason: {reason}" + (f" ({detail})" if detail else ""),
     ]
     lines.append(f"estimated start: {_when(_estimated_start(got))}")
+    if got.get("budget"):
+        lines.append(f"budget: {got['budget']}")
     _out().print("\n".join(lines), highlight=False)
 
 
@@ -375,7 +378,7 @@ def logs(
         sys.stdout.write(text)
         sys.stdout.flush()
         shown = len(text) if tail is None else None
-        while follow and str(c.job(job_id).get("state")) in ("pending", "running", "starting"):
+        while follow and str(c.job(job_id).get("state")) in ("pending", "running"):
             time.sleep(2.0)
             full = c.logs(job_id, stream=stream)
             if shown is None:
@@ -413,6 +416,14 @@ def usage(
             f"{float(r.get('gpu_hours', 0)):,.2f}",
             f"{float(r.get('effective_gpu_hours', 0)):,.2f}",
             _text(r.get("allocations")),
+        )
+    if "gpu_hours" in got:
+        t.add_section()
+        t.add_row(
+            "total",
+            f"{float(got['gpu_hours']):,.2f}",
+            f"{float(got.get('effective_gpu_hours', 0)):,.2f}",
+            _text(sum(int(r.get("allocations") or 0) for r in rows)),
         )
     _out().print(t)
 

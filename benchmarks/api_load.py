@@ -1,0 +1,241 @@
+"""API load benchmark: job submissions per second and latency of ``POST /v1/jobs`` on SQLite.
+
+Steps:
+
+1. start the service in a subprocess (this file with ``--serve``: ``create_app`` over a
+   ``Runtime`` on a fresh SQLite database, the demo fleet, the ``none`` executor so that no
+   process is spawned per job, served by uvicorn), pinned to ``--server-cpus`` CPUs;
+2. bootstrap: read the admin token the service wrote, mint a token for a project member;
+3. load: ``--clients`` client processes, each with ``--concurrency`` asyncio tasks on one
+   ``httpx.AsyncClient``, submit 1-GPU jobs (each with its own ``Idempotency-Key``) for
+   ``--seconds`` seconds; the first second is warm-up and not counted;
+4. if ``sbatch`` is on PATH (a local Slurm), time ``--sbatch-jobs`` ``sbatch --wrap true``
+   submissions at the same concurrency and report gpupool's rate over Slurm's.
+
+Prints ONE JSON object on stdout: submissions_per_s, p50_ms, p99_ms, errors and the set-up.
+The goal is >= 1,000 submissions/s with p99 <= 100 ms with the server on 2 cores. Not a test:
+numbers depend on the machine (and here the clients share it with the server).
+
+    .venv/bin/python benchmarks/api_load.py                 # 20 s
+    .venv/bin/python benchmarks/api_load.py --seconds 3     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PROJECT = "vision"  # a project of the demo tenants
+MEMBER = "minjun.kim"  # one of its members
+
+
+def serve(data_dir: Path, port: int) -> None:
+    """The server side (``--serve``): the service's own app factory under uvicorn."""
+    import uvicorn
+
+    from gpupool.service.api.app import create_app
+    from gpupool.service.runtime import Runtime
+    from gpupool.service.settings import ServiceSettings
+
+    settings = ServiceSettings(data_dir=data_dir, fleet="demo", executor="none", port=port)
+    uvicorn.run(
+        create_app(Runtime(settings)), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server(data_dir: Path, cpus: list[int]) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    cmd = [sys.executable, __file__, "--serve", str(data_dir), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(proc.pid, cpus)  # the "server on N cores" part of the goal
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the server did not answer /v1/health within 60 s")
+
+
+def _member_token(url: str, data_dir: Path) -> str:
+    admin = (data_dir / "admin-token").read_text().strip()
+    r = httpx.post(f"{url}/v1/tokens", json={"user": MEMBER}, headers={"Authorization": f"Bearer {admin}"})
+    r.raise_for_status()
+    return str(r.json()["token"])
+
+
+async def _load(url: str, token: str, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
+    body = {"project": PROJECT, "gpus": 1, "models": ["H100"], "command": ["true"], "walltime_s": 3600}
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    start = time.perf_counter()
+    count_from, stop_at = start + warmup, start + warmup + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as c:
+
+        async def worker() -> None:
+            while (t0 := time.perf_counter()) < stop_at:
+                try:
+                    r = await c.post("/v1/jobs", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+                    key = "" if r.status_code == 201 else str(r.status_code)
+                except httpx.HTTPError as e:
+                    key = type(e).__name__
+                t1 = time.perf_counter()
+                if t0 >= count_from:
+                    if key:
+                        errors[key] = errors.get(key, 0) + 1
+                    else:
+                        latencies.append(t1 - t0)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {"latencies": latencies, "errors": errors}
+
+
+def _client_process(url: str, token: str, concurrency: int, seconds: float, warmup: float, out: Any) -> None:
+    out.put(asyncio.run(_load(url, token, concurrency, seconds, warmup)))
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[i]
+
+
+def _sbatch(jobs: int, concurrency: int) -> dict[str, Any]:
+    exe = shutil.which("sbatch")
+    if exe is None:
+        return {"available": False, "note": "sbatch is not on PATH: no local Slurm to compare with"}
+
+    def one(_: int) -> tuple[float, bool]:
+        t0 = time.perf_counter()
+        r = subprocess.run([exe, "--wrap", "true", "--output", "/dev/null"], capture_output=True, timeout=60)
+        return time.perf_counter() - t0, r.returncode == 0
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        got = list(pool.map(one, range(jobs)))
+    wall = time.perf_counter() - t0
+    ok = sorted(t for t, good in got if good)
+    return {
+        "available": True,
+        "jobs": jobs,
+        "submissions_per_s": round(len(ok) / wall, 1),
+        "p50_ms": round(statistics.median(ok) * 1000, 2) if ok else None,
+        "errors": sum(1 for _, good in got if not good),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured load time (default 20)")
+    ap.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
+    ap.add_argument("--concurrency", type=int, default=16, help="requests in flight per client (default 16)")
+    ap.add_argument("--server-cpus", type=int, default=2, help="CPUs the server is pinned to (0: no pinning)")
+    ap.add_argument(
+        "--sbatch-jobs", type=int, default=500, help="sbatch submissions to time, if sbatch exists"
+    )
+    args = ap.parse_args()
+    if args.serve is not None:
+        serve(args.serve, args.port)
+        return
+
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    server_cpus = available[: args.server_cpus] if args.server_cpus else []
+    warmup = 1.0
+    with tempfile.TemporaryDirectory(prefix="gpupool-load-") as tmp:
+        data_dir = Path(tmp)
+        server, url = _start_server(data_dir, server_cpus)
+        try:
+            token = _member_token(url, data_dir)
+            queue: Any = mp.get_context("spawn").Queue()
+            procs = [
+                mp.get_context("spawn").Process(
+                    target=_client_process, args=(url, token, args.concurrency, args.seconds, warmup, queue)
+                )
+                for _ in range(args.clients)
+            ]
+            for p in procs:
+                p.start()
+            results = [queue.get(timeout=args.seconds + 120) for _ in procs]
+            for p in procs:
+                p.join()
+            jobs = httpx.get(
+                f"{url}/v1/jobs", params={"limit": 1}, headers={"Authorization": f"Bearer {token}"}
+            ).json()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    latencies = sorted(x for r in results for x in r["latencies"])
+    errors: dict[str, int] = {}
+    for r in results:
+        for k, v in r["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    rate = len(latencies) / args.seconds
+    sbatch = _sbatch(args.sbatch_jobs, args.clients * args.concurrency)
+    out = {
+        "benchmark": "api_load",
+        "endpoint": "POST /v1/jobs",
+        "database": "sqlite",
+        "submissions": len(latencies),
+        "seconds": args.seconds,
+        "submissions_per_s": round(rate, 1),
+        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
+        "max_ms": round(latencies[-1] * 1000, 2) if latencies else None,
+        "errors": sum(errors.values()),
+        "errors_by_kind": errors,
+        "goal": {
+            "submissions_per_s": 1000,
+            "p99_ms": 100,
+            "met": rate >= 1000 and _percentile(latencies, 0.99) <= 0.1,
+        },
+        "clients": args.clients,
+        "concurrency_per_client": args.concurrency,
+        "server_cpus": server_cpus or "all",
+        "machine_cpus": os.cpu_count(),
+        "clients_share_the_server_cpus": bool(server_cpus) and len(available) <= len(server_cpus),
+        "newest_job_listed": bool(jobs.get("items")),
+        "python": platform.python_version(),
+        "sbatch": sbatch,
+    }
+    if sbatch.get("available") and sbatch.get("submissions_per_s"):
+        out["ratio_vs_sbatch"] = round(rate / sbatch["submissions_per_s"], 2)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
