@@ -23,6 +23,7 @@ from rich.table import Table
 
 from gpupool.cli.client_cmd import register as register_client_commands
 from gpupool.cli.fleet_cmd import fleet_app, tenants_app
+from gpupool.cli.serve_cmd import serve
 from gpupool.core.accelerator import CatalogueError
 from gpupool.core.fleet import FleetError
 from gpupool.core.policy import POLICIES
@@ -46,6 +47,8 @@ app.add_typer(fleet_app, name="fleet")
 app.add_typer(tenants_app, name="tenants")
 # The live service's client commands (login, submit, queue, show, cancel, explain, logs, usage).
 register_client_commands(app)
+# The live service itself (gpupool.service).
+app.command("serve")(serve)
 
 out_console = Console()
 err_console = Console(stderr=True)
