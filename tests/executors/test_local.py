@@ -396,3 +396,20 @@ def test_the_executor_samples_nvml_for_a_discovered_machine(
     assert log_paths(tmp_path / "logs", "n#1")[0].read_text() == "GPU-bbbbbbbb-1111\n"
     assert samples and {(s.device, s.utilization_pct) for s in samples} == {("GPU-bbbbbbbb-1111", 51)}
     assert fake_pynvml.inits == 0
+
+
+def test_launch_and_terminate_return_at_once(executor: LocalExecutor, tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    executor.launch(launch(tmp_path, "slow#1", IGNORES))
+    executor.terminate("slow#1", grace_s=0.3)
+    assert time.monotonic() - t0 < 0.5  # neither waits for the job, nor for its grace period
+    wait_for(executor, exited("slow#1"))
+
+
+def test_foreign_or_broken_state_files_are_ignored(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "garbage.json").write_text("{not json")
+    (state / "other.json").write_text('{"unrelated": true}')
+    with LocalExecutor(state, machine=simulated_machine(1, node_name=NODE)) as ex:
+        assert ex.allocations() == set() and ex.poll() == []

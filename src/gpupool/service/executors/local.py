@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -63,6 +64,8 @@ from gpupool.service.executors.gpus import (
 )
 
 __all__ = ["DEFAULT_INHERITED_ENV", "LocalExecutor", "log_paths"]
+
+log = logging.getLogger("gpupool.executors.local")
 
 #: What a job inherits from the server's environment. The rest is left out on purpose: the
 #: server's environment holds its database URL and tokens, which a job must not see. Names
@@ -343,7 +346,10 @@ class LocalExecutor:
 
     def _monitor(self) -> None:
         while not self._stop.wait(self._tick_s):
-            self._tick()
+            try:
+                self._tick()
+            except Exception:  # a dead monitor would stop enforcing walltimes: log and go on
+                log.exception("local executor: monitor tick failed")
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -451,8 +457,12 @@ class LocalExecutor:
                 "cause": exited.cause,
             }
         tmp = proc.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, proc.state_file)  # atomic: a crash leaves the old file or the new one
+        try:
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, proc.state_file)  # atomic: a crash leaves the old file or the new one
+        except OSError:
+            # The job runs (or ran) all the same; only adoption after a restart is lost.
+            log.exception("local executor: cannot write %s", proc.state_file)
 
     def _adopt(self) -> None:
         """Take over what an earlier executor on this ``state_dir`` left running or unreported."""
