@@ -92,7 +92,7 @@ def caller_for_user(s: Session, user: UserRow) -> Caller:
     ).all()
     if user.role in ("pool-admin", "viewer") and not members:
         return Caller(user.id, user.name, user.role, frozenset(), frozenset(), None)
-    parents = dict(s.execute(select(TenantRow.id, TenantRow.parent_id)).tuples().all())
+    parents = {k: v for k, v in s.execute(select(TenantRow.id, TenantRow.parent_id))}
     children: dict[int | None, list[int]] = {}
     for t, p in parents.items():
         children.setdefault(p, []).append(t)

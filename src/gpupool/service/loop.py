@@ -318,7 +318,7 @@ class Loop:
                     if row.state != "pending" or jid in state.known:
                         continue
                     if not users:
-                        users = dict(s.execute(select(UserRow.id, UserRow.name)).tuples().all())
+                        users = {k: v for k, v in s.execute(select(UserRow.id, UserRow.name))}
                     events.append(JobSubmitted(core_spec_of(row, state.paths, users)))
                     state.known.add(jid)
                 elif r.kind == "cancel" and r.job_seq in rows:

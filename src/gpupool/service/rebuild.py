@@ -72,7 +72,7 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
     drained = [NodeDrained(n) for n in store.node_states(s) if n in fleet.node_by_name]
     if drained and sched.handle(drained, now):  # pragma: no cover - an empty core decides nothing
         raise AssertionError("an empty core made decisions while draining nodes")
-    users = dict(s.execute(select(UserRow.id, UserRow.name)).tuples().all())
+    users = {k: v for k, v in s.execute(select(UserRow.id, UserRow.name))}
     jobs = store.active_jobs(s)
     running_rows = [j for j in jobs if j.state == "running"]
     # Decayed usage: replay closed intervals and restore running jobs in time order, so the

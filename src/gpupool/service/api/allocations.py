@@ -109,7 +109,7 @@ def list_allocations(
     s: SessionDep,
     project: Annotated[str | None, Query(max_length=255)] = None,
 ) -> list[AllocationOut]:
-    paths = dict(s.execute(select(TenantRow.id, TenantRow.path)).tuples().all())
+    paths = {k: v for k, v in s.execute(select(TenantRow.id, TenantRow.path))}
     q = select(AllocationRow).order_by(AllocationRow.id)
     if project is not None:
         q = q.where(AllocationRow.project_id == resolve_project(s, caller, project).id)

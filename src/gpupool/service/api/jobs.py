@@ -110,8 +110,8 @@ def job_out(row: JobRow, project: str, user: str) -> JobOut:
 def _names(s: Session, rows: list[JobRow]) -> tuple[dict[int, str], dict[int, str]]:
     pids = sorted({r.project_id for r in rows})
     uids = sorted({r.user_id for r in rows})
-    paths = dict(s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(pids))).tuples().all())
-    users = dict(s.execute(select(UserRow.id, UserRow.name).where(UserRow.id.in_(uids))).tuples().all())
+    paths = {k: v for k, v in s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(pids)))}
+    users = {k: v for k, v in s.execute(select(UserRow.id, UserRow.name).where(UserRow.id.in_(uids)))}
     return paths, users
 
 

@@ -83,7 +83,7 @@ def usage(
     end_ms = instant("end", end, now)
     if end_ms <= start_ms:
         raise invalid("end", "must be after start")
-    paths = dict(s.execute(select(TenantRow.id, TenantRow.path)).tuples().all())
+    paths = {k: v for k, v in s.execute(select(TenantRow.id, TenantRow.path))}
     projects = None if caller.sees_all else sorted(caller.member_of | caller.admin_of)
     if path is not None:
         under = [t for t, p in paths.items() if p == path or p.startswith(path + "/")]
