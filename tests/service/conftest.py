@@ -91,19 +91,25 @@ def postgres() -> Iterator[PgServer]:
         prefix = ["runuser", "-u", "postgres", "--"]
     data = root / "data"
     port = free_port()
-    subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-         "--no-sync"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    initdb = [
+        str(bindir / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        "postgres",
+        "-A",
+        "trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+    ]
+    subprocess.run([*prefix, *initdb], check=True, capture_output=True)
     opts = (
         f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
-    subprocess.run(
-        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o", opts, "start"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o", opts]
+    subprocess.run([*prefix, *pg_ctl, "start"], check=True, capture_output=True)
     try:
         yield PgServer(port)
     finally:
