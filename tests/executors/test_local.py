@@ -137,6 +137,7 @@ def test_walltime_kills_the_group(executor: LocalExecutor, tmp_path: Path) -> No
 TRAPS = (
     "import signal, sys, time\n"
     "def bye(*_):\n"
+    "    time.sleep(0.3)  # a clean-up that takes a while\n"
     "    print('cleaned up', flush=True); sys.exit(0)\n"
     "signal.signal(signal.SIGTERM, bye)\n"
     "print('ready', flush=True)\n"
