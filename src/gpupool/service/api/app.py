@@ -3,7 +3,7 @@
 This module owns ``create_app``. The app starts and stops its ``Runtime`` with its lifespan
 (unless told the caller manages it), answers every error as ``application/problem+json``, and
 refuses request bodies above ``max_body_bytes`` with 413 before any of it is parsed (by the
-declared ``Content-Length`` or, without one, while the body streams in).
+declared ``Content-Length`` or, without one, by reading the body first).
 """
 
 from __future__ import annotations
@@ -49,33 +49,36 @@ class BodyLimit:
                 if declared < 0 or declared > self.limit:
                     await self._refuse(scope, receive, send)
                     return
-        seen = 0
-        too_big = False
-
-        async def counted() -> Message:
-            nonlocal seen, too_big
-            message = await receive()
-            if message["type"] == "http.request":
+        if not any(name == b"content-length" for name, _ in scope.get("headers", [])):
+            # A streamed body: read it here (at most ``limit`` + 1 bytes), then replay it, so
+            # that an oversized one is refused before the app sees a byte of it.
+            buffered: list[Message] = []
+            seen = 0
+            while True:
+                message = await receive()
+                buffered.append(message)
+                if message["type"] != "http.request":
+                    break
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    too_big = True
-                    raise _TooLarge
-            return message
+                    await self._refuse(scope, receive, send)
+                    return
+                if not message.get("more_body", False):
+                    break
+            replay = iter(buffered)
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+            async def replayed() -> Message:
+                return next(replay, None) or await receive()
+
+            await self.app(scope, replayed, send)
+            return
+        await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         resp = problems.problem_response(
             413, f"request body larger than {self.limit} bytes", "payload-too-large"
         )
         await resp(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:

@@ -1,0 +1,108 @@
+"""Bad input: every refusal is a 4xx problem document naming the field, and nothing changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from gpupool.service.db import AuditRow, InboxRow, JobRow
+from tests.service.conftest import Service
+
+GOOD = {"project": "vision", "command": ["python", "train.py"], "gpus": 8}
+
+
+def _counts(service: Service) -> tuple[int, int, int]:
+    with service.runtime.factory() as s:
+        return (
+            s.scalar(select(func.count()).select_from(JobRow)) or 0,
+            s.scalar(select(func.count()).select_from(InboxRow)) or 0,
+            s.scalar(select(func.count()).select_from(AuditRow)) or 0,
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "status"),
+    [
+        ({"gpus": -1}, "gpus", 422),
+        ({"gpus": 0}, "gpus", 422),
+        ({"gpus": 10**9}, "gpus", 422),
+        ({"gpus": 61}, "gpus", 422),  # more than the whole demo fleet
+        ({"models": ["K9000"]}, "models[0]", 422),
+        ({"models": ["V100"]}, "models[0]", 422),  # in the catalogue, not in this fleet
+        ({"walltime_s": 10**8}, "walltime_s", 422),
+        ({"walltime_s": 0}, "walltime_s", 422),
+        ({"clusters": ["mars"]}, "clusters[0]", 422),
+        ({"workload_class": "quantum"}, "workload_class", 422),
+        ({"priority_class": "urgent"}, "priority_class", 422),
+        ({"topology": "galaxy"}, "topology", 422),
+        ({"groups": [{"workers": 3, "gpus_per_worker": 2}]}, "body", 422),
+        ({"groups": [{"workers": 0, "gpus_per_worker": 8}]}, "groups[0].workers", 422),
+        ({"command": []}, "command", 422),
+        ({"command": [""]}, "command", 422),
+        ({"env": {"CUDA_VISIBLE_DEVICES": "0"}}, "env", 422),
+        ({"env": {"1BAD": "x"}}, "env", 422),
+        ({"cwd": "relative/dir"}, "cwd", 422),
+        ({"surprise": True}, "surprise", 422),
+        ({"project": "nosuch"}, None, 404),
+    ],
+)
+def test_bad_submission_is_refused_and_changes_nothing(
+    sqlite_service: Service, change: dict[str, Any], field: str | None, status: int
+) -> None:
+    service = sqlite_service
+    service.token("minjun.kim")
+    before = _counts(service)
+    r = service.submit("minjun.kim", **{**GOOD, **change})
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["status"] == status and body["title"] and body["type"].startswith("https://")
+    if field is not None:
+        assert field in [e["field"] for e in body["errors"]], body
+    assert _counts(service) == before
+
+
+def test_malformed_bodies(sqlite_service: Service) -> None:
+    service = sqlite_service
+    h = {**service.auth("minjun.kim"), "content-type": "application/json"}
+    lone_surrogate = b'{"project": "\\ud800"}'
+    for raw in (b"{", b"[]", b"null", b'"text"', lone_surrogate, b"\xff\xfe"):
+        r = service.http.post("/v1/jobs", content=raw, headers=h)
+        assert r.status_code == 422, (raw, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_oversized_body_is_413_before_parsing(sqlite_service: Service) -> None:
+    service = sqlite_service
+    service.token("minjun.kim")
+    before = _counts(service)
+    big = {**GOOD, "env": {f"V{i}": "x" * 30000 for i in range(40)}}
+    r = service.call("POST", "/v1/jobs", "minjun.kim", json=big)
+    assert r.status_code == 413 and r.json()["type"].endswith("/payload-too-large")
+
+    def chunks() -> Any:  # no Content-Length: counted while it streams in
+        yield b'{"project": "vision", "command": ["x"], "gpus": 1, "name": "'
+        for _ in range(2048):
+            yield b"x" * 1024
+        yield b'"}'
+
+    headers = {**service.auth("minjun.kim"), "content-type": "application/json"}
+    r = service.http.post("/v1/jobs", content=chunks(), headers=headers)
+    assert r.status_code == 413
+    assert _counts(service) == before
+
+
+def test_bad_idempotency_key_and_ids(sqlite_service: Service) -> None:
+    service = sqlite_service
+    r = service.submit("minjun.kim", key="x" * 300, **GOOD)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "idempotency-key"
+    for bad in ("nope", "j", "j99999999999999999999", "j-1", "j12"):
+        assert service.call("GET", f"/v1/jobs/{bad}").status_code == 404
+    assert service.call("GET", "/v1/jobs?limit=0").status_code == 422
+    assert service.call("GET", "/v1/jobs?state=exploded").status_code == 422
+    assert service.call("GET", "/v1/usage?start=yesterday").json()["errors"][0]["field"] == "start"
+    assert service.call("GET", "/v1/usage?start=2030-01-02&end=2030-01-01").status_code == 422
+    assert service.call("DELETE", "/v1/tokens/99999999999").status_code == 422
+    assert service.call("PATCH", "/v1/allocations/0", json={"state": "active"}).status_code == 422
