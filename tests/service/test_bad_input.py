@@ -106,3 +106,22 @@ def test_bad_idempotency_key_and_ids(sqlite_service: Service) -> None:
     assert service.call("GET", "/v1/usage?start=2030-01-02&end=2030-01-01").status_code == 422
     assert service.call("DELETE", "/v1/tokens/99999999999").status_code == 422
     assert service.call("PATCH", "/v1/allocations/0", json={"state": "active"}).status_code == 422
+
+
+def test_text_no_database_can_store_is_refused(service: Service) -> None:
+    """A lone surrogate is valid JSON but not UTF-8: 422, on SQLite and PostgreSQL alike."""
+    h = {**service.auth("minjun.kim"), "content-type": "application/json"}
+    raw = b'{"project": "vision", "command": ["x"], "gpus": 1, "name": "\\ud800"}'
+    r = service.http.post("/v1/jobs", content=raw, headers=h)
+    assert r.status_code == 422 and "Unicode" in r.json()["detail"]
+    r = service.http.post(
+        "/v1/tenants", content=b'{"key": "k", "name": "\\udfff"}', headers=service.auth("admin")
+    )
+    assert r.status_code == 422
+    for path in (
+        "/v1/jobs?project=%ED%A0%80",
+        "/v1/jobs?user=%ff",
+        "/v1/tenants/%ED%A0%80",
+        "/v1/jobs/%ED%A0%80",
+    ):
+        assert service.call("GET", path).status_code in (200, 404), path

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import KINDS, MAX_GANG_GPUS, PRIORITY_CLASSES, JobSpec, TaskGroup
+from gpupool.service.request_body import RequestBody
 from gpupool.service.settings import ServiceSettings
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -30,16 +31,13 @@ class Problem(ValueError):
         super().__init__(f"{field}: {message}")
 
 
-class TaskGroupIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TaskGroupIn(RequestBody):
     workers: Annotated[int, Field(ge=1, le=MAX_GANG_GPUS)]
     gpus_per_worker: Annotated[int, Field(ge=1, le=1024)]
 
 
-class JobRequest(BaseModel):
+class JobRequest(RequestBody):
     """A job to run: a gang of ``gpus`` accelerators (optionally as task groups) and a command."""
-
-    model_config = ConfigDict(extra="forbid")
 
     project: Annotated[str, Field(min_length=1, max_length=255, description="Project path or unique name")]
     command: Annotated[

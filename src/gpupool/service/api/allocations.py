@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from gpupool.service.api.jobs import resolve_project
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
 from gpupool.service.api.tenants import validate_tree
 from gpupool.service.db import AllocationRow, TenantRow
+from gpupool.service.request_body import RequestBody
 
 router = APIRouter(prefix="/v1/allocations", tags=["allocations"])
 Stored = Literal["requested", "approved", "active", "rejected", "expired"]
@@ -39,8 +40,7 @@ MOVES: dict[str, tuple[str, ...]] = {
 MAX_MS = 2**62
 
 
-class AllocationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AllocationIn(RequestBody):
     project: Annotated[str, Field(min_length=1, max_length=255)]
     model: Annotated[
         str, Field(min_length=1, max_length=32, description="Accelerator model, or * for any")
@@ -60,8 +60,7 @@ class AllocationIn(BaseModel):
         return self
 
 
-class AllocationPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AllocationPatch(RequestBody):
     state: Stored
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from gpupool.service import store
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep, require_pool_admin
 from gpupool.service.api.paging import LimitQ, Page
 from gpupool.service.api.problems import invalid, not_found, responses
+from gpupool.service.request_body import RequestBody
 from gpupool.service.runtime import Runtime
 
 router = APIRouter(prefix="/v1/fleet", tags=["fleet"])
@@ -54,8 +55,7 @@ class NodeOut(BaseModel):
     busy: list[int]
 
 
-class DrainIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DrainIn(RequestBody):
     reason: Annotated[str, Field(max_length=1024)] = ""
 
 

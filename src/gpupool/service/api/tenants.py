@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,7 @@ from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
 from gpupool.service.auth import MEMBER_ROLES, Caller
 from gpupool.service.db import MembershipRow, TenantRow, UserRow
+from gpupool.service.request_body import RequestBody
 from gpupool.service.runtime import Runtime
 from gpupool.service.tenant_tree import active_allocations, build_tenancy, leaf_kind, tenant_rows
 
@@ -45,8 +46,7 @@ class TenantOut(BaseModel):
     over_budget: str
 
 
-class TenantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TenantIn(RequestBody):
     key: Key
     parent: Annotated[str | None, Field(max_length=255)] = None
     name: Annotated[str, Field(max_length=255)] = ""
@@ -57,8 +57,7 @@ class TenantIn(BaseModel):
     over_budget: Literal["preemptible", "reject"] = "preemptible"
 
 
-class TenantPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TenantPatch(RequestBody):
     name: Annotated[str | None, Field(max_length=255)] = None
     weight: Annotated[float | None, Field(gt=0, le=1e6)] = None
     guaranteed: Annotated[dict[ModelKey, Gpus] | None, Field(max_length=64)] = None
@@ -67,8 +66,7 @@ class TenantPatch(BaseModel):
     over_budget: Literal["preemptible", "reject"] | None = None
 
 
-class MemberIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MemberIn(RequestBody):
     user: Annotated[str, Field(min_length=1, max_length=64)]
     role: Literal["member", "admin"] = "member"
 

@@ -11,20 +11,20 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from gpupool.service import auth, store
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep, require_pool_admin
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
 from gpupool.service.db import MembershipRow, TenantRow, TokenRow, UserRow
+from gpupool.service.request_body import RequestBody
 
 router = APIRouter(tags=["users"])
 UserName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")]
 
 
-class UserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UserIn(RequestBody):
     name: UserName
     display_name: Annotated[str, Field(max_length=255)] = ""
     role: Literal["pool-admin", "viewer", "user"] = "user"
@@ -42,8 +42,7 @@ class UserOut(BaseModel):
     memberships: list[Membership] = []
 
 
-class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TokenIn(RequestBody):
     name: Annotated[str, Field(max_length=64)] = ""
     user: UserName | None = None
 

@@ -1,0 +1,129 @@
+"""The core across restarts: rebuilt from the database, reconciled with the executors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from gpupool.core.scheduler import Scheduler
+from gpupool.service.api.app import create_app
+from gpupool.service.db import JobRow
+from gpupool.service.loop import Loop
+from tests.service.conftest import Service, make_service
+from tests.service.fakes import RecordingExecutor
+
+needs_restore = pytest.mark.skipif(
+    not hasattr(Scheduler, "restore_running"),
+    reason="the core hook Scheduler.restore_running (ADR 0002) is not in the core yet",
+)
+
+
+def _three_jobs(service: Service) -> list[str]:
+    ids = [
+        service.submit("minjun.kim", project="vision", gpus=8, models=["H100"]).json()["id"] for _ in range(3)
+    ]
+    service.cycle()
+    return ids
+
+
+def _restart(
+    service: Service, tmp_path: Path, url: str, executor: RecordingExecutor, **settings: object
+) -> Service:
+    service.http.__exit__(None, None, None)
+    runtime, clock, _ = make_service(tmp_path, url, **settings)
+    runtime._executors = {"*": executor}
+    clock.ms = service.clock.ms
+    executor.clock = clock
+    client = TestClient(create_app(runtime))
+    client.__enter__()
+    again = Service(runtime, client, clock, executor)
+    again.admin_token = service.admin_token
+    again._tokens = dict(service._tokens)
+    return again
+
+
+def _states(service: Service, ids: list[str]) -> list[str]:
+    return [service.call("GET", f"/v1/jobs/{j}").json()["state"] for j in ids]
+
+
+@needs_restore
+def test_restart_restores_running_and_pending_jobs(
+    service: Service, tmp_path: Path, database_url: str
+) -> None:
+    ids = _three_jobs(service)
+    assert _states(service, ids) == ["running", "running", "pending"]
+    before = {r.allocation_id for r in service.executor.launches}
+    # the executor survived (it adopted its processes): it still runs both allocations
+    again = _restart(service, tmp_path, database_url, service.executor)
+    try:
+        again.runtime.loop.scheduler.validate()
+        assert len(again.runtime.loop.scheduler.running) == 2
+        assert again.cycle().starts == 0  # the pending job still waits: nothing freed up
+        assert len(again.executor.launches) == 2  # nothing relaunched
+        first = before.pop()
+        again.executor.finish(first)
+        report = again.cycle()
+        assert report.finishes == 1 and report.starts == 1
+        assert sorted(_states(again, ids)) == ["completed", "running", "running"]
+        again.runtime.loop.scheduler.validate()
+    finally:
+        again.http.__exit__(None, None, None)
+
+
+@needs_restore
+@pytest.mark.parametrize("policy", ["relaunch", "fail"])
+def test_reconcile_allocations_no_executor_runs(
+    service: Service, tmp_path: Path, database_url: str, policy: str
+) -> None:
+    ids = _three_jobs(service)
+    fresh = RecordingExecutor()
+    fresh.launch(
+        service.executor.launches[0].__class__(**{**_launch_kw(service), "allocation_id": "stray.1"})
+    )
+    again = _restart(service, tmp_path, database_url, fresh, reconcile=policy)
+    try:
+        assert "stray.1" in fresh.terminated  # the database does not run it
+        if policy == "relaunch":
+            relaunched = sorted(
+                launch.allocation_id for launch in fresh.launches if launch.allocation_id != "stray.1"
+            )
+            assert relaunched == sorted(launch.allocation_id for launch in service.executor.launches)
+        else:
+            again.cycle()
+            states = _states(again, ids)
+            assert states.count("failed") == 2
+            jobs = [again.call("GET", f"/v1/jobs/{j}").json() for j in ids]
+            assert any("lost" in j["detail"] for j in jobs)
+        again.runtime.loop.scheduler.validate()
+    finally:
+        again.http.__exit__(None, None, None)
+
+
+def _launch_kw(service: Service) -> dict[str, object]:
+    launch = service.executor.launches[0]
+    return {f: getattr(launch, f) for f in launch.__dataclass_fields__}
+
+
+def test_a_failed_cycle_rebuilds_the_core_and_loses_nothing(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(2):
+        assert service.submit("minjun.kim", project="vision", gpus=8, models=["H100"]).status_code == 201
+    real = Loop._apply
+
+    def broken(*args: object, **kw: object) -> None:
+        raise RuntimeError("the database went away mid-transaction")
+
+    monkeypatch.setattr(Loop, "_apply", broken)
+    with pytest.raises(RuntimeError):
+        service.cycle()
+    assert service.executor.launches == []  # nothing was dispatched from an uncommitted cycle
+    monkeypatch.setattr(Loop, "_apply", real)
+    report = service.cycle()
+    assert report.starts == 2 and len(service.executor.launches) == 2
+    with service.runtime.factory() as s:
+        assert [r.state for r in s.scalars(select(JobRow).order_by(JobRow.seq))] == ["running", "running"]
+    service.runtime.loop.scheduler.validate()
