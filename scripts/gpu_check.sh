@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# On a machine with NVIDIA GPUs: check NVML discovery, the local fleet, and one real job pinned
-# by CUDA_VISIBLE_DEVICES through the LocalExecutor, with NVML telemetry. Prints what it saw
-# and exits non-zero if the job did not see exactly the GPU it was placed on. Under 3 minutes.
+# On a machine with NVIDIA GPUs: check NVML discovery, the local fleet, and real jobs pinned by
+# CUDA_VISIBLE_DEVICES, with NVML telemetry. Two phases:
+#   1. the LocalExecutor alone: a job on the last GPU, and a job killed at its walltime;
+#   2. the live service (API + loop on SQLite) over this machine's one-node fleet: a job
+#      submitted over HTTP, scheduled by the core, run by the LocalExecutor, its log read back.
+# Prints what it saw and exits non-zero if a job did not see exactly the GPU it was placed on.
+# Under 3 minutes.
 #
 # It needs no CUDA toolkit and no torch: the job itself asks NVML which device its
 # CUDA_VISIBLE_DEVICES names. Set GPU_CHECK_PYTHON to use a Python that already has gpupool
@@ -99,5 +103,71 @@ print(json.dumps({"gpus": len(devices), "model": target.model, "pinned_to": targ
                   "job_exit": getattr(exit_.get("check#1"), "exit_code", None),
                   "walltime_cause": getattr(exit_.get("walltime#1"), "cause", None),
                   "telemetry_samples": len(samples), "ok": ok, "seconds": round(time.monotonic() - t0, 1)}))
+sys.exit(0 if ok else 1)
+PY
+
+echo "== the live service over this machine's fleet (submit over HTTP, scheduled, pinned)"
+timeout 120 "$PY" - "$WORK" <<'PY'
+import json
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from gpupool.client import GpupoolClient
+from gpupool.fleetfile import load_tenants
+from gpupool.service.api.app import create_app
+from gpupool.service.executors import LocalExecutor, discover_machine
+from gpupool.service.runtime import Runtime
+from gpupool.service.settings import ServiceSettings
+
+work = Path(sys.argv[1]) / "service"
+work.mkdir()
+machine = discover_machine()
+fleet = machine.fleet()
+tenants = work / "tenants.yaml"
+tenants.write_text("name: local\nsectors:\n  lab:\n    organisations:\n      here:\n"
+                   "        projects:\n          check: {members: [gpu.checker]}\n")
+executor = LocalExecutor(work / "executor", machine=machine, telemetry_interval_s=1.0)
+settings = ServiceSettings(data_dir=work, simulated_gpus=False, cycle_interval_ms=100)
+runtime = Runtime(settings, fleet=fleet, tenancy=load_tenants(str(tenants), fleet), executors={"*": executor})
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
+thread = threading.Thread(target=server.run, daemon=True)
+thread.start()
+while not server.started:
+    assert thread.is_alive(), "the service did not start"
+    time.sleep(0.05)
+url = f"http://127.0.0.1:{port}"
+admin = (work / "admin-token").read_text().strip()
+with GpupoolClient(url, admin) as c:
+    token = c._json("POST", "/v1/tokens", json={"user": "gpu.checker"})["token"]
+job_code = ("import os, pynvml; pynvml.nvmlInit(); cvd = os.environ['CUDA_VISIBLE_DEVICES']; "
+            "h = pynvml.nvmlDeviceGetHandleByUUID(cvd); n = pynvml.nvmlDeviceGetName(h); "
+            "print(cvd, n if isinstance(n, str) else n.decode())")
+ok = False
+with GpupoolClient(url, token) as c:
+    job = c.submit({"project": "check", "gpus": 1, "command": [sys.executable, "-c", job_code],
+                    "walltime_s": 120}).job
+    deadline = time.monotonic() + 60
+    while job["state"] not in ("completed", "failed", "cancelled", "rejected") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = c.job(job["id"])
+    log = c.logs(job["id"]) if job["attempt"] else ""
+    print("job:", json.dumps({k: job[k] for k in ("id", "state", "cluster", "model", "placement", "exit_code", "reason")}))
+    print("job log:", log.strip())
+    if job["state"] == "completed" and job["placement"]:
+        place = job["placement"][0]
+        devices = machine.devices(place["node"]) or ()
+        want = devices[place["accelerators"][0]].visible_id
+        ok = log.split()[:1] == [want]
+        print(json.dumps({"service_ok": ok, "placed_on": place, "expected_device": want}))
+server.should_exit = True
+thread.join(timeout=30)
 sys.exit(0 if ok else 1)
 PY
