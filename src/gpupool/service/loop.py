@@ -549,38 +549,44 @@ class Loop:
     # -- dispatch ---------------------------------------------------------------------------
 
     def dispatch(self) -> int:
-        """Send undispatched outbox rows to their executors; mark them dispatched."""
+        """Send undispatched outbox rows to their executors, marking each as it goes.
+
+        Each row is marked dispatched right after its executor took it, so a crash re-sends
+        at most the one in flight (and launch is idempotent by allocation id). A launch whose
+        terminate is also waiting is not sent at all: the allocation was preempted or
+        cancelled before it ever ran.
+        """
         with self.factory() as s:
             rows = store.undispatched(s)
         if not rows:
             return 0
-        done: list[int] = []
+        stopped = {r.allocation_id for r in rows if r.kind == "terminate"}
+        sent = 0
         for r in rows:
             try:
-                ex = self.executor_for(r.cluster)
-                if r.kind == "launch":
-                    p = r.payload
-                    ex.launch(
-                        Launch(
-                            allocation_id=r.allocation_id,
-                            job_id=str(p["job_id"]),
-                            argv=tuple(p["argv"]),
-                            placement=tuple(
-                                (str(n), tuple(int(i) for i in ids)) for n, ids in p["placement"]
-                            ),
-                            log_dir=Path(p["log_dir"]),
-                            env=dict(p.get("env") or {}),
-                            cwd=Path(p["cwd"]) if p.get("cwd") else None,
-                            walltime_s=float(p.get("walltime_s") or 0),
-                        )
-                    )
-                else:
-                    ex.terminate(r.allocation_id, float(r.payload.get("grace_s", self.terminate_grace_s)))
-                done.append(r.id)
+                if r.kind == "launch" and r.allocation_id not in stopped:
+                    self.executor_for(r.cluster).launch(self._launch_from_outbox(r))
+                elif r.kind == "terminate":
+                    grace = float(r.payload.get("grace_s", self.terminate_grace_s))
+                    self.executor_for(r.cluster).terminate(r.allocation_id, grace)
             except Exception:  # one broken executor must not stop the others; retried next cycle
                 log.exception("dispatching %s %s failed", r.kind, r.allocation_id)
-        if done:
-            now = self.clock()
+                continue
             with self.factory.begin() as s:
-                s.execute(update(OutboxRow).where(OutboxRow.id.in_(done)).values(dispatched_ms=now))
-        return len(done)
+                s.execute(update(OutboxRow).where(OutboxRow.id == r.id).values(dispatched_ms=self.clock()))
+            sent += 1
+        return sent
+
+    @staticmethod
+    def _launch_from_outbox(r: OutboxRow) -> Launch:
+        p = r.payload
+        return Launch(
+            allocation_id=r.allocation_id,
+            job_id=str(p["job_id"]),
+            argv=tuple(p["argv"]),
+            placement=tuple((str(n), tuple(int(i) for i in ids)) for n, ids in p["placement"]),
+            log_dir=Path(p["log_dir"]),
+            env=dict(p.get("env") or {}),
+            cwd=Path(p["cwd"]) if p.get("cwd") else None,
+            walltime_s=float(p.get("walltime_s") or 0),
+        )
