@@ -11,10 +11,12 @@ recording executor; the loop does not run by itself: tests call ``service.cycle(
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -113,9 +115,12 @@ def postgres() -> Iterator[PgServer]:
     try:
         yield PgServer(port)
     finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
+        pidfile = data / "postmaster.pid"
+        pid = int(pidfile.read_text().split()[0]) if pidfile.exists() else 0
+        subprocess.run([*prefix, *pg_ctl[:3], "-m", "immediate", "-t", "10", "stop"], capture_output=True)
+        if pid:  # never leave a server behind, even one that did not stop in time
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         shutil.rmtree(root, ignore_errors=True)
 
 
