@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from sqlalchemy import func, select
 
 from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow
-from tests.service.conftest import Service
+from tests.service.conftest import Service, make_service
 
 HOUR = 3_600_000
 
@@ -155,3 +156,17 @@ def test_metrics_after_a_cycle(service: Service) -> None:
     assert "gpupool_jobs_running 1.0" in text
     assert 'gpupool_submissions_total{outcome="accepted"} 1.0' in text
     assert "gpupool_cycle_duration_seconds_count" in text
+
+
+def test_las_gets_rounds_like_the_twin(tmp_path: Path) -> None:
+    runtime, clock, _ = make_service(tmp_path, f"sqlite:///{tmp_path / 'db'}", policy="las")
+    assert runtime.config.round_ms == 60_000 and runtime.config.min_runtime_ms == 600_000
+    runtime.start()
+    try:
+        runtime.loop.cycle()
+        clock.advance(30_000)
+        assert runtime.loop.cycle().events == 0
+        clock.advance(30_000)
+        assert runtime.loop.cycle().events == 1  # a Tick once a round
+    finally:
+        runtime.stop()

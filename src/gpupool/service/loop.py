@@ -114,6 +114,7 @@ class Loop:
         self._rebuild_wanted = False
         self._lost: list[ExecutorEvent] = []
         self._last_estimate = -(10**18)
+        self._last_tick = -(10**18)
         self._estimates: dict[str, int | None] = {}
         self.last_cycle_ms: int | None = None
         self.cycles = 0
@@ -332,8 +333,9 @@ class Loop:
                     events.append(NodeDrained(r.node))
                 elif r.kind == "undrain" and r.node in self.fleet.node_by_name:
                     events.append(NodeUp(r.node))
-            if self.config.round_ms > 0 and not events:
-                events.append(Tick())
+            if self.config.round_ms > 0 and now - self._last_tick >= self.config.round_ms:
+                events.append(Tick())  # round-based policies (las) re-rank as service accrues
+                self._last_tick = now
             decisions = sched.handle(events, now) if events or sched.pending_count else []
             report.events = len(events)
             report.decisions = len(decisions)

@@ -29,6 +29,7 @@ from gpupool.service.loop import Clock, Loop, wall_clock
 from gpupool.service.metrics import ServiceMetrics
 from gpupool.service.settings import ServiceSettings
 from gpupool.service.tenant_tree import seed
+from gpupool.sim.scenario import with_policy_defaults
 
 log = logging.getLogger("gpupool.service")
 ADMIN_NAME = "admin"
@@ -76,7 +77,10 @@ class Runtime:
         )
         self.reader: sessionmaker[Session] = session_factory(self.reader_engine)
         self._executors = dict(executors) if executors is not None else None
-        self.config = SchedulerConfig(policy=settings.policy, backfill=settings.backfill)
+        # the same per-policy defaults as the twin (las: rounds and a quantum)
+        self.config = with_policy_defaults(
+            SchedulerConfig(policy=settings.policy, backfill=settings.backfill)
+        )
         self._loop: Loop | None = None
         #: the admin token when this start created it (``serve`` prints it once)
         self.new_admin_token: str | None = None
