@@ -222,6 +222,8 @@ def main() -> None:
         serve(args.serve, args.port)
         return
 
+    # Other work on the machine skews the numbers: report the load average the run started at.
+    load_before = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     server_cpus = available[: args.server_cpus] if args.server_cpus else []
     warmup = 1.0
@@ -276,6 +278,7 @@ def main() -> None:
         "concurrency_per_client": args.concurrency,
         "server_cpus": server_cpus or "all",
         "machine_cpus": os.cpu_count(),
+        "load_average_at_start": load_before,
         "clients_share_the_server_cpus": bool(server_cpus) and len(available) <= len(server_cpus),
         "newest_job_listed": bool(jobs.get("items")),
         "python": platform.python_version(),
