@@ -366,7 +366,9 @@ class Loop:
             s.add_all(log_rows)
             self._apply(s, now, decisions, finishes, cancelled_pending, rows, report)
             if inbox:
-                s.execute(delete(InboxRow).where(InboxRow.id <= inbox[-1].id))
+                # Exactly the rows read: on PostgreSQL a row with a smaller id may commit after
+                # this cycle read the inbox, and must wait for the next cycle, not vanish.
+                s.execute(delete(InboxRow).where(InboxRow.id.in_([r.id for r in inbox])))
             self._update_estimates(s, now, bool(decisions) or bool(events))
 
     @staticmethod
