@@ -264,9 +264,12 @@ class Loop:
             self.metrics.cycles.inc()
             self.metrics.cycle_seconds.observe(report.seconds)
             self.metrics.observe_core(self.scheduler)
-            if report.events or report.decisions or report.dispatched:
+            # One line per cycle; idle cycles (nothing in, nothing decided) only at debug level.
+            level = logging.INFO if report.events or report.decisions or report.dispatched else logging.DEBUG
+            if log.isEnabledFor(level):
                 sched = self.scheduler
-                log.info(
+                log.log(
+                    level,
                     "cycle %d: %d events, %d decisions (%d starts, %d preemptions, %d finishes), "
                     "%d dispatched, %d pending, %d running, %.1f ms",
                     self.cycles,
