@@ -38,9 +38,10 @@ class SimConfig:
 
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     reference_model: str | None = None
-    #: checkpoint interval assumed for jobs that declare none (0 = none: a preemption
-    #: loses the whole attempt)
-    default_checkpoint_interval_ms: int = 0
+    #: checkpoint interval assumed for jobs that declare none: 10 minutes, a common training
+    #: cadence (0 = no checkpoints: a preemption loses the whole attempt, and preemptive
+    #: policies can then thrash forever under load)
+    default_checkpoint_interval_ms: int = 600_000
     #: stop at this simulated time (ms after the first submission); None = run to the end
     horizon_ms: int | None = None
     #: run ``Scheduler.validate()`` after every cycle (slow; for tests)
