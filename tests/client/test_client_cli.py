@@ -132,8 +132,9 @@ def test_show_explain_cancel_logs_usage(server: FakeServer) -> None:
     assert "reason: resources (8 H100 free of 16 asked)" in explain.output
     assert "estimated start: 2026-12-01" in explain.output
     assert json.loads(runner.invoke(app, ["explain", "1", "--json"]).stdout)["reason"] == "resources"
-    logs = runner.invoke(app, ["logs", "1", "--stderr"])
+    logs = runner.invoke(app, ["logs", "1", "--stderr", "--attempt", "2"])
     assert logs.stdout == "stderr of 1\n안녕\n"
+    assert dict(server.requests[-1].url.params) == {"stream": "stderr", "attempt": "2"}
     usage = runner.invoke(app, ["usage", "--by", "organisation", "--since", "30d"])
     assert usage.exit_code == 0, usage.output
     assert "학계/서울대" in usage.output and "12.50" in usage.output and "14.10" in usage.output

@@ -365,13 +365,16 @@ def logs(
     job_id: Annotated[str, typer.Argument(help="Job id.")],
     stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr instead of stdout.")] = False,
     tail: Annotated[int | None, typer.Option(min=1, help="Only the last N lines.")] = None,
+    attempt: Annotated[
+        int | None, typer.Option(min=1, help="Which run of a preempted job (default: the latest).")
+    ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Print a job's output."""
     stream = "stderr" if stderr else "stdout"
     with _client(as_json) as c:
-        text = c.logs(job_id, stream=stream, tail=tail)
+        text = c.logs(job_id, stream=stream, tail=tail, attempt=attempt)
         if as_json:
             _print_json({"job": job_id, "stream": stream, "text": text})
             return
@@ -380,7 +383,7 @@ def logs(
         shown = len(text) if tail is None else None
         while follow and str(c.job(job_id).get("state")) in ("pending", "running"):
             time.sleep(2.0)
-            full = c.logs(job_id, stream=stream)
+            full = c.logs(job_id, stream=stream, attempt=attempt)
             if shown is None:
                 shown = len(full)  # after a --tail, follow from what there is now
             sys.stdout.write(full[shown:])

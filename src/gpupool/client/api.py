@@ -130,9 +130,13 @@ class GpupoolClient:
     def cancel(self, job_id: str) -> JSON:
         return self._json("POST", f"/v1/jobs/{_seg(job_id)}/cancel")
 
-    def logs(self, job_id: str, *, stream: str = "stdout", tail: int | None = None) -> str:
-        """The job's log text (``stream``: stdout or stderr; ``tail``: the last lines only)."""
-        resp = self._send("GET", f"/v1/jobs/{_seg(job_id)}/logs", params=_params(stream=stream, tail=tail))
+    def logs(
+        self, job_id: str, *, stream: str = "stdout", tail: int | None = None, attempt: int | None = None
+    ) -> str:
+        """The job's log text (``stream``: stdout or stderr; ``tail``: the last lines only;
+        ``attempt``: of that run of a preempted job, default the latest)."""
+        params = _params(stream=stream, tail=tail, attempt=attempt)
+        resp = self._send("GET", f"/v1/jobs/{_seg(job_id)}/logs", params=params)
         if resp.headers.get("content-type", "").startswith("application/json"):
             body = _body_json(resp)
             return str(body.get("text", body.get("content", "")))
