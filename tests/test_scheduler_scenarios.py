@@ -227,3 +227,24 @@ def test_estimated_starts_follow_walltimes() -> None:
     s.handle([JobSubmitted(job("b", 8, walltime_ms=2_000)), JobSubmitted(job("c", 4, walltime_ms=1))], 0)
     est = s.estimate_starts(0)
     assert est == {"b": 1_000, "c": 3_000}
+
+
+def test_restored_running_job_holds_its_accelerators_and_finishes_normally() -> None:
+    s = Scheduler(fleet(racks=1, nodes_per_rack=2), tenants("p"), SchedulerConfig(policy="fifo"))
+    s.restore_running(job("r", 4), [("c0b0r0n1", (0, 1, 2, 3))], start_ms=0, attempt=2)
+    s.validate()
+    d = s.handle([JobSubmitted(job("x", 8, submit=1)), JobSubmitted(job("y", 8, submit=2))], 10)
+    assert starts(d)["x"].placement[0][0] == "c0b0r0n0"  # n1 is partly taken by the restored job
+    d = s.handle([JobFinished("r", "r#2")], 20)
+    assert "y" in starts(d)
+    s.validate()
+
+
+def test_restore_refuses_a_double_booked_accelerator() -> None:
+    import pytest
+
+    s = Scheduler(fleet(racks=1, nodes_per_rack=1), tenants("p"), SchedulerConfig(policy="fifo"))
+    s.restore_running(job("a", 2), [("c0b0r0n0", (0, 1))], start_ms=0, attempt=1)
+    with pytest.raises(ValueError, match="not free"):
+        s.restore_running(job("b", 2), [("c0b0r0n0", (1, 2))], start_ms=0, attempt=1)
+    s.validate()  # the failed restore left nothing behind

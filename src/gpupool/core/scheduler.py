@@ -184,6 +184,60 @@ class Scheduler:
         out.sort(key=lambda j: (j.rank if self.policy.by_rank else 0, j.skey))
         return out
 
+    def restore_running(
+        self,
+        spec: JobSpec,
+        placement: Sequence[tuple[str, Sequence[int]]],
+        start_ms: int,
+        attempt: int,
+        run_ms: int = 0,
+        attained: float = 0.0,
+    ) -> None:
+        """Put back a job that was running on exactly these accelerators (after a restart).
+
+        The live service rebuilds the core from its database with this; it makes no decision.
+        ValueError if the job is invalid, its project or a node is unknown, the placement
+        spans pools or does not hold the job's accelerators, or an accelerator is taken.
+        """
+        spec.validate()
+        if spec.id in self.jobs:
+            raise ValueError(f"job {spec.id!r} is already in the scheduler")
+        project = self.tenancy.resolve(spec.project)
+        if project is None:
+            raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
+        nodes = []
+        for name, ids in placement:
+            idx = self.fleet.node_by_name.get(name)
+            if idx is None:
+                raise ValueError(f"job {spec.id!r}: unknown node {name!r}")
+            nodes.append((idx, tuple(ids)))
+        pools = {self.capacity.node_pool[n] for n, _ in nodes}
+        if len(pools) != 1 or sum(len(ids) for _, ids in nodes) != spec.gpus:
+            raise ValueError(f"job {spec.id!r}: placement must hold its {spec.gpus} accelerators in one pool")
+        pool = pools.pop()
+        taken: list[tuple[int, tuple[int, ...]]] = []
+        try:
+            for n, ids in nodes:
+                self.capacity.take(n, ids)
+                taken.append((n, ids))
+        except AssertionError as e:
+            for n, ids in taken:
+                self.capacity.release(n, ids)
+            raise ValueError(f"job {spec.id!r}: {e}") from None
+        cands, _ = self._candidates(spec, project)
+        self._seq += 1
+        j = JobState(spec, self._seq, project, cands or (pool,), spec.rank, status=RUNNING)
+        j.attempt, j.allocation_id, j.pool = attempt, f"{spec.id}#{attempt}", pool
+        j.placement, j.start_ms, j.run_ms, j.attained = tuple(taken), start_ms, run_ms, attained
+        j.expected_end = start_ms + self._remaining(j)
+        self.jobs[spec.id] = j
+        self._by_seq[j.seq] = j
+        self.running[j.seq] = j
+        self._running_by_pool[pool].add((j.expected_end, j.seq))
+        for n, _ in taken:
+            self._node_jobs.setdefault(n, set()).add(j.seq)
+        self.ledger.change(project, self.capacity.pools[pool].model, spec.gpus, start_ms)
+
     # -- events --------------------------------------------------------------------------
 
     def _apply(self, ev: Event, now: int, out: list[Decision]) -> None:
