@@ -20,20 +20,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gpupool.core.scheduler import Scheduler, SchedulerConfig
+from gpupool.core.scheduler import SchedulerConfig
 from gpupool.service.db import make_engine, session_factory
 from gpupool.service.rebuild import rebuild
 from gpupool.service.runtime import load_scenario
 from gpupool.service.settings import ServiceSettings
 from tests.service.conftest import free_port
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not hasattr(Scheduler, "restore_running"),
-        reason="the core hook Scheduler.restore_running (ADR 0002) is not in the core yet",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 USERS = {"minjun.kim": "vision", "hayoon.choi": "nlp", "jiwoo.han": "llm", "jungmin.park": "climate"}
 GPUPOOL = Path(sys.executable).parent / "gpupool"

@@ -8,17 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from gpupool.core.scheduler import Scheduler
 from gpupool.service.api.app import create_app
 from gpupool.service.db import JobRow
 from gpupool.service.loop import Loop
 from tests.service.conftest import Service, make_service
 from tests.service.fakes import RecordingExecutor
-
-needs_restore = pytest.mark.skipif(
-    not hasattr(Scheduler, "restore_running"),
-    reason="the core hook Scheduler.restore_running (ADR 0002) is not in the core yet",
-)
 
 
 def _three_jobs(service: Service) -> list[str]:
@@ -49,7 +43,6 @@ def _states(service: Service, ids: list[str]) -> list[str]:
     return [service.call("GET", f"/v1/jobs/{j}").json()["state"] for j in ids]
 
 
-@needs_restore
 def test_restart_restores_running_and_pending_jobs(
     service: Service, tmp_path: Path, database_url: str
 ) -> None:
@@ -73,7 +66,6 @@ def test_restart_restores_running_and_pending_jobs(
         again.http.__exit__(None, None, None)
 
 
-@needs_restore
 @pytest.mark.parametrize("policy", ["relaunch", "fail"])
 def test_reconcile_allocations_no_executor_runs(
     service: Service, tmp_path: Path, database_url: str, policy: str

@@ -11,13 +11,14 @@ other). It makes no decision and writes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpupool.core.events import Event, JobSubmitted, NodeDrained
 from gpupool.core.fleet import Fleet
+from gpupool.core.job import JobSpec
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.service import store
 from gpupool.service.db import JobRow, TenantRow, UsageRow, UserRow
@@ -53,7 +54,7 @@ def placement_of(row: JobRow) -> tuple[tuple[str, tuple[int, ...]], ...]:
     return tuple((str(n), tuple(int(i) for i in ids)) for n, ids in (row.placement or []))
 
 
-def core_spec_of(row: JobRow, paths: dict[int, str], users: dict[int, str]) -> Any:
+def core_spec_of(row: JobRow, paths: dict[int, str], users: dict[int, str]) -> JobSpec:
     return core_spec(
         store.job_id(row.seq),
         paths[row.project_id],
@@ -90,11 +91,10 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
     known: set[str] = set()
     for t, _, _, (what, obj) in steps:
         if what == "run":
-            # Scheduler.restore_running is the core hook of ADR 0002 (added by the core's owner).
-            restore = cast(Any, sched).restore_running
             row: JobRow = obj
             spec = core_spec_of(row, paths, users)
-            restore(spec, placement_of(row), t, row.attempt, row.run_ms, row.attained)
+            # in time order with the usage replay: it holds the ledger from ``start_ms``
+            sched.restore_running(spec, placement_of(row), t, row.attempt, row.run_ms, row.attained)
             state = sched.job(spec.id)
             core_alloc = state.allocation_id if state is not None else ""
             aid = row.allocation_id or ""
