@@ -31,7 +31,16 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpupool.core.decisions import Decision, Explain, Preempt, Reject, Reserve, Start, Stop
-from gpupool.core.events import Event, JobCancelled, JobFinished, JobSubmitted, NodeDrained, NodeUp, Tick
+from gpupool.core.events import (
+    Event,
+    JobCancelled,
+    JobFinished,
+    JobSubmitted,
+    NodeDown,
+    NodeDrained,
+    NodeUp,
+    Tick,
+)
 from gpupool.core.fleet import Fleet
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.service import store
@@ -43,6 +52,7 @@ from gpupool.service.executors.base import (
     Executor,
     ExecutorEvent,
     Launch,
+    NodeChanged,
 )
 from gpupool.service.metrics import ServiceMetrics
 from gpupool.service.rebuild import Rebuilt, Running, core_spec_of, rebuild
@@ -165,7 +175,7 @@ class Loop:
                 polled.extend(ex.poll())
                 live |= ex.allocations()
             self._lost.extend(polled)
-            ended = {e.allocation_id for e in polled if not isinstance(e, AllocationStarted)}
+            ended = {e.allocation_id for e in polled if isinstance(e, AllocationExited | AllocationFailed)}
             with self.factory() as s:
                 pending_launch = {r.allocation_id for r in store.undispatched(s) if r.kind == "launch"}
                 rows = {
@@ -298,6 +308,19 @@ class Loop:
                         at_ms=now, kind="executor", type=type(e).__name__, job_id=None, payload=_payload(e)
                     )
                 )
+                if isinstance(e, NodeChanged):
+                    # The engine's own node states (Slurm DOWN/DRAIN): a down node's work is
+                    # requeued by the core. Only fleet nodes: the core refuses unknown names.
+                    if e.node in self.fleet.node_by_name:
+                        node_event: Event = (
+                            NodeDown(e.node)
+                            if e.state == "down"
+                            else NodeDrained(e.node)
+                            if e.state == "drained"
+                            else NodeUp(e.node)
+                        )
+                        events.append(node_event)
+                    continue
                 if isinstance(e, AllocationStarted):
                     continue
                 run = state.running.get(e.allocation_id)

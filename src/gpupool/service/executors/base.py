@@ -15,6 +15,8 @@ The contract every executor keeps:
   reconcile after a restart can compare it with the database.
 - A launch that cannot start is an ``AllocationFailed`` event, never an exception: the loop
   turns events into ``JobFinished``; exceptions mean a broken executor.
+- An engine that manages nodes itself (Slurm) reports their changes as ``NodeChanged``; the
+  loop turns them into the core's node events (a ``down`` node's work is requeued).
 """
 
 from __future__ import annotations
@@ -87,7 +89,27 @@ class AllocationFailed:
     reason: str
 
 
-ExecutorEvent = AllocationStarted | AllocationExited | AllocationFailed
+#: What an engine says about a node: ``down`` (its allocations are lost: the core requeues
+#: them), ``drained`` (running work finishes, nothing new starts) or ``up`` again.
+NodeState = Literal["down", "drained", "up"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeChanged:
+    """The engine changed a node's state on its own (Slurm marked it DOWN or DRAIN, or back).
+
+    Executors report this only for nodes of their own cluster; the loop turns it into the
+    core's ``NodeDown`` / ``NodeDrained`` / ``NodeUp``.
+    """
+
+    node: str
+    at_ms: int
+    state: NodeState
+    reason: str = ""
+
+
+AllocationEvent = AllocationStarted | AllocationExited | AllocationFailed
+ExecutorEvent = AllocationStarted | AllocationExited | AllocationFailed | NodeChanged
 
 
 @runtime_checkable
