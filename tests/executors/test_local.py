@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -414,3 +416,48 @@ def test_foreign_or_broken_state_files_are_ignored(tmp_path: Path) -> None:
     (state / "other.json").write_text('{"unrelated": true}')
     with LocalExecutor(state, machine=simulated_machine(1, node_name=NODE)) as ex:
         assert ex.allocations() == set() and ex.poll() == []
+
+
+def test_a_launch_cut_short_by_a_crash_is_adopted_not_run_twice(tmp_path: Path) -> None:
+    # The executor died inside Popen: its state file holds only the intent (no pid), and the
+    # process (a session leader carrying GPUPOOL_ALLOCATION_ID) runs on.
+    state = tmp_path / "state"
+    state.mkdir()
+    intent = {"allocation_id": "cut#1", "job_id": "cut", "pid": None, "deadline_unix": None, "devices": [0]}
+    (state / "cut#1.json").write_text(json.dumps(intent))
+    never = {
+        "allocation_id": "never#1",
+        "job_id": "never",
+        "pid": None,
+        "deadline_unix": None,
+        "devices": [1],
+    }
+    (state / "never#1.json").write_text(json.dumps(never))
+    orphan = subprocess.Popen(
+        [PY, "-c", "import time; time.sleep(60)"],
+        env={**os.environ, "GPUPOOL_ALLOCATION_ID": "cut#1"},
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while "GPUPOOL_ALLOCATION_ID=cut#1" not in Path(f"/proc/{orphan.pid}/environ").read_bytes().decode(
+            errors="replace"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with LocalExecutor(state, machine=simulated_machine(2, node_name=NODE), tick_s=0.02) as ex:
+            assert ex.allocations() == {"cut#1"}
+            assert json.loads((state / "cut#1.json").read_text())["pid"] == orphan.pid
+            assert not (state / "never#1.json").exists()  # never started: reconcile may launch it
+            ex.launch(launch(tmp_path, "cut#1", "print('second copy')"))  # a no-op
+            ex.launch(launch(tmp_path, "never#1", "pass", ids=(1,)))  # runs now
+            events = wait_for(ex, exited("never#1"))
+            assert exit_of(events, "never#1").exit_code == 0
+            ex.terminate("cut#1", 0)
+            e = exit_of(wait_for(ex, exited("cut#1")), "cut#1")
+            assert e.cause == "terminated"
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
+        assert not log_paths(tmp_path / "logs", "cut#1")[0].exists()
+    finally:
+        orphan.kill()
+        orphan.wait()

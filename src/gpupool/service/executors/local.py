@@ -17,11 +17,15 @@ A daemon monitor thread does the waiting, signalling and sampling, so no method 
 job and walltimes hold even when nobody polls; ``poll`` only drains the events it queued.
 
 Restarts: every live allocation has a state file in ``state_dir`` (pid, process start time,
-walltime deadline, and the exit status once known). A new executor on the same ``state_dir``
-adopts the processes that still run (``allocations`` names them, walltime still enforced) and
+walltime deadline, and the exit status once known), written before the process is started
+and completed once its pid is known. A new executor on the same ``state_dir`` adopts the
+processes that still run (``allocations`` names them, walltime still enforced; a record that
+never got its pid is matched to the process carrying its ``GPUPOOL_ALLOCATION_ID``) and
 re-reports exits that happened before anyone polled them, so reconcile never relaunches a job
 that is still running. The exit status of an adopted process is not ours to collect (it is no
-longer our child): it is reported as ``exit_code=None``.
+longer our child): it is reported as ``exit_code=None``. One window stays open: a job that
+starts and ends entirely while no executor runs, before its pid was recorded, looks never
+started and is launched again by reconcile.
 
 It must not decide anything: placement comes from the core, and what an exit means for the
 job is the loop's business.
@@ -119,6 +123,29 @@ def _start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _find_session_leader(allocation_id: str) -> int | None:
+    """The pid of the session leader whose environment names ``allocation_id``, if one lives.
+
+    Used only after a crash between recording a launch and learning its pid: the job's
+    ``GPUPOOL_ALLOCATION_ID`` is the one mark it is sure to carry.
+    """
+    mark = f"GPUPOOL_ALLOCATION_ID={allocation_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if int(fields[3]) != pid or fields[0] in ("Z", "X"):
+                continue  # not a session leader (the job's children share its environment)
+            if mark in (entry / "environ").read_bytes().split(b"\0"):
+                return pid
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return None
+
+
 @dataclass(slots=True)
 class _Proc:
     """One running allocation, as the monitor thread tracks it."""
@@ -207,6 +234,14 @@ class LocalExecutor:
             return
         env = self._environment(launch, devices, node)
         out_path, err_path = log_paths(launch.log_dir, aid)
+        state_file = self._state_file(aid)
+        deadline_unix = time.time() + launch.walltime_s if launch.walltime_s > 0 else None
+        # Record the intent before the process exists: if this executor dies inside Popen, the
+        # next one finds the record and looks for the process by its GPUPOOL_ALLOCATION_ID
+        # instead of letting reconcile start the job a second time.
+        intent = {"allocation_id": aid, "job_id": launch.job_id, "pid": None, "deadline_unix": deadline_unix,
+                  "devices": [d.index for d in devices]}  # fmt: skip
+        self._write_doc(state_file, intent)
         try:
             launch.log_dir.mkdir(parents=True, exist_ok=True)
             with open(out_path, "ab") as out, open(err_path, "ab") as err:
@@ -221,6 +256,7 @@ class LocalExecutor:
                     close_fds=True,
                 )
         except OSError as e:
+            state_file.unlink(missing_ok=True)
             self._fail(aid, f"cannot start {launch.argv[0]!r}: {e.strerror or e}")
             return
         now = time.monotonic()
@@ -232,7 +268,7 @@ class LocalExecutor:
             start_ticks=_start_ticks(popen.pid),
             deadline=now + launch.walltime_s if launch.walltime_s > 0 else None,
             devices=devices,
-            state_file=self._state_file(aid),
+            state_file=state_file,
         )
         self._write_state(proc)
         with self._lock:
@@ -456,13 +492,17 @@ class LocalExecutor:
                 "signal": exited.signal,
                 "cause": exited.cause,
             }
-        tmp = proc.state_file.with_suffix(".tmp")
+        self._write_doc(proc.state_file, doc)
+
+    @staticmethod
+    def _write_doc(path: Path, doc: dict[str, Any]) -> None:
+        tmp = path.with_suffix(".tmp")
         try:
             tmp.write_text(json.dumps(doc))
-            os.replace(tmp, proc.state_file)  # atomic: a crash leaves the old file or the new one
+            os.replace(tmp, path)  # atomic: a crash leaves the old file or the new one
         except OSError:
             # The job runs (or ran) all the same; only adoption after a restart is lost.
-            log.exception("local executor: cannot write %s", proc.state_file)
+            log.exception("local executor: cannot write %s", path)
 
     def _adopt(self) -> None:
         """Take over what an earlier executor on this ``state_dir`` left running or unreported."""
@@ -471,9 +511,18 @@ class LocalExecutor:
             try:
                 doc = json.loads(path.read_text())
                 aid = str(doc["allocation_id"])
-                pid = int(doc["pid"])
+                found = doc["pid"] if doc["pid"] is not None else _find_session_leader(aid)
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # not ours or half-written by a crash: nothing to adopt
+            if found is None:
+                # Only the intent was recorded and no process carries the allocation's id: the
+                # executor died before the fork (or the job came and went in the crash window).
+                # Forget it, so that reconcile launches it.
+                path.unlink(missing_ok=True)
+                continue
+            pid = int(found)
+            if doc["pid"] is None:
+                doc["start_ticks"] = _start_ticks(pid)
             self._seen.add(aid)
             ex = doc.get("exit")
             if ex is not None:
@@ -501,4 +550,6 @@ class LocalExecutor:
                 devices=tuple(all_devices[i] for i in doc.get("devices", []) if i in all_devices),
                 state_file=path,
             )
+            if doc["pid"] is None:
+                self._write_state(self._procs[aid])  # the intent becomes a full record
             self._telemetry[aid] = deque(maxlen=self._telemetry_keep)
