@@ -123,15 +123,16 @@ class Runtime:
         self.reader_engine.dispose()
 
     def _default_executors(self) -> dict[str, Executor]:
-        from gpupool.service.executors.gpus import simulated_fleet_machine
-        from gpupool.service.executors.local import LocalExecutor
+        # executor=fleet: each cluster's own backend from the fleet file (executors/registry.py);
+        # otherwise one local executor for every cluster, as before.
+        from gpupool.service.executors.registry import build_executors
 
-        state_dir = self.settings.data_dir / "executor"
-        if self.settings.simulated_gpus:
-            ex = LocalExecutor(state_dir, machine=simulated_fleet_machine(self.fleet))
-        else:
-            ex = LocalExecutor(state_dir)
-        return {"*": ex}
+        return build_executors(
+            self.fleet,
+            state_dir=self.settings.data_dir / "executor",
+            simulated_gpus=self.settings.simulated_gpus,
+            per_cluster=self.settings.executor == "fleet",
+        )
 
     def _seed(self) -> None:
         now = self.clock()

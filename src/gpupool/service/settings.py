@@ -34,7 +34,8 @@ class ServiceSettings(BaseSettings):
     backfill: Literal["none", "easy"] = "easy"
     #: ``local`` runs processes on this machine for every cluster; ``none`` launches nothing
     #: (decisions are still made and recorded: a dry-run pool)
-    executor: Literal["local", "none"] = "local"
+    #: ``fleet`` gives each cluster the backend its fleet entry names (local, slurm, kubernetes)
+    executor: Literal["local", "none", "fleet"] = "local"
     #: the local executor pretends each node has its accelerators (no GPU needed)
     simulated_gpus: bool = True
     #: a cycle runs at least this often, and sooner when something arrives

@@ -1,0 +1,593 @@
+"""The Slurm executor: a gpupool allocation as a Slurm batch job pinned to the chosen nodes.
+
+This module owns ``SlurmExecutor``, the ``Executor`` for a cluster whose fleet entry says
+``backend: slurm``. gpupool decides; Slurm only enacts. For each ``Launch`` it submits one
+batch job (``slurm_client.BatchRequest``):
+
+- ``--nodelist`` / ``--nodes`` = the placement's nodes, ``--gres=gpu:<type>:<n>`` per node
+  (a heterogeneous job when nodes get different counts), ``--time`` = the walltime,
+  ``--job-name=gpupool-<job>``, ``--comment=gpupool:<allocation>``, ``--no-requeue`` (gpupool
+  requeues on a new placement itself), stdout/stderr into the same files as the local executor;
+- the script exports the job's environment and ``GPUPOOL_*`` and ``exec``-s its argv on the
+  first node (multi-node jobs use ``srun`` or ``GPUPOOL_PLACEMENT`` to reach the others).
+  Slurm picks the GPU indices on each node; gpupool's accelerator ids count, they do not pin.
+
+One worker thread does all talking to Slurm, so no protocol method ever waits on a
+controller: ``launch`` and ``terminate`` queue work, ``poll`` drains events. The worker
+submits (retrying a controller that cannot be reached, with backoff, for ``submit_retry_s``),
+cancels (``scancel --full --signal=TERM``, then ``SIGKILL`` and ``scancel`` after the grace),
+and every ``poll_interval_s`` reads ``squeue -t all --json`` and ``sinfo --json``:
+
+- job states become ``AllocationStarted`` / ``AllocationExited`` (exit code and signal from
+  the wait status; ``TIMEOUT`` -> walltime, cancelled by us -> terminated) / ``AllocationFailed``
+  (cancelled outside gpupool, ``BOOT_FAIL``, ``OUT_OF_MEMORY``, a pending reason Slurm never
+  clears, a submission Slurm refuses: bad GRES, unknown node);
+- nodes Slurm marks DOWN or DRAIN become ``NodeChanged`` (the core requeues a down node's
+  work); a job that ended ``NODE_FAIL`` is reported as its node going down, never as a failure.
+
+Slurm is the record: the comment names the allocation, so a new executor adopts what an
+earlier one submitted (``allocations`` after the first scan), re-reports exits it finds, and a
+launch of an allocation that already has a Slurm job is an adoption, never a second job. A job
+that vanishes from Slurm (slurmctld lost its state) is resubmitted if it never started, and
+reported failed if it had (it may have run partly; running it again is the user's call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import shlex
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from gpupool.service.executors.base import (
+    AllocationExited,
+    AllocationFailed,
+    AllocationStarted,
+    ExecutorEvent,
+    Launch,
+    NodeChanged,
+    NodeState,
+)
+from gpupool.service.executors.local import log_paths
+from gpupool.service.executors.slurm_client import (
+    BatchComponent,
+    BatchRequest,
+    SlurmClient,
+    SlurmError,
+    SlurmJob,
+    SlurmNode,
+    SlurmOptions,
+    client_for,
+)
+
+__all__ = ["SlurmExecutor", "batch_request", "node_state"]
+
+log = logging.getLogger("gpupool.executors.slurm")
+
+PENDING_STATES = frozenset(
+    {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
+)
+ACTIVE_STATES = frozenset(
+    {"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESIZING"}
+)
+#: Pending reasons Slurm itself will never clear: the job is cancelled and reported failed.
+HOPELESS_REASONS = frozenset(
+    {
+        "BadConstraints",
+        "DependencyNeverSatisfied",
+        "InvalidAccount",
+        "InvalidQOS",
+        "PartitionTimeLimit",
+        "PartitionNodeLimit",
+        "AccountNotAllowed",
+        "QOSNotAllowed",
+    }
+)
+
+
+def node_state(node: SlurmNode) -> NodeState | None:
+    """gpupool's view of a Slurm node, ``None`` when Slurm itself does not know yet.
+
+    ``unknown`` and a bare NOT_RESPONDING are what every node looks like for a few seconds
+    after slurmctld restarts: reporting them would requeue healthy work.
+    """
+    if node.state == "down":
+        return "down"
+    if "DRAIN" in node.flags or node.state in ("drained", "draining", "fail") or "FAIL" in node.flags:
+        return "drained"
+    if node.state in ("unknown", "future") or "NOT_RESPONDING" in node.flags:
+        return None
+    return "up"
+
+
+def batch_request(
+    launch: Launch, node_models: Mapping[str, str], options: SlurmOptions
+) -> BatchRequest | str:
+    """The batch job for ``launch``, or why it cannot be one (a node outside the cluster)."""
+    if not launch.argv:
+        return "empty command line"
+    if not launch.placement:
+        return "an empty placement (a Slurm job needs a node)"
+    groups: dict[tuple[int, str], list[str]] = {}
+    for node, ids in launch.placement:
+        model = node_models.get(node)
+        if model is None:
+            return f"node {node!r} is not a node of this Slurm cluster"
+        groups.setdefault((len(ids), options.gres_type(model)), []).append(node)
+    comps = tuple(BatchComponent(tuple(nodes), gpus, typ) for (gpus, typ), nodes in groups.items())
+    out, err = log_paths(launch.log_dir, launch.allocation_id)
+    env = dict(launch.env)
+    env["GPUPOOL_JOB_ID"] = launch.job_id
+    env["GPUPOOL_ALLOCATION_ID"] = launch.allocation_id
+    env["GPUPOOL_GPUS"] = str(sum(len(ids) for _, ids in launch.placement))
+    env["GPUPOOL_PLACEMENT"] = ";".join(f"{n}:{','.join(map(str, ids))}" for n, ids in launch.placement)
+    lines = ["#!/bin/bash", "# gpupool allocation " + launch.allocation_id.replace("\n", " ")]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
+    lines.append('export GPUPOOL_NODE="${SLURMD_NODENAME:-$(hostname)}"')
+    lines.append("exec " + shlex.join(launch.argv))
+    return BatchRequest(
+        name=f"gpupool-{launch.job_id}",
+        comment=options.comment_prefix + launch.allocation_id,
+        script="\n".join(lines) + "\n",
+        components=comps,
+        stdout=str(out),
+        stderr=str(err),
+        chdir=str(launch.cwd or launch.log_dir),
+        time_s=math.ceil(launch.walltime_s) if launch.walltime_s > 0 else 0,
+    )
+
+
+@dataclass(slots=True)
+class _Alloc:
+    """One allocation as the worker tracks it."""
+
+    aid: str
+    launch: Launch | None  # None: adopted from Slurm after a restart
+    phase: str  # "queued" (not yet in Slurm), "submitted" (in Slurm), "done"
+    queued_at: float = 0.0  # monotonic: first submission try
+    slurm_id: int | None = None
+    submitted_at: float = 0.0  # monotonic
+    unsure_since: float | None = None  # a submission whose outcome is unknown (timed out)
+    started: bool = False
+    terminate: bool = False
+    grace_s: float = 0.0
+    kill_at: float | None = None
+    missing: int = 0
+    hopeless_since: float | None = None
+    tries: int = 0
+
+
+class SlurmExecutor:
+    """Runs allocations as Slurm jobs on one cluster; see the module docstring.
+
+    ``nodes`` maps the cluster's node names (as in the fleet file, which must be Slurm's
+    NodeNames) to their gpupool model. ``client`` replaces the transport (tests); by default
+    the options pick the CLI or slurmrestd. The first scan happens in the constructor, so
+    ``allocations`` is right for reconcile as soon as the executor exists.
+    """
+
+    backend = "slurm"
+
+    def __init__(
+        self,
+        cluster: str,
+        nodes: Mapping[str, str],
+        options: SlurmOptions | Mapping[str, str] | None = None,
+        *,
+        client: SlurmClient | None = None,
+        clock: Callable[[], float] = time.time,
+        tick_s: float = 0.05,
+        start: bool = True,
+    ) -> None:
+        self.cluster = cluster
+        self.nodes = dict(nodes)
+        if isinstance(options, SlurmOptions):
+            self.options = options
+        else:
+            self.options = SlurmOptions.parse(options or {})
+        self.client: SlurmClient = client if client is not None else client_for(self.options)
+        self._clock = clock
+        self._tick_s = tick_s
+        self._lock = threading.Lock()
+        self._allocs: dict[str, _Alloc] = {}
+        self._seen: set[str] = set()
+        self._finished: set[str] = set()  # final event handed out; still listed by squeue
+        self._events: list[ExecutorEvent] = []
+        self._submits: deque[str] = deque()
+        self._cancels: deque[str] = deque()
+        self._reported: dict[str, NodeState] = {}
+        self._synced = False
+        self._last_ok_scan = -math.inf  # monotonic start of the last scan that worked
+        self._next_scan = 0.0
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._scan_error: str = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._scan()
+        if start:
+            self._thread = threading.Thread(target=self._run, name=f"gpupool-slurm-{cluster}", daemon=True)
+            self._thread.start()
+
+    # -- the protocol -------------------------------------------------------------------
+
+    def launch(self, launch: Launch) -> None:
+        """Queue a submission (a no-op for an allocation id seen before, or found in Slurm)."""
+        aid = launch.allocation_id
+        with self._lock:
+            if aid in self._seen:
+                return
+            self._seen.add(aid)
+            self._allocs[aid] = _Alloc(aid, launch, "queued", queued_at=time.monotonic())
+            self._submits.append(aid)
+
+    def terminate(self, allocation_id: str, grace_s: float) -> None:
+        """Cancel the allocation's Slurm job: TERM now, KILL after ``grace_s``; never blocks."""
+        with self._lock:
+            a = self._allocs.get(allocation_id)
+            if a is None or a.phase == "done":
+                return
+            if a.phase == "queued" and a.unsure_since is None:
+                # Never reached Slurm: nothing to cancel, nothing will be reported.
+                a.phase = "done"
+                del self._allocs[allocation_id]
+                return
+            if a.terminate:
+                if a.kill_at is not None:
+                    a.kill_at = min(a.kill_at, time.monotonic() + max(0.0, grace_s))
+                return
+            a.terminate, a.grace_s = True, max(0.0, grace_s)
+            self._cancels.append(allocation_id)
+
+    def poll(self) -> list[ExecutorEvent]:
+        with self._lock:
+            events, self._events = self._events, []
+        return events
+
+    def allocations(self) -> set[str]:
+        with self._lock:
+            return {aid for aid, a in self._allocs.items() if a.phase != "done"}
+
+    # -- beyond the protocol --------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        """Whether a scan has worked since the start (before that, nothing is submitted)."""
+        return self._synced
+
+    def slurm_job_id(self, allocation_id: str) -> int | None:
+        with self._lock:
+            a = self._allocs.get(allocation_id)
+            return a.slurm_id if a is not None else None
+
+    def close(self) -> None:
+        """Stop the worker. Slurm jobs keep running; a new executor adopts them."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.options.command_timeout_s * 3)
+        closer = getattr(self.client, "close", None)
+        if callable(closer):
+            closer()
+
+    def __enter__(self) -> SlurmExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def step(self) -> None:
+        """One round of the worker (tests drive an executor built with ``start=False``)."""
+        now = time.monotonic()
+        if now >= self._next_scan:
+            self._next_scan = now + self.options.poll_interval_s
+            self._scan()
+        self._work_submits(now)
+        self._work_cancels(now)
+        self._escalate(now)
+
+    # -- the worker ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick_s):
+            try:
+                self.step()
+            except Exception:  # a dead worker would strand every job of the cluster
+                log.exception("slurm executor %s: worker round failed", self.cluster)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _emit(self, event: ExecutorEvent) -> None:
+        with self._lock:
+            self._events.append(event)
+
+    def _fail(self, a: _Alloc, reason: str) -> None:
+        log.warning("slurm %s: allocation %s failed: %s", self.cluster, a.aid, reason)
+        with self._lock:
+            a.phase = "done"
+            self._allocs.pop(a.aid, None)
+            self._events.append(AllocationFailed(a.aid, self._now_ms(), reason))
+
+    def _work_submits(self, now: float) -> None:
+        if not self._synced or now < self._retry_at:
+            return  # dedupe needs one good look at Slurm first
+        while True:
+            with self._lock:
+                if not self._submits:
+                    return
+                aid = self._submits[0]
+                a = self._allocs.get(aid)
+                if a is None or a.phase != "queued":
+                    self._submits.popleft()
+                    continue
+                if a.unsure_since is not None and self._last_ok_scan <= a.unsure_since:
+                    return  # an unanswered sbatch may have created it: look before trying again
+                if a.terminate:
+                    # Terminated before it reached Slurm (a scan since says so): drop it.
+                    self._submits.popleft()
+                    a.phase = "done"
+                    del self._allocs[aid]
+                    continue
+                # Until sbatch answers, the job may or may not exist: terminate must wait.
+                a.unsure_since = time.monotonic()
+            assert a.launch is not None
+            req = batch_request(a.launch, self.nodes, self.options)
+            if isinstance(req, str):
+                with self._lock:
+                    self._submits.popleft()
+                self._fail(a, f"cannot submit to Slurm cluster {self.cluster}: {req}")
+                continue
+            try:
+                a.launch.log_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                with self._lock:
+                    self._submits.popleft()
+                self._fail(a, f"cannot create the log directory {a.launch.log_dir}: {e.strerror or e}")
+                continue
+            a.tries += 1
+            try:
+                job_id = self.client.submit(req)
+            except SlurmError as e:
+                if (
+                    e.transient
+                    and time.monotonic() - a.queued_at < self.options.submit_retry_s
+                    and not a.terminate
+                ):
+                    a.unsure_since = time.monotonic()
+                    self._backoff = min(10.0, max(0.5, self._backoff * 2))
+                    self._retry_at = time.monotonic() + self._backoff
+                    log.warning(
+                        "slurm %s: submitting %s failed (try %d, again in %.1f s): %s",
+                        self.cluster,
+                        aid,
+                        a.tries,
+                        self._backoff,
+                        e,
+                    )
+                    return
+                with self._lock:
+                    self._submits.popleft()
+                self._fail(a, f"Slurm refused the job: {e}")
+                continue
+            self._backoff = 0.0
+            with self._lock:
+                self._submits.popleft()
+                if a.phase == "queued":
+                    a.phase, a.slurm_id, a.submitted_at, a.unsure_since = "submitted", job_id, now, None
+            log.info("slurm %s: allocation %s is Slurm job %d", self.cluster, aid, job_id)
+
+    def _work_cancels(self, now: float) -> None:
+        while True:
+            with self._lock:
+                if not self._cancels:
+                    return
+                aid = self._cancels[0]
+                a = self._allocs.get(aid)
+                if a is None or a.phase == "done":
+                    self._cancels.popleft()
+                    continue
+                if a.slurm_id is None:
+                    return  # its submission is still unsure: cancel once a scan finds it
+                job_id, started, grace = a.slurm_id, a.started, a.grace_s
+            try:
+                if started and grace > 0:
+                    self.client.cancel(job_id, "TERM")
+                    a.kill_at = time.monotonic() + grace
+                else:
+                    self.client.cancel(job_id)
+            except SlurmError as e:
+                log.warning(
+                    "slurm %s: cancelling job %d (%s) failed, will retry: %s", self.cluster, job_id, aid, e
+                )
+                return
+            log.info(
+                "slurm %s: cancelled job %d (%s)%s",
+                self.cluster,
+                job_id,
+                aid,
+                " with TERM" if started else "",
+            )
+            with self._lock:
+                self._cancels.popleft()
+
+    def _escalate(self, now: float) -> None:
+        with self._lock:
+            due = [a for a in self._allocs.values() if a.kill_at is not None and now >= a.kill_at]
+        for a in due:
+            assert a.slurm_id is not None
+            try:
+                self.client.cancel(a.slurm_id, "KILL")
+                self.client.cancel(a.slurm_id)
+            except SlurmError as e:
+                log.warning("slurm %s: killing job %d failed, will retry: %s", self.cluster, a.slurm_id, e)
+                continue
+            a.kill_at = None
+
+    # -- scanning -----------------------------------------------------------------------
+
+    def _scan(self) -> None:
+        started = time.monotonic()
+        try:
+            jobs = self.client.jobs()
+            nodes = self.client.nodes()
+        except SlurmError as e:
+            if str(e) != self._scan_error:  # say it once per kind of trouble, not every second
+                log.warning("slurm %s: cannot read the controller's state: %s", self.cluster, e)
+            self._scan_error = str(e)
+            return
+        if self._scan_error:
+            log.info("slurm %s: the controller answers again", self.cluster)
+            self._scan_error = ""
+        states = {n.name: s for n in nodes if n.name in self.nodes and (s := node_state(n)) is not None}
+        self._report_nodes(states, {n.name: n.reason for n in nodes})
+        ours = self._ours(jobs)
+        vanished: list[_Alloc] = []
+        with self._lock:
+            for aid, job in ours.items():
+                a = self._allocs.get(aid)
+                if a is None:
+                    if aid in self._finished:
+                        continue
+                    a = _Alloc(aid, None, "submitted", slurm_id=job.job_id, submitted_at=started)
+                    self._allocs[aid] = a
+                    self._seen.add(aid)
+                    log.info("slurm %s: adopted job %d (%s, %s)", self.cluster, job.job_id, aid, job.state)
+                elif a.phase == "queued":
+                    # An sbatch that timed out did create it, or a relaunch found it: adopt.
+                    a.phase, a.slurm_id, a.submitted_at, a.unsure_since = (
+                        "submitted",
+                        job.job_id,
+                        started,
+                        None,
+                    )
+                elif a.slurm_id is None:
+                    a.slurm_id = job.job_id
+                a.missing = 0
+            for a in self._allocs.values():
+                if a.phase == "submitted" and a.aid not in ours and a.submitted_at < started:
+                    a.missing += 1
+                    if a.missing >= 2:
+                        vanished.append(a)
+            self._finished &= set(ours)
+        for aid, job in ours.items():
+            a2 = self._allocs.get(aid)
+            if a2 is not None and a2.phase == "submitted":
+                self._apply(a2, job, states)
+        if vanished:
+            self._vanished(vanished, states)
+        self._last_ok_scan = started
+        self._synced = True
+
+    def _ours(self, jobs: list[SlurmJob]) -> dict[str, SlurmJob]:
+        """gpupool's jobs by allocation id; of two with one id the live (then newest) one."""
+        prefix = self.options.comment_prefix
+        out: dict[str, SlurmJob] = {}
+        for j in sorted(jobs, key=lambda j: j.job_id):
+            if not j.comment.startswith(prefix):
+                continue  # someone else's job on this cluster: never touched
+            aid = j.comment[len(prefix) :]
+            old = out.get(aid)
+            if old is None or old.state not in ACTIVE_STATES | PENDING_STATES:
+                out[aid] = j
+        return out
+
+    def _report_nodes(self, states: Mapping[str, NodeState], reasons: Mapping[str, str]) -> None:
+        at = self._now_ms()
+        for name, st in sorted(states.items()):
+            if self._reported.get(name, "up") != st:
+                self._reported[name] = st
+                reason = reasons.get(name, "")
+                log.warning(
+                    "slurm %s: node %s is %s in Slurm (%s)", self.cluster, name, st, reason or "no reason"
+                )
+                self._emit(NodeChanged(name, at, st, f"Slurm: {reason}" if reason else "Slurm"))
+
+    def _apply(self, a: _Alloc, job: SlurmJob, states: Mapping[str, NodeState]) -> None:
+        """Turn one job's Slurm state into events."""
+        now = time.monotonic()
+        if job.state in PENDING_STATES:
+            if job.reason in HOPELESS_REASONS:
+                a.hopeless_since = a.hopeless_since or now
+                if now - a.hopeless_since >= self.options.hopeless_after_s:
+                    with contextlib.suppress(SlurmError):
+                        self.client.cancel(job.job_id)
+                    self._fail(a, f"Slurm cannot run job {job.job_id}: {job.reason}")
+            else:
+                a.hopeless_since = None
+            return
+        if job.start_s and not a.started:
+            a.started = True
+            self._emit(AllocationStarted(a.aid, job.start_s * 1000))
+        if job.state in ACTIVE_STATES:
+            return
+        event = self._final(a, job, states)
+        with self._lock:
+            a.phase = "done"
+            self._allocs.pop(a.aid, None)
+            self._finished.add(a.aid)
+            if event is not None:
+                self._events.append(event)
+
+    def _final(self, a: _Alloc, job: SlurmJob, states: Mapping[str, NodeState]) -> ExecutorEvent | None:
+        at = job.end_s * 1000 if job.end_s else self._now_ms()
+        st = job.state
+        if st == "NODE_FAIL":
+            # The node died under it: that is the node's news, and the core requeues its work.
+            for node in job.nodes:
+                if node in self.nodes and self._reported.get(node, "up") != "down":
+                    self._emit(NodeChanged(node, at, "down", f"Slurm: job {job.job_id} ended NODE_FAIL"))
+                    now_state = states.get(node, "up")
+                    self._reported[node] = "down"
+                    if now_state != "down":  # it is back already: say so after the requeue
+                        self._reported[node] = now_state
+                        self._emit(NodeChanged(node, at, now_state, "Slurm"))
+            log.warning(
+                "slurm %s: job %d (%s) lost its node: requeued by gpupool", self.cluster, job.job_id, a.aid
+            )
+            return None
+        if a.terminate and st != "COMPLETED":
+            return AllocationExited(a.aid, at, job.exit_code, job.signal, "terminated")
+        if st == "COMPLETED":
+            return AllocationExited(a.aid, at, job.exit_code, job.signal)
+        if st == "FAILED":
+            return AllocationExited(a.aid, at, job.exit_code, job.signal)
+        if st in ("TIMEOUT", "DEADLINE"):
+            return AllocationExited(a.aid, at, job.exit_code, job.signal, "walltime")
+        if st == "CANCELLED":
+            return AllocationFailed(a.aid, at, f"Slurm job {job.job_id} was cancelled outside gpupool")
+        if st == "OUT_OF_MEMORY":
+            return AllocationFailed(a.aid, at, f"Slurm job {job.job_id} ran out of memory")
+        return AllocationFailed(a.aid, at, f"Slurm job {job.job_id} ended {st} {job.reason}".strip())
+
+    def _vanished(self, gone: list[_Alloc], states: Mapping[str, NodeState]) -> None:
+        """Jobs Slurm no longer lists: accounting knows how they ended, else judge by start."""
+        found: dict[int, SlurmJob] = {}
+        if self.options.accounting:
+            try:
+                found = {j.job_id: j for j in self.client.accounting(a.slurm_id for a in gone if a.slurm_id)}
+            except SlurmError as e:
+                log.warning("slurm %s: sacct failed: %s", self.cluster, e)
+                return  # ask again next scan rather than guess
+        for a in gone:
+            job = found.get(a.slurm_id or -1)
+            if job is not None and job.state not in PENDING_STATES | ACTIVE_STATES:
+                self._apply(a, job, states)
+                continue
+            if not a.started and a.launch is not None:
+                # It never ran, so running it now cannot run it twice.
+                log.warning(
+                    "slurm %s: job %s (%s) vanished before it started: submitting again",
+                    self.cluster,
+                    a.slurm_id,
+                    a.aid,
+                )
+                with self._lock:
+                    a.phase, a.slurm_id, a.missing, a.queued_at = "queued", None, 0, time.monotonic()
+                    self._submits.append(a.aid)
+                continue
+            self._fail(a, f"Slurm no longer knows job {a.slurm_id} (slurmctld lost it after it started)")
