@@ -13,7 +13,21 @@ from gpupool.core.scheduler import Scheduler, SchedulerConfig
 
 from .builders import fleet, job, tenants
 
-POLICIES = ["fifo", "priority", "fairshare", "sjf", "srtf", "las"]
+POLICIES = [
+    "fifo",
+    "priority",
+    "fairshare",
+    "sjf",
+    "srtf",
+    "las",
+    "tiresias",
+    "maxmin",
+    "ftf",
+    "gavel-las",
+    "gavel-fifo",
+    "gavel-ftf",
+    "gavel-makespan",
+]
 NODES = [f"c0b{b}r{r}n{n}" for b in range(2) for r in range(2) for n in range(2)]
 
 

@@ -32,6 +32,8 @@ class Reason(StrEnum):
     RECLAIM = "reclaim-guarantee"
     PRIORITY = "priority"
     POLICY = "policy"
+    #: a round-based policy's lease ended at a round boundary: the job checkpointed and stops
+    ROUND = "round-end"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 This module owns per-tenant-node accounting inside the core: accelerators held now (per
 model, for guarantees and borrowing limits), GPU-milliseconds consumed in the budget period,
 and exponentially decayed usage (for hierarchical fair share, as Slurm's
-``PriorityDecayHalfLife``). Usage of a project counts for every ancestor too.
+``PriorityDecayHalfLife``), in raw or effective GPU-ms as the scheduler passes them.
+Usage of a project counts for every ancestor too.
 All arithmetic is closed-form in ``now`` so that reading the ledger never mutates it.
 """
 
@@ -27,7 +28,7 @@ class Ledger:
         self.held_all = [0] * n
         # period usage: acc + rate * (now - t)
         self._acc = [0.0] * n
-        self._rate = [0] * n
+        self._rate: list[float] = [0.0] * n
         self._t = [0] * n
         # decayed usage: value at time _dt
         self._dec = [0.0] * n
@@ -53,11 +54,17 @@ class Ledger:
         f = math.exp(-LN2 * ddt / h)
         return self._dec[i] * f + self._rate[i] * h / LN2 * (1.0 - f)
 
-    def change(self, project: int, model: str, gpus: int, now: int) -> None:
-        """A project starts (+gpus) or stops (-gpus) holding accelerators of ``model``."""
+    def change(self, project: int, model: str, gpus: int, now: int, rate: float | None = None) -> None:
+        """A project starts (+gpus) or stops (-gpus) holding accelerators of ``model``.
+
+        ``rate`` is what the holding adds to usage per ms (default ``gpus``: raw GPU-ms);
+        effective accounting passes gpus x the job's throughput there, and the stop must
+        pass the negation of what the start passed.
+        """
+        add = gpus if rate is None else rate
         for i in self.tenancy.ancestors(project):
             self._advance(i, now)
-            self._rate[i] += gpus
+            self._rate[i] += add
             h = self.held[i]
             h[model] = h.get(model, 0) + gpus
             self.held_all[i] += gpus

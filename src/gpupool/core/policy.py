@@ -13,6 +13,18 @@ Tenant-dependent ordering (fair share) is a *prefix* the scheduler computes per 
 | sjf        | oracle duration (experiments)                      | no         |
 | srtf       | oracle remaining time (experiments)                | yes        |
 | las        | least attained service, GPU x time                 | yes        |
+| tiresias   | discretised 2D-LAS queues, starvation promotion    | yes        |
+| maxmin     | round-based max-min fair GPU-time (agnostic LAS)   | at rounds  |
+| ftf        | round-based finish-time fairness (agnostic)        | at rounds  |
+| gavel-las  | max-min of throughput normalised to an equal share | at rounds  |
+| gavel-fifo | arrival order, each job on its fastest free model  | at rounds  |
+| gavel-ftf  | finish-time fairness on effective throughput       | at rounds  |
+| gavel-makespan | the allocation that finishes all jobs soonest  | at rounds  |
+
+The round-based policies (``allocation`` set) compute an allocation of time per job and
+accelerator model (``gpupool.core.allocation``) and time-share by Gavel's mechanism
+(``gpupool.core.heterogeneity``); ``aware`` ones read the throughput table, agnostic ones
+treat every model alike, as Gavel's baselines do. ``tiresias`` is in ``gpupool.core.tiresias``.
 
 Every key ends in the job's submission sequence number: an explicit tie-break.
 """
@@ -21,7 +33,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-POLICIES = ("fifo", "priority", "fairshare", "sjf", "srtf", "las")
+POLICIES = (
+    "fifo",
+    "priority",
+    "fairshare",
+    "sjf",
+    "srtf",
+    "las",
+    "tiresias",
+    "maxmin",
+    "ftf",
+    "gavel-las",
+    "gavel-fifo",
+    "gavel-ftf",
+    "gavel-makespan",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +58,13 @@ class Policy:
     by_rank: bool = False
     #: order sub-queues by the tenant's fair-share standing
     fair: bool = False
-    #: static key: "submit", "duration" (oracle), "remaining" (oracle) or "attained"
+    #: static key: "submit", "duration" (oracle), "remaining" (oracle), "attained" or
+    #: "queue" (Tiresias' discretised attained service)
     key: str = "submit"
+    #: round-based allocation objective: "las", "fifo", "ftf" or "makespan" ("" = none)
+    allocation: str = ""
+    #: the allocation reads the throughput table (heterogeneity-aware)
+    aware: bool = False
 
 
 _REGISTRY = {
@@ -43,6 +74,13 @@ _REGISTRY = {
     "sjf": Policy("sjf", key="duration"),
     "srtf": Policy("srtf", preemptive=True, key="remaining"),
     "las": Policy("las", preemptive=True, key="attained"),
+    "tiresias": Policy("tiresias", preemptive=True, key="queue"),
+    "maxmin": Policy("maxmin", preemptive=True, allocation="las"),
+    "ftf": Policy("ftf", preemptive=True, allocation="ftf"),
+    "gavel-las": Policy("gavel-las", preemptive=True, allocation="las", aware=True),
+    "gavel-fifo": Policy("gavel-fifo", preemptive=True, allocation="fifo", aware=True),
+    "gavel-ftf": Policy("gavel-ftf", preemptive=True, allocation="ftf", aware=True),
+    "gavel-makespan": Policy("gavel-makespan", preemptive=True, allocation="makespan", aware=True),
 }
 
 

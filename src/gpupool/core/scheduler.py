@@ -39,10 +39,14 @@ from gpupool.core.events import (
     Tick,
 )
 from gpupool.core.fleet import Fleet, Level
+from gpupool.core.heterogeneity import RoundMechanism, portable_order
 from gpupool.core.job import PRIORITY_CLASSES, JobError, JobSpec, TaskGroup
 from gpupool.core.ledger import Ledger
 from gpupool.core.policy import Policy, get_policy
 from gpupool.core.tenancy import Tenancy
+from gpupool.core.throughput import ThroughputTable
+from gpupool.core.tiresias import Promoter, TiresiasConfig
+from gpupool.core.tiresias import key as tiresias_key
 
 PENDING, RUNNING, DONE = 0, 1, 2
 DAY_MS = 86_400_000
@@ -69,9 +73,17 @@ class SchedulerConfig:
     default_walltime_ms: int = 7 * DAY_MS
     #: period of Tick events a driver should send (0 = only on events); las needs them
     round_ms: int = 0
+    #: throughput per (workload class, model); None = the fleet catalogue's figures
+    throughputs: ThroughputTable | None = None
+    #: what usage, budgets and fair share count: "raw" accelerator-hours or "effective"
+    #: ones (scaled by the job's throughput there, in reference-model hours)
+    usage: str = "raw"
+    tiresias: TiresiasConfig = field(default_factory=TiresiasConfig)
 
     def __post_init__(self) -> None:
         get_policy(self.policy)
+        if self.usage not in ("raw", "effective"):
+            raise ValueError(f"unknown usage {self.usage!r} (expected raw or effective)")
         if self.backfill not in ("none", "easy"):
             raise ValueError(f"unknown backfill {self.backfill!r} (expected none or easy)")
         if self.backfill_depth < 1:
@@ -155,6 +167,11 @@ class Scheduler:
         #: pools whose jobs or capacity changed since the last cycle (preemptive policies
         #: re-decide only there: elsewhere the wanted set cannot have changed)
         self._dirty: set[int] = set()
+        #: throughput per (class, model): read by aware policies and "effective" usage
+        self.throughputs = self.config.throughputs or ThroughputTable.from_catalogue(fleet.catalogue)
+        self.throughputs.require_models(sorted({p.model for p in self.capacity.pools}))
+        self._rounds = RoundMechanism(self) if self.policy.allocation else None
+        self._promoter = Promoter(self.config.tiresias) if self.policy.key == "queue" else None
 
     # -- public API ----------------------------------------------------------------------
 
@@ -236,7 +253,8 @@ class Scheduler:
         self._running_by_pool[pool].add((j.expected_end, j.seq))
         for n, _ in taken:
             self._node_jobs.setdefault(n, set()).add(j.seq)
-        self.ledger.change(project, self.capacity.pools[pool].model, spec.gpus, start_ms)
+        model = self.capacity.pools[pool].model
+        self.ledger.change(project, model, spec.gpus, start_ms, self._usage_rate(spec, model))
 
     # -- events --------------------------------------------------------------------------
 
@@ -273,9 +291,13 @@ class Scheduler:
                     j = self._by_seq[seq]
                     self._preempt(j, now, out, Reason.NODE_DOWN, f"node {ev.node} is down")
         elif isinstance(ev, Tick):
-            if self.policy.key == "attained":
+            if self.policy.key in ("attained", "queue"):
                 # attained service grows with time: the order may change anywhere
                 self._dirty.update(range(len(self.capacity.pools)))
+            if self._promoter is not None:
+                self._promoter.promote(self, now)
+            if self._rounds is not None:
+                self._rounds.tick()
         else:  # pragma: no cover - the Event union is closed
             raise TypeError(f"not an event: {ev!r}")
 
@@ -425,6 +447,8 @@ class Scheduler:
             return (j.spec.duration_hint_ms, j.spec.submit_ms, j.seq)
         if k == "remaining":
             return (self._remaining(j), j.spec.submit_ms, j.seq)
+        if k == "queue":
+            return tiresias_key(j.attained, j, self.config.tiresias)
         return (j.attained, j.spec.submit_ms, j.seq)
 
     def _enqueue(self, j: JobState) -> None:
@@ -493,7 +517,7 @@ class Scheduler:
         self._running_by_pool[pool].add((j.expected_end, j.seq))
         for node, _ in placement:
             self._node_jobs.setdefault(node, set()).add(j.seq)
-        self.ledger.change(j.project, p.model, j.gpus, now)
+        self.ledger.change(j.project, p.model, j.gpus, now, self._usage_rate(j.spec, p.model))
         names = self.fleet.nodes
         out.append(
             Start(
@@ -506,6 +530,12 @@ class Scheduler:
             )
         )
 
+    def _usage_rate(self, spec: JobSpec, model: str) -> float | None:
+        """Usage per ms of a job on ``model``: None (raw: its accelerators) or effective."""
+        if self.config.usage == "raw":
+            return None
+        return spec.gpus * self.throughputs.speed(spec.workload_class, model, spec.gpus)
+
     def _stop_running(self, j: JobState, now: int) -> None:
         p = self.capacity.pools[j.pool]
         self.capacity.undo(j.placement)
@@ -516,7 +546,8 @@ class Scheduler:
         self._running_by_pool[j.pool].remove((j.expected_end, j.seq))
         self._dirty.add(j.pool)
         del self.running[j.seq]
-        self.ledger.change(j.project, p.model, -j.gpus, now)
+        rate = self._usage_rate(j.spec, p.model)
+        self.ledger.change(j.project, p.model, -j.gpus, now, None if rate is None else -rate)
         ran = now - j.start_ms
         j.run_ms += ran
         j.attained += ran * j.gpus
@@ -541,6 +572,9 @@ class Scheduler:
     # -- the cycle -----------------------------------------------------------------------
 
     def _cycle(self, now: int, out: list[Decision]) -> None:
+        if self._rounds is not None:
+            self._rounds.cycle(now, out)
+            return
         if self.policy.preemptive:
             self._preemptive_cycle(now, out)
             return
@@ -574,6 +608,8 @@ class Scheduler:
             avail = [p for p in j.candidates if p not in cyc.blocked]
             if not avail:
                 continue  # every job of this sub-queue shares these blocked pools
+            if len(j.spec.stacks) > 1:
+                avail = portable_order(self, j, avail)
             if open_free <= 0 and not can_preempt:
                 # Nothing is free anywhere this job could go: say so for the job at the
                 # head and stop, instead of walking a queue that cannot move.
@@ -787,6 +823,8 @@ class Scheduler:
                 j = by_seq[seq]
                 if key == "remaining":
                     k: tuple[float, ...] = (max(0, end - now), j.spec.submit_ms, seq)
+                elif key == "queue":
+                    k = tiresias_key(j.attained + (now - j.start_ms) * j.gpus, j, self.config.tiresias)
                 else:
                     k = (j.attained + (now - j.start_ms) * j.gpus, j.spec.submit_ms, seq)
                 running.append((k, 0, j))

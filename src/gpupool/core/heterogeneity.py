@@ -1,0 +1,366 @@
+"""Heterogeneity-aware scheduling: Gavel's round-based mechanism and placement preferences.
+
+This module owns how the scheduler acts on an allocation matrix X[job][model] (computed by
+``gpupool.core.allocation``) when its policy is round-based (``gavel-las``, ``gavel-fifo``,
+``gavel-ftf``, ``gavel-makespan`` and the agnostic ``maxmin`` and ``ftf``):
+
+* at every round boundary (a ``Tick``) it recomputes X if the set of jobs changed, then
+  runs Gavel's mechanism (Narayanan et al., OSDI'20, section 5): per model, jobs are ranked
+  by ``X[j][t] / fraction of that model's time j received since the allocation was set``,
+  and the models are filled in turn (fastest first for aware policies; for agnostic ones
+  the order rotates every round, as Gavel shuffles it) with the highest-ranked jobs that
+  fit. A running job that keeps its model keeps its accelerators; the others are stopped
+  at the round boundary, where a job's lease ends and it checkpoints (``Reason.ROUND``);
+* between rounds it only fills idle accelerators (no preemption), so arrivals and
+  finishes do not leave accelerators idle until the next round (Gavel's simulator does);
+* ``portable_order`` orders the pools of a job that runs on several software stacks:
+  fastest first while its fast accelerators are free, but to the accelerators where it is
+  comparatively fastest (an inference job on an NPU) while other jobs wait for the fast
+  ones, so portable work absorbs demand that only the fast accelerators could serve.
+
+It is part of the pure core: it keeps per-job accounting (time received per model, work
+done in reference time) derived only from the scheduler's events and ``now``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from gpupool.core import allocation
+from gpupool.core.accelerator import DEFAULT_CLASS
+from gpupool.core.decisions import Decision, Reason
+
+if TYPE_CHECKING:
+    from gpupool.core.scheduler import JobState, Scheduler
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: objectives whose zero entries mean "never on this model" (Gavel: invalid_allocation_zero)
+_STRICT = frozenset({"fifo"})
+#: JobState.status codes (the scheduler's PENDING and RUNNING; not imported: it imports us)
+_PENDING, _RUNNING = 0, 1
+
+
+class RoundMechanism:
+    """Gavel's round-based time sharing of one scheduler's fleet, by accelerator model."""
+
+    def __init__(self, sched: Scheduler) -> None:
+        self.s = sched
+        self.objective = sched.policy.allocation
+        self.aware = sched.policy.aware
+        pools = sched.capacity.pools
+        self.models: list[str] = list(dict.fromkeys(p.model for p in pools))
+        index = {m: i for i, m in enumerate(self.models)}
+        self.pool_model = [index[p.model] for p in pools]
+        table = sched.throughputs
+        # Aware policies fill the fastest model first (Gavel: V100, P100, K80).
+        self.fast_first = sorted(
+            range(len(self.models)), key=lambda t: (-table.speed(DEFAULT_CLASS, self.models[t]), t)
+        )
+        self._round = 0
+        self._boundary = False
+        self._alloc: dict[int, FloatArray] = {}
+        self._known: set[int] = set()
+        self._received: dict[int, FloatArray] = {}
+        self._work: dict[int, float] = {}
+        self._acct: dict[int, int] = {}
+        self._thr: dict[int, FloatArray] = {}
+        self._allowed: dict[tuple[int, ...], BoolArray] = {}
+
+    # -- hooks called by the scheduler ---------------------------------------------------
+
+    def tick(self) -> None:
+        """A round boundary: the next cycle re-decides everything."""
+        self._boundary = True
+        self._round += 1
+
+    def cycle(self, now: int, out: list[Decision]) -> None:
+        self._account(now)
+        boundary, self._boundary = self._boundary, False
+        if boundary or not self._known:
+            self._full_round(now, out)
+        else:
+            self._fill(now, out)
+
+    # -- per-job data --------------------------------------------------------------------
+
+    def _thr_of(self, j: JobState) -> FloatArray:
+        got = self._thr.get(j.seq)
+        if got is None:
+            speeds = self.s.throughputs.speeds(j.spec.workload_class, self.models, j.gpus)
+            got = self._thr[j.seq] = np.asarray(speeds, dtype=np.float64)
+        return got
+
+    def _allowed_of(self, j: JobState) -> BoolArray:
+        got = self._allowed.get(j.candidates)
+        if got is None:
+            got = np.zeros(len(self.models), dtype=np.bool_)
+            for p in j.candidates:
+                got[self.pool_model[p]] = True
+            self._allowed[j.candidates] = got
+        return got
+
+    def _account(self, now: int) -> None:
+        """Add the time each running job ran since the last cycle to its model's counters."""
+        half = max(self.s.config.round_ms, 1) / 2.0
+        k = len(self.models)
+        for j in self.s.running.values():
+            since = max(j.start_ms, self._acct.get(j.seq, j.start_ms))
+            dt = now - since
+            if dt <= 0:
+                continue
+            t = self.pool_model[j.pool]
+            rec = self._received.get(j.seq)
+            if rec is None:
+                rec = self._received[j.seq] = np.full(k, half)
+            rec[t] += dt
+            self._work[j.seq] = self._work.get(j.seq, 0.0) + dt * float(self._thr_of(j)[t])
+            self._acct[j.seq] = now
+
+    def _remaining(self, j: JobState) -> float:
+        """Reference-model work left: the duration estimate minus the work done so far."""
+        return max(1.0, float(self.s._walltime(j)) - self._work.get(j.seq, 0.0))
+
+    # -- the allocation ------------------------------------------------------------------
+
+    def _reallocate(self, jobs: list[JobState], now: int) -> None:
+        """Recompute X for ``jobs`` (arrival order) and reset the received-time counters."""
+        k = len(self.models)
+        half = max(self.s.config.round_ms, 1) / 2.0
+        live = {j.seq for j in jobs}
+        for d in (self._received, self._work, self._acct, self._thr):
+            for seq in [s for s in d if s not in live]:
+                del d[seq]
+        self._known = live
+        self._alloc = {}
+        # Gavel resets each job's time on every model to half a round whenever the
+        # allocation changes, so fractions start equal and no job is infinitely urgent.
+        for j in jobs:
+            self._received[j.seq] = np.full(k, half)
+        if not jobs:
+            return
+        allowed = np.stack([self._allowed_of(j) for j in jobs])
+        gpus = np.asarray([float(j.gpus) for j in jobs])
+        cap = np.zeros(k)
+        for p in self.s.capacity.pools:
+            cap[self.pool_model[p.index]] += p.schedulable
+        thr = np.stack([self._thr_of(j) for j in jobs]) if self.aware else allowed.astype(np.float64)
+        obj = self.objective
+        if obj == "las":
+            x = (
+                allocation.max_min_fairness(thr, gpus, cap, allowed)
+                if self.aware
+                else allocation.equal_share(gpus, cap, allowed)
+            )
+        elif obj == "fifo":
+            x = allocation.fifo(thr, gpus, cap, allowed)
+        elif obj == "ftf":
+            elapsed = np.asarray([float(now - j.spec.submit_ms) for j in jobs])
+            remaining = np.asarray([self._remaining(j) for j in jobs])
+            x = allocation.finish_time_fairness(thr, gpus, cap, allowed, elapsed, remaining)
+        else:
+            remaining = np.asarray([self._remaining(j) for j in jobs])
+            x = allocation.min_makespan(thr, gpus, cap, allowed, remaining)
+        for i, j in enumerate(jobs):
+            self._alloc[j.seq] = x[i]
+
+    def _priorities(self, jobs: list[JobState]) -> dict[int, FloatArray]:
+        """Gavel's priority X[j][t] / (j's share of model t's time since the reset)."""
+        k = len(self.models)
+        total = np.zeros(k)
+        for j in jobs:
+            total += self._received[j.seq]
+        out: dict[int, FloatArray] = {}
+        for j in jobs:
+            x = self._alloc.get(j.seq)
+            if x is None:
+                out[j.seq] = np.full(k, np.inf)  # arrived since the allocation: never served
+                continue
+            frac = self._received[j.seq] / np.maximum(total, 1e-12)
+            out[j.seq] = np.where(x > 0, x / np.maximum(frac, 1e-12), 0.0)
+        return out
+
+    def _model_order(self) -> list[int]:
+        if self.aware:
+            return self.fast_first
+        # Agnostic: Gavel shuffles the model order every round; a rotation gives every
+        # model the first pick equally often without a random generator.
+        k = len(self.models)
+        r = self._round % k
+        return [(r + i) % k for i in range(k)]
+
+    # -- a round -------------------------------------------------------------------------
+
+    def _full_round(self, now: int, out: list[Decision]) -> None:
+        s = self.s
+        jobs = sorted(s._by_seq.values(), key=lambda j: (j.spec.submit_ms, j.seq))
+        if {j.seq for j in jobs} != self._known or not self._alloc:
+            self._reallocate(jobs, now)
+        if not jobs:
+            return
+        for j in jobs:
+            if j.seq not in self._received:
+                self._received[j.seq] = np.full(len(self.models), max(s.config.round_ms, 1) / 2.0)
+        prio = self._priorities(jobs)
+        pools = s.capacity.pools
+        left = [p.schedulable for p in pools]
+        wanted: dict[int, int] = {}
+        # A running job younger than the minimum runtime keeps its place (thrashing guard).
+        for j in jobs:
+            if j.status == _RUNNING and now - j.start_ms < s.config.min_runtime_ms:
+                wanted[j.seq] = j.pool
+                left[j.pool] -= j.gpus
+        strict = self.objective in _STRICT
+        entries: list[tuple[int, int, float, float, int, JobState]] = []
+        order = self._model_order()
+        for rank_t, t in enumerate(order):
+            for j in jobs:
+                if not self._allowed_of(j)[t]:
+                    continue
+                x = self._alloc.get(j.seq)
+                xv = float(x[t]) if x is not None else 0.0
+                # class first (a reserved job is never displaced by normal work), then
+                # Gavel's priority, allocation and arrival order
+                entries.append((rank_t, j.rank, -float(prio[j.seq][t]), -xv, j.seq, j))
+        entries.sort(key=lambda e: e[:5])
+        for rank_t, _, negp, _, _, j in entries:
+            if j.seq in wanted:
+                continue
+            if strict and negp >= 0.0:
+                continue
+            t = order[rank_t]
+            pi = self._pool_for(j, t, left)
+            if pi is None:
+                continue
+            left[pi] -= j.gpus
+            wanted[j.seq] = pi
+        # Stop what is not wanted where it runs (the lease ends at the boundary) ...
+        for j in [r for r in s.running.values() if wanted.get(r.seq, -1) != r.pool]:
+            self._account_stop(j)
+            s._preempt(j, now, out, Reason.ROUND, f"{s.policy.name}: its lease ended with the round")
+        # ... then start the wanted pending jobs, biggest gangs first (less fragmentation).
+        starting = [j for j in jobs if j.seq in wanted and j.status == _PENDING]
+        starting.sort(key=lambda j: (-j.gpus, j.spec.submit_ms, j.seq))
+        for j in starting:
+            self._place(j, wanted[j.seq], now, out)
+        for j in jobs:
+            if j.status == _PENDING and j.seq not in wanted:
+                s._set_reason(j, Reason.POLICY, f"waiting for its {s.policy.name} share (next rounds)", out)
+
+    def _pool_for(self, j: JobState, t: int, left: list[int]) -> int | None:
+        """The candidate pool of model ``t`` to count ``j`` against: its own if it runs there."""
+        if j.status == _RUNNING and self.pool_model[j.pool] == t and left[j.pool] >= j.gpus:
+            return j.pool
+        best = None
+        for p in j.candidates:
+            if self.pool_model[p] == t and left[p] >= j.gpus and (best is None or left[p] > left[best]):
+                best = p
+        return best
+
+    def _place(self, j: JobState, pool: int, now: int, out: list[Decision]) -> bool:
+        """Start ``j`` in ``pool`` or another pool of the same model; explain if it cannot."""
+        s = self.s
+        pools = s.capacity.pools
+        t = self.pool_model[pool]
+        tries = [pool] + [p for p in j.candidates if p != pool and self.pool_model[p] == t]
+        for pi in tries:
+            p = pools[pi]
+            if p.free < j.gpus:
+                continue
+            plan = s.capacity.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)
+            if plan is not None:
+                s._start(j, pi, plan, now, out)
+                self._acct[j.seq] = now
+                return True
+        s._set_reason(j, Reason.TOPOLOGY, f"wanted on {self.models[t]}, but it is too fragmented", out)
+        return False
+
+    def _account_stop(self, j: JobState) -> None:
+        self._acct.pop(j.seq, None)
+
+    def _fill(self, now: int, out: list[Decision]) -> None:
+        """Between rounds: start pending jobs on idle accelerators, without preempting."""
+        s = self.s
+        if not s._pending or all(p.free == 0 for p in s.capacity.pools):
+            return
+        pending = [j for j in s._by_seq.values() if j.status == _PENDING]
+        for j in pending:
+            if j.seq not in self._received:
+                self._received[j.seq] = np.full(len(self.models), max(s.config.round_ms, 1) / 2.0)
+        prio = self._priorities(pending)
+        if self.objective in _STRICT:
+            pending.sort(key=lambda j: (j.rank, j.spec.submit_ms, j.seq))
+        else:
+            pending.sort(key=lambda j: (j.rank, -float(prio[j.seq].max()), j.spec.submit_ms, j.seq))
+        pools = s.capacity.pools
+        free_total = sum(p.free for p in pools)
+        for j in pending:
+            if free_total <= 0:
+                break
+            if j.gpus > free_total:
+                continue
+            x = self._alloc.get(j.seq)
+            if x is None:
+                x = np.zeros(len(self.models))
+            thr = self._thr_of(j)
+            if self.aware:
+                pm = self.pool_model
+                prefer = sorted(j.candidates, key=lambda p: (-x[pm[p]], -thr[pm[p]], p))
+            else:
+                rank = {t: i for i, t in enumerate(self._model_order())}
+                prefer = sorted(j.candidates, key=lambda p: (rank[self.pool_model[p]], p))
+            for pi in prefer:
+                p = pools[pi]
+                if p.free < j.gpus:
+                    continue
+                plan = s.capacity.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)
+                if plan is not None:
+                    s._start(j, pi, plan, now, out)
+                    self._acct[j.seq] = now
+                    free_total -= j.gpus
+                    break
+
+
+def portable_order(sched: Scheduler, j: JobState, avail: list[int]) -> list[int]:
+    """The order to try a multi-stack job's pools in (see the module docstring).
+
+    Fastest model for the job first while nothing else waits for those accelerators; when
+    another pending job can use the fast pools but none of the others (GPUs are contended),
+    the pools of the other stacks come first, ranked by the job's comparative advantage
+    there (its speed over a typical job's), then the fast ones.
+    """
+    if len(avail) < 2:
+        return avail
+    table = sched.throughputs
+    pools = sched.capacity.pools
+    cls, g = j.spec.workload_class, j.gpus
+    speed = {p: table.speed(cls, pools[p].model, g) for p in avail}
+    fastest = max(avail, key=lambda p: (speed[p], -p))
+    stack = sched.fleet.catalogue[pools[fastest].model].stack
+    native = [p for p in avail if sched.fleet.catalogue[pools[p].model].stack == stack]
+    other = [p for p in avail if p not in native]
+    by_speed = sorted(avail, key=lambda p: (-speed[p], p))
+    if not other:
+        return by_speed
+    native_set = set(native)
+    other_set = set(other)
+    contended = False
+    for qkey in sched._queues:
+        cands = sched._candset_list[qkey[0]]
+        if cands is j.candidates or cands == j.candidates:
+            continue
+        if not native_set.isdisjoint(cands) and other_set.isdisjoint(cands):
+            contended = True
+            break
+    if not contended:
+        return by_speed
+
+    def advantage(p: int) -> float:
+        m = pools[p].model
+        return speed[p] / table.speed(DEFAULT_CLASS, m, g)
+
+    return sorted(other, key=lambda p: (-advantage(p), p)) + sorted(native, key=lambda p: (-speed[p], p))
