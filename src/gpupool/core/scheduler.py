@@ -201,6 +201,46 @@ class Scheduler:
         out.sort(key=lambda j: (j.rank if self.policy.by_rank else 0, j.skey))
         return out
 
+    def restore_pending(
+        self, spec: JobSpec, *, attempt: int = 0, run_ms: int = 0, attained: float = 0.0, preemptions: int = 0
+    ) -> None:
+        """Put back a pending job with the service it already had (after a restart).
+
+        Unlike a submission it keeps its attempts, run time and attained service, so ``las``
+        and ``srtf`` order it as before the restart. No decision, no cycle. ValueError if the
+        job is invalid, its project is unknown or it could never be placed.
+        """
+        spec.validate()
+        if spec.id in self.jobs:
+            raise ValueError(f"job {spec.id!r} is already in the scheduler")
+        project = self.tenancy.resolve(spec.project)
+        if project is None:
+            raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
+        cands, why = self._candidates(spec, project)
+        if not cands:
+            raise ValueError(f"job {spec.id!r}: {why}")
+        self._seq += 1
+        j = JobState(spec, self._seq, project, cands, spec.rank)
+        j.attempt, j.run_ms, j.attained, j.preemptions = attempt, run_ms, attained, preemptions
+        if preemptions:
+            j.reason = Reason.PREEMPTED
+        self.jobs[spec.id] = j
+        self._by_seq[j.seq] = j
+        self._enqueue(j)
+        self._dirty.update(cands)
+
+    def restore_usage(self, project: str, model: str, gpus: int, at_ms: int) -> None:
+        """Replay one change of held accelerators (``gpus`` < 0 to release) into the ledger.
+
+        For fair-share history after a restart: call in time order, interleaved with
+        ``restore_running``, since the ledger is closed-form in time and must see every
+        change in the order it happened.
+        """
+        idx = self.tenancy.resolve(project)
+        if idx is None:
+            raise ValueError(f"unknown project {project!r}")
+        self.ledger.change(idx, model, gpus, at_ms)
+
     def restore_running(
         self,
         spec: JobSpec,
