@@ -68,7 +68,23 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(tmp_path: Path) -> None:
 def test_the_installed_console_script_runs_the_demo(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("gpupool")
     out = tmp_path / "demo"
-    p = subprocess.run([str(exe), "demo", "--out", str(out), "--hours", "6"], capture_output=True, text=True,
-                       timeout=300, check=False)  # fmt: skip
+    argv = [str(exe), "demo", "--twin", "--out", str(out), "--hours", "6"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode == 0, p.stderr
     assert "fairshare+easy" in p.stdout and (out / "report.html").exists()
+
+
+def test_demo_starts_the_platform_with_sample_jobs_and_prints_url_and_tokens(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = Path(sys.executable).with_name("gpupool")
+    argv = [str(exe), "demo", "--data-dir", str(tmp_path / "d"), "--port", str(port), "--serve-for", "3"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert p.returncode == 0, p.stderr
+    assert f"http://127.0.0.1:{port}" in p.stdout
+    assert "pool admin token: gpt_" in p.stdout and "minjun.kim" in p.stdout
+    assert p.stdout.count("HTTP 201") == 4
+    assert (tmp_path / "d" / "gpupool.db").exists()

@@ -74,6 +74,11 @@ HEADLINE = [
     ("utilization", "utilisation", "{:.1%}"),
     ("jain_fairness", "Jain fairness", "{:.3f}"),
     ("preemptions", "preemptions", "{:,.0f}"),
+    ("gpu_hours", "GPU-hours", "{:,.1f}"),
+    ("effective_gpu_hours", "effective GPU-hours", "{:,.1f}"),
+    ("npu_absorbed_gpu_hours", "CUDA demand on NPUs (h)", "{:,.1f}"),
+    ("ftf_rho_mean", "FTF ρ mean", "{:.2f}"),
+    ("ftf_rho_max", "FTF ρ max", "{:.2f}"),
     ("wall_s", "wall (s)", "{:.2f}"),
     ("jobs_per_wall_s", "jobs / wall s", "{:,.0f}"),
 ]
@@ -277,11 +282,34 @@ def compare(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the report.")] = Path("out/demo"),
+    twin: Annotated[
+        bool, typer.Option("--twin", help="Run the digital twin (three policies, a report) instead.")
+    ] = False,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Database, tokens and job logs.")] = Path(
+        "gpupool-demo"
+    ),
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
+    serve_for: Annotated[
+        float | None,
+        typer.Option("--serve-for", help="Stop after this many seconds (default: until Ctrl-C)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="--twin: where to write the report.")] = Path(
+        "out/demo"
+    ),
     hours: HoursOpt = 24.0,
     seed: SeedOpt = 0,
 ) -> None:
-    """Run the digital twin on the demo fleet (2 sites, GPUs and NPUs) and write a report."""
+    """Start the platform on embedded defaults (SQLite, demo fleet, sample tenants and jobs).
+
+    Prints the URL and tokens, then serves until Ctrl-C. With --twin, simulate the demo fleet
+    under three policies instead and write a report.
+    """
+    if not twin:
+        from gpupool.cli.demo_cmd import run_service_demo
+
+        _guard(lambda: run_service_demo(data_dir, host, port, serve_for, out_console))
+        return
     names = ["fifo", "fairshare+easy", "las"]
     _, _, metrics = _run(
         "demo", None, "synthetic", names, seed, 1.2, hours, "auto", out, False, False,
