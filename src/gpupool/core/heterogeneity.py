@@ -79,9 +79,12 @@ class RoundMechanism:
         self._round += 1
 
     def cycle(self, now: int, out: list[Decision]) -> None:
-        self._account(now)
         boundary, self._boundary = self._boundary, False
         if boundary or not self._known:
+            # Counters are brought up to date only when priorities are computed: per cycle
+            # it would cost O(running) at every finish (time a job ran since the last
+            # boundary is lost only if something else stops it before the next one).
+            self._account(now)
             self._full_round(now, out)
         else:
             self._fill(now, out)
@@ -168,21 +171,23 @@ class RoundMechanism:
         for i, j in enumerate(jobs):
             self._alloc[j.seq] = x[i]
 
-    def _priorities(self, jobs: list[JobState]) -> dict[int, FloatArray]:
-        """Gavel's priority X[j][t] / (j's share of model t's time since the reset)."""
+    def _priorities(self, jobs: list[JobState]) -> tuple[FloatArray, FloatArray]:
+        """Gavel's priority X[j][t] / (j's share of model t's time since the reset), and X.
+
+        Rows follow ``jobs``; a job that arrived after the allocation was computed has no
+        row in X yet: it has never been served, so its priority is infinite everywhere.
+        """
         k = len(self.models)
-        total = np.zeros(k)
-        for j in jobs:
-            total += self._received[j.seq]
-        out: dict[int, FloatArray] = {}
-        for j in jobs:
-            x = self._alloc.get(j.seq)
-            if x is None:
-                out[j.seq] = np.full(k, np.inf)  # arrived since the allocation: never served
-                continue
-            frac = self._received[j.seq] / np.maximum(total, 1e-12)
-            out[j.seq] = np.where(x > 0, x / np.maximum(frac, 1e-12), 0.0)
-        return out
+        half = max(self.s.config.round_ms, 1) / 2.0
+        rec = np.stack([self._received.setdefault(j.seq, np.full(k, half)) for j in jobs])
+        none = np.full(k, np.nan)
+        x = np.stack([self._alloc.get(j.seq, none) for j in jobs])
+        new = np.isnan(x[:, 0])
+        x[new] = 0.0
+        frac = rec / np.maximum(rec.sum(axis=0), 1e-12)
+        prio = np.where(x > 0, x / np.maximum(frac, 1e-12), 0.0)
+        prio[new] = np.inf
+        return prio, x
 
     def _model_order(self) -> list[int]:
         if self.aware:
@@ -202,10 +207,7 @@ class RoundMechanism:
             self._reallocate(jobs, now)
         if not jobs:
             return
-        for j in jobs:
-            if j.seq not in self._received:
-                self._received[j.seq] = np.full(len(self.models), max(s.config.round_ms, 1) / 2.0)
-        prio = self._priorities(jobs)
+        prio, x = self._priorities(jobs)
         pools = s.capacity.pools
         left = [p.schedulable for p in pools]
         wanted: dict[int, int] = {}
@@ -215,29 +217,30 @@ class RoundMechanism:
                 wanted[j.seq] = j.pool
                 left[j.pool] -= j.gpus
         strict = self.objective in _STRICT
-        entries: list[tuple[int, int, float, float, int, JobState]] = []
-        order = self._model_order()
-        for rank_t, t in enumerate(order):
-            for j in jobs:
-                if not self._allowed_of(j)[t]:
+        allowed = np.stack([self._allowed_of(j) for j in jobs])
+        ranks = np.asarray([j.rank for j in jobs])
+        seqs = np.asarray([j.seq for j in jobs])
+        # Per model in fill order, jobs by class first (a reserved job is never displaced by
+        # normal work), then Gavel's priority, allocation, and arrival (explicit tie-break).
+        smallest = min(j.gpus for j in jobs)
+        for t in self._model_order():
+            room = sum(left[p.index] for p in pools if self.pool_model[p.index] == t)
+            cand = np.flatnonzero(allowed[:, t] & ((prio[:, t] > 0) if strict else True))
+            if cand.size == 0 or room < smallest:
+                continue
+            order = cand[np.lexsort((seqs[cand], -x[cand, t], -prio[cand, t], ranks[cand]))]
+            for i in order.tolist():
+                j = jobs[i]
+                if j.seq in wanted:
                     continue
-                x = self._alloc.get(j.seq)
-                xv = float(x[t]) if x is not None else 0.0
-                # class first (a reserved job is never displaced by normal work), then
-                # Gavel's priority, allocation and arrival order
-                entries.append((rank_t, j.rank, -float(prio[j.seq][t]), -xv, j.seq, j))
-        entries.sort(key=lambda e: e[:5])
-        for rank_t, _, negp, _, _, j in entries:
-            if j.seq in wanted:
-                continue
-            if strict and negp >= 0.0:
-                continue
-            t = order[rank_t]
-            pi = self._pool_for(j, t, left)
-            if pi is None:
-                continue
-            left[pi] -= j.gpus
-            wanted[j.seq] = pi
+                pi = self._pool_for(j, t, left)
+                if pi is None:
+                    continue
+                left[pi] -= j.gpus
+                wanted[j.seq] = pi
+                room -= j.gpus
+                if room < smallest:
+                    break  # this model is full: the rest of its list cannot start here
         # Stop what is not wanted where it runs (the lease ends at the boundary) ...
         for j in [r for r in s.running.values() if wanted.get(r.seq, -1) != r.pool]:
             self._account_stop(j)
@@ -288,14 +291,13 @@ class RoundMechanism:
         if not s._pending or all(p.free == 0 for p in s.capacity.pools):
             return
         pending = [j for j in s._by_seq.values() if j.status == _PENDING]
-        for j in pending:
-            if j.seq not in self._received:
-                self._received[j.seq] = np.full(len(self.models), max(s.config.round_ms, 1) / 2.0)
-        prio = self._priorities(pending)
+        prio, xs = self._priorities(pending)
+        top = {j.seq: float(prio[i].max()) for i, j in enumerate(pending)}
+        alloc = {j.seq: xs[i] for i, j in enumerate(pending)}
         if self.objective in _STRICT:
             pending.sort(key=lambda j: (j.rank, j.spec.submit_ms, j.seq))
         else:
-            pending.sort(key=lambda j: (j.rank, -float(prio[j.seq].max()), j.spec.submit_ms, j.seq))
+            pending.sort(key=lambda j: (j.rank, -top[j.seq], j.spec.submit_ms, j.seq))
         pools = s.capacity.pools
         free_total = sum(p.free for p in pools)
         for j in pending:
@@ -303,9 +305,7 @@ class RoundMechanism:
                 break
             if j.gpus > free_total:
                 continue
-            x = self._alloc.get(j.seq)
-            if x is None:
-                x = np.zeros(len(self.models))
+            x = alloc[j.seq]
             thr = self._thr_of(j)
             if self.aware:
                 pm = self.pool_model
@@ -328,30 +328,37 @@ class RoundMechanism:
 def portable_order(sched: Scheduler, j: JobState, avail: list[int]) -> list[int]:
     """The order to try a multi-stack job's pools in (see the module docstring).
 
-    Fastest model for the job first while nothing else waits for those accelerators; when
-    another pending job can use the fast pools but none of the others (GPUs are contended),
-    the pools of the other stacks come first, ranked by the job's comparative advantage
-    there (its speed over a typical job's), then the fast ones.
+    Pools of another stack where the job keeps less than ``portable_min_speed`` of its
+    median speed on its native (fastest) stack are left out: it waits for its GPUs. Of the
+    rest, the fastest for the job first while nothing else waits for the native pools; when
+    another pending job can use them but none of the others (GPUs are contended), the other
+    stack's pools first, ranked by the job's comparative advantage there (its speed over a
+    typical job's), then the native ones by speed.
     """
-    if len(avail) < 2:
-        return avail
     table = sched.throughputs
     pools = sched.capacity.pools
+    cat = sched.fleet.catalogue
     cls, g = j.spec.workload_class, j.gpus
-    speed = {p: table.speed(cls, pools[p].model, g) for p in avail}
-    fastest = max(avail, key=lambda p: (speed[p], -p))
-    stack = sched.fleet.catalogue[pools[fastest].model].stack
-    native = [p for p in avail if sched.fleet.catalogue[pools[p].model].stack == stack]
-    other = [p for p in avail if p not in native]
-    by_speed = sorted(avail, key=lambda p: (-speed[p], p))
-    if not other:
+    speed = {p: table.speed(cls, pools[p].model, g) for p in j.candidates}
+    fastest = max(j.candidates, key=lambda p: (speed[p], -p))
+    stack = cat[pools[fastest].model].stack
+    native_speeds = sorted(speed[p] for p in j.candidates if cat[pools[p].model].stack == stack)
+    # Another stack's accelerators only where the job keeps a fair part of its speed: an NPU
+    # 20x slower than the GPU it would wait for turns a short wait into a long run (the
+    # median native speed stands for "the GPU it would get" when it may get any of them).
+    floor = sched.config.portable_min_speed * native_speeds[len(native_speeds) // 2]
+    usable = [p for p in avail if cat[pools[p].model].stack == stack or speed[p] >= floor]
+    by_speed = sorted(usable, key=lambda p: (-speed[p], p))
+    native = [p for p in usable if cat[pools[p].model].stack == stack]
+    other = [p for p in usable if p not in native]
+    if not other or not native:
         return by_speed
     native_set = set(native)
     other_set = set(other)
     contended = False
     for qkey in sched._queues:
         cands = sched._candset_list[qkey[0]]
-        if cands is j.candidates or cands == j.candidates:
+        if cands == j.candidates:
             continue
         if not native_set.isdisjoint(cands) and other_set.isdisjoint(cands):
             contended = True
@@ -360,7 +367,6 @@ def portable_order(sched: Scheduler, j: JobState, avail: list[int]) -> list[int]
         return by_speed
 
     def advantage(p: int) -> float:
-        m = pools[p].model
-        return speed[p] / table.speed(DEFAULT_CLASS, m, g)
+        return speed[p] / table.speed(DEFAULT_CLASS, pools[p].model, g)
 
     return sorted(other, key=lambda p: (-advantage(p), p)) + sorted(native, key=lambda p: (-speed[p], p))

@@ -79,6 +79,9 @@ class SchedulerConfig:
     #: ones (scaled by the job's throughput there, in reference-model hours)
     usage: str = "raw"
     tiresias: TiresiasConfig = field(default_factory=TiresiasConfig)
+    #: a portable job is steered to another stack's accelerators while the fast ones are
+    #: contended only where it runs at least this fraction of its speed on them
+    portable_min_speed: float = 0.2
 
     def __post_init__(self) -> None:
         get_policy(self.policy)

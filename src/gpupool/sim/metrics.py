@@ -34,6 +34,7 @@ __all__ = [
     "JobArrays",
     "Series",
     "compute_metrics",
+    "finish_time_fairness",
     "horizon_ms",
     "jain_index",
     "queue_series",
@@ -67,6 +68,9 @@ class JobArrays:
     gpu_ms: IntArray
     preemptions: IntArray
     lost_gpu_ms: IntArray
+    effective_gpu_ms: FloatArray
+    absorbed_gpu_ms: IntArray
+    duration_ms: IntArray
     state: npt.NDArray[np.str_]
     queue_ms: IntArray
 
@@ -93,6 +97,11 @@ class JobArrays:
             gpu_ms=col("gpu_ms"),
             preemptions=col("preemptions"),
             lost_gpu_ms=col("lost_gpu_ms"),
+            effective_gpu_ms=np.fromiter(
+                (j.effective_gpu_ms for j in jobs), dtype=np.float64, count=len(jobs)
+            ),
+            absorbed_gpu_ms=col("absorbed_gpu_ms"),
+            duration_ms=col("duration_ms"),
             state=np.array([j.state for j in jobs], dtype=np.str_),
             queue_ms=col("queue_ms"),
         )
@@ -278,6 +287,49 @@ def jain_index(x: Sequence[float] | FloatArray) -> float | None:
     return min(max(j, 1.0 / a.size), 1.0)
 
 
+# --------------------------------------------------------------------------- finish-time fairness
+
+
+def finish_time_fairness(result: RunResult, jobs: JobArrays | None = None) -> FloatArray:
+    """Themis' finish-time fairness rho of every finished job (in record order of those jobs).
+
+    rho = JCT in the shared pool / JCT on an isolated 1/N share of it (Mahajan et al.,
+    NSDI'20), N = the mean number of jobs in the system (pending + running, from the pool
+    samples) over the job's lifetime. On C accelerators a share of C/N holds a job of g
+    accelerators whole when C/N >= g, and time-slices it by (C/N)/g otherwise, so the
+    isolated JCT is ``duration x max(1, N g / C)`` with the job's duration as the workload
+    states it (on the reference model). rho > 1: the job did worse than its fair slice.
+    Jobs without a duration are left out.
+    """
+    a = JobArrays.from_result(result) if jobs is None else jobs
+    fin = a.finished & (a.end_ms >= 0) & (a.duration_ms > 0)
+    if not fin.any() or result.total_gpus <= 0:
+        return np.zeros(0)
+    smp = result.samples
+    t = np.fromiter((x.t_ms for x in smp), dtype=np.float64, count=len(smp))
+    n = np.fromiter((x.pending_jobs + x.running_jobs for x in smp), dtype=np.float64, count=len(smp))
+    order = np.argsort(t, kind="stable")
+    t, n = t[order], n[order]
+    sub = a.submit_ms[fin].astype(np.float64)
+    end = a.end_ms[fin].astype(np.float64)
+    if t.size:
+        area_at = np.concatenate(([0.0], np.cumsum(n[:-1] * np.diff(t))))
+
+        def area(x: FloatArray) -> FloatArray:
+            i = np.searchsorted(t, x, side="right") - 1
+            ic = np.clip(i, 0, None)
+            return np.where(i >= 0, area_at[ic] + n[ic] * (x - t[ic]), 0.0)
+
+        span = end - sub
+        at_sub = n[np.clip(np.searchsorted(t, sub, side="right") - 1, 0, None)]
+        mean_n = np.where(span > 0, (area(end) - area(sub)) / np.maximum(span, 1.0), at_sub)
+    else:
+        mean_n = np.ones(len(sub))
+    mean_n = np.maximum(mean_n, 1.0)  # the job itself was in the system
+    isolated = a.duration_ms[fin] * np.maximum(1.0, mean_n * a.gpus[fin] / result.total_gpus)
+    return np.asarray((end - sub) / isolated, dtype=np.float64)
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -304,12 +356,17 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
     ``unschedulable``, ``unfinished``, ``cancelled``), JCT over finished jobs
     (``avg/p50/p95/p99_jct_s``), queueing delay over started jobs (``avg/p50/p95/p99_queue_s``),
     ``makespan_s`` (last end minus first submit), ``utilization`` (see ``utilization``),
-    ``jain_fairness``, ``preemptions``, ``gpu_hours``, ``lost_gpu_hours``, scheduler cost
+    ``jain_fairness``, ``preemptions``, ``gpu_hours``, ``lost_gpu_hours``,
+    ``effective_gpu_hours`` (accelerator-hours scaled by the job's throughput where it ran,
+    in reference-model hours), ``npu_absorbed_gpu_hours`` (accelerator-hours that jobs able
+    to run on CUDA ran on another stack's accelerators), ``ftf_rho_mean``/``ftf_rho_max``
+    (see ``finish_time_fairness``), scheduler cost
     (``cycles``, ``cycle_ms_p50/p99/max``, ``wall_s``, ``jobs_per_wall_s``,
     ``sim_hours_per_wall_hour``), ``total_gpus``.
 
     ``tenants``: one dict per tenant that submitted work or has an entitlement, sorted by
     GPU-hours (descending): ``tenant``, ``sector``, ``jobs``, ``finished``, ``gpu_hours``,
+    ``effective_gpu_hours``,
     ``share`` (of all GPU-hours of the run), ``entitled_share``, ``avg_jct_s``,
     ``avg_queue_s``. ``sectors``: the same rolled up per sector (averages over the sector's
     jobs, not averages of tenant averages), with ``tenants`` (count).
@@ -341,6 +398,7 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
     t_jobs = np.bincount(idx, minlength=n_t)
     t_fin = np.bincount(idx[finished], minlength=n_t)
     t_gpu_ms = np.bincount(idx, weights=a.gpu_ms, minlength=n_t)
+    t_eff_ms = np.bincount(idx, weights=a.effective_gpu_ms, minlength=n_t)
     fin_ended = finished & ended
     t_jct_n = np.bincount(idx[fin_ended], minlength=n_t)
     t_jct_sum = np.bincount(idx[fin_ended], weights=jct, minlength=n_t)
@@ -357,6 +415,7 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
     t_jobs = np.append(t_jobs, np.zeros(pad, dtype=np.int64))
     t_fin = np.append(t_fin, np.zeros(pad, dtype=np.int64))
     t_gpu_ms = np.append(t_gpu_ms, np.zeros(pad))
+    t_eff_ms = np.append(t_eff_ms, np.zeros(pad))
     t_jct_n = np.append(t_jct_n, np.zeros(pad, dtype=np.int64))
     t_jct_sum = np.append(t_jct_sum, np.zeros(pad))
     t_q_n = np.append(t_q_n, np.zeros(pad, dtype=np.int64))
@@ -383,6 +442,7 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
             "jobs": int(t_jobs[i]),
             "finished": int(t_fin[i]),
             "gpu_hours": _f(t_gpu_h[i]),
+            "effective_gpu_hours": _f(t_eff_ms[i] / MS_PER_HOUR),
             "share": _f(t_gpu_ms[i] / total_gpu_ms) if total_gpu_ms > 0 else 0.0,
             "entitled_share": _f(entitled[i]),
             "avg_jct_s": _f(t_jct_sum[i] / t_jct_n[i]) if t_jct_n[i] else None,
@@ -402,6 +462,7 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
 
     s_tenants = np.bincount(s_of, minlength=n_s)
     s_jobs, s_fin, s_gpu_ms = by_sector(t_jobs), by_sector(t_fin), by_sector(t_gpu_ms)
+    s_eff_ms = by_sector(t_eff_ms)
     s_ent = by_sector(entitled)
     s_jct_n, s_jct_sum = by_sector(t_jct_n), by_sector(t_jct_sum)
     s_q_n, s_q_sum = by_sector(t_q_n), by_sector(t_q_sum)
@@ -412,6 +473,7 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
             "jobs": int(s_jobs[k]),
             "finished": int(s_fin[k]),
             "gpu_hours": _f(s_gpu_ms[k] / MS_PER_HOUR),
+            "effective_gpu_hours": _f(s_eff_ms[k] / MS_PER_HOUR),
             "share": _f(s_gpu_ms[k] / total_gpu_ms) if total_gpu_ms > 0 else 0.0,
             "entitled_share": _f(s_ent[k]),
             "avg_jct_s": _f(s_jct_sum[k] / s_jct_n[k]) if s_jct_n[k] else None,
@@ -422,6 +484,7 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
     sector_rows.sort(key=lambda r: (-r["gpu_hours"], r["sector"]))
 
     cycles = np.asarray(result.cycle_ms, dtype=np.float64)
+    rho = finish_time_fairness(result, a)
     last_end = int(a.end_ms.max()) if len(a) else 0
     last_sample = int(samples.t_ms[-1]) if samples.t_ms.size else 0
     sim_s = max(result.sim_end_ms, last_end, last_sample) / MS_PER_S
@@ -448,6 +511,10 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
         "preemptions": int(a.preemptions.sum()),
         "gpu_hours": total_gpu_ms / MS_PER_HOUR,
         "lost_gpu_hours": _f(a.lost_gpu_ms.sum() / MS_PER_HOUR),
+        "effective_gpu_hours": _f(a.effective_gpu_ms.sum() / MS_PER_HOUR),
+        "npu_absorbed_gpu_hours": _f(a.absorbed_gpu_ms.sum() / MS_PER_HOUR),
+        "ftf_rho_mean": _mean(rho),
+        "ftf_rho_max": _f(rho.max()) if rho.size else None,
         "cycles": int(cycles.size),
         "cycle_ms_p50": _pct(cycles, 50),
         "cycle_ms_p99": _pct(cycles, 99),

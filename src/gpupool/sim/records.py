@@ -18,6 +18,9 @@ class JobRecord:
     ``first_start_ms``/``end_ms`` are -1 when the job never started/ended.
     ``run_ms`` is wall time spent running (all attempts); ``lost_gpu_ms`` is GPU time whose
     work was thrown away by preemptions (since the last checkpoint) plus restart overheads.
+    ``effective_gpu_ms`` is ``gpu_ms`` scaled by the job's throughput where it ran (reference-
+    model GPU-ms); ``absorbed_gpu_ms`` the part of ``gpu_ms`` a job that could run on CUDA
+    ran on another stack's accelerators (a portable job on an NPU).
     """
 
     id: str
@@ -32,6 +35,8 @@ class JobRecord:
     gpu_ms: int = 0
     preemptions: int = 0
     lost_gpu_ms: int = 0
+    effective_gpu_ms: float = 0.0
+    absorbed_gpu_ms: int = 0
     model: str = ""
     cluster: str = ""
     reason: str = ""

@@ -9,7 +9,10 @@ under several policies. Workload names:
 - ``itp-NN``: a Microsoft ITP cluster trace (01, 02, 04, 05, 06, 08, 09);
 - ``synthetic`` (or ``synthetic:TRACE`` to calibrate from another shipped trace): a
   workload generated from Philly's joint size/duration distribution at ``load`` of the
-  fleet for ``hours``, spread over the tenancy's projects by fair-share weight;
+  fleet for ``hours``, spread over the tenancy's projects by fair-share weight; its jobs
+  are CUDA training, except that on a fleet with NPUs a quarter of the single-node jobs are
+  portable LLM inference services (CUDA and the NPU stacks); durations are read as time on
+  the catalogue's reference model (H100) and stretched by each job's throughput where it runs;
 - any other value is a trace file (format detected, or given with ``fmt``).
 Trace tenants the tenancy does not know are mapped onto its projects, deterministically,
 and the scenario says so.
@@ -21,9 +24,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from gpupool.core.fleet import Fleet
+from gpupool.core.policy import get_policy
 from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import Tenancy
+from gpupool.core.throughput import ThroughputTable
 from gpupool.fleetfile import default_tenants_for, load_fleet, load_tenants
 from gpupool.sim.generator import generate_workload
 from gpupool.sim.records import RunResult
@@ -33,6 +40,11 @@ from gpupool.sim.workload import WorkloadJob
 
 HELIOS_WINDOW = ("2017-10-01", "2017-11-30 23:59:59")
 ITP_CLUSTERS = ("01", "02", "04", "05", "06", "08", "09")
+#: Share of a synthetic workload's single-node jobs that are portable inference services
+#: (CUDA + the fleet's NPU stacks) on a fleet with NPUs.
+PORTABLE_FRACTION = 0.25
+#: Gavel's round: 360 s (Narayanan et al., OSDI'20, section 7).
+GAVEL_ROUND_MS = 360_000
 NAMED_WORKLOADS = ("philly", "philly-helios", *(f"itp-{c}" for c in ITP_CLUSTERS), "synthetic")
 
 
@@ -44,6 +56,8 @@ class Scenario:
     tenancy: Tenancy
     jobs: list[WorkloadJob]
     context: dict[str, str] = field(default_factory=dict)
+    #: the model the workload's durations are on (None: as they are on every model)
+    reference_model: str | None = None
 
 
 def parse_policy(text: str) -> tuple[str, str]:
@@ -106,7 +120,10 @@ def load_workload(
             gpus_per_node=nodes,
             size_scale=scale,
         )
+        jobs, portable = _software_stacks(jobs, fleet, seed)
         desc = f"synthetic, calibrated from {what}: {load:.0%} offered load for {hours:g} h, seed {seed}"
+        if portable:
+            desc += f"; {portable:,} portable inference services"
         return jobs, desc
     path = Path(name)
     if not path.exists():
@@ -114,6 +131,34 @@ def load_workload(
             f"workload {name!r} is neither a file nor a known workload ({', '.join(NAMED_WORKLOADS)})"
         )
     return read_trace(path, fmt), f"trace file {path.name}"
+
+
+def _software_stacks(jobs: list[WorkloadJob], fleet: Fleet, seed: int) -> tuple[list[WorkloadJob], int]:
+    """Give synthetic jobs a software stack; make some inference services portable.
+
+    Trace jobs name no stack, so without this a CUDA training job could land on an NPU.
+    On a fleet with accelerators of other stacks (NPUs), ``PORTABLE_FRACTION`` of the jobs
+    that fit one node become LLM inference services that run on CUDA and on every other
+    stack of the fleet (compiled for each vendor's runtime); all other jobs are CUDA
+    training. The draw has its own random stream, so the jobs themselves do not change.
+    Returns the jobs and how many became portable.
+    """
+    stacks = {fleet.catalogue[m].stack for m in fleet.gpus_by_model()}
+    if "cuda" not in stacks:
+        return jobs, 0
+    others = tuple(sorted(stacks - {"cuda"}))
+    smallest = min((n.gpus for n in fleet.nodes if fleet.catalogue[n.model].stack != "cuda"), default=0)
+    rng = np.random.default_rng([seed, 1])
+    draws = rng.random(len(jobs)).tolist()
+    out: list[WorkloadJob] = []
+    portable = 0
+    for j, u in zip(jobs, draws, strict=True):
+        if others and j.gpus <= smallest and u < PORTABLE_FRACTION:
+            portable += 1
+            out.append(replace(j, kind="inference", stacks=("cuda", *others), workload_class="inference-llm"))
+        else:
+            out.append(replace(j, stacks=("cuda",)))
+    return out, portable
 
 
 def _project_weight(tenancy: Tenancy, project: int) -> float:
@@ -166,7 +211,11 @@ def build_scenario(
     }
     if mapped:
         context["tenant mapping"] = mapped
-    return Scenario(fleet, tenancy, jobs, context)
+    reference = None
+    if workload == "synthetic" or workload.startswith("synthetic:"):
+        reference = ThroughputTable.from_catalogue(fleet.catalogue).reference
+        context["durations"] = f"on {reference}, scaled by each job's throughput where it runs"
+    return Scenario(fleet, tenancy, jobs, context, reference)
 
 
 def with_policy_defaults(cfg: SchedulerConfig) -> SchedulerConfig:
@@ -176,6 +225,9 @@ def with_policy_defaults(cfg: SchedulerConfig) -> SchedulerConfig:
     a quantum: without a minimum runtime every round would preempt everything that runs in
     favour of jobs that have had no service yet, and under overload the restart overheads
     would eat the pool (Tiresias bounds the same thrashing with discretised queues).
+    ``tiresias`` needs rounds to demote and promote (a minute, no quantum: its discrete
+    queues are the thrashing guard); the round-based policies (``gavel-*``, ``maxmin``,
+    ``ftf``) re-decide once a round: Gavel's 6 minutes.
     """
     if cfg.policy == "las":
         return replace(
@@ -183,6 +235,10 @@ def with_policy_defaults(cfg: SchedulerConfig) -> SchedulerConfig:
             round_ms=cfg.round_ms or 60_000,
             min_runtime_ms=cfg.min_runtime_ms or 600_000,
         )
+    if cfg.policy == "tiresias":
+        return replace(cfg, round_ms=cfg.round_ms or 60_000)
+    if get_policy(cfg.policy).allocation:
+        return replace(cfg, round_ms=cfg.round_ms or GAVEL_ROUND_MS)
     return cfg
 
 
@@ -200,6 +256,8 @@ def run_policies(
         name, backfill = parse_policy(text)
         cfg = with_policy_defaults(replace(base or SchedulerConfig(), policy=name, backfill=backfill))
         simcfg = replace(sim or SimConfig(), scheduler=cfg)
+        if simcfg.reference_model is None and scenario.reference_model is not None:
+            simcfg = replace(simcfg, reference_model=scenario.reference_model)
         cb = None if progress is None else (lambda d, n, _t=text: progress(_t, d, n))
         results.append(simulate(scenario.fleet, scenario.tenancy, scenario.jobs, simcfg, progress=cb))
     return results

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from gpupool.core.decisions import Preempt, Reject, Start, Stop
+from gpupool.core.decisions import Preempt, Reason, Reject, Start, Stop
 from gpupool.core.events import Event, JobFinished, JobSubmitted, Tick
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import JobSpec, TaskGroup
@@ -50,6 +50,9 @@ class SimConfig:
     overhead_1_ms: int = 7_000
     overhead_node_ms: int = 30_000
     overhead_multi_ms: int = 60_000
+    #: stop as soon as every one of these jobs has ended (a measurement window, e.g.
+    #: Gavel's jobs 4000-5000), instead of draining the whole workload
+    stop_after: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -64,6 +67,11 @@ class _Live:
     started: int = -1
     speed: float = 1.0
     overhead: int = 0
+    #: reference-model GPU-ms per GPU-ms where it runs now (effective GPU-hours)
+    eff: float = 1.0
+    #: a job that could run on CUDA, running on another stack's accelerators now
+    absorbed: bool = False
+    portable: bool = False
 
 
 def to_spec(w: WorkloadJob, default_checkpoint_ms: int = 0) -> JobSpec:
@@ -103,8 +111,15 @@ def simulate(
     cfg = config or SimConfig()
     sched = Scheduler(fleet, tenancy, cfg.scheduler)
     runtime = RuntimeModel(
-        fleet.catalogue, cfg.reference_model, cfg.overhead_1_ms, cfg.overhead_node_ms, cfg.overhead_multi_ms
+        fleet.catalogue,
+        cfg.reference_model,
+        cfg.overhead_1_ms,
+        cfg.overhead_node_ms,
+        cfg.overhead_multi_ms,
+        throughputs=cfg.scheduler.throughputs,
     )
+    catalogue = fleet.catalogue
+    window = set(cfg.stop_after)
     wall0 = time.perf_counter()
     live: dict[str, _Live] = {}
     records: list[JobRecord] = []
@@ -117,6 +132,7 @@ def simulate(
         rec = JobRecord(w.id, tenant, w.gpus, w.submit_ms, w.duration_ms)
         records.append(rec)
         live[w.id] = _Live(rec, float(w.duration_ms), w.workload_class, spec.checkpoint_interval_ms)
+        live[w.id].portable = len(spec.stacks) > 1 and "cuda" in spec.stacks
         heap.append((w.submit_ms, _SUBMIT, seq, spec))
         seq += 1
     heapq.heapify(heap)
@@ -150,6 +166,7 @@ def simulate(
                 _finish(lv, now)
                 busy -= lv.record.gpus
                 done += 1
+                window.discard(job_id)
             else:
                 events.append(Tick())
                 tick_at = None
@@ -164,15 +181,18 @@ def simulate(
                     rec.first_start_ms = now
                 rec.model, rec.cluster = d.model, d.cluster
                 lv.alloc, lv.started = d.allocation_id, now
-                lv.speed = runtime.speed(d.model, lv.wclass)
+                lv.speed = runtime.speed(d.model, lv.wclass, rec.gpus)
+                lv.eff = sched.throughputs.speed(lv.wclass, d.model, rec.gpus)
+                lv.absorbed = lv.portable and catalogue[d.model].stack != "cuda"
                 lv.overhead = runtime.restart_overhead_ms(rec.gpus) if d.resumed else 0
-                end = now + lv.overhead + runtime.wall_ms(lv.work_left, d.model, lv.wclass)
+                end = now + lv.overhead + runtime.wall_ms(lv.work_left, d.model, lv.wclass, rec.gpus)
                 heapq.heappush(heap, (end, _FINISH, seq, (d.job_id, d.allocation_id)))
                 seq += 1
                 busy += rec.gpus
             elif isinstance(d, Preempt):
                 lv = live[d.job_id]
-                _preempted(lv, now, runtime)
+                # a round-based lease ends at the round boundary: the job checkpoints there
+                _preempted(lv, now, runtime, checkpointed=d.reason is Reason.ROUND)
                 busy -= lv.record.gpus
             elif isinstance(d, Stop):
                 lv = live[d.job_id]
@@ -185,6 +205,7 @@ def simulate(
                 rec.state = "unschedulable"
                 rec.reason = f"{d.reason.value}: {d.detail}"
                 done += 1
+                window.discard(d.job_id)
         if cfg.validate:
             sched.validate()
         if not samples or samples[-1].busy_gpus != busy or samples[-1].pending_jobs != sched.pending_count:
@@ -194,15 +215,19 @@ def simulate(
             tick_at = now + round_ms
             heapq.heappush(heap, (tick_at, _TICK, seq, None))
             seq += 1
+        if cfg.stop_after and not window:
+            break
         if progress is not None and done - last_progress >= 1000:
             progress(done, n_jobs)
             last_progress = done
     if progress is not None:
         progress(done, n_jobs)
     for j in sched.running.values():
-        rec = live[j.spec.id].record
+        lv = live[j.spec.id]
+        rec = lv.record
         rec.run_ms += now - j.start_ms
         rec.gpu_ms += (now - j.start_ms) * rec.gpus
+        _effective(lv, now - j.start_ms)
     for rec in records:
         if rec.state == "unfinished" and rec.reason == "":
             st = sched.job(rec.id)
@@ -229,20 +254,34 @@ def _finish(lv: _Live, now: int) -> None:
     rec.gpu_ms += ran * rec.gpus
     rec.end_ms = now
     rec.state = "finished"
+    _effective(lv, ran)
     lv.alloc = ""
     lv.work_left = 0.0
 
 
-def _preempted(lv: _Live, now: int, runtime: RuntimeModel) -> None:
-    """Account an interrupted attempt: keep work up to the last checkpoint."""
+def _effective(lv: _Live, ran_ms: int) -> None:
+    """Add an attempt's effective GPU-ms, and its GPU-ms on another stack if portable."""
+    rec = lv.record
+    rec.effective_gpu_ms += ran_ms * rec.gpus * lv.eff
+    if lv.absorbed:
+        rec.absorbed_gpu_ms += ran_ms * rec.gpus
+
+
+def _preempted(lv: _Live, now: int, runtime: RuntimeModel, checkpointed: bool = False) -> None:
+    """Account an interrupted attempt: keep work up to the last checkpoint.
+
+    ``checkpointed``: the job saved its state when told to stop (a round-based lease end),
+    so it keeps all it did.
+    """
     rec = lv.record
     elapsed = now - lv.started
     rec.run_ms += elapsed
     rec.gpu_ms += elapsed * rec.gpus
     rec.preemptions += 1
+    _effective(lv, elapsed)
     working = max(0, elapsed - lv.overhead)
     done = working * lv.speed
-    kept = runtime.kept_work(done, working, lv.checkpoint_ms)
+    kept = done if checkpointed else runtime.kept_work(done, working, lv.checkpoint_ms)
     lv.work_left = max(0.0, lv.work_left - kept)
     rec.lost_gpu_ms += int((elapsed - kept / lv.speed if lv.speed else elapsed) * rec.gpus)
     lv.alloc = ""
