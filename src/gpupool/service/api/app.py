@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gpupool.service.api import (
     allocations,
     audit,
+    dashboard,
     fleet,
     health,
     jobs,
@@ -27,6 +28,7 @@ from gpupool.service.api import (
     users,
 )
 from gpupool.service.runtime import Runtime
+from gpupool.web import mount_dashboard
 
 
 class BodyLimit:
@@ -106,5 +108,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     problems.install(app)
     for module in (health, metrics, fleet, tenants, users, allocations, jobs, usage, audit):
         app.include_router(module.router)
+    dashboard.install(app)  # /v1/dashboard/*, /v1/whatif and the series sampler (issue #6)
+    mount_dashboard(app)  # the web dashboard at / (issue #6)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     return app

@@ -1,0 +1,73 @@
+// The /v1 API from the browser, with the signed-in user's token. Errors are RFC 9457 problem
+// documents; a 401 anywhere means the token is gone or revoked: the app goes back to sign-in.
+const TOKEN_KEY = "gpupool.token";
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    const detail = problem?.detail || problem?.title || `HTTP ${status}`;
+    super(detail);
+    this.status = status;
+    this.problem = problem || {};
+  }
+  /** The message with each invalid field named (validation errors). */
+  get explained() {
+    const errs = (this.problem.errors || []).map((e) => `${e.field}: ${e.message}`);
+    return errs.length ? `${this.message} (${errs.join("; ")})` : this.message;
+  }
+}
+
+export const token = {
+  get: () => sessionStorage.getItem(TOKEN_KEY),
+  set: (t) => sessionStorage.setItem(TOKEN_KEY, t),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+function url(path, params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v === undefined || v === null || v === "") continue;
+    q.set(k, String(v));
+  }
+  const qs = q.toString();
+  return qs ? `${path}?${qs}` : path;
+}
+
+async function call(method, path, { params, body, headers, as = "json", auth } = {}) {
+  const t = auth ?? token.get();
+  const h = { Accept: as === "json" ? "application/json" : "*/*", ...(headers || {}) };
+  if (t) h.Authorization = `Bearer ${t}`;
+  if (body !== undefined) h["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(url(path, params), {
+      method,
+      headers: h,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch (e) {
+    throw new ApiError(0, { detail: `the service did not answer (${e.message})` });
+  }
+  if (!resp.ok) {
+    let problem = null;
+    try {
+      problem = await resp.json();
+    } catch {
+      /* not a problem document */
+    }
+    const err = new ApiError(resp.status, problem);
+    if (resp.status === 401 && auth === undefined) window.dispatchEvent(new CustomEvent("gpupool:unauthorized"));
+    throw err;
+  }
+  if (as === "text") return resp.text();
+  if (as === "blob") return resp.blob();
+  if (resp.status === 204) return null;
+  return resp.json();
+}
+
+export const api = {
+  get: (path, params, opts) => call("GET", path, { ...opts, params }),
+  post: (path, body, opts) => call("POST", path, { ...opts, body }),
+  text: (path, params) => call("GET", path, { params, as: "text" }),
+  blob: (path, params) => call("GET", path, { params, as: "blob" }),
+};
