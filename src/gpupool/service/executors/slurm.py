@@ -550,7 +550,7 @@ class SlurmExecutor:
                 "slurm %s: job %d (%s) lost its node: requeued by gpupool", self.cluster, job.job_id, a.aid
             )
             return None
-        if a.terminate and st != "COMPLETED":
+        if a.terminate:  # we asked it to stop: however it ended, it was terminated
             return AllocationExited(a.aid, at, job.exit_code, job.signal, "terminated")
         if st == "COMPLETED":
             return AllocationExited(a.aid, at, job.exit_code, job.signal)
