@@ -141,6 +141,10 @@ def test_fleet_occupancy_per_level_and_drill_down(sqlite_service: Service) -> No
     ]
     assert {m["name"]: (m["total"], m["busy"]) for m in view["models"]}["H100"] == (24, 8)
     assert sum(s["total"] for s in view["sites"]) == 60 and view["racks"] == []
+    assert view["unavailable_nodes"] == [
+        {"name": "kisti-ib1-r0-n00", "model": "H200", "gpus": 8, "busy": 0, "state": "drained",
+         "reason": "메모리 교체", "cluster": "kisti"}
+    ]  # fmt: skip
     block = service.call("GET", "/v1/dashboard/fleet", params={"cluster": "kisti", "block": "ib1"}).json()
     (rack,) = block["racks"]
     (node,) = rack["node_cells"]

@@ -30,6 +30,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import os
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -56,7 +58,7 @@ from gpupool.service.request_body import RequestBody
 from gpupool.service.runtime import Runtime
 from gpupool.service.tenant_tree import active_allocations, tenant_rows
 from gpupool.service.usage import HOUR_MS, gpu_ms_within
-from gpupool.web.sampler import SeriesSampler
+from gpupool.web.sampler import DEFAULT_INTERVAL_S, SeriesSampler
 from gpupool.web.whatif import (
     MAX_HOURS,
     MAX_LOAD,
@@ -81,7 +83,7 @@ def install(app: FastAPI) -> None:
     shutdown.
     """
     rt = cast(Runtime, app.state.runtime)
-    app.state.dashboard_sampler = SeriesSampler(rt.metrics.registry, rt.clock)
+    app.state.dashboard_sampler = SeriesSampler(rt.metrics.registry, rt.clock, interval_s=sample_interval_s())
     app.state.dashboard_whatif = WhatIfRuns(rt.settings.data_dir / "whatif")
     app.include_router(router)
     inner: Callable[[Any], AbstractAsyncContextManager[Any]] = app.router.lifespan_context
@@ -97,6 +99,19 @@ def install(app: FastAPI) -> None:
                 app.state.dashboard_whatif.close()
 
     app.router.lifespan_context = lifespan
+
+
+def sample_interval_s() -> float:
+    """Seconds between series samples: ``GPUPOOL_DASHBOARD_SAMPLE_S`` (0.2 to 3600), else 5.
+
+    An environment variable rather than a ``ServiceSettings`` field: it only tunes the
+    dashboard's in-memory chart (tests and demos want denser points), not the service.
+    """
+    try:
+        value = float(os.environ.get("GPUPOOL_DASHBOARD_SAMPLE_S", DEFAULT_INTERVAL_S))
+    except ValueError:
+        return DEFAULT_INTERVAL_S
+    return min(3600.0, max(0.2, value)) if math.isfinite(value) else DEFAULT_INTERVAL_S
 
 
 def _sampler(request: Request) -> SeriesSampler:
@@ -181,17 +196,6 @@ class Occupancy(BaseModel):
     drained: int = Field(default=0, description="nodes")
     down: int = Field(default=0, description="nodes")
 
-    def add(self, total: int, busy: int, state: str) -> None:
-        self.total += total
-        self.busy += busy
-        self.nodes += 1
-        if state != "up":
-            self.unavailable += total - busy
-        if state == "drained":
-            self.drained += 1
-        elif state == "down":
-            self.down += 1
-
 
 class BlockOccupancy(Occupancy):
     racks: int = 0
@@ -216,9 +220,17 @@ class NodeCell(BaseModel):
     reason: str
 
 
+class UnavailableNode(NodeCell):
+    cluster: str
+
+
 class RackOccupancy(Occupancy):
     nvlink: bool
     node_cells: list[NodeCell]
+
+
+#: drained or down nodes listed by name in the fleet view (their counts are always complete)
+MAX_UNAVAILABLE_LISTED = 500
 
 
 class FleetView(BaseModel):
@@ -233,14 +245,43 @@ class FleetView(BaseModel):
     cluster: str | None = None
     block: str | None = None
     racks: list[RackOccupancy] = Field(default_factory=list, description="racks of the chosen block")
+    unavailable_nodes: list[UnavailableNode] = Field(
+        default_factory=list, description=f"nodes down, then drained (at most {MAX_UNAVAILABLE_LISTED})"
+    )
+
+
+class _Tally:
+    """Counts for one unit of the fleet. Plain slots, not a model: a national fleet adds up
+    35,000 nodes into five levels on every refresh, and model attribute writes cost ~10x."""
+
+    __slots__ = ("busy", "down", "drained", "nodes", "total", "unavailable")
+
+    def __init__(self) -> None:
+        self.total = self.busy = self.unavailable = self.nodes = self.drained = self.down = 0
+
+    def add(self, total: int, busy: int, state: str) -> None:
+        self.total += total
+        self.busy += busy
+        self.nodes += 1
+        if state != "up":
+            self.unavailable += total - busy
+            if state == "drained":
+                self.drained += 1
+            elif state == "down":
+                self.down += 1
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 def _busy_by_node(s: Session) -> dict[str, int]:
-    out: dict[str, set[int]] = {}
+    """Accelerators held per node. A count, not a set of ids: the core never places two
+    allocations on one accelerator, and a national fleet holds 200,000 of them."""
+    out: dict[str, int] = {}
     for _, placement in store.running_placements(s):
         for node, ids in placement:
-            out.setdefault(str(node), set()).update(int(i) for i in ids)
-    return {k: len(v) for k, v in out.items()}
+            out[str(node)] = out.get(str(node), 0) + len(ids)
+    return out
 
 
 @router.get(
@@ -268,14 +309,13 @@ def fleet_view(
         want_block = found[0]
     busy = _busy_by_node(s)
     states = store.node_states(s)
-    sites = {st.name: SiteOccupancy(name=st.name, region=st.region) for st in f.sites}
-    clusters = [ClusterOccupancy(name=c.name, site=c.site, models=[], blocks=[]) for c in f.clusters]
-    blocks = [BlockOccupancy(name=b.name) for b in f.blocks]
-    for r in f.racks:
-        blocks[r.block].racks += 1
-    models: dict[str, Occupancy] = {}
-    per_cluster_model: dict[tuple[int, str], Occupancy] = {}
-    racks: dict[int, RackOccupancy] = {}
+    sites = {st.name: _Tally() for st in f.sites}
+    clusters = [_Tally() for _ in f.clusters]
+    blocks = [_Tally() for _ in f.blocks]
+    models: dict[str, _Tally] = {}
+    per_cluster_model: dict[tuple[int, str], _Tally] = {}
+    racks: dict[int, tuple[_Tally, list[NodeCell]]] = {}
+    unavailable: list[UnavailableNode] = []
     for n in f.nodes:
         st = states.get(n.name)
         state = st.state if st is not None else "up"
@@ -283,15 +323,30 @@ def fleet_view(
         clusters[n.cluster].add(n.gpus, held, state)
         sites[f.clusters[n.cluster].site].add(n.gpus, held, state)
         blocks[n.block].add(n.gpus, held, state)
-        models.setdefault(n.model, Occupancy(name=n.model)).add(n.gpus, held, state)
-        per_cluster_model.setdefault((n.cluster, n.model), Occupancy(name=n.model)).add(n.gpus, held, state)
+        m = models.get(n.model)
+        if m is None:
+            m = models[n.model] = _Tally()
+        m.add(n.gpus, held, state)
+        cm = per_cluster_model.get((n.cluster, n.model))
+        if cm is None:
+            cm = per_cluster_model[(n.cluster, n.model)] = _Tally()
+        cm.add(n.gpus, held, state)
+        if st is not None and state != "up":
+            unavailable.append(
+                UnavailableNode(
+                    name=n.name,
+                    model=n.model,
+                    gpus=n.gpus,
+                    busy=held,
+                    state=state,
+                    reason=st.reason,
+                    cluster=f.clusters[n.cluster].name,
+                )
+            )
         if n.block == want_block:
-            rack = f.racks[n.rack]
-            cell = racks.get(n.rack)
-            if cell is None:
-                cell = racks[n.rack] = RackOccupancy(name=rack.name, nvlink=rack.nvlink, node_cells=[])
-            cell.add(n.gpus, held, state)
-            cell.node_cells.append(
+            tally, cells = racks.setdefault(n.rack, (_Tally(), []))
+            tally.add(n.gpus, held, state)
+            cells.append(
                 NodeCell(
                     name=n.name,
                     model=n.model,
@@ -301,22 +356,36 @@ def fleet_view(
                     reason=st.reason if st is not None else "",
                 )
             )
+    racks_in_block = [0] * len(f.blocks)
+    for r in f.racks:
+        racks_in_block[r.block] += 1
+    cluster_out = [
+        ClusterOccupancy(name=c.name, site=c.site, models=[], blocks=[], **clusters[c.index].counts())
+        for c in f.clusters
+    ]
     for b in f.blocks:
-        clusters[b.cluster].blocks.append(blocks[b.index])
-    for (ci, _), occ in sorted(per_cluster_model.items()):
-        clusters[ci].models.append(occ)
+        cluster_out[b.cluster].blocks.append(
+            BlockOccupancy(name=b.name, racks=racks_in_block[b.index], **blocks[b.index].counts())
+        )
+    for (ci, model), tally in sorted(per_cluster_model.items()):
+        cluster_out[ci].models.append(Occupancy(name=model, **tally.counts()))
+    unavailable.sort(key=lambda u: (u.state != "down", u.cluster, u.name))
     return FleetView(
         name=f.name,
         description=f.description,
         total=sum(c.total for c in clusters),
         busy=sum(c.busy for c in clusters),
         unavailable=sum(c.unavailable for c in clusters),
-        sites=list(sites.values()),
-        models=[models[k] for k in sorted(models)],
-        clusters=clusters,
+        sites=[SiteOccupancy(name=st.name, region=st.region, **sites[st.name].counts()) for st in f.sites],
+        models=[Occupancy(name=k, **models[k].counts()) for k in sorted(models)],
+        clusters=cluster_out,
         cluster=cluster,
         block=block,
-        racks=[racks[k] for k in sorted(racks)],
+        racks=[
+            RackOccupancy(name=f.racks[k].name, nvlink=f.racks[k].nvlink, node_cells=cells, **tally.counts())
+            for k, (tally, cells) in sorted(racks.items())
+        ],
+        unavailable_nodes=unavailable[:MAX_UNAVAILABLE_LISTED],
     )
 
 
@@ -804,28 +873,38 @@ def tenants_view(
             g[m] = g.get(m, 0) + n
         return g
 
-    def visit(tid: int, depth: int) -> tuple[list[TenantUsage], int, int, float, float]:
-        """``tid`` then its subtree; and its (guaranteed, in use, GPU-h, effective GPU-h)."""
+    # A tenant without a guarantee of its own guarantees what its children are guaranteed
+    # (all of them: it is this tenant's figure, whichever children the caller may see).
+    effective: dict[int, int] = {}
+
+    def guarantee(tid: int) -> int:
+        kids = sum(guarantee(c) for c in children.get(tid, []))
+        effective[tid] = sum(guaranteed_of(tid).values()) or kids
+        return effective[tid]
+
+    for root in children.get(None, []):
+        guarantee(root)
+
+    def visit(tid: int, depth: int) -> tuple[list[TenantUsage], int, float, float]:
+        """``tid`` then its visible subtree; and its (in use, GPU-h, effective GPU-h)."""
         r = by_id[tid]
         below: list[TenantUsage] = []
-        g_kids, use = 0, held.get(tid, 0)
+        use = held.get(tid, 0)
         gh, egh = hours.get(tid, [0.0, 0.0])
         for c in children.get(tid, []):
             if not caller.can_see(c):
                 continue
-            items, cg, cu, ch, ce = visit(c, depth + 1)
+            items, cu, ch, ce = visit(c, depth + 1)
             below += items
-            g_kids, use, gh, egh = g_kids + cg, use + cu, gh + ch, egh + ce
-        own = guaranteed_of(tid)
-        # A parent without its own guarantee guarantees what its children are guaranteed.
-        g = sum(own.values()) or g_kids
+            use, gh, egh = use + cu, gh + ch, egh + ce
+        g = effective[tid]
         node = TenantUsage(
             path=r.path,
             name=r.name,
             kind=r.kind,
             parent=by_id[r.parent_id].path if r.parent_id is not None else None,
             depth=depth,
-            guaranteed=own,
+            guaranteed=guaranteed_of(tid),
             guaranteed_gpus=g,
             in_use_gpus=use,
             guaranteed_share=round(g / total, 6),
@@ -834,7 +913,7 @@ def tenants_view(
             effective_gpu_hours=round(egh, 6),
             usage_shown=shown is None or r.kind != "project" or tid in shown,
         )
-        return [node, *below], g, use, gh, egh
+        return [node, *below], use, gh, egh
 
     out: list[TenantUsage] = []
     for root in children.get(None, []):

@@ -7,11 +7,12 @@ import { clock, datetime } from "./fmt.js";
 export const COLORS = ["#1d4ed8", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#be185d", "#4d7c0f"];
 
 /** Round ``max`` up to a "nice" axis end and pick its tick step (1, 2 or 5 times a power of ten). */
-export function niceScale(max, ticks = 4) {
-  if (!(max > 0)) return { end: 1, step: 0.25 };
+export function niceScale(max, ticks = 4, integer = false) {
+  if (!(max > 0)) return integer ? { end: 1, step: 1 } : { end: 1, step: 0.25 };
   const raw = max / ticks;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((v) => v >= raw);
+  let step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((v) => v >= raw);
+  if (integer) step = Math.max(1, Math.round(step)); // counts of jobs have no fractions
   return { end: Math.ceil(max / step - 1e-9) * step, step };
 }
 
@@ -33,6 +34,7 @@ function timeTicks(x0, x1, max = 6) {
 function timeLabel(t, step, span) {
   if (step >= 86400e3 || span > 3 * 86400e3) return datetime(t).slice(5, 10);
   if (span > 86400e3) return `${datetime(t).slice(5, 10)} ${clock(t)}`;
+  if (step < 60e3) return datetime(t).slice(11); // seconds matter on a short axis
   return clock(t);
 }
 
@@ -64,7 +66,7 @@ export function lineChart(opts) {
   if (x1 <= x0) x1 = x0 + 60e3;
   const hl = (opts.hlines || []).map((l) => l.y);
   const maxY = Math.max(opts.yMax ?? 0, ...all.map((p) => p[1]), ...hl, 0);
-  const { end: yEnd, step: yStep } = niceScale(maxY || 1);
+  const { end: yEnd, step: yStep } = niceScale(maxY || 1, 4, Boolean(opts.yInteger));
   const X = (t) => m.l + ((t - x0) / (x1 - x0)) * iw;
   const Y = (v) => m.t + ih - (v / yEnd) * ih;
 
@@ -81,6 +83,12 @@ export function lineChart(opts) {
   }
   axis.append(s("line", { x1: m.l, x2: m.l + iw, y1: m.t + ih, y2: m.t + ih }));
   svg.append(grid, axis);
+  if (opts.now && opts.now > x0 && opts.now < x1) {
+    svg.append(
+      s("line", { x1: X(opts.now), x2: X(opts.now), y1: m.t, y2: m.t + ih, stroke: "#d97706", "stroke-width": 1, "stroke-dasharray": "3 3" }),
+      s("text", { x: X(opts.now) + 4, y: m.t + 10 }, "now"),
+    );
+  }
   for (const l of opts.hlines || []) {
     svg.append(
       s("line", { x1: m.l, x2: m.l + iw, y1: Y(l.y), y2: Y(l.y), stroke: l.color || "#7c8594", "stroke-width": 1.5, "stroke-dasharray": "6 4" }),
@@ -103,7 +111,11 @@ export function lineChart(opts) {
     if (se.dash) path.setAttribute("stroke-dasharray", se.dash);
     svg.append(path);
     const pts = se.points.filter((p) => p[1] !== null && p[1] !== undefined);
-    if (pts.length === 1) svg.append(s("circle", { cx: X(pts[0][0]), cy: Y(pts[0][1]), r: 3, fill: color }));
+    // Mark the latest value: a short series (or one still young on a long axis) stays visible.
+    if (pts.length === 1 || (opts.markLast && pts.length)) {
+      const [t, v] = pts[pts.length - 1];
+      svg.append(s("circle", { cx: X(t), cy: Y(v), r: 3.5, fill: color }, s("title", {}, `${se.name}: ${fmtY(v)}`)));
+    }
   });
   if (opts.yLabel) {
     svg.append(s("text", { x: 12, y: m.t + ih / 2, transform: `rotate(-90 12 ${m.t + ih / 2})`, "text-anchor": "middle" }, opts.yLabel));

@@ -31,8 +31,8 @@ export function ms(v) {
   return v < 10 ? `${v.toFixed(2)} ms` : v < 1000 ? `${v.toFixed(1)} ms` : `${(v / 1000).toFixed(2)} s`;
 }
 
-/** A duration in seconds, in the two largest units: "2 h 5 min", "3 d 4 h", "42 s". */
-export function duration(seconds) {
+/** A duration in seconds, in the two (or ``units``) largest units: "2 h 5 min", "3 d 4 h", "42 s". */
+export function duration(seconds, units = 2) {
   if (seconds === null || seconds === undefined) return "—";
   let s = Math.max(0, Math.round(seconds));
   const parts = [];
@@ -41,7 +41,7 @@ export function duration(seconds) {
       parts.push(`${Math.floor(s / size)} ${unit}`);
       s %= size;
     }
-    if (parts.length === 2) break;
+    if (parts.length === units) break;
   }
   return parts.join(" ");
 }
@@ -61,17 +61,18 @@ export function clock(msSinceEpoch) {
 }
 
 /** "in 12 min", "3 h ago", "now". */
-export function relative(msSinceEpoch, now = Date.now()) {
+export function relative(msSinceEpoch, now = Date.now(), units = 2) {
   if (msSinceEpoch === null || msSinceEpoch === undefined) return "—";
   const d = (msSinceEpoch - now) / 1000;
   if (Math.abs(d) < 5) return "now";
-  return d > 0 ? `in ${duration(d)}` : `${duration(-d)} ago`;
+  return d > 0 ? `in ${duration(d, units)}` : `${duration(-d, units)} ago`;
 }
 
 /** A <time> element: relative text, exact local time as its title and datetime. */
 export function timeEl(h, msSinceEpoch, mode = "relative") {
   if (msSinceEpoch === null || msSinceEpoch === undefined) return "—";
-  const text = mode === "relative" ? relative(msSinceEpoch) : datetime(msSinceEpoch);
+  const text =
+    mode === "relative" ? relative(msSinceEpoch) : mode === "short" ? relative(msSinceEpoch, Date.now(), 1) : datetime(msSinceEpoch);
   return h("time", { datetime: new Date(msSinceEpoch).toISOString(), title: datetime(msSinceEpoch) }, text);
 }
 

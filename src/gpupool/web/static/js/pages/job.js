@@ -49,6 +49,11 @@ function timelineSvg(d, now) {
   return svg;
 }
 
+/** An argument as a POSIX shell would need it typed (the inverse of the queue form's split). */
+function shellQuote(arg) {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
+}
+
 function facts(pairs) {
   return h(
     "dl",
@@ -94,6 +99,7 @@ export async function render(ctx) {
     if (!detail || detail.job.attempt < 1) {
       logNote.textContent = "The job has not started: no output yet.";
       logPre.textContent = "";
+      logPre.hidden = true;
       return;
     }
     try {
@@ -101,6 +107,7 @@ export async function render(ctx) {
       if (!ctx.alive()) return;
       const atBottom = logPre.scrollTop + logPre.clientHeight >= logPre.scrollHeight - 4;
       logPre.textContent = text || "";
+      logPre.hidden = !text;
       logNote.textContent = text ? `Attempt ${detail.job.attempt}, ${stream === "out" ? "stdout" : "stderr"}.` : `Attempt ${detail.job.attempt}: no ${stream === "out" ? "stdout" : "stderr"} output yet.`;
       if (atBottom) logPre.scrollTop = logPre.scrollHeight;
     } catch (e) {
@@ -195,7 +202,7 @@ export async function render(ctx) {
           ["Priority class", j.priority_class === j.requested_priority_class ? j.priority_class : `${j.priority_class} (asked for ${j.requested_priority_class}${j.over_budget ? "; over budget" : ""})`],
           ["Walltime", f.duration(j.walltime_s)],
           ["Workload class", j.workload_class],
-          ["Command", h("code", {}, j.command.map((a) => (/[\s'"\\]/.test(a) || a === "" ? JSON.stringify(a) : a)).join(" "))],
+          ["Command", h("code", {}, j.command.map(shellQuote).join(" "))],
           ["Run time so far", `${f.duration(ran / 1000)} in ${f.plural(j.attempt, "attempt")}, ${f.plural(j.preemptions, "preemption")}`],
           ["GPU-hours", f.gpuHours(detail.attempts.reduce((acc, a) => acc + a.gpu_hours, 0))],
           j.exit_code !== null ? ["Exit status", String(j.exit_code)] : null,

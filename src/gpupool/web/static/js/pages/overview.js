@@ -50,6 +50,15 @@ function utilLegend() {
   );
 }
 
+/** What the node names of a rack share up to a "-" ("kisti-ib0-r0-"): cards show the rest. */
+function sharedPrefix(names) {
+  if (names.length < 2) return "";
+  let p = names[0];
+  for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
+  const cut = p.lastIndexOf("-");
+  return cut > 0 ? p.slice(0, cut + 1) : "";
+}
+
 function heatCell(o, { dense, key, onClick, label }) {
   const frac = o.busy / Math.max(o.total, 1);
   const c = heatColor(frac);
@@ -164,11 +173,12 @@ export async function render(ctx) {
         h("span", { class: "sep", "aria-hidden": "true" }, "›"),
         h("strong", { "aria-current": "location" }, `block ${fleet.block}`),
       );
-      const racks = fleet.racks.map((r) =>
-        h(
+      const racks = fleet.racks.map((r) => {
+        const prefix = sharedPrefix(r.node_cells.map((n) => n.name));
+        return h(
           "div",
           { class: "rack" },
-          h("h3", {}, h("span", {}, `rack ${r.name}`, r.nvlink ? h("small", {}, " · NVLink") : null), h("small", {}, `${f.int(r.busy)}/${f.int(r.total)} GPUs`)),
+          h("h3", {}, h("span", { title: `rack ${r.name}` }, r.name, r.nvlink ? h("small", {}, " · NVLink") : null), h("small", {}, `${f.int(r.busy)}/${f.int(r.total)} GPUs`)),
           r.node_cells.map((n) =>
             h(
               "div",
@@ -176,7 +186,7 @@ export async function render(ctx) {
               h(
                 "div",
                 {},
-                h("div", { class: "mono" }, n.name),
+                h("div", { class: "mono" }, n.name.slice(prefix.length)),
                 h(
                   "div",
                   { class: "slots", role: "img", "aria-label": `${n.name}: ${n.busy} of ${f.gpus(n.gpus)} ${n.model} busy, node ${n.state}` },
@@ -188,8 +198,8 @@ export async function render(ctx) {
               h("div", {}, n.state === "up" ? h("span", { class: "muted state" }, n.model) : h("span", { class: `badge ${n.state}` }, n.state)),
             ),
           ),
-        ),
-      );
+        );
+      });
       body.append(h("div", { class: "racks" }, racks));
     } else {
       crumbs.append(h("strong", {}, "All clusters"), h("span", { class: "muted" }, " · one cell per network block; choose one to see its racks and nodes"));
@@ -237,7 +247,8 @@ export async function render(ctx) {
     // Show the window, or only the part since the service started sampling (else a fresh
     // service draws one sliver at the right edge of an empty day).
     const now = Date.now();
-    const x0 = Math.max(now - windowS * 1000, pts.length ? pts[0].at_ms - 30e3 : now - windowS * 1000);
+    const since = pts.length ? pts[0].at_ms : now - windowS * 1000;
+    const x0 = Math.max(now - windowS * 1000, since - Math.max(5e3, 0.05 * (now - since)));
     const jobsChart = lineChart({
       label: `Jobs pending and running over the last ${f.duration(windowS)}`,
       series: [
@@ -245,6 +256,7 @@ export async function render(ctx) {
         { name: "running", color: "#1d4ed8", points: pts.map((p) => [p.at_ms, p.running]) },
       ],
       yFormat: (v) => f.int(v),
+      yInteger: true,
       yLabel: "jobs",
       x0,
       x1: now,
@@ -300,13 +312,11 @@ export async function render(ctx) {
     return last;
   }
 
-  async function drawNodes() {
-    const [drained, down] = await Promise.all([
-      api.get("/v1/fleet/nodes", { state: "drained", limit: 100 }),
-      api.get("/v1/fleet/nodes", { state: "down", limit: 100 }),
-    ]);
-    const rows = [...down.items, ...drained.items];
-    const more = drained.next_cursor || down.next_cursor;
+  function drawNodes(fleet) {
+    // The fleet view lists them (down first): no scan of every node from the browser.
+    const rows = fleet.unavailable_nodes;
+    const count = fleet.clusters.reduce((a, c) => a + c.down + c.drained, 0);
+    const more = count > rows.length;
     const undrain = async (name) => {
       try {
         await api.post(`/v1/fleet/nodes/${encodeURIComponent(name)}/undrain`, {});
@@ -323,7 +333,7 @@ export async function render(ctx) {
           h(
             "table",
             {},
-            h("caption", {}, `${f.nodes(rows.length)}${more ? " (first 100 of each state)" : ""}`),
+            h("caption", {}, more ? `The first ${f.int(rows.length)} of ${f.nodes(count)}` : f.nodes(count)),
             h(
               "thead",
               {},
@@ -339,7 +349,7 @@ export async function render(ctx) {
                   h("th", { scope: "row", class: "mono" }, n.name),
                   h("td", {}, n.cluster),
                   h("td", {}, n.model),
-                  h("td", { class: "num" }, `${f.int(n.busy.length)} busy / ${f.gpus(n.gpus)}`),
+                  h("td", { class: "num" }, `${f.int(n.busy)} busy / ${f.gpus(n.gpus)}`),
                   h("td", {}, h("span", { class: `badge ${n.state}` }, n.state)),
                   h("td", {}, n.reason || h("span", { class: "muted" }, "—")),
                   session.can_drain
@@ -401,7 +411,7 @@ export async function render(ctx) {
       drawHeat(fleet);
       await refreshSeries();
       drawKpis(fleet, lastPoint);
-      await drawNodes();
+      drawNodes(fleet);
     } catch (e) {
       if (ctx.alive()) toast(`Refresh failed: ${e.message}`);
     }

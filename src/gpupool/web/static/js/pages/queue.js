@@ -149,6 +149,7 @@ export async function render(ctx) {
   const groups = tenants.filter((t) => t.kind !== "project");
   const projects = tenants.filter((t) => t.kind === "project");
   const label = (t) => `${t.name} (${t.path})`;
+  const names = new Map(tenants.map((t) => [t.path, t.name]));
 
   const heading = h("h1", {}, "Queue");
   const sub = h("p", { class: "sub" });
@@ -287,14 +288,14 @@ export async function render(ctx) {
     return h(
       "tr",
       { "data-job": j.id },
-      h("th", { scope: "row" }, h("a", { href: `#/job/${j.id}` }, j.id), j.name ? h("span", { class: "path" }, j.name) : null),
-      h("td", {}, h("span", {}, j.project.split("/").pop()), h("span", { class: "path" }, j.project)),
+      h("th", { scope: "row", class: "job" }, h("a", { href: `#/job/${j.id}` }, j.id), j.name ? h("span", { class: "path" }, j.name) : null),
+      h("td", {}, h("span", {}, names.get(j.project) || j.project.split("/").pop()), h("span", { class: "path" }, j.project)),
       h("td", {}, j.user),
       h("td", {}, h("span", { class: `badge ${j.state}` }, j.state), j.over_budget ? h("span", { class: "path" }, "over budget") : null),
       h("td", { class: "num" }, f.gpus(j.gpus), h("span", { class: "path" }, j.model || (j.models.length ? j.models.join(" | ") : "any model"))),
       h("td", {}, j.priority_class, j.priority_class !== j.requested_priority_class ? h("span", { class: "path" }, `asked ${j.requested_priority_class}`) : null),
-      h("td", { class: "num" }, f.timeEl(h, j.submit_ms)),
-      h("td", { class: "num" }, j.start_ms ? f.timeEl(h, j.start_ms) : "—"),
+      h("td", { class: "num" }, f.timeEl(h, j.submit_ms, "short")),
+      h("td", { class: "num" }, j.start_ms ? f.timeEl(h, j.start_ms, "short") : "—"),
       h("td", { class: "num" }, pending ? (j.estimated_start_ms ? f.timeEl(h, j.estimated_start_ms) : h("span", { class: "muted" }, "unknown")) : "—"),
       h("td", { class: "reason" }, pending || j.state === "running" ? f.reasonText(j.reason) : f.detailText(j.detail) || f.reasonText(j.reason), pending && j.detail ? h("span", { class: "path" }, f.detailText(j.detail)) : null),
       h("td", {}, j.can_cancel ? cancelButton(j) : ""),

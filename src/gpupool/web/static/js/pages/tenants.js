@@ -26,8 +26,10 @@ function burnChart(a) {
   ];
   return h(
     "div",
-    {},
+    { class: "burn-chart" },
     lineChart({
+      markLast: true,
+      now: Date.now(),
       label: `Allocation ${a.id} burn-down: ${f.gpuHours(a.used_gpu_hours)} of ${f.gpuHours(a.gpu_hours)} used`,
       series,
       x0: a.period_start_ms,
@@ -117,17 +119,17 @@ export async function render(ctx) {
           h("span", { class: "kind" }, t.kind),
           h("span", { class: "path", style: { marginLeft: `${t.depth * 1.4}rem` } }, t.path),
         ),
-        h("td", { class: "num" }, t.guaranteed_gpus ? f.gpus(t.guaranteed_gpus) : h("span", { class: "muted" }, "none"), Object.keys(t.guaranteed).length ? h("span", { class: "path" }, Object.entries(t.guaranteed).map(([m, n]) => `${m === "*" ? "any" : m} ${n}`).join(", ")) : null),
+        h("td", { class: "num" }, t.guaranteed_gpus ? f.gpus(t.guaranteed_gpus) : h("span", { class: "muted" }, "none"), Object.keys(t.guaranteed).length ? h("span", { class: "path" }, Object.entries(t.guaranteed).map(([m, n]) => `${m === "*" ? "any" : m}\u00a0${f.int(n)}`).join(", ")) : null),
         h("td", { class: "num" }, t.usage_shown ? f.gpus(t.in_use_gpus) : h("span", { class: "muted" }, "—")),
         h(
           "td",
           {},
           shareBar(t.guaranteed_share, t.actual_share, maxShare, `${t.name}: guaranteed ${f.pct(t.guaranteed_share)} of the fleet, using ${f.pct(t.actual_share)} now`),
-          h("span", { class: "path" }, `guaranteed ${f.pct(t.guaranteed_share)} · actual ${t.usage_shown ? f.pct(t.actual_share) : "—"}`),
+          h("span", { class: "path nowrap" }, `guaranteed ${f.pct(t.guaranteed_share)} · actual ${t.usage_shown ? f.pct(t.actual_share) : "—"}`),
         ),
         h("td", { class: "num" }, t.usage_shown ? f.gpuHours(t.gpu_hours) : "—"),
         h("td", { class: "num" }, t.usage_shown ? f.gpuHours(t.effective_gpu_hours) : "—"),
-        h("td", {}, isProject && t.usage_shown ? h("button", { type: "button", class: "secondary small", onclick: () => showBurn(t.path, t.name).then(() => burn.querySelector("h2")?.focus()) }, "Burn-down") : ""),
+        h("td", {}, isProject && t.usage_shown ? h("button", { type: "button", class: "secondary small nowrap", onclick: () => showBurn(t.path, t.name).then(() => burn.querySelector("h2")?.focus()) }, "Burn-down") : ""),
       );
     });
     replace(
@@ -137,6 +139,12 @@ export async function render(ctx) {
         "p",
         { class: "muted small" },
         `${f.gpus(data.fleet_gpus)} in the fleet, ${f.gpus(data.busy_gpus)} busy${data.partial ? " in your projects" : ""}. Usage from ${f.datetime(data.start_ms)} to ${f.datetime(data.end_ms)}. Shares are of the fleet's accelerators; a tenant without its own guarantee shows its children's.`,
+      ),
+      h(
+        "div",
+        { class: "legend" },
+        h("span", {}, h("span", { class: "swatch guar" }), "guaranteed share"),
+        h("span", {}, h("span", { class: "swatch busy" }), "actual share (accelerators its jobs hold now)"),
       ),
       h(
         "div",
@@ -153,7 +161,7 @@ export async function render(ctx) {
               h("th", { scope: "col" }, "Tenant"),
               h("th", { scope: "col", class: "num" }, "Guaranteed"),
               h("th", { scope: "col", class: "num" }, "In use now"),
-              h("th", { scope: "col" }, "Share: guaranteed (grey) vs actual (blue)"),
+              h("th", { scope: "col" }, "Share of the fleet"),
               h("th", { scope: "col", class: "num" }, "GPU-hours"),
               h("th", { scope: "col", class: "num" }, "Effective GPU-hours"),
               h("th", { scope: "col" }, h("span", { class: "muted" }, "Budget")),
