@@ -302,6 +302,8 @@ class Loop:
             log_rows: list[EventLogRow] = []
             events: list[Event] = []
             finishes: dict[str, tuple[str, int | None, str]] = {}  # alloc -> (state, exit, detail)
+            # engine start/end of allocations whose engine bills (Slurm: sacct); see _engine_usage
+            engine_times: dict[str, list[int | None]] = {}
             for e in ex_events:
                 log_rows.append(
                     EventLogRow(
@@ -322,11 +324,15 @@ class Loop:
                         events.append(node_event)
                     continue
                 if isinstance(e, AllocationStarted):
+                    if self._bills(e.allocation_id):
+                        engine_times.setdefault(e.allocation_id, [None, None])[0] = e.at_ms
                     continue
                 run = state.running.get(e.allocation_id)
                 if run is None or e.allocation_id in finishes:
                     continue  # stale: we stopped it ourselves (preemption, cancel)
                 outcome, job_state, exit_code, detail = self._outcome(e)
+                if self._bills(e.allocation_id):
+                    engine_times.setdefault(e.allocation_id, [None, None])[1] = e.at_ms
                 finishes[e.allocation_id] = (job_state, exit_code, detail)
                 events.append(JobFinished(store.job_id(run.seq), run.core_allocation_id, outcome))
             events.extend(state.replay)
@@ -391,11 +397,37 @@ class Loop:
                 self.metrics.decisions.labels(type(d).__name__).inc()
             s.add_all(log_rows)
             self._apply(s, now, decisions, finishes, cancelled_pending, rows, report)
+            self._engine_usage(s, now, engine_times)
             if inbox:
                 # Exactly the rows read: on PostgreSQL a row with a smaller id may commit after
                 # this cycle read the inbox, and must wait for the next cycle, not vanish.
                 s.execute(delete(InboxRow).where(InboxRow.id.in_([r.id for r in inbox])))
             self._update_estimates(s, now, bool(decisions) or bool(events))
+
+    def _bills(self, allocation_id: str) -> bool:
+        """Whether the allocation's engine keeps its own accounting (Slurm), which then bills."""
+        run = self._state.running.get(allocation_id)
+        if run is None:
+            return False
+        ex = self.executors.get(run.cluster) or self.executors.get("*")
+        return ex is not None and ex.backend != "local"
+
+    @staticmethod
+    def _engine_usage(s: Session, now: int, times: Mapping[str, list[int | None]]) -> None:
+        """Usage intervals follow the engine's own start and end (Slurm's start_time/end_time).
+
+        The decision-to-poll interval also counts Slurm's start latency and the poll delay,
+        which for short jobs is far from what sacct bills; clamped to [decision, now] so an
+        engine clock can only narrow the interval.
+        """
+        if not times:
+            return
+        for u in s.scalars(select(UsageRow).where(UsageRow.allocation_id.in_(sorted(times)))):
+            began, ended = times[u.allocation_id]
+            if began is not None:
+                u.start_ms = min(max(u.start_ms, began), u.end_ms if u.end_ms is not None else now)
+            if ended is not None and u.end_ms is not None:
+                u.end_ms = min(max(u.start_ms, ended), u.end_ms)
 
     @staticmethod
     def _outcome(e: ExecutorEvent) -> tuple[str, str, int | None, str]:
