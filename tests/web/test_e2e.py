@@ -352,3 +352,40 @@ def test_whatif_runs_a_small_simulation_and_compares(tab: Tab) -> None:
         page.get_by_role("button", name="Download report.html").click()
     saved: Any = d.value
     assert saved.suggested_filename.endswith(".html")
+
+
+def test_overview_of_a_busy_pool_and_draining_by_a_pool_admin(tab: Tab) -> None:
+    page = tab.page
+    server = tab.server
+    jobs = []
+    work = [
+        ("minjun.kim", "vision", 8, "H100"),
+        ("hayoon.choi", "nlp", 8, "H100"),
+        ("hayoon.choi", "nlp", 24, "H100"),
+        ("minjun.kim", "vision", 8, "B200"),
+    ]
+    for user, project, gpus, model in work:
+        with server.api(user) as c:
+            body = {"project": project, "gpus": gpus, "models": [model], "command": shlex.split(SLEEPER)}
+            r = c.post("/v1/jobs", json=body)
+            assert r.status_code == 201, r.text
+            jobs.append((user, r.json()["id"]))
+    tab.sign_in("admin", "overview")
+    expect(page.locator(".kpi").nth(2)).not_to_contain_text("0jobs", timeout=15_000)
+    node = "kisti-ib1-r0-n00"
+    page.fill("#drain-node", node)
+    page.fill("#drain-reason", "메모리 교체 (memory swap)")
+    page.get_by_role("button", name="Drain", exact=True).click()
+    row = page.locator("#main tbody tr", has_text=node)
+    expect(row).to_contain_text("drained")
+    expect(row).to_contain_text("메모리 교체")
+    expect(page.locator(".kpi").nth(3)).to_contain_text("1 / 0")
+    # its block has nothing else: the heatmap hatches it as unavailable
+    expect(page.locator('.cells button[data-key="kisti/ib1"]')).to_have_class(re.compile(r"\bhatch\b"))
+    page.wait_for_timeout(3000)  # a few more samples on the charts
+    tab.shot("overview-busy")
+    row.get_by_role("button", name="Undrain").click()
+    expect(page.locator("#main .okbox")).to_have_text("Every node is up.")
+    for user, job_id in jobs:
+        with server.api(user) as c:
+            c.post(f"/v1/jobs/{job_id}/cancel")

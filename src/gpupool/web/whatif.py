@@ -155,6 +155,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def _exit_text(code: int) -> str:
+    return "cancelled" if code < 0 else f"the simulation process exited with status {code}"
+
+
 class WhatIfRuns:
     """The what-if runs of one service, kept as folders under ``root``."""
 
@@ -181,7 +185,6 @@ class WhatIfRuns:
         with self._lock:
             if any(p.poll() is None for p in self._procs.values()):
                 raise WhatIfBusy("a what-if run is in progress: wait for it to finish")
-            self._procs = {}
             self._prune()
             run_id = "w" + secrets.token_hex(8)
             folder = self.root / run_id
@@ -230,7 +233,7 @@ class WhatIfRuns:
             tail = ""
             with contextlib.suppress(OSError):
                 tail = (folder / "child.log").read_text(encoding="utf-8", errors="replace")[-2000:]
-            why = "cancelled" if code < 0 else f"the simulation process exited with status {code}"
+            why = _exit_text(code)
             (folder / "error.txt").write_text(f"{why}\n{tail}".strip(), encoding="utf-8")
 
     def cancel(self, run_id: str) -> bool:
@@ -263,6 +266,7 @@ class WhatIfRuns:
                 p.unlink() if p.is_file() else p.rmdir()
             old.rmdir()
             self._figures.pop(old.name, None)
+            self._procs.pop(old.name, None)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -289,15 +293,16 @@ class WhatIfRuns:
             error = (f / "error.txt").read_text(encoding="utf-8", errors="replace")
         with self._lock:
             proc = self._procs.get(run_id)
-        alive = proc is not None and proc.poll() is None
+        code = proc.poll() if proc is not None else None
         if result is not None:
             state = "done"
         elif error is not None:
             state = "failed"
-        elif alive:
+        elif proc is not None and code is None:
             state = "running"
-        elif proc is not None:
-            state = "running"  # exited this instant; the watcher is writing its verdict
+        elif code is not None:
+            # Exited without a verdict: the watcher is about to write one; say it already.
+            state, error = "failed", _exit_text(code)
         else:
             state, error = "failed", "interrupted: the service stopped during the run"
         return {

@@ -248,7 +248,7 @@ export async function render(ctx) {
     // service draws one sliver at the right edge of an empty day).
     const now = Date.now();
     const since = pts.length ? pts[0].at_ms : now - windowS * 1000;
-    const x0 = Math.max(now - windowS * 1000, since - Math.max(5e3, 0.05 * (now - since)));
+    const x0 = Math.max(now - windowS * 1000, since - Math.max(1e3, 0.02 * (now - since)));
     const jobsChart = lineChart({
       label: `Jobs pending and running over the last ${f.duration(windowS)}`,
       series: [
