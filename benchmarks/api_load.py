@@ -175,6 +175,15 @@ def _client_process(url: str, token: str, concurrency: int, seconds: float, warm
     out.put(asyncio.run(_load(url, token, concurrency, seconds, warmup)))
 
 
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far (Linux), for CPU per request."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -241,7 +250,12 @@ def main() -> None:
             ]
             for p in procs:
                 p.start()
+            # CPU the server spends per submission: unlike the rate, it hardly depends on what
+            # else the machine runs (the rate does: the clients and other work share the CPUs).
+            time.sleep(warmup)
+            cpu0 = _cpu_s(server.pid)
             results = [queue.get(timeout=args.seconds + 120) for _ in procs]
+            cpu1 = _cpu_s(server.pid)
             for p in procs:
                 p.join()
             jobs = httpx.get(
@@ -268,6 +282,11 @@ def main() -> None:
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
         "max_ms": round(latencies[-1] * 1000, 2) if latencies else None,
         "errors": sum(errors.values()),
+        "server_cpu_ms_per_submission": (
+            round((cpu1 - cpu0) * 1000 / len(latencies), 3)
+            if cpu0 is not None and cpu1 is not None and latencies
+            else None
+        ),
         "errors_by_kind": errors,
         "goal": {
             "submissions_per_s": 1000,

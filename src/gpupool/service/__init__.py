@@ -5,7 +5,10 @@ Modules (ADR 0002): ``settings`` (configuration), ``db`` (tables, engines), ``mi
 accepts an event writes its inbox row in the same transaction), ``auth`` (tokens, roles, who
 may see what), ``tenancy`` (the tenant tree and allocations as the core sees them),
 ``budget`` (GPU-hour budgets of allocations), ``usage`` (GPU-hours and effective GPU-hours),
-``loop`` (inbox -> ``Scheduler.handle`` -> one transaction -> executors), ``rebuild`` (the core
-from the database on start), ``metrics`` (Prometheus), ``runtime`` (all of it started and
-stopped together), ``api`` (FastAPI routers, one per noun), ``executors`` (enacting decisions).
+``directory`` (cached callers, tenants and allocations for the request path), ``loop``
+(inbox -> ``Scheduler.handle`` -> one transaction -> executors), ``event_codec`` (the event
+log's lossless JSON form), ``replay`` (the event log back through a fresh core), ``rebuild``
+(the core from the database on start), ``metrics`` (Prometheus), ``runtime`` (all of it
+started and stopped together), ``dry_run`` (the executor that runs nothing), ``api`` (FastAPI
+routers, one per noun), ``executors`` (enacting decisions).
 """

@@ -76,10 +76,15 @@ class Caller:
 
 def caller_for_token(s: Session, plain: str) -> Caller | None:
     """The caller a token belongs to, or None for an unknown or revoked token."""
+    return caller_for_hash(s, hash_token(plain))
+
+
+def caller_for_hash(s: Session, digest: str) -> Caller | None:
+    """The caller of the token whose SHA-256 is ``digest``, or None (unknown or revoked)."""
     row = s.execute(
         select(UserRow)
         .join(TokenRow, TokenRow.user_id == UserRow.id)
-        .where(TokenRow.hash == hash_token(plain), TokenRow.revoked.is_(False))
+        .where(TokenRow.hash == digest, TokenRow.revoked.is_(False))
     ).scalar_one_or_none()
     if row is None:
         return None

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from gpupool.core.tenancy import ANY_MODEL
 from gpupool.service import store
-from gpupool.service.db import AllocationRow
 from gpupool.service.tenant_tree import active_allocations
 from gpupool.service.usage import gpu_hours
 
@@ -32,16 +32,48 @@ class Verdict:
 UNDER = Verdict(False)
 
 
-def used_hours(s: Session, a: AllocationRow, now: int) -> float:
+class AllocationLike(Protocol):
+    """An allocation as the budget reads it: a row, or the directory's detached copy."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def project_id(self) -> int: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def gpu_hours(self) -> float: ...
+    @property
+    def period_start_ms(self) -> int: ...
+    @property
+    def period_end_ms(self) -> int: ...
+    @property
+    def over_budget(self) -> str: ...
+
+
+def used_hours(s: Session, a: AllocationLike, now: int) -> float:
     """GPU-hours the allocation's project used of its class within its period, up to now."""
     model = None if a.model == ANY_MODEL else a.model
     rows = store.usage_rows(s, [a.project_id], a.period_start_ms, a.period_end_ms, model)
     return gpu_hours(rows, a.period_start_ms, min(a.period_end_ms, now), now)
 
 
-def verdict(s: Session, project_id: int, project_path: str, models: Sequence[str], now: int) -> Verdict:
-    """The budget verdict for a new job of ``project_id`` that accepts ``models`` (empty: any)."""
-    mine = [a for a in active_allocations(s, now) if a.project_id == project_id]
+def verdict(
+    s: Session,
+    project_id: int,
+    project_path: str,
+    models: Sequence[str],
+    now: int,
+    active: Sequence[AllocationLike] | None = None,
+) -> Verdict:
+    """The budget verdict for a new job of ``project_id`` that accepts ``models`` (empty: any).
+
+    ``active``: the project's allocations active at ``now`` when the caller has them (the
+    API's directory cache); otherwise they are read from the database.
+    """
+    if active is None:
+        active = [a for a in active_allocations(s, now) if a.project_id == project_id]
+    mine = list(active)
     if not mine:
         return UNDER
     usable = [a for a in mine if a.model == ANY_MODEL or not models or a.model in models]

@@ -173,10 +173,16 @@ class InboxRow(Base):
 
 
 class EventLogRow(Base):
-    """Every event the core handled and every decision it made, in order."""
+    """Every event the core handled and every decision it made, in order.
+
+    ``cycle`` numbers the loop cycle (one ``Scheduler.handle`` call) a row belongs to, so the
+    log can be replayed call by call (``gpupool.service.replay``); null in rows written before
+    it existed.
+    """
 
     __tablename__ = "event_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cycle: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     at_ms: Mapped[int] = mapped_column(Ms)
     kind: Mapped[str] = mapped_column(String(16))  # event, decision, restore
     type: Mapped[str] = mapped_column(String(32))
@@ -220,8 +226,12 @@ class AuditRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
-def make_engine(url: str, *, writer: bool = True) -> Engine:
+def make_engine(url: str, *, writer: bool = True, synchronous: str = "NORMAL") -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and, for writers, immediate locks.
+
+    ``synchronous`` is SQLite's pragma (``NORMAL`` or ``FULL``; see ``ServiceSettings``):
+    with WAL, ``NORMAL`` keeps every commit across a killed process but not across a power
+    loss, ``FULL`` across both.
 
     A SQLite writer's transactions take the write lock when they begin (``BEGIN IMMEDIATE``):
     a deferred transaction that reads and then writes may find its snapshot stale and fail
@@ -232,6 +242,9 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    sync = synchronous.upper()
+    if sync not in ("NORMAL", "FULL"):
+        raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -244,7 +257,7 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
+        cur.execute(f"PRAGMA synchronous={sync}")  # WAL + NORMAL survives a killed process
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()

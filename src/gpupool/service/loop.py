@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpupool.core.decisions import Decision, Explain, Preempt, Reject, Reserve, Start, Stop
@@ -45,6 +45,7 @@ from gpupool.core.fleet import Fleet
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.service import store
 from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow, UsageRow, UserRow
+from gpupool.service.event_codec import about, encode
 from gpupool.service.executors.base import (
     AllocationExited,
     AllocationFailed,
@@ -63,6 +64,20 @@ Clock = Callable[[], int]
 INBOX_BATCH = 5000
 #: estimated starts are recomputed at most this often (they are a fluid-model estimate)
 ESTIMATE_EVERY_MS = 2000
+#: ... except after a change while fewer jobs than this wait (cheap: done at once)
+ESTIMATE_AT_ONCE_BELOW = 200
+
+
+#: the job columns the inbox needs (a submission's spec; a cancel's state)
+SPEC_COLUMNS = (
+    JobRow.seq,
+    JobRow.project_id,
+    JobRow.user_id,
+    JobRow.spec,
+    JobRow.priority_class,
+    JobRow.submit_ms,
+    JobRow.state,
+)
 
 
 def wall_clock() -> int:
@@ -89,6 +104,10 @@ def _payload(obj: Any) -> dict[str, Any]:
     return data
 
 
+def _log_row(now: int, kind: str, type_: str, job_id: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"at_ms": now, "kind": kind, "type": type_, "job_id": job_id, "payload": payload}
+
+
 class Loop:
     """The live scheduling loop over one database, fleet and set of executors."""
 
@@ -103,10 +122,14 @@ class Loop:
         metrics: ServiceMetrics,
         clock: Clock = wall_clock,
         interval_ms: int = 1000,
+        min_gap_ms: int = 0,
         terminate_grace_s: float = 10.0,
         reconcile: str = "relaunch",
+        reader: sessionmaker[Session] | None = None,
     ) -> None:
         self.factory = factory
+        #: sessions that read without taking SQLite's write lock (the inbox, job rows)
+        self.reader = reader or factory
         self.fleet = fleet
         self.config = config
         self.executors = dict(executors)
@@ -114,6 +137,7 @@ class Loop:
         self.metrics = metrics
         self.clock = clock
         self.interval_ms = interval_ms
+        self.min_gap_ms = min_gap_ms
         self.terminate_grace_s = terminate_grace_s
         self.reconcile_policy = reconcile
         #: held while the core is used or replaced (a cycle, a rebuild)
@@ -128,6 +152,10 @@ class Loop:
         self._estimates: dict[str, int | None] = {}
         self.last_cycle_ms: int | None = None
         self.cycles = 0
+        #: outbox rows may wait (at start, after a cycle wrote some or a dispatch failed)
+        self._outbox_dirty = True
+        #: the event log's number for the next cycle that logs something
+        self._next_cycle = 1
         self._state: Rebuilt = self._rebuild(self.clock())
 
     # -- state ------------------------------------------------------------------------------
@@ -139,7 +167,10 @@ class Loop:
     def _rebuild(self, now: int) -> Rebuilt:
         with self.factory() as s:
             state = rebuild(s, self.fleet, self.config, now)
+            last = s.scalars(select(EventLogRow.cycle).order_by(EventLogRow.id.desc()).limit(1)).first()
+        self._next_cycle = (last or 0) + 1
         self._estimates = {}
+        self._outbox_dirty = True
         return state
 
     def request_rebuild(self) -> None:
@@ -236,11 +267,17 @@ class Loop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            began = time.monotonic()
             try:
                 self.cycle()
             except Exception:  # keep serving: a failed cycle is logged and retried
                 log.exception("cycle failed")
             self._wake.wait(self.interval_ms / 1000)
+            # Woken early (a submission): let the burst gather for the rest of the minimum
+            # gap, so that a thousand submissions a second make a few cycles, not a thousand.
+            rest = self.min_gap_ms / 1000 - (time.monotonic() - began)
+            if rest > 0:
+                self._stop.wait(rest)
             self._wake.clear()
 
     # -- one cycle --------------------------------------------------------------------------
@@ -296,52 +333,108 @@ class Loop:
             return report
 
     def _decide(self, now: int, ex_events: Sequence[ExecutorEvent], report: CycleReport) -> None:
+        """Read, decide, then write: the write transaction holds no scheduling work.
+
+        The inbox and job rows are read without the write lock (on SQLite, a writer's
+        ``BEGIN IMMEDIATE`` would make every submission wait for the core's pass); only the
+        loop changes job rows, so what it read is still true when it writes.
+        """
         state = self._state
         sched = state.scheduler
-        with self.factory.begin() as s:
-            log_rows: list[EventLogRow] = []
-            events: list[Event] = []
-            finishes: dict[str, tuple[str, int | None, str]] = {}  # alloc -> (state, exit, detail)
-            # engine start/end of allocations whose engine bills (Slurm: sacct); see _engine_usage
-            engine_times: dict[str, list[int | None]] = {}
-            for e in ex_events:
-                log_rows.append(
-                    EventLogRow(
-                        at_ms=now, kind="executor", type=type(e).__name__, job_id=None, payload=_payload(e)
+        log_rows: list[dict[str, Any]] = []
+        events: list[Event] = []
+        finishes: dict[str, tuple[str, int | None, str]] = {}  # alloc -> (state, exit, detail)
+        # engine start/end of allocations whose engine bills (Slurm: sacct); see _engine_usage
+        engine_times: dict[str, list[int | None]] = {}
+        for e in ex_events:
+            log_rows.append(_log_row(now, "executor", type(e).__name__, None, _payload(e)))
+            if isinstance(e, NodeChanged):
+                # The engine's own node states (Slurm DOWN/DRAIN): a down node's work is
+                # requeued by the core. Only fleet nodes: the core refuses unknown names.
+                if e.node in self.fleet.node_by_name:
+                    node_event: Event = (
+                        NodeDown(e.node)
+                        if e.state == "down"
+                        else NodeDrained(e.node)
+                        if e.state == "drained"
+                        else NodeUp(e.node)
                     )
-                )
-                if isinstance(e, NodeChanged):
-                    # The engine's own node states (Slurm DOWN/DRAIN): a down node's work is
-                    # requeued by the core. Only fleet nodes: the core refuses unknown names.
-                    if e.node in self.fleet.node_by_name:
-                        node_event: Event = (
-                            NodeDown(e.node)
-                            if e.state == "down"
-                            else NodeDrained(e.node)
-                            if e.state == "drained"
-                            else NodeUp(e.node)
-                        )
-                        events.append(node_event)
-                    continue
-                if isinstance(e, AllocationStarted):
-                    if self._bills(e.allocation_id):
-                        engine_times.setdefault(e.allocation_id, [None, None])[0] = e.at_ms
-                    continue
-                run = state.running.get(e.allocation_id)
-                if run is None or e.allocation_id in finishes:
-                    continue  # stale: we stopped it ourselves (preemption, cancel)
-                outcome, job_state, exit_code, detail = self._outcome(e)
+                    events.append(node_event)
+                continue
+            if isinstance(e, AllocationStarted):
                 if self._bills(e.allocation_id):
-                    engine_times.setdefault(e.allocation_id, [None, None])[1] = e.at_ms
-                finishes[e.allocation_id] = (job_state, exit_code, detail)
-                events.append(JobFinished(store.job_id(run.seq), run.core_allocation_id, outcome))
-            events.extend(state.replay)
-            state.replay = []
-            inbox: list[InboxRow] = store.inbox(s, INBOX_BATCH)
-            seqs = {r.job_seq for r in inbox if r.job_seq is not None}
-            rows: dict[int, JobRow] = {}
+                    engine_times.setdefault(e.allocation_id, [None, None])[0] = e.at_ms
+                continue
+            run = state.running.get(e.allocation_id)
+            if run is None or e.allocation_id in finishes:
+                continue  # stale: we stopped it ourselves (preemption, cancel)
+            outcome, job_state, exit_code, detail = self._outcome(e)
+            if self._bills(e.allocation_id):
+                engine_times.setdefault(e.allocation_id, [None, None])[1] = e.at_ms
+            finishes[e.allocation_id] = (job_state, exit_code, detail)
+            events.append(JobFinished(store.job_id(run.seq), run.core_allocation_id, outcome))
+        events.extend(state.replay)  # pending jobs the rebuild could not restore
+        state.replay = []
+        cancelled_pending, inbox_ids = self._read_inbox(events)
+        if self.config.round_ms > 0 and now - self._last_tick >= self.config.round_ms:
+            events.append(Tick())  # round-based policies (las) re-rank as service accrues
+            self._last_tick = now
+        # The core is called when something happened (as in the twin, which calls it only
+        # at events), and once after a rebuild (restored pending jobs are decided on at
+        # once). An idle cycle costs a poll and an inbox read, not a scheduling pass.
+        decisions: list[Decision] = []
+        if events or state.cycle_due:
+            decisions = sched.handle(events, now)
+            state.cycle_due = False
+        report.events = len(events)
+        report.decisions = len(decisions)
+        for ev in events:
+            log_rows.append(_log_row(now, "event", type(ev).__name__, about(ev), encode(ev)))
+        for d in decisions:
+            name = type(d).__name__
+            log_rows.append(_log_row(now, "decision", name, d.job_id, encode(d)))
+            report.counts[name] = report.counts.get(name, 0) + 1
+            self.metrics.decisions.labels(name).inc()
+        estimates = self._estimate(now, bool(decisions) or bool(events))
+        if not (log_rows or inbox_ids or estimates):
+            return  # an idle cycle writes nothing
+        with self.factory.begin() as s:
+            if log_rows:
+                # One executemany of plain rows (no ORM objects); ``cycle`` groups the events
+                # and decisions of one ``handle`` call (a replay feeds them back together).
+                cycle = self._next_cycle
+                self._next_cycle += 1
+                for entry in log_rows:
+                    entry["cycle"] = cycle
+                s.execute(insert(EventLogRow), log_rows)
+            self._apply(s, now, decisions, finishes, cancelled_pending, {}, report)
+            self._engine_usage(s, now, engine_times)
+            if inbox_ids:
+                # Exactly the rows read: on PostgreSQL a row with a smaller id may commit after
+                # this cycle read the inbox, and must wait for the next cycle, not vanish.
+                s.execute(delete(InboxRow).where(InboxRow.id.in_(inbox_ids)))
+            if estimates:
+                table = cast(Table, JobRow.__table__)
+                s.connection().execute(
+                    update(table)
+                    .where(table.c.seq == bindparam("b_seq"))
+                    .values(estimated_start_ms=bindparam("b_est")),
+                    estimates,
+                )
+
+    def _read_inbox(self, events: list[Event]) -> tuple[list[int], list[int]]:
+        """Turn the inbox into events (appended); (pending jobs cancelled, inbox ids read)."""
+        state = self._state
+        with self.reader() as s:
+            inbox = store.inbox(s, INBOX_BATCH)
+            if not inbox:
+                return [], []
+            seqs = sorted({r.job_seq for r in inbox if r.job_seq is not None})
+            rows: dict[int, Any] = {}
             if seqs:
-                rows = {r.seq: r for r in s.scalars(select(JobRow).where(JobRow.seq.in_(sorted(seqs))))}
+                # plain rows of the columns needed, not ORM objects: a burst brings thousands
+                got = s.execute(select(*SPEC_COLUMNS).where(JobRow.seq.in_(seqs)))
+                rows = {r.seq: r for r in got}
             users: dict[int, str] = {}
             cancelled_pending: list[int] = []
             for r in inbox:
@@ -365,44 +458,7 @@ class Loop:
                     events.append(NodeDrained(r.node))
                 elif r.kind == "undrain" and r.node in self.fleet.node_by_name:
                     events.append(NodeUp(r.node))
-            if self.config.round_ms > 0 and now - self._last_tick >= self.config.round_ms:
-                events.append(Tick())  # round-based policies (las) re-rank as service accrues
-                self._last_tick = now
-            decisions = sched.handle(events, now) if events or sched.pending_count else []
-            report.events = len(events)
-            report.decisions = len(decisions)
-            for ev in events:
-                if isinstance(ev, JobSubmitted):
-                    about: str | None = ev.spec.id
-                    payload = _payload(ev.spec)
-                else:
-                    about = getattr(ev, "job_id", None)
-                    payload = _payload(ev)
-                log_rows.append(
-                    EventLogRow(
-                        at_ms=now, kind="event", type=type(ev).__name__, job_id=about, payload=payload
-                    )
-                )
-            for d in decisions:
-                log_rows.append(
-                    EventLogRow(
-                        at_ms=now,
-                        kind="decision",
-                        type=type(d).__name__,
-                        job_id=d.job_id,
-                        payload=_payload(d),
-                    )
-                )
-                report.counts[type(d).__name__] = report.counts.get(type(d).__name__, 0) + 1
-                self.metrics.decisions.labels(type(d).__name__).inc()
-            s.add_all(log_rows)
-            self._apply(s, now, decisions, finishes, cancelled_pending, rows, report)
-            self._engine_usage(s, now, engine_times)
-            if inbox:
-                # Exactly the rows read: on PostgreSQL a row with a smaller id may commit after
-                # this cycle read the inbox, and must wait for the next cycle, not vanish.
-                s.execute(delete(InboxRow).where(InboxRow.id.in_([r.id for r in inbox])))
-            self._update_estimates(s, now, bool(decisions) or bool(events))
+            return cancelled_pending, [r.id for r in inbox]
 
     def _bills(self, allocation_id: str) -> bool:
         """Whether the allocation's engine keeps its own accounting (Slurm), which then bills."""
@@ -517,6 +573,7 @@ class Loop:
                 else:
                     row.state, row.reason, row.detail, row.end_ms = "cancelled", "cancelled", "", now
                     state.known.discard(d.job_id)
+                self._outbox_dirty = True
                 s.add(
                     OutboxRow(
                         kind="terminate",
@@ -580,6 +637,7 @@ class Loop:
             "cwd": str(launch.cwd) if launch.cwd else None,
             "walltime_s": launch.walltime_s,
         }
+        self._outbox_dirty = True
         s.add(
             OutboxRow(
                 kind="launch",
@@ -591,11 +649,17 @@ class Loop:
             )
         )
 
-    def _update_estimates(self, s: Session, now: int, changed: bool) -> None:
-        # After a change at once (explain must reflect it); otherwise now and then, since
-        # estimates move with time even when nothing happens.
-        if not changed and now - self._last_estimate < ESTIMATE_EVERY_MS:
-            return
+    def _estimate(self, now: int, changed: bool) -> list[dict[str, Any]]:
+        """Estimated starts that moved, as ``b_seq``/``b_est`` rows to write.
+
+        After a change at once (explain must reflect it) while the queue is short; with a long
+        queue (a burst of submissions) at most every ``ESTIMATE_EVERY_MS``, since the estimate
+        walks the whole queue and each cycle would redo it. Without a change now and then too:
+        estimates move with time even when nothing happens.
+        """
+        at_once = changed and self.scheduler.pending_count <= ESTIMATE_AT_ONCE_BELOW
+        if not at_once and now - self._last_estimate < ESTIMATE_EVERY_MS:
+            return []
         self._last_estimate = now
         est = self.scheduler.estimate_starts(now) if self.scheduler.pending_count else {}
         updates = []
@@ -603,10 +667,9 @@ class Loop:
             if self._estimates.get(jid, -1) != t:
                 seq = store.job_seq(jid)
                 if seq is not None:
-                    updates.append({"seq": seq, "estimated_start_ms": t})
+                    updates.append({"b_seq": seq, "b_est": t})
         self._estimates = est
-        if updates:
-            s.execute(update(JobRow), updates)
+        return updates
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -618,8 +681,11 @@ class Loop:
         terminate is also waiting is not sent at all: the allocation was preempted or
         cancelled before it ever ran.
         """
+        if not self._outbox_dirty:
+            return 0  # nothing was written to the outbox since it was last emptied
         with self.factory() as s:
             rows = store.undispatched(s)
+        self._outbox_dirty = False
         if not rows:
             return 0
         stopped = {r.allocation_id for r in rows if r.kind == "terminate"}
@@ -633,6 +699,7 @@ class Loop:
                     self.executor_for(r.cluster).terminate(r.allocation_id, grace)
             except Exception:  # one broken executor must not stop the others; retried next cycle
                 log.exception("dispatching %s %s failed", r.kind, r.allocation_id)
+                self._outbox_dirty = True
                 continue
             with self.factory.begin() as s:
                 s.execute(update(OutboxRow).where(OutboxRow.id == r.id).values(dispatched_ms=self.clock()))

@@ -2,16 +2,21 @@
 
 This module owns turning the stored state into a ``Scheduler``: the fleet with persisted node
 drains, the tenancy from tenant rows and active allocations, decayed usage re-derived from the
-usage intervals, running jobs restored on their recorded accelerators with
-``Scheduler.restore_running``, and pending jobs to re-submit, in their original submission
-order, as the first cycle's events (so the decisions that follow are persisted like any
-other). It makes no decision and writes nothing.
+usage intervals (``Scheduler.restore_usage``), running jobs restored on their recorded
+accelerators with ``Scheduler.restore_running``, and pending jobs put back in their original
+submission order with ``Scheduler.restore_pending``, keeping their attempts, run time,
+attained service and preemptions (a re-submission would start a preempted job's attained
+service from zero, and ``las`` would order it before jobs that have run less). The loop runs
+the core once right after a rebuild, so the decisions about restored jobs are persisted like
+any other. A pending job the core refuses to restore (its project is gone, it no longer fits
+the fleet) is re-submitted instead, so the core rejects it in that first cycle, on the record.
+It makes no decision and writes nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,19 +47,38 @@ class Running:
 @dataclass(slots=True)
 class Rebuilt:
     scheduler: Scheduler
-    #: JobSubmitted events of the pending jobs, for the first cycle
+    #: JobSubmitted events of pending jobs that could not be restored, for the first cycle
     replay: list[Event]
     running: dict[str, Running]
-    #: job ids the core holds (running) or will hold after the replay (pending)
+    #: job ids the core holds (running or pending) or will hold after the replay
     known: set[str] = field(default_factory=set)
     paths: dict[int, str] = field(default_factory=dict)
+    #: run the core at the next cycle even if no event comes (decide on restored jobs)
+    cycle_due: bool = True
 
 
 def placement_of(row: JobRow) -> tuple[tuple[str, tuple[int, ...]], ...]:
     return tuple((str(n), tuple(int(i) for i in ids)) for n, ids in (row.placement or []))
 
 
-def core_spec_of(row: JobRow, paths: dict[int, str], users: dict[int, str]) -> JobSpec:
+class SpecRow(Protocol):
+    """What ``core_spec_of`` reads of a job: a ``JobRow`` or a Core row of these columns."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def project_id(self) -> int: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def spec(self) -> dict[str, Any]: ...
+    @property
+    def priority_class(self) -> str: ...
+    @property
+    def submit_ms(self) -> int: ...
+
+
+def core_spec_of(row: SpecRow, paths: dict[int, str], users: dict[int, str]) -> JobSpec:
     return core_spec(
         store.job_id(row.seq),
         paths[row.project_id],
@@ -102,15 +126,21 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
             known.add(spec.id)
             continue
         interval: UsageRow = obj
-        project = tenancy.resolve(paths.get(interval.project_id, ""))
-        if project is None:
+        project = paths.get(interval.project_id, "")
+        if tenancy.resolve(project) is None:
             continue  # a tenant that no longer exists keeps no fair-share history
         gpus = interval.gpus if what == "+" else -interval.gpus
-        sched.ledger.change(project, interval.model, gpus, t)
+        sched.restore_usage(project, interval.model, gpus, t)
     replay: list[Event] = []
     for j in jobs:
-        if j.state == "pending":
-            spec = core_spec_of(j, paths, users)
-            replay.append(JobSubmitted(spec))
-            known.add(spec.id)
+        if j.state != "pending":
+            continue
+        spec = core_spec_of(j, paths, users)
+        try:
+            sched.restore_pending(
+                spec, attempt=j.attempt, run_ms=j.run_ms, attained=j.attained, preemptions=j.preemptions
+            )
+        except ValueError:
+            replay.append(JobSubmitted(spec))  # the first cycle rejects it, on the record
+        known.add(spec.id)
     return Rebuilt(sched, replay, running, known, paths)

@@ -24,6 +24,8 @@ from gpupool.core.tenancy import Tenancy
 from gpupool.fleetfile import default_tenants_for, fleet_presets, load_fleet, load_tenants
 from gpupool.service import auth
 from gpupool.service.db import TenantRow, TokenRow, UserRow, make_engine, migrate, session_factory
+from gpupool.service.directory import Directory
+from gpupool.service.dry_run import DryRunExecutor
 from gpupool.service.executors.base import Executor
 from gpupool.service.loop import Clock, Loop, wall_clock
 from gpupool.service.metrics import ServiceMetrics
@@ -69,13 +71,19 @@ class Runtime:
         self.tenancy_seed: Tenancy = tenancy
         self.catalogue: Catalogue = fleet.catalogue
         self.metrics = ServiceMetrics()
-        self.engine = make_engine(settings.url)
+        sync = settings.sqlite_synchronous
+        self.engine = make_engine(settings.url, synchronous=sync)
         self.factory: sessionmaker[Session] = session_factory(self.engine)
         #: sessions for requests that only read (SQLite: they never wait for the loop's writes)
         self.reader_engine = (
-            make_engine(settings.url, writer=False) if self.engine.dialect.name == "sqlite" else self.engine
+            make_engine(settings.url, writer=False, synchronous=sync)
+            if self.engine.dialect.name == "sqlite"
+            else self.engine
         )
         self.reader: sessionmaker[Session] = session_factory(self.reader_engine)
+        #: callers, tenants and allocations as requests read them, invalidated by our writes
+        self.directory = Directory(self.reader, ttl_s=settings.directory_cache_s)
+        self.directory.watch(self.engine, self.factory)
         self._executors = dict(executors) if executors is not None else None
         # the same per-policy defaults as the twin (las: rounds and a quantum)
         self.config = with_policy_defaults(
@@ -105,8 +113,10 @@ class Runtime:
             metrics=self.metrics,
             clock=self.clock,
             interval_ms=self.settings.cycle_interval_ms,
+            min_gap_ms=self.settings.cycle_min_gap_ms,
             terminate_grace_s=self.settings.terminate_grace_s,
             reconcile=self.settings.reconcile,
+            reader=self.reader,
         )
         self._loop.reconcile()
         if self.run_loop:
@@ -123,6 +133,8 @@ class Runtime:
         self.reader_engine.dispose()
 
     def _default_executors(self) -> dict[str, Executor]:
+        if self.settings.executor == "none":
+            return {"*": DryRunExecutor()}
         # executor=fleet: each cluster's own backend from the fleet file (executors/registry.py);
         # otherwise one local executor for every cluster, as before.
         from gpupool.service.executors.registry import build_executors

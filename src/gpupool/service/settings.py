@@ -40,6 +40,17 @@ class ServiceSettings(BaseSettings):
     simulated_gpus: bool = True
     #: a cycle runs at least this often, and sooner when something arrives
     cycle_interval_ms: int = Field(default=1000, ge=10, le=60_000)
+    #: woken cycles start at least this long after the previous one began, so a burst of
+    #: submissions is handled in a few batched cycles instead of one cycle per request
+    cycle_min_gap_ms: int = Field(default=50, ge=0, le=10_000)
+    #: SQLite's ``synchronous`` pragma. ``NORMAL`` (with WAL): a commit is durable against a
+    #: killed or crashed *process*; a power loss or kernel crash may lose the last commits
+    #: (the database stays consistent). ``FULL`` syncs the WAL at every commit: durable also
+    #: against power loss, at a few milliseconds per commit on most disks.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    #: seconds a cached token, tenant or allocation lookup may be served without reading the
+    #: database (changes made through this service invalidate at once; 0: no cache)
+    directory_cache_s: float = Field(default=5.0, ge=0, le=3600)
     #: walltime given to jobs that name none, and the most a job may ask for
     default_walltime_s: int = Field(default=DAY_S, ge=60)
     max_walltime_s: int = Field(default=14 * DAY_S, ge=60)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, Row, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,44 +98,36 @@ class NewJob:
     detail: str
 
 
-def accept_submission(factory: sessionmaker[Session], new: NewJob, now: int) -> tuple[JobRow, bool]:
-    """Write the job and its inbox event in one transaction; (job, created).
+def accept_submission(engine: Engine, new: NewJob, now: int) -> int | None:
+    """Write the job and its inbox event in one transaction; the new job's ``seq``.
 
-    A repeated idempotency key of the same user returns the existing job (created False),
-    also when two requests race: the unique constraint decides and the loser reads back.
+    None when the user's idempotency key already names a job: the unique constraint decides,
+    also when two requests race, and the caller reads the existing job back. No lookup
+    precedes the insert (a fresh key is the common case), and the statements are Core
+    inserts: the hot path of the API builds no ORM objects.
     """
-    if new.idempotency_key is not None:
-        with factory() as s:
-            old = existing_job(s, new.user_id, new.idempotency_key)
-            if old is not None:
-                return old, False
+    values = {
+        "project_id": new.project_id,
+        "user_id": new.user_id,
+        "idempotency_key": new.idempotency_key,
+        "name": new.name,
+        "spec": new.spec,
+        "state": "pending",
+        "priority_class": new.priority_class,
+        "over_budget": new.over_budget,
+        "submit_ms": now,
+        "reason": new.reason,
+        "detail": new.detail,
+    }
     try:
-        with factory.begin() as s:
-            row = JobRow(
-                project_id=new.project_id,
-                user_id=new.user_id,
-                idempotency_key=new.idempotency_key,
-                name=new.name,
-                spec=new.spec,
-                state="pending",
-                priority_class=new.priority_class,
-                over_budget=new.over_budget,
-                submit_ms=now,
-                reason=new.reason,
-                detail=new.detail,
-            )
-            s.add(row)
-            s.flush()
-            s.add(InboxRow(kind="submit", job_seq=row.seq, created_ms=now))
-        return row, True
+        with engine.begin() as conn:
+            seq: int = conn.execute(insert(JobRow).values(values).returning(JobRow.seq)).scalar_one()
+            conn.execute(insert(InboxRow).values(kind="submit", job_seq=seq, created_ms=now))
     except IntegrityError:
         if new.idempotency_key is None:
             raise
-        with factory() as s:
-            old = existing_job(s, new.user_id, new.idempotency_key)
-        if old is None:
-            raise
-        return old, False
+        return None
+    return seq
 
 
 def existing_job(s: Session, user_id: int, key: str) -> JobRow | None:
@@ -191,8 +183,10 @@ def running_placements(s: Session) -> list[tuple[str, list[list[Any]]]]:
 # -- inbox, outbox, nodes -----------------------------------------------------------------
 
 
-def inbox(s: Session, limit: int) -> list[InboxRow]:
-    return list(s.scalars(select(InboxRow).order_by(InboxRow.id).limit(limit)))
+def inbox(s: Session, limit: int) -> Sequence[Row[int, str, int | None, str | None]]:
+    """The oldest inbox rows as plain (id, kind, job_seq, node) rows."""
+    q = select(InboxRow.id, InboxRow.kind, InboxRow.job_seq, InboxRow.node).order_by(InboxRow.id)
+    return s.execute(q.limit(limit)).all()
 
 
 def undispatched(s: Session) -> list[OutboxRow]:

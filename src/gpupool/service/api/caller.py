@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from gpupool.service import auth
 from gpupool.service.api.problems import ApiProblem
 from gpupool.service.auth import Caller
 from gpupool.service.runtime import Runtime
@@ -23,7 +23,8 @@ _bearer = HTTPBearer(auto_error=False, description="An API token (POST /v1/token
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain attribute read must not cost a hop to the thread pool
     return cast(Runtime, request.app.state.runtime)
 
 
@@ -38,16 +39,19 @@ def get_session(rt: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_caller(
+async def get_caller(
     rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Caller:
+    # async: a cached caller costs no thread-pool hop; only a miss reads the database (in
+    # the pool, never on the event loop)
     if creds is None or not creds.credentials:
         raise ApiProblem(401, "missing bearer token", kind="unauthorized", headers=_CHALLENGE)
     token = creds.credentials
     if len(token) > 512:
         raise ApiProblem(401, "unknown or revoked token", kind="unauthorized", headers=_CHALLENGE)
-    with rt.reader() as s:
-        caller = auth.caller_for_token(s, token)
+    known, caller = rt.directory.cached_caller(token)
+    if not known:
+        caller = await run_in_threadpool(rt.directory.caller, token)
     if caller is None:
         raise ApiProblem(401, "unknown or revoked token", kind="unauthorized", headers=_CHALLENGE)
     return caller

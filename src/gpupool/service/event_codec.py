@@ -1,0 +1,88 @@
+"""The event log's JSON form of the core's events and decisions, and back, without loss.
+
+This module owns ``encode`` (an event or decision as the JSON ``payload`` of an
+``event_log`` row) and ``decode`` (the row's ``type`` and ``payload`` back to the very
+object). ``decode(type, encode(x)) == x`` for every event and decision type, which is what
+lets a test replay a live event log through a fresh ``Scheduler`` and compare decisions
+(DESIGN.md: the same events give the same decisions, in the twin and live).
+
+The payload is the dataclass's fields, as JSON spells them: tuples as lists, ``Level`` as its
+integer, ``Reason`` as its string, and a ``JobSubmitted`` is its spec's fields (flat). Rows
+written before this module existed have the same shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from typing import Any
+
+from gpupool.core.decisions import Decision, Explain, Preempt, Reason, Reject, Reserve, Start, Stop
+from gpupool.core.events import (
+    Event,
+    JobCancelled,
+    JobFinished,
+    JobSubmitted,
+    NodeDown,
+    NodeDrained,
+    NodeUp,
+    Tick,
+)
+from gpupool.core.fleet import Level
+from gpupool.core.job import JobSpec, TaskGroup
+
+EVENT_TYPES: dict[str, type[Any]] = {
+    t.__name__: t for t in (JobSubmitted, JobCancelled, JobFinished, NodeDown, NodeDrained, NodeUp, Tick)
+}
+DECISION_TYPES: dict[str, type[Any]] = {
+    t.__name__: t for t in (Start, Preempt, Stop, Reserve, Explain, Reject)
+}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value
+
+
+def encode(obj: Event | Decision) -> dict[str, Any]:
+    """The JSON payload of an event or decision (a ``JobSubmitted`` is its spec's fields)."""
+    target: Any = obj.spec if isinstance(obj, JobSubmitted) else obj
+    data: dict[str, Any] = _json(dataclasses.asdict(target))
+    return data
+
+
+def about(obj: Event | Decision) -> str | None:
+    """The job an event or decision is about (the ``job_id`` column), if any."""
+    if isinstance(obj, JobSubmitted):
+        return obj.spec.id
+    job: str | None = getattr(obj, "job_id", None)
+    return job
+
+
+def _spec(p: dict[str, Any]) -> JobSpec:
+    fields = dict(p)
+    fields["groups"] = tuple(TaskGroup(int(g["workers"]), int(g["gpus_per_worker"])) for g in p["groups"])
+    fields["topology"] = Level(int(p["topology"]))
+    for name in ("models", "stacks", "clusters"):
+        fields[name] = tuple(p[name])
+    return JobSpec(**fields)
+
+
+def decode(type_name: str, payload: dict[str, Any]) -> Event | Decision:
+    """The event or decision an ``event_log`` row holds. KeyError for an unknown type."""
+    if type_name == "JobSubmitted":
+        return JobSubmitted(_spec(payload))
+    if type_name == "Start":
+        placement = tuple((str(n), tuple(int(i) for i in ids)) for n, ids in payload["placement"])
+        return Start(**{**payload, "placement": placement})
+    cls = EVENT_TYPES.get(type_name) or DECISION_TYPES[type_name]
+    fields = dict(payload)
+    if "reason" in fields:
+        fields["reason"] = Reason(fields["reason"])
+    made: Event | Decision = cls(**fields)
+    return made
