@@ -311,6 +311,7 @@ class SlurmExecutor:
         with self._lock:
             a.phase = "done"
             self._allocs.pop(a.aid, None)
+            self._finished.add(a.aid)  # a Slurm job still listed for it is not adopted again
             self._events.append(AllocationFailed(a.aid, self._now_ms(), reason))
 
     def _work_submits(self, now: float) -> None:
