@@ -85,7 +85,13 @@ def equal_share(gpus: FloatArray, capacity: FloatArray, allowed: BoolArray) -> F
         time[order[i:]] = z / g[i:]
         break
     share = np.where(allowed, capacity[None, :] / np.maximum(reach, 1e-12)[:, None], 0.0)
-    return np.asarray(np.clip(time[:, None] * share, 0.0, 1.0), dtype=np.float64)
+    x = np.clip(time[:, None] * share, 0.0, 1.0)
+    # Jobs that may use only some models can overload those: scale such a model's column
+    # back to its capacity (feasible; what it leaves idle the round mechanism refills).
+    load = (x * gpus[:, None]).sum(axis=0)
+    over = load > capacity
+    x[:, over] *= capacity[over] / load[over]
+    return np.asarray(x, dtype=np.float64)
 
 
 class _Rows:
@@ -173,21 +179,32 @@ def max_min_fairness(
     return np.asarray(np.clip(x[: n * k].reshape(n, k), 0.0, 1.0), dtype=np.float64)
 
 
-def fifo(thr: FloatArray, gpus: FloatArray, capacity: FloatArray, allowed: BoolArray) -> FloatArray:
+def fifo(
+    thr: FloatArray,
+    gpus: FloatArray,
+    capacity: FloatArray,
+    allowed: BoolArray,
+    value: FloatArray | None = None,
+) -> FloatArray:
     """Gavel's heterogeneity-aware FIFO (``FIFOPolicyWithPerf``): rows are in arrival order.
 
     Each job in turn takes the model with the highest throughput for it among those with
     room for its whole gang; the first job that fits nowhere stops the walk (no job jumps
-    the queue). The result is 0/1: the jobs that run this round and where.
+    the queue). The result is 0/1: the jobs that run this round and where. A job as fast
+    on several models takes the one of least ``value`` (how fast a typical job runs there),
+    leaving the others to jobs that gain from them (Gavel's tie goes to the first model
+    in alphabetical order, which in its cluster happens to be the slowest, the K80).
     """
     n, k = thr.shape
     x = np.zeros((n, k))
     left = capacity.astype(np.float64).copy()
+    tie = np.zeros(k) if value is None else value / max(float(np.max(value)), 1e-12)
     for j in range(n):
         fits = allowed[j] & (left >= gpus[j])
         if not fits.any():
             break
-        t = int(np.argmax(np.where(fits, thr[j], -1.0)))
+        best = np.max(np.where(fits, thr[j], -1.0))
+        t = int(np.argmin(np.where(fits & (thr[j] >= best * (1 - 1e-9)), tie, np.inf)))
         x[j, t] = 1.0
         left[t] -= gpus[j]
     return x
@@ -277,13 +294,17 @@ def min_makespan(
     if n == 0:
         return np.zeros((0, k))
     thr = np.where(allowed, thr, 0.0)
+    # Remaining work in units of the largest, so that s is of order 1: in milliseconds s
+    # would be ~1e-9, below the solver's feasibility tolerance, and X = 0 would "solve" it.
+    rem = np.maximum(remaining, 1e-9)
+    rem = rem / rem.max()
     rows = _Rows(n * k + 1).base(n, k, gpus, capacity)
     # remaining_j * s - thr_j . X_j <= 0 for every job
     j = np.repeat(np.arange(n), k)
     rows.add(
         np.concatenate([j, np.arange(n)]),
         np.concatenate([np.arange(n * k), np.full(n, n * k)]),
-        np.concatenate([-thr.ravel(), np.maximum(remaining, 1e-9)]),
+        np.concatenate([-thr.ravel(), rem]),
         np.zeros(n),
     )
     c = np.zeros(n * k + 1)

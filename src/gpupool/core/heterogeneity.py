@@ -57,10 +57,10 @@ class RoundMechanism:
         index = {m: i for i, m in enumerate(self.models)}
         self.pool_model = [index[p.model] for p in pools]
         table = sched.throughputs
+        #: how fast a typical job runs on each model (the default class)
+        self._value = np.asarray([table.speed(DEFAULT_CLASS, m) for m in self.models])
         # Aware policies fill the fastest model first (Gavel: V100, P100, K80).
-        self.fast_first = sorted(
-            range(len(self.models)), key=lambda t: (-table.speed(DEFAULT_CLASS, self.models[t]), t)
-        )
+        self.fast_first = sorted(range(len(self.models)), key=lambda t: (-self._value[t], t))
         self._round = 0
         self._boundary = False
         self._alloc: dict[int, FloatArray] = {}
@@ -160,7 +160,7 @@ class RoundMechanism:
                 else allocation.equal_share(gpus, cap, allowed)
             )
         elif obj == "fifo":
-            x = allocation.fifo(thr, gpus, cap, allowed)
+            x = allocation.fifo(thr, gpus, cap, allowed, self._value)
         elif obj == "ftf":
             elapsed = np.asarray([float(now - j.spec.submit_ms) for j in jobs])
             remaining = np.asarray([self._remaining(j) for j in jobs])
