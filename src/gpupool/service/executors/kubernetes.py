@@ -451,7 +451,8 @@ class KubernetesExecutor:
                 else:
                     code = self._exit_code(name)
                     event = AllocationExited(a.aid, self._now_ms(), code, None if code is not None else 9)
-                self._delete_all(a, 0)  # the other workers of a failed gang must not go on
+                if len(a.names) > 1:
+                    self._delete_all(a, 0)  # the other workers of a failed gang must not go on
                 self._done(a, event)
             elif all(s is not None and (s.succeeded or 0) > 0 for s in statuses):
                 self._done(a, AllocationExited(a.aid, self._now_ms(), 0))
