@@ -213,3 +213,17 @@ def test_a_node_marked_down_is_reported_and_its_job_is_not_a_failure(
     evs = collect(
         executor, lambda more: any(isinstance(e, NodeChanged) and e.state == "up" for e in evs + more)
     )
+
+
+def test_import_slurm_reads_a_real_clusters_conf(alpha: SlurmCluster, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gpupool.cli.main import app
+    from gpupool.fleetfile import load_fleet
+
+    r = CliRunner().invoke(app, ["fleet", "import-slurm", "--slurm-conf", str(alpha.conf)])
+    assert r.exit_code == 0, r.output
+    (tmp_path / "fleet.yaml").write_text(r.stdout)
+    fleet = load_fleet(str(tmp_path / "fleet.yaml"))
+    assert {n.name: (n.model, n.gpus) for n in fleet.nodes} == dict.fromkeys(alpha.node_names, ("H100", 4))
+    assert fleet.clusters[0].name == "alpha" and fleet.clusters[0].backend == "slurm"

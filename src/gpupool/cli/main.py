@@ -24,6 +24,7 @@ from rich.table import Table
 from gpupool.cli.client_cmd import register as register_client_commands
 from gpupool.cli.fleet_cmd import fleet_app, tenants_app
 from gpupool.cli.serve_cmd import serve
+from gpupool.cli.slurm_cmd import import_slurm
 from gpupool.core.accelerator import CatalogueError
 from gpupool.core.fleet import FleetError
 from gpupool.core.policy import POLICIES
@@ -43,6 +44,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+# A Slurm cluster's inventory as a fleet file (gpupool.cli.slurm_cmd).
+fleet_app.command("import-slurm")(import_slurm)
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(tenants_app, name="tenants")
 # The live service's client commands (login, submit, queue, show, cancel, explain, logs, usage).
