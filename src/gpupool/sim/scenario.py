@@ -120,7 +120,7 @@ def load_workload(
             gpus_per_node=nodes,
             size_scale=scale,
         )
-        jobs, portable = _software_stacks(jobs, fleet, seed)
+        jobs, portable = _software_stacks(jobs, fleet, tenancy, seed)
         desc = f"synthetic, calibrated from {what}: {load:.0%} offered load for {hours:g} h, seed {seed}"
         if portable:
             desc += f"; {portable:,} portable inference services"
@@ -133,27 +133,39 @@ def load_workload(
     return read_trace(path, fmt), f"trace file {path.name}"
 
 
-def _software_stacks(jobs: list[WorkloadJob], fleet: Fleet, seed: int) -> tuple[list[WorkloadJob], int]:
+def _software_stacks(
+    jobs: list[WorkloadJob], fleet: Fleet, tenancy: Tenancy, seed: int
+) -> tuple[list[WorkloadJob], int]:
     """Give synthetic jobs a software stack; make some inference services portable.
 
     Trace jobs name no stack, so without this a CUDA training job could land on an NPU.
     On a fleet with accelerators of other stacks (NPUs), ``PORTABLE_FRACTION`` of the jobs
     that fit one node become LLM inference services that run on CUDA and on every other
     stack of the fleet (compiled for each vendor's runtime); all other jobs are CUDA
-    training. The draw has its own random stream, so the jobs themselves do not change.
-    Returns the jobs and how many became portable.
+    training. A project whose clusters hold no CUDA accelerators (an NPU serving project)
+    runs inference services on the stacks it has. The draw has its own random stream, so
+    the jobs themselves do not change. Returns the jobs and how many became portable.
     """
     stacks = {fleet.catalogue[m].stack for m in fleet.gpus_by_model()}
     if "cuda" not in stacks:
         return jobs, 0
     others = tuple(sorted(stacks - {"cuda"}))
     smallest = min((n.gpus for n in fleet.nodes if fleet.catalogue[n.model].stack != "cuda"), default=0)
+    reach: dict[str, tuple[str, ...]] = {}
+    for p in tenancy.projects:
+        node = tenancy.nodes[p]
+        clusters = {fleet.cluster_by_name[c] for c in node.clusters if c in fleet.cluster_by_name}
+        models = {m for (c, m) in fleet.gpus_by_pool if not node.clusters or c in clusters}
+        reach[node.path] = tuple(sorted({fleet.catalogue[m].stack for m in models}))
     rng = np.random.default_rng([seed, 1])
     draws = rng.random(len(jobs)).tolist()
     out: list[WorkloadJob] = []
     portable = 0
     for j, u in zip(jobs, draws, strict=True):
-        if others and j.gpus <= smallest and u < PORTABLE_FRACTION:
+        own = reach.get(j.tenant, ("cuda",))
+        if own and "cuda" not in own:
+            out.append(replace(j, kind="inference", stacks=own, workload_class="inference-llm"))
+        elif others and j.gpus <= smallest and u < PORTABLE_FRACTION:
             portable += 1
             out.append(replace(j, kind="inference", stacks=("cuda", *others), workload_class="inference-llm"))
         else:
