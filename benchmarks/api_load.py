@@ -52,13 +52,24 @@ def serve(data_dir: Path, port: int) -> None:
     import uvicorn
 
     from gpupool.service.api.app import create_app
-    from gpupool.service.runtime import Runtime
+    from gpupool.service.runtime import Runtime, tune_gc_for_serving
     from gpupool.service.settings import ServiceSettings
 
+    # as ``gpupool serve`` does: the runtime started first, then the GC tuned, then uvicorn
     settings = ServiceSettings(data_dir=data_dir, fleet="demo", executor="none", port=port)
-    uvicorn.run(
-        create_app(Runtime(settings)), host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
+    runtime = Runtime(settings)
+    runtime.start()
+    tune_gc_for_serving()
+    try:
+        uvicorn.run(
+            create_app(runtime, manage_runtime=False),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        runtime.stop()
 
 
 def _free_port() -> int:

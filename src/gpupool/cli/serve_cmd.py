@@ -56,7 +56,7 @@ def serve(
     from gpupool.core.tenancy import TenancyError
     from gpupool.fleetfile import FleetFileError
     from gpupool.service.api.app import create_app
-    from gpupool.service.runtime import Runtime
+    from gpupool.service.runtime import Runtime, tune_gc_for_serving
     from gpupool.service.settings import ServiceSettings
 
     given: dict[str, Any] = {
@@ -91,6 +91,7 @@ def serve(
     else:
         out.print(f"admin token: created on the first start (see {settings.admin_token_path})")
     app = create_app(runtime, manage_runtime=False)
+    tune_gc_for_serving()
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level.lower())
     finally:

@@ -68,15 +68,25 @@ ESTIMATE_EVERY_MS = 2000
 ESTIMATE_AT_ONCE_BELOW = 200
 
 
+_JOBS = cast(Table, JobRow.__table__)
+_INBOX = cast(Table, InboxRow.__table__)
+_EVENT_LOG = cast(Table, EventLogRow.__table__)
+# Statements of every cycle, built once and run on the session's connection as Core (the
+# ORM's per-statement work was most of an idle-ish cycle's cost).
 #: the job columns the inbox needs (a submission's spec; a cancel's state)
-SPEC_COLUMNS = (
-    JobRow.seq,
-    JobRow.project_id,
-    JobRow.user_id,
-    JobRow.spec,
-    JobRow.priority_class,
-    JobRow.submit_ms,
-    JobRow.state,
+_SPECS = select(
+    _JOBS.c.seq,
+    _JOBS.c.project_id,
+    _JOBS.c.user_id,
+    _JOBS.c.spec,
+    _JOBS.c.priority_class,
+    _JOBS.c.submit_ms,
+    _JOBS.c.state,
+).where(_JOBS.c.seq.in_(bindparam("seqs", expanding=True)))
+_LOG = insert(_EVENT_LOG)
+_CONSUME = delete(_INBOX).where(_INBOX.c.id.in_(bindparam("ids", expanding=True)))
+_ESTIMATE = (
+    update(_JOBS).where(_JOBS.c.seq == bindparam("b_seq")).values(estimated_start_ms=bindparam("b_est"))
 )
 
 
@@ -154,6 +164,8 @@ class Loop:
         self.cycles = 0
         #: outbox rows may wait (at start, after a cycle wrote some or a dispatch failed)
         self._outbox_dirty = True
+        #: user names by id, for the core's specs (read again when a new user submits)
+        self._users: dict[int, str] = {}
         #: the event log's number for the next cycle that logs something
         self._next_cycle = 1
         self._state: Rebuilt = self._rebuild(self.clock())
@@ -406,21 +418,15 @@ class Loop:
                 self._next_cycle += 1
                 for entry in log_rows:
                     entry["cycle"] = cycle
-                s.execute(insert(EventLogRow), log_rows)
+                s.connection().execute(_LOG, log_rows)
             self._apply(s, now, decisions, finishes, cancelled_pending, {}, report)
             self._engine_usage(s, now, engine_times)
             if inbox_ids:
                 # Exactly the rows read: on PostgreSQL a row with a smaller id may commit after
                 # this cycle read the inbox, and must wait for the next cycle, not vanish.
-                s.execute(delete(InboxRow).where(InboxRow.id.in_(inbox_ids)))
+                s.connection().execute(_CONSUME, {"ids": inbox_ids})
             if estimates:
-                table = cast(Table, JobRow.__table__)
-                s.connection().execute(
-                    update(table)
-                    .where(table.c.seq == bindparam("b_seq"))
-                    .values(estimated_start_ms=bindparam("b_est")),
-                    estimates,
-                )
+                s.connection().execute(_ESTIMATE, estimates)
 
     def _read_inbox(self, events: list[Event]) -> tuple[list[int], list[int]]:
         """Turn the inbox into events (appended); (pending jobs cancelled, inbox ids read)."""
@@ -433,9 +439,8 @@ class Loop:
             rows: dict[int, Any] = {}
             if seqs:
                 # plain rows of the columns needed, not ORM objects: a burst brings thousands
-                got = s.execute(select(*SPEC_COLUMNS).where(JobRow.seq.in_(seqs)))
-                rows = {r.seq: r for r in got}
-            users: dict[int, str] = {}
+                rows = {r.seq: r for r in s.connection().execute(_SPECS, {"seqs": seqs})}
+            users = self._users
             cancelled_pending: list[int] = []
             for r in inbox:
                 if r.kind == "submit" and r.job_seq in rows:
@@ -443,8 +448,8 @@ class Loop:
                     jid = store.job_id(row.seq)
                     if row.state != "pending" or jid in state.known:
                         continue
-                    if not users:
-                        users = {k: v for k, v in s.execute(select(UserRow.id, UserRow.name))}
+                    if row.user_id not in users:  # a new user (names never change)
+                        users = self._users = {k: v for k, v in s.execute(select(UserRow.id, UserRow.name))}
                     events.append(JobSubmitted(core_spec_of(row, state.paths, users)))
                     state.known.add(jid)
                 elif r.kind == "cancel" and r.job_seq in rows:

@@ -48,6 +48,9 @@ class ServiceSettings(BaseSettings):
     #: (the database stays consistent). ``FULL`` syncs the WAL at every commit: durable also
     #: against power loss, at a few milliseconds per commit on most disks.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    #: answer well-formed ``POST /v1/jobs`` before the framework's routing (same checks and
+    #: the same code; anything unusual still goes through the route): see ``api/fast_submit``
+    fast_submit: bool = True
     #: seconds a cached token, tenant or allocation lookup may be served without reading the
     #: database (changes made through this service invalidate at once; 0: no cache)
     directory_cache_s: float = Field(default=5.0, ge=0, le=3600)

@@ -27,6 +27,7 @@ from gpupool.service.api import (
     usage,
     users,
 )
+from gpupool.service.api.fast_submit import FastSubmit
 from gpupool.service.runtime import Runtime
 from gpupool.web import mount_dashboard
 
@@ -110,5 +111,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
         app.include_router(module.router)
     dashboard.install(app)  # /v1/dashboard/*, /v1/whatif and the series sampler (issue #6)
     mount_dashboard(app)  # the web dashboard at / (issue #6)
+    # well-formed submissions skip the framework (fast_submit.py); inside the body limit
+    app.add_middleware(FastSubmit, runtime=runtime, enabled=runtime.settings.fast_submit)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     return app
