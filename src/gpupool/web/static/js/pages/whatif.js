@@ -296,7 +296,7 @@ export async function render(ctx) {
     replace(
       figs,
       figures.map((fig) =>
-        h("figure", {}, fig.src ? h("img", { src: fig.src, alt: fig.alt, loading: "lazy" }) : h("p", { class: "muted" }, fig.empty), h("figcaption", {}, h("strong", {}, fig.alt), ". ", fig.caption)),
+        h("figure", {}, fig.src ? h("img", { src: fig.src, alt: fig.alt, loading: "lazy" }) : h("p", { class: "muted" }, fig.empty), h("figcaption", {}, fig.alt ? [h("strong", {}, fig.alt), ". "] : null, fig.caption)),
       ),
     );
   }
