@@ -162,21 +162,36 @@ def max_min_fairness(
     iso = (thr * isolated(gpus, capacity, allowed)).sum(axis=1)
     w = np.ones(n) if weights is None else weights
     coef = thr * (gpus / (w * np.maximum(iso, 1e-12)))[:, None]
-    rows = _Rows(n * k + 1).base(n, k, gpus, capacity)
-    # z - coef_j . X_j <= 0 for every job
-    j = np.repeat(np.arange(n), k)
+    # Jobs with the same coefficients, size and models are interchangeable: some optimum
+    # gives them equal rows (average any optimum over them: still feasible, same least
+    # value), so the LP has one row per group, with the group's accelerators in the capacity
+    # rows. Gavel's 26 job types x 4 sizes bound the groups however long the queue is.
+    key = np.concatenate([coef, gpus[:, None], allowed.astype(np.float64)], axis=1)
+    uniq, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    m = len(uniq)
+    g_coef = uniq[:, :k]
+    g_gpus = uniq[:, k]
+    g_allowed = uniq[:, k + 1 :] > 0.5
+    rows = _Rows(m * k + 1)
+    cols = np.arange(m * k)
+    rows.add(np.repeat(np.arange(m), k), cols, np.ones(m * k), np.ones(m))
+    rows.add(np.tile(np.arange(k), m), cols, np.repeat(g_gpus * counts, k), capacity)
+    # z - coef_g . X_g <= 0 for every group
+    gi = np.repeat(np.arange(m), k)
     rows.add(
-        np.concatenate([j, np.arange(n)]),
-        np.concatenate([np.arange(n * k), np.full(n, n * k)]),
-        np.concatenate([-coef.ravel(), np.ones(n)]),
-        np.zeros(n),
+        np.concatenate([gi, np.arange(m)]),
+        np.concatenate([cols, np.full(m, m * k)]),
+        np.concatenate([-g_coef.ravel(), np.ones(m)]),
+        np.zeros(m),
     )
-    c = np.zeros(n * k + 1)
+    c = np.zeros(m * k + 1)
     c[-1] = -1.0
-    x = rows.solve(c, _bounds(allowed, [(0.0, None)]))
+    x = rows.solve(c, _bounds(g_allowed, [(0.0, None)]))
     if x is None:  # pragma: no cover - the LP is always feasible (X = 0)
         return equal_share(gpus, capacity, allowed)
-    return np.asarray(np.clip(x[: n * k].reshape(n, k), 0.0, 1.0), dtype=np.float64)
+    per_group = np.clip(x[: m * k].reshape(m, k), 0.0, 1.0)
+    return np.asarray(per_group[inverse], dtype=np.float64)
 
 
 def fifo(
