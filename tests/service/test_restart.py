@@ -119,3 +119,39 @@ def test_a_failed_cycle_rebuilds_the_core_and_loses_nothing(
     with service.runtime.factory() as s:
         assert [r.state for r in s.scalars(select(JobRow).order_by(JobRow.seq))] == ["running", "running"]
     service.runtime.loop.scheduler.validate()
+
+
+def test_a_preempted_pending_job_keeps_its_service_across_a_restart(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Restored with ``restore_pending``: attained service, run time, attempts and preemptions
+    survive (a re-submission would start them at zero, and ``las`` would put it first)."""
+    runtime, clock, executor = make_service(tmp_path, database_url, policy="las")
+    client = TestClient(create_app(runtime))
+    client.__enter__()
+    service = Service(runtime, client, clock, executor)
+    ids = [
+        service.submit("minjun.kim", project="vision", gpus=8, models=["H100"]).json()["id"] for _ in range(4)
+    ]
+    service.cycle()
+    clock.advance(11 * 60_000)  # past las's minimum run time: the waiting job takes a turn
+    assert service.cycle().preemptions == 1
+    before = {j: service.runtime.loop.scheduler.job(j) for j in ids}
+    (preempted,) = [j for j, st in before.items() if st is not None and st.preemptions == 1]
+    held = before[preempted]
+    assert held is not None and held.attained > 0 and held.run_ms > 0
+    kept = (held.attained, held.run_ms, held.attempt, held.preemptions)
+    again = _restart(service, tmp_path, database_url, executor, policy="las")
+    try:
+        sched = again.runtime.loop.scheduler
+        restored = sched.job(preempted)
+        assert restored is not None and restored.status == held.status  # pending
+        assert (restored.attained, restored.run_ms, restored.attempt, restored.preemptions) == kept
+        assert again.runtime.loop._state.replay == []  # restored, not re-submitted
+        sched.validate()
+        report = again.cycle()  # the first cycle runs the core even without events
+        assert report.events == 1  # only las's Tick: no JobSubmitted for restored jobs
+        got = again.call("GET", f"/v1/jobs/{preempted}").json()
+        assert got["preemptions"] == 1 and got["attempt"] == 1
+    finally:
+        again.http.__exit__(None, None, None)
