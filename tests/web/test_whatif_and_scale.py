@@ -91,6 +91,10 @@ def test_whatif_runs_in_the_background_and_shows_its_report(sqlite_service: Serv
     listed = service.call("GET", "/v1/whatif").json()
     assert [x["id"] for x in listed] == [run_id] and listed[0]["spec"]["title"] == "데모"
     assert service.call("POST", f"/v1/whatif/{run_id}/cancel").status_code == 409
+    # done means done: the next study may start at once (even while the old child exits)
+    again = service.call("POST", "/v1/whatif", json=SMALL)
+    assert again.status_code == 202, again.text
+    assert service.call("POST", f"/v1/whatif/{again.json()['id']}/cancel").status_code == 202
 
 
 @pytest.mark.slow

@@ -183,7 +183,8 @@ class WhatIfRuns:
     def start(self, spec: Mapping[str, Any], owner: str, now_ms: int) -> str:
         """Start a run of ``spec`` (already validated); its id. ``WhatIfBusy`` if one runs."""
         with self._lock:
-            if any(p.poll() is None for p in self._procs.values()):
+            # Busy while a child simulates; one that wrote its verdict and is only exiting is done.
+            if any(p.poll() is None and not self._has_verdict(rid) for rid, p in self._procs.items()):
                 raise WhatIfBusy("a what-if run is in progress: wait for it to finish")
             self._prune()
             run_id = "w" + secrets.token_hex(8)
@@ -217,6 +218,10 @@ class WhatIfRuns:
             target=self._watch, args=(run_id, proc, folder), name=f"gpupool-whatif-{run_id}", daemon=True
         ).start()
         return run_id
+
+    def _has_verdict(self, run_id: str) -> bool:
+        f = self.root / run_id
+        return (f / "result.json").exists() or (f / "error.txt").exists()
 
     def _watch(self, run_id: str, proc: subprocess.Popen[bytes], folder: Path) -> None:
         try:
