@@ -328,3 +328,15 @@ def test_the_registry_builds_per_backend_and_names_the_cluster_on_bad_options(tm
     assert list(local) == ["*"] and local["*"].backend == "local"
     with pytest.raises(ValueError, match="cluster 'kisti': no executor for backend 'slurm'"):
         build_executors(fleet, state_dir=tmp_path, registry=ExecutorRegistry())
+
+
+def test_an_old_node_fail_found_at_start_takes_no_node_down(tmp_path: Path) -> None:
+    fake = FakeSlurm()
+    fake.jobs[5] = SlurmJob(5, "gpupool:j1.1", "gpupool-j1", "NODE_FAIL", "NodeDown", 0, ("n1",), 900, 950)
+    ex = executor(fake)  # a restart: the job ended (and was handled) long ago
+    assert not [e for e in ex.poll() if hasattr(e, "node")]  # no NodeChanged for a node long back
+    assert ex.allocations() == set()
+    fake.jobs[6] = SlurmJob(6, "gpupool:j2.1", "gpupool-j2", "RUNNING", "None", 0, ("n2",), 1000, 0)
+    step(ex)
+    fake.set(6, "NODE_FAIL", "NodeDown")
+    assert [(e.node, e.state) for e in step(ex) if hasattr(e, "node")] == [("n2", "down"), ("n2", "up")]

@@ -22,6 +22,7 @@ from gpupool.service.executors.slurm_client import SlurmOptions
 from tests.slurm.conftest import SlurmCluster
 
 pytestmark = pytest.mark.slurm
+PREFIX = "gpupool-unit:"
 
 
 def options(c: SlurmCluster, **more: object) -> SlurmOptions:
@@ -31,6 +32,8 @@ def options(c: SlurmCluster, **more: object) -> SlurmOptions:
             "mem": "1G",
             "poll_interval_s": "0.2",
             "command_timeout_s": "20",
+            # the service tests number their jobs j1... too; Slurm lists ended jobs for minutes
+            "comment_prefix": PREFIX,
             **{k: str(v) for k, v in more.items()},
         }
     )
@@ -102,7 +105,7 @@ def test_a_placement_runs_pinned_with_its_gres_and_environment(
     out, _ = log_paths(tmp_path / "logs", "j1.1")
     assert out.read_text().strip() == "node=a2 gpus=0,1 job=j1 x=it's"
     rows = alpha.run("squeue", "-t", "all", "-h", "-o", "%N|%b|%k|%j").splitlines()
-    assert rows == ["a2|gres:gpu:h100:2|gpupool:j1.1|gpupool-j1"]
+    assert rows == [f"a2|gres:gpu:h100:2|{PREFIX}j1.1|gpupool-j1"]
 
 
 def test_exit_codes_and_a_multi_node_gang_with_unequal_shares(
@@ -168,7 +171,7 @@ def test_a_new_executor_adopts_running_jobs_and_reports_exits_it_missed(
         evs = collect(second, ended("j8.1"))
         assert isinstance(final(evs, "j8.1"), AllocationExited)
         ids = alpha.run("squeue", "-t", "all", "-h", "-o", "%i|%k").split()
-        assert [i for i in ids if i.endswith("|gpupool:j8.1")] == [f"{job8}|gpupool:j8.1"]  # never twice
+        assert [i for i in ids if i.endswith(f"|{PREFIX}j8.1")] == [f"{job8}|{PREFIX}j8.1"]  # never twice
         # j9.1's exit was already handed out by the first executor; the second reports it again
         # (the loop ignores a stale exit), so nothing is lost across the restart either way
     finally:
@@ -191,7 +194,7 @@ def test_an_unreachable_controller_delays_but_never_blocks_or_loses(
         e = final(collect(ex, ended("j10.1"), timeout=60), "j10.1")
         assert isinstance(e, AllocationExited) and e.succeeded
         ids = alpha.run("squeue", "-t", "all", "-h", "-o", "%k").split()
-        assert ids.count("gpupool:j10.1") == 1
+        assert ids.count(f"{PREFIX}j10.1") == 1
     finally:
         ex.close()
 

@@ -26,6 +26,7 @@ from gpupool.service.settings import ServiceSettings
 from tests.slurm.conftest import SlurmCluster, SlurmSite
 
 pytestmark = pytest.mark.slurm
+PREFIX = "gpupool-fed:"
 
 TENANTS = """
 name: federation
@@ -60,12 +61,16 @@ SLACK_S = 1.0
 PREEMPTED_SLACK_S = 2.0
 
 
-def fleet_yaml(site: SlurmSite) -> str:
+def fleet_yaml(site: SlurmSite, prefix: str) -> str:
+    """Both clusters; ``prefix`` marks this service's Slurm jobs (each test's database starts
+    at j1, and Slurm still lists the jobs of earlier tests)."""
+
     def cluster(c: SlurmCluster, model: str) -> str:
         return f"""
       - name: {c.name}
         backend: slurm
-        options: {{slurm_conf: "{c.conf}", mem: 1G, poll_interval_s: 0.3, command_timeout_s: 10}}
+        options: {{slurm_conf: "{c.conf}", mem: 1G, poll_interval_s: 0.3, command_timeout_s: 10,
+                   comment_prefix: "{prefix}"}}
         blocks:
           - name: ib0
             racks:
@@ -82,7 +87,7 @@ def fleet_yaml(site: SlurmSite) -> str:
 
 @pytest.fixture
 def service(slurm_site: SlurmSite, tmp_path: Path) -> Iterator[tuple[TestClient, Runtime]]:
-    (tmp_path / "fleet.yaml").write_text(fleet_yaml(slurm_site))
+    (tmp_path / "fleet.yaml").write_text(fleet_yaml(slurm_site, PREFIX))
     (tmp_path / "tenants.yaml").write_text(TENANTS)
     settings = ServiceSettings(
         data_dir=tmp_path / "data",
@@ -204,10 +209,10 @@ def test_fifty_jobs_over_two_slurm_clusters_with_faults(
     by_alloc: dict[str, list[dict[str, str]]] = defaultdict(list)
     deadline = time.monotonic() + 30
     while True:
-        rows = [r for r in sacct(slurm_site) if r["Comment"].startswith("gpupool:")]
+        rows = [r for r in sacct(slurm_site) if r["Comment"].startswith(PREFIX)]
         by_alloc = defaultdict(list)
         for r in rows:
-            by_alloc[r["Comment"].removeprefix("gpupool:")].append(r)
+            by_alloc[r["Comment"].removeprefix(PREFIX)].append(r)
         done = {a for a, rs in by_alloc.items() if any(r["State"] == "COMPLETED" for r in rs)}
         if all(x["allocation_id"] in done for x in final.values()) or time.monotonic() > deadline:
             break

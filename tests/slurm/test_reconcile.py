@@ -17,6 +17,7 @@ from tests.slurm.conftest import SlurmCluster, SlurmSite, wait_for
 from tests.slurm.test_federation import TENANTS, fleet_yaml
 
 pytestmark = pytest.mark.slurm
+PREFIX = "gpupool-rec:"
 
 
 def squeue(c: SlurmCluster) -> dict[str, list[tuple[str, str]]]:
@@ -31,7 +32,7 @@ def squeue(c: SlurmCluster) -> dict[str, list[tuple[str, str]]]:
 def test_restart_cancels_orphans_reports_missed_exits_and_reruns_lost_jobs(
     slurm_site: SlurmSite, alpha: SlurmCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "fleet.yaml").write_text(fleet_yaml(slurm_site))
+    (tmp_path / "fleet.yaml").write_text(fleet_yaml(slurm_site, PREFIX))
     (tmp_path / "tenants.yaml").write_text(TENANTS)
     settings = ServiceSettings(
         data_dir=tmp_path / "data",
@@ -61,16 +62,16 @@ def test_restart_cancels_orphans_reports_missed_exits_and_reruns_lost_jobs(
             lambda: all(job(j)["state"] == "running" for j in (done_while_down, lost)), 30, "both running"
         )
         alloc_done, alloc_lost = job(done_while_down)["allocation_id"], job(lost)["allocation_id"]
-        wait_for(lambda: f"gpupool:{alloc_lost}" in squeue(alpha), 30, "the Slurm job")
+        wait_for(lambda: f"{PREFIX}{alloc_lost}" in squeue(alpha), 30, "the Slurm job")
     # gpupool is down. Meanwhile: one job ends, one Slurm job stops being gpupool's (as if
     # slurmctld had lost it), and a gpupool-looking job appears that gpupool never made.
-    ((lost_id, _),) = squeue(alpha)[f"gpupool:{alloc_lost}"]
+    ((lost_id, _),) = squeue(alpha)[f"{PREFIX}{alloc_lost}"]
     alpha.run("scontrol", "update", f"jobid={lost_id}", "comment=not-gpupool-any-more")
     alpha.run("scancel", lost_id)
     orphan = alpha.run(
-        "sbatch", "--parsable", "--comment=gpupool:j999.1", "--mem=1G", "--nodelist=a3", "--wrap", "sleep 60"
+        "sbatch", "--parsable", f"--comment={PREFIX}j999.1", "--mem=1G", "--nodelist=a3", "--wrap", "sleep 60"
     ).strip()
-    wait_for(lambda: squeue(alpha)[f"gpupool:{alloc_done}"][0][1] == "COMPLETED", 30, "the exit while down")
+    wait_for(lambda: squeue(alpha)[f"{PREFIX}{alloc_done}"][0][1] == "COMPLETED", 30, "the exit while down")
 
     caplog.set_level(logging.INFO)
     second = Runtime(settings)
@@ -84,10 +85,10 @@ def test_restart_cancels_orphans_reports_missed_exits_and_reruns_lost_jobs(
         wait_for(state(lost), 60, "the lost job to run again and complete")
         jobs = squeue(alpha)
         # the orphan got TERM (it dies of it: FAILED) or was cancelled outright
-        assert [s for _, s in jobs["gpupool:j999.1"]] in (["CANCELLED"], ["FAILED"])
-        assert [s for _, s in jobs[f"gpupool:{alloc_lost}"]] == ["COMPLETED"]  # run once more, once
-        assert len(jobs[f"gpupool:{alloc_done}"]) == 1  # never run twice
-        assert orphan == jobs["gpupool:j999.1"][0][0]
+        assert [s for _, s in jobs[f"{PREFIX}j999.1"]] in (["CANCELLED"], ["FAILED"])
+        assert [s for _, s in jobs[f"{PREFIX}{alloc_lost}"]] == ["COMPLETED"]  # run once more, once
+        assert len(jobs[f"{PREFIX}{alloc_done}"]) == 1  # never run twice
+        assert orphan == jobs[f"{PREFIX}j999.1"][0][0]
     messages = [r.getMessage() for r in caplog.records]
     assert any(f"reconcile: relaunching {alloc_lost}" in m for m in messages)
     assert any("reconcile: terminating j999.1" in m for m in messages)

@@ -160,6 +160,9 @@ class _Alloc:
     missing: int = 0
     hopeless_since: float | None = None
     tries: int = 0
+    #: False for a job adopted already ended (e.g. after a restart): its NODE_FAIL is old
+    #: news, which must not take down a node that has been back for minutes
+    seen_live: bool = True
 
 
 class SlurmExecutor:
@@ -455,6 +458,7 @@ class SlurmExecutor:
                     if aid in self._finished:
                         continue
                     a = _Alloc(aid, None, "submitted", slurm_id=job.job_id, submitted_at=started)
+                    a.seen_live = job.state in ACTIVE_STATES | PENDING_STATES
                     self._allocs[aid] = a
                     self._seen.add(aid)
                     log.info("slurm %s: adopted job %d (%s, %s)", self.cluster, job.job_id, aid, job.state)
@@ -539,7 +543,7 @@ class SlurmExecutor:
         st = job.state
         if st == "NODE_FAIL":
             # The node died under it: that is the node's news, and the core requeues its work.
-            for node in job.nodes:
+            for node in job.nodes if a.seen_live else ():
                 if node in self.nodes and self._reported.get(node, "up") != "down":
                     self._emit(NodeChanged(node, at, "down", f"Slurm: job {job.job_id} ended NODE_FAIL"))
                     now_state = states.get(node, "up")
