@@ -44,8 +44,24 @@ def serve(
     ] = None,
     real_gpus: Annotated[
         bool,
-        typer.Option("--real-gpus", help="Run jobs on this machine's GPUs (NVML) instead of simulated ones."),
+        typer.Option(
+            "--real-gpus",
+            help="Serve this machine's own GPUs (NVML): the fleet is this machine, jobs run pinned to them.",
+        ),
     ] = False,
+    simulated_gpus: Annotated[
+        int | None,
+        typer.Option(
+            "--simulated-gpus",
+            min=1,
+            max=4096,
+            help="Serve this machine with N pretend GPUs (jobs run here, no GPU needed).",
+        ),
+    ] = None,
+    gpu_model: Annotated[
+        str | None,
+        typer.Option("--gpu-model", help="Catalogue model of this machine's GPUs (default: from NVML)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve the gpupool API and run the scheduling loop."""
@@ -69,8 +85,16 @@ def serve(
         "policy": policy,
         "cycle_interval_ms": cycle_interval_ms,
     }
+    if real_gpus and simulated_gpus:
+        _fail("give --real-gpus or --simulated-gpus, not both")
+    if (real_gpus or simulated_gpus) and fleet is not None:
+        _fail("--real-gpus and --simulated-gpus serve this machine: leave out --fleet")
     if real_gpus:
-        given["simulated_gpus"] = False
+        given.update(machine="real", simulated_gpus=False)
+    elif simulated_gpus:
+        given.update(machine="simulated", machine_gpus=simulated_gpus)
+    if gpu_model is not None:
+        given["machine_model"] = gpu_model
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = ServiceSettings(**{k: v for k, v in given.items() if v is not None})

@@ -28,6 +28,8 @@ from gpupool.service.db import TenantRow, TokenRow, UserRow, make_engine, migrat
 from gpupool.service.directory import Directory
 from gpupool.service.dry_run import DryRunExecutor
 from gpupool.service.executors.base import Executor
+from gpupool.service.executors.gpus import LocalMachine
+from gpupool.service.local_fleet import machine_scenario
 from gpupool.service.loop import Clock, Loop, wall_clock
 from gpupool.service.metrics import ServiceMetrics
 from gpupool.service.settings import ServiceSettings
@@ -64,6 +66,11 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.run_loop = run_loop
+        #: this machine, when it is what is served (``machine`` real or simulated)
+        self.machine: LocalMachine | None = None
+        if settings.machine != "fleet" and fleet is None:
+            fleet, machine_tenancy, self.machine = machine_scenario(settings)
+            tenancy = tenancy or machine_tenancy
         if fleet is None or tenancy is None:
             loaded_fleet, loaded_tenancy = load_scenario(settings)
             fleet = fleet or loaded_fleet
@@ -136,6 +143,11 @@ class Runtime:
     def _default_executors(self) -> dict[str, Executor]:
         if self.settings.executor == "none":
             return {"*": DryRunExecutor()}
+        if self.machine is not None:
+            # the machine the fleet was made of: the executor pins jobs to its very devices
+            from gpupool.service.executors.local import LocalExecutor
+
+            return {"*": LocalExecutor(self.settings.data_dir / "executor", machine=self.machine)}
         # executor=fleet: each cluster's own backend from the fleet file (executors/registry.py);
         # otherwise one local executor for every cluster, as before.
         from gpupool.service.executors.registry import build_executors

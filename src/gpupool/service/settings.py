@@ -38,6 +38,13 @@ class ServiceSettings(BaseSettings):
     executor: Literal["local", "none", "fleet"] = "local"
     #: the local executor pretends each node has its accelerators (no GPU needed)
     simulated_gpus: bool = True
+    #: which accelerators to serve: ``fleet`` (the fleet above), ``real`` (this machine's own
+    #: GPUs as NVML sees them: the fleet is this machine), ``simulated`` (this machine with
+    #: ``machine_gpus`` pretend accelerators); see ``gpupool.service.local_fleet``
+    machine: Literal["fleet", "real", "simulated"] = "fleet"
+    machine_gpus: int = Field(default=0, ge=0, le=4096)
+    #: the catalogue model of this machine's GPUs (default: from NVML's names; H100 simulated)
+    machine_model: str = ""
     #: a cycle runs at least this often, and sooner when something arrives
     cycle_interval_ms: int = Field(default=1000, ge=10, le=60_000)
     #: woken cycles start at least this long after the previous one began, so a burst of
