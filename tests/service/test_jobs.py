@@ -170,3 +170,38 @@ def test_las_gets_rounds_like_the_twin(tmp_path: Path) -> None:
         assert runtime.loop.cycle().events == 1  # a Tick once a round
     finally:
         runtime.stop()
+
+
+def test_sqlite_synchronous_follows_the_setting(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from gpupool.service.db import make_engine
+
+    for mode, code in (("NORMAL", 1), ("FULL", 2)):
+        engine = make_engine(f"sqlite:///{tmp_path / mode}.db", synchronous=mode)
+        with engine.connect() as c:
+            assert c.execute(text("PRAGMA synchronous")).scalar() == code
+        engine.dispose()
+
+
+def test_executor_none_runs_nothing_and_still_decides(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from gpupool.service.api.app import create_app
+    from gpupool.service.dry_run import DryRunExecutor
+    from gpupool.service.runtime import Runtime
+    from gpupool.service.settings import ServiceSettings
+
+    runtime = Runtime(ServiceSettings(data_dir=tmp_path, executor="none"), run_loop=False)
+    with TestClient(create_app(runtime)) as http:
+        (ex,) = set(runtime.loop.executors.values())
+        assert isinstance(ex, DryRunExecutor)
+        admin = {"Authorization": f"Bearer {runtime.new_admin_token}"}
+        tok = http.post("/v1/tokens", headers=admin, json={"user": "minjun.kim"}).json()["token"]
+        me = {"Authorization": f"Bearer {tok}"}
+        job = http.post(
+            "/v1/jobs", headers=me, json={"project": "vision", "gpus": 1, "command": ["true"]}
+        ).json()
+        assert runtime.loop.cycle().starts == 1
+        assert http.get(f"/v1/jobs/{job['id']}", headers=me).json()["state"] == "running"
+        assert ex.allocations() == {f"{job['id']}.1"} and ex.poll() == []
