@@ -297,6 +297,7 @@ def test_rest_submits_with_the_jwt_and_a_refused_token_is_not_retried(tmp_path: 
         seen.append(request)
         if request.headers["X-SLURM-USER-TOKEN"] == "expired":
             return httpx.Response(401, text="Authentication failure")
+        assert "/slurm/v0.0.39/" in request.url.path
         if request.url.path.endswith("/job/submit"):
             return httpx.Response(200, json={"errors": [], "job_id": 42})
         return httpx.Response(200, json=SQUEUE)
@@ -318,6 +319,9 @@ def test_rest_submits_with_the_jwt_and_a_refused_token_is_not_retried(tmp_path: 
     with pytest.raises(SlurmError) as err:
         rest.jobs()
     assert not err.value.transient and "expired or wrong JWT" in str(err.value)
+    # Slurm 22.05's slurmrestd cannot pin nodes: refused when the service starts, not per job
+    with pytest.raises(ValueError, match="cannot pin a job to nodes"):
+        SlurmOptions.parse({"rest_url": "http://slurm.test:6820", "rest_api": "v0.0.38"})
 
 
 def test_the_registry_builds_per_backend_and_names_the_cluster_on_bad_options(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "BatchRequest",
@@ -50,6 +50,9 @@ __all__ = [
 #: What a job inherits from the server's environment when it is submitted (the server's own
 #: environment holds its database URL and tokens, which a job must not see).
 SUBMIT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "LD_LIBRARY_PATH")
+
+#: slurmrestd API versions without ``required_nodes`` for submissions (Slurm 22.05 and older)
+OLD_REST_APIS = frozenset({"v0.0.36", "v0.0.37", "v0.0.38"})
 
 #: stderr of a Slurm command that means "try again later", not "your request is wrong".
 _TRANSIENT = re.compile(
@@ -94,7 +97,7 @@ class SlurmOptions(BaseModel):
     rest_url: str = ""
     jwt_token_file: str = ""
     rest_user: str = ""
-    rest_api: str = "v0.0.38"
+    rest_api: str = "v0.0.39"
     #: whether ``sacct`` (slurmdbd) answers for jobs that left squeue
     accounting: bool = False
     #: the executor's pace and patience
@@ -105,6 +108,18 @@ class SlurmOptions(BaseModel):
     hopeless_after_s: float = Field(default=30.0, ge=0)
     #: the comment that marks a Slurm job as gpupool's: ``<prefix><allocation id>``
     comment_prefix: str = Field(default="gpupool:", min_length=1)
+
+    @model_validator(mode="after")
+    def _rest_can_pin(self) -> SlurmOptions:
+        # Found against a real slurmrestd 22.05: v0.0.36-v0.0.38 answer 'Disabled key:
+        # "required_nodes"', so a job cannot be pinned to the nodes gpupool chose.
+        if self.rest_url and self.rest_api in OLD_REST_APIS:
+            raise ValueError(
+                f"rest_api {self.rest_api} (Slurm 22.05 and older) cannot pin a job to nodes "
+                "('required_nodes' is a disabled key there): leave rest_url empty to submit "
+                "through the CLI, or use rest_api v0.0.39 or later"
+            )
+        return self
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> SlurmOptions:
