@@ -35,6 +35,7 @@ from gpupool.fleetfile import default_tenants_for, load_fleet, load_tenants
 from gpupool.sim.generator import generate_workload
 from gpupool.sim.records import RunResult
 from gpupool.sim.simulator import SimConfig, simulate
+from gpupool.sim.throughputs import GAVEL_MODELS, gavel_throughput_table, gavel_throughputs
 from gpupool.sim.trace import read_trace, shipped_trace
 from gpupool.sim.workload import WorkloadJob
 
@@ -58,6 +59,8 @@ class Scenario:
     context: dict[str, str] = field(default_factory=dict)
     #: the model the workload's durations are on (None: as they are on every model)
     reference_model: str | None = None
+    #: throughputs the workload's classes need beyond the catalogue's (Gavel's job types)
+    throughputs: ThroughputTable | None = None
 
 
 def parse_policy(text: str) -> tuple[str, str]:
@@ -224,10 +227,23 @@ def build_scenario(
     if mapped:
         context["tenant mapping"] = mapped
     reference = None
+    table = None
     if workload == "synthetic" or workload.startswith("synthetic:"):
         reference = ThroughputTable.from_catalogue(fleet.catalogue).reference
         context["durations"] = f"on {reference}, scaled by each job's throughput where it runs"
-    return Scenario(fleet, tenancy, jobs, context, reference)
+    elif _gavel_workload(jobs, fleet):
+        # Gavel's job types on Gavel's models: their measured throughputs, V100 durations
+        table = gavel_throughput_table()
+        reference = table.reference
+        context["durations"] = "on V100, scaled by Gavel's measured throughput of the job type"
+    return Scenario(fleet, tenancy, jobs, context, reference, table)
+
+
+def _gavel_workload(jobs: Sequence[WorkloadJob], fleet: Fleet) -> bool:
+    """Are all jobs of Gavel's job types, on a fleet of models Gavel measured?"""
+    types = {job_type for job_type, _ in gavel_throughputs()}
+    classes = {j.workload_class for j in jobs}
+    return bool(classes) and classes <= types and set(fleet.gpus_by_model()) <= set(GAVEL_MODELS.values())
 
 
 def with_policy_defaults(cfg: SchedulerConfig) -> SchedulerConfig:
@@ -267,6 +283,8 @@ def run_policies(
     for text in policies:
         name, backfill = parse_policy(text)
         cfg = with_policy_defaults(replace(base or SchedulerConfig(), policy=name, backfill=backfill))
+        if cfg.throughputs is None and scenario.throughputs is not None:
+            cfg = replace(cfg, throughputs=scenario.throughputs)
         simcfg = replace(sim or SimConfig(), scheduler=cfg)
         if simcfg.reference_model is None and scenario.reference_model is not None:
             simcfg = replace(simcfg, reference_model=scenario.reference_model)
