@@ -301,6 +301,7 @@ class SlurmCluster:
             env=self.env,
             timeout=timeout,
             check=False,
+            cwd=self.base,  # sbatch without --output writes slurm-<id>.out here, not in the checkout
         )
         if check and done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.stdout.strip()}")

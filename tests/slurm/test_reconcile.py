@@ -69,7 +69,14 @@ def test_restart_cancels_orphans_reports_missed_exits_and_reruns_lost_jobs(
     alpha.run("scontrol", "update", f"jobid={lost_id}", "comment=not-gpupool-any-more")
     alpha.run("scancel", lost_id)
     orphan = alpha.run(
-        "sbatch", "--parsable", f"--comment={PREFIX}j999.1", "--mem=1G", "--nodelist=a3", "--wrap", "sleep 60"
+        "sbatch",
+        "--parsable",
+        f"--comment={PREFIX}j999.1",
+        "--mem=1G",
+        "--nodelist=a3",
+        "--output=/dev/null",
+        "--wrap",
+        "sleep 60",
     ).strip()
     wait_for(lambda: squeue(alpha)[f"{PREFIX}{alloc_done}"][0][1] == "COMPLETED", 30, "the exit while down")
 
