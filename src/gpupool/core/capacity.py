@@ -5,12 +5,16 @@ nodes are down or drained) and the indexes that make a placement decision O(log 
 than O(nodes) (DESIGN.md section 5):
 
 - a *pool* is the nodes of one accelerator model and one node size in one cluster;
-- per pool, nodes are bucketed by their free count (a sorted list per count), so a best-fit
+- per pool, nodes are bucketed by their free count (a set per count), so a best-fit
   single-node placement looks at no more than ``gpus_per_node`` buckets;
 - per pool and per block the same buckets exist, so a gang confined to a block is placed
   without scanning the cluster;
 - per pool, racks and blocks are ranked by how many *whole* free nodes they hold, so a
-  multi-node gang finds the tightest rack or block that holds it with one bisection.
+  multi-node gang finds the tightest rack or block that holds it without a scan.
+
+Each of those sets is a bitset (a Python int) over the positions of its members in a
+fixed, index-ordered list: moving a node between buckets is two XORs, the lowest member
+is one bit trick, and iteration runs in index order (the order placement depends on).
 
 It knows nothing of jobs' priorities or tenants: the scheduler asks "place this gang in this
 pool at this topology level" and applies or rolls back what it gets.
@@ -18,10 +22,8 @@ pool at this topology level" and applies or rolls back what it gets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-
-from sortedcontainers import SortedList
 
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import TaskGroup
@@ -36,7 +38,13 @@ MAX_UNITS_TRIED = 32
 
 @dataclass(slots=True)
 class Pool:
-    """Nodes of one model and size in one cluster, with their free-capacity indexes."""
+    """Nodes of one model and size in one cluster, with their free-capacity indexes.
+
+    Bitsets: ``buckets[k]`` has bit i set when ``nodes[i]`` is schedulable with k free;
+    ``block_buckets[b][k]`` the same over ``block_nodes[b]`` (block b = ``blocks[b]``);
+    ``rack_by_count[c]`` has bit r set when rack ``racks[r]`` holds c whole free nodes
+    (``rack_whole[r]``), and likewise for blocks. Lists are in fleet index order.
+    """
 
     index: int
     cluster: int
@@ -44,13 +52,16 @@ class Pool:
     gpus_per_node: int
     nodes: list[int]
     nvlink_racks: bool
-    buckets: list[SortedList]
-    block_buckets: dict[int, list[SortedList]]
-    rack_nodes: dict[int, list[int]]
-    rack_whole: dict[int, int]
-    block_whole: dict[int, int]
-    rack_rank: SortedList
-    block_rank: SortedList
+    buckets: list[int]
+    racks: list[int]
+    rack_nodes: list[list[int]]
+    rack_whole: list[int]
+    rack_by_count: list[int]
+    blocks: list[int]
+    block_nodes: list[list[int]]
+    block_buckets: list[list[int]]
+    block_whole: list[int]
+    block_by_count: list[int]
     free: int = 0
     schedulable: int = 0
 
@@ -73,43 +84,71 @@ class Capacity:
         self.node_pool = [0] * n
         self.node_block = [nd.block for nd in fleet.nodes]
         self.node_rack = [nd.rack for nd in fleet.nodes]
-        pools: dict[tuple[int, str, int], Pool] = {}
-        for nd in fleet.nodes:
-            key = (nd.cluster, nd.model, nd.gpus)
-            p = pools.get(key)
-            if p is None:
-                p = Pool(
-                    len(pools),
-                    nd.cluster,
-                    nd.model,
-                    nd.gpus,
-                    [],
-                    fleet.racks[nd.rack].nvlink,
-                    [SortedList() for _ in range(nd.gpus + 1)],
-                    {},
-                    {},
-                    {},
-                    {},
-                    SortedList(),
-                    SortedList(),
-                )
-                pools[key] = p
-            p.nodes.append(nd.index)
-            self.node_pool[nd.index] = p.index
-            p.buckets[nd.gpus].add(nd.index)
-            bb = p.block_buckets.get(nd.block)
-            if bb is None:
-                bb = p.block_buckets[nd.block] = [SortedList() for _ in range(nd.gpus + 1)]
-            bb[nd.gpus].add(nd.index)
-            p.rack_nodes.setdefault(nd.rack, []).append(nd.index)
-            p.rack_whole[nd.rack] = p.rack_whole.get(nd.rack, 0) + 1
-            p.block_whole[nd.block] = p.block_whole.get(nd.block, 0) + 1
-            p.free += nd.gpus
-            p.schedulable += nd.gpus
-        for p in pools.values():
-            p.rack_rank.update((c, r) for r, c in p.rack_whole.items())
-            p.block_rank.update((c, b) for b, c in p.block_whole.items())
-        self.pools: list[Pool] = sorted(pools.values(), key=lambda q: q.index)
+        #: per node: its bit in its pool's buckets, its block's and its rack's positions in
+        #: the pool, and its bit in its block's buckets
+        self._bit = [0] * n
+        self._block_pos = [0] * n
+        self._block_bit = [0] * n
+        self._rack_pos = [0] * n
+        members: dict[tuple[int, str, int], list[int]] = {}
+        for nd in sorted(fleet.nodes, key=lambda x: x.index):
+            members.setdefault((nd.cluster, nd.model, nd.gpus), []).append(nd.index)
+        self.pools: list[Pool] = []
+        for (cluster, model, g), nodes in members.items():
+            racks = sorted({self.node_rack[i] for i in nodes})
+            blocks = sorted({self.node_block[i] for i in nodes})
+            rpos = {r: k for k, r in enumerate(racks)}
+            bpos = {b: k for k, b in enumerate(blocks)}
+            rack_nodes: list[list[int]] = [[] for _ in racks]
+            block_nodes: list[list[int]] = [[] for _ in blocks]
+            for i in nodes:
+                rack_nodes[rpos[self.node_rack[i]]].append(i)
+                block_nodes[bpos[self.node_block[i]]].append(i)
+            rack_whole = [len(x) for x in rack_nodes]
+            block_whole = [len(x) for x in block_nodes]
+            rack_by_count = [0] * (max(rack_whole) + 1)
+            for r, c in enumerate(rack_whole):
+                rack_by_count[c] |= 1 << r
+            block_by_count = [0] * (max(block_whole) + 1)
+            for b, c in enumerate(block_whole):
+                block_by_count[c] |= 1 << b
+            buckets = [0] * (g + 1)
+            buckets[g] = (1 << len(nodes)) - 1
+            block_buckets = []
+            for members_b in block_nodes:
+                bb = [0] * (g + 1)
+                bb[g] = (1 << len(members_b)) - 1
+                block_buckets.append(bb)
+            first = fleet.nodes[nodes[0]]
+            p = Pool(
+                len(self.pools),
+                cluster,
+                model,
+                g,
+                nodes,
+                fleet.racks[first.rack].nvlink,
+                buckets,
+                racks,
+                rack_nodes,
+                rack_whole,
+                rack_by_count,
+                blocks,
+                block_nodes,
+                block_buckets,
+                block_whole,
+                block_by_count,
+                free=g * len(nodes),
+                schedulable=g * len(nodes),
+            )
+            self.pools.append(p)
+            for k, i in enumerate(nodes):
+                self.node_pool[i] = p.index
+                self._bit[i] = 1 << k
+                self._rack_pos[i] = rpos[self.node_rack[i]]
+            for b, members_b in enumerate(block_nodes):
+                for k, i in enumerate(members_b):
+                    self._block_pos[i] = b
+                    self._block_bit[i] = 1 << k
         self.pools_by_cluster_model: dict[tuple[int, str], list[int]] = {}
         for p in self.pools:
             self.pools_by_cluster_model.setdefault((p.cluster, p.model), []).append(p.index)
@@ -125,28 +164,32 @@ class Capacity:
         self.free[node] = new_free
         if not self.schedulable[node]:
             return
-        g = p.gpus_per_node
-        p.buckets[old].remove(node)
-        p.buckets[new_free].add(node)
-        bb = p.block_buckets[self.node_block[node]]
-        bb[old].remove(node)
-        bb[new_free].add(node)
+        bit = self._bit[node]
+        b = p.buckets
+        b[old] ^= bit
+        b[new_free] ^= bit
+        bit = self._block_bit[node]
+        b = p.block_buckets[self._block_pos[node]]
+        b[old] ^= bit
+        b[new_free] ^= bit
         p.free += new_free - old
+        g = p.gpus_per_node
         if old == g or new_free == g:
-            delta = 1 if new_free == g else -1
-            self._bump_whole(p, node, delta)
+            self._bump_whole(p, node, 1 if new_free == g else -1)
 
     def _bump_whole(self, p: Pool, node: int, delta: int) -> None:
-        r = self.node_rack[node]
+        r = self._rack_pos[node]
         c = p.rack_whole[r]
-        p.rack_rank.remove((c, r))
+        bit = 1 << r
+        p.rack_by_count[c] ^= bit
+        p.rack_by_count[c + delta] ^= bit
         p.rack_whole[r] = c + delta
-        p.rack_rank.add((c + delta, r))
-        b = self.node_block[node]
+        b = self._block_pos[node]
         c = p.block_whole[b]
-        p.block_rank.remove((c, b))
+        bit = 1 << b
+        p.block_by_count[c] ^= bit
+        p.block_by_count[c + delta] ^= bit
         p.block_whole[b] = c + delta
-        p.block_rank.add((c + delta, b))
 
     def allocate(self, node: int, count: int) -> tuple[int, ...]:
         """Take ``count`` free accelerators of ``node`` (lowest ids first); returns their ids."""
@@ -203,18 +246,17 @@ class Capacity:
         p = self.pools[self.node_pool[node]]
         f = self.free[node]
         g = p.gpus_per_node
-        bb = p.block_buckets[self.node_block[node]]
+        bb = p.block_buckets[self._block_pos[node]]
+        # the node is in no bucket while unschedulable, in bucket f while schedulable
+        p.buckets[f] ^= self._bit[node]
+        bb[f] ^= self._block_bit[node]
         if schedulable:
             self.schedulable[node] = True
-            p.buckets[f].add(node)
-            bb[f].add(node)
             p.free += f
             p.schedulable += g
             if f == g:
                 self._bump_whole(p, node, +1)
         else:
-            p.buckets[f].remove(node)
-            bb[f].remove(node)
             p.free -= f
             p.schedulable -= g
             if f == g:
@@ -241,7 +283,7 @@ class Capacity:
             return None
         node_bound = level is Level.NODE or (level is Level.NVLINK and not p.nvlink_racks)
         if gpus <= g:
-            node = _best_fit(p.buckets, gpus)
+            node = _best_fit(p.buckets, p.nodes, gpus)
             if node is not None:
                 return [(node, gpus)]
             if node_bound or (len(shape) == 1 and shape[0].workers == 1):
@@ -255,62 +297,91 @@ class Capacity:
         got = self._plan_in_blocks(p, full, chunks)
         if got is not None or level is Level.BLOCK:
             return got
-        return _plan_in_buckets(p.buckets, full, chunks, g)
+        return _plan_in_buckets(p.buckets, p.nodes, full, chunks, g)
 
     def _plan_in_racks(self, p: Pool, full: int, chunks: list[int]) -> list[tuple[int, int]] | None:
         g = p.gpus_per_node
-        start = p.rack_rank.bisect_left((full, -1))
-        for tried, (_, rack) in enumerate(p.rack_rank.islice(start)):
-            if tried >= MAX_UNITS_TRIED:
-                break
-            nodes = [n for n in p.rack_nodes[rack] if self.schedulable[n]]
-            wholes = [n for n in nodes if self.free[n] == g][:full]
-            taken = set(wholes)
-            rest = _place_chunks(chunks, [n for n in nodes if n not in taken], self.free)
-            if rest is not None:
-                return [(n, g) for n in wholes] + rest
+        tried = 0
+        for c in range(full, len(p.rack_by_count)):
+            for r in _bits(p.rack_by_count[c]):
+                if tried >= MAX_UNITS_TRIED:
+                    return None
+                tried += 1
+                nodes = [n for n in p.rack_nodes[r] if self.schedulable[n]]
+                wholes = [n for n in nodes if self.free[n] == g][:full]
+                taken = set(wholes)
+                rest = _place_chunks(chunks, [n for n in nodes if n not in taken], self.free)
+                if rest is not None:
+                    return [(n, g) for n in wholes] + rest
         return None
 
     def _plan_in_blocks(self, p: Pool, full: int, chunks: list[int]) -> list[tuple[int, int]] | None:
-        start = p.block_rank.bisect_left((full, -1))
-        for tried, (_, block) in enumerate(p.block_rank.islice(start)):
-            if tried >= MAX_UNITS_TRIED:
-                break
-            got = _plan_in_buckets(p.block_buckets[block], full, chunks, p.gpus_per_node)
-            if got is not None:
-                return got
+        tried = 0
+        for c in range(full, len(p.block_by_count)):
+            for b in _bits(p.block_by_count[c]):
+                if tried >= MAX_UNITS_TRIED:
+                    return None
+                tried += 1
+                got = _plan_in_buckets(p.block_buckets[b], p.block_nodes[b], full, chunks, p.gpus_per_node)
+                if got is not None:
+                    return got
         return None
 
     def validate(self) -> None:
         """Check the indexes agree with the per-node truth (for tests and the simulator)."""
         for p in self.pools:
             free = 0
+            g = p.gpus_per_node
             for n in p.nodes:
                 f = self.free[n]
                 if f != bin(self.mask[n]).count("1"):
                     raise AssertionError(f"node {n}: free count {f} disagrees with its mask")
-                if not 0 <= f <= p.gpus_per_node:
+                if not 0 <= f <= g:
                     raise AssertionError(f"node {n}: free count {f} out of range")
+                bb = p.block_buckets[self._block_pos[n]]
+                for k in range(g + 1):
+                    inside = bool(p.buckets[k] & self._bit[n])
+                    if inside != (self.schedulable[n] and k == f):
+                        raise AssertionError(f"node {n} {'in' if inside else 'missing from'} bucket {k}")
+                    if bool(bb[k] & self._block_bit[n]) != inside:
+                        raise AssertionError(f"node {n}: block bucket {k} disagrees with its pool's")
                 if self.schedulable[n]:
                     free += f
-                    if n not in p.buckets[f]:
-                        raise AssertionError(f"node {n} missing from bucket {f}")
             if free != p.free:
                 raise AssertionError(f"pool {p.index}: free {p.free} != sum of nodes {free}")
-            for r, c in p.rack_whole.items():
-                real = sum(
-                    1 for n in p.rack_nodes[r] if self.schedulable[n] and self.free[n] == p.gpus_per_node
-                )
-                if real != c:
-                    raise AssertionError(f"pool {p.index} rack {r}: whole count {c} != {real}")
+            for units, whole, by_count, what in (
+                (p.rack_nodes, p.rack_whole, p.rack_by_count, "rack"),
+                (p.block_nodes, p.block_whole, p.block_by_count, "block"),
+            ):
+                for r, c in enumerate(whole):
+                    real = sum(1 for n in units[r] if self.schedulable[n] and self.free[n] == g)
+                    if real != c:
+                        raise AssertionError(f"pool {p.index} {what} {r}: whole count {c} != {real}")
+                    for k, x in enumerate(by_count):
+                        if bool(x >> r & 1) != (k == c):
+                            raise AssertionError(f"pool {p.index} {what} {r}: ranked at {k}, holds {c}")
 
 
-def _best_fit(buckets: Sequence[SortedList], need: int) -> int | None:
+def _bits(x: int) -> Iterator[int]:
+    """Positions of the set bits of ``x``, lowest first."""
+    if not x:
+        return
+    if x & (x - 1) == 0:
+        yield x.bit_length() - 1
+        return
+    s = bin(x)[:1:-1]  # least significant bit first
+    i = s.find("1")
+    while i >= 0:
+        yield i
+        i = s.find("1", i + 1)
+
+
+def _best_fit(buckets: list[int], nodes: list[int], need: int) -> int | None:
     """The lowest-index node with the fewest free accelerators that still hold ``need``."""
     for k in range(need, len(buckets)):
         b = buckets[k]
         if b:
-            return int(b[0])
+            return nodes[(b & -b).bit_length() - 1]
     return None
 
 
@@ -346,13 +417,18 @@ def _place_chunks(chunks: list[int], nodes: list[int], free: list[int]) -> list[
 
 
 def _plan_in_buckets(
-    buckets: Sequence[SortedList], full: int, chunks: list[int], g: int
+    buckets: list[int], nodes: list[int], full: int, chunks: list[int], g: int
 ) -> list[tuple[int, int]] | None:
-    """Whole nodes (lowest index first) and best-fit remainders from a bucket index."""
+    """Whole nodes (lowest index first) and best-fit remainders from a bucket index over ``nodes``."""
     wholes = buckets[g]
-    if len(wholes) < full:
+    if full and wholes.bit_count() < full:
         return None
-    plan = [(int(n), g) for n in wholes.islice(0, full)]
+    plan: list[tuple[int, int]] = []
+    if full:
+        for i in _bits(wholes):
+            plan.append((nodes[i], g))
+            if len(plan) == full:
+                break
     taken = {n for n, _ in plan}
     left: dict[int, int] = {}
     for c in chunks:
@@ -361,9 +437,10 @@ def _plan_in_buckets(
             if c <= f < best_free:
                 best, best_free = n, f
         for k in range(c, min(best_free, g + 1)):
-            for n in buckets[k]:
+            for i in _bits(buckets[k]):
+                n = nodes[i]
                 if n not in taken and n not in left:
-                    best, best_free = int(n), k
+                    best, best_free = n, k
                     break
             if best_free == k:
                 break

@@ -52,6 +52,8 @@ PENDING, RUNNING, DONE = 0, 1, 2
 DAY_MS = 86_400_000
 PREEMPTIBLE_RANK = PRIORITY_CLASSES["preemptible"]
 INF = float("inf")
+#: how a reason names the job whose reservation a job would delay
+_DELAY = "would delay job "
 
 
 @dataclass(slots=True)
@@ -117,10 +119,43 @@ class JobState:
     qkey: tuple[int, int, int] = (0, 0, 0)
     skey: tuple[float, ...] = ()
     reserved_start: int = -1
+    #: pending and already told why it waits, in a way a cycle may find again with nothing
+    #: to say (see ``_WaitIndex``): (its pools, None) for "waiting for accelerators", (its
+    #: pools, id of the job holding the reservation) for "would delay job ..."; None if not
+    wait_sig: tuple[tuple[int, ...], str | None] | None = None
+    #: a multi-stack job's pools as ``portable_order`` last chose them (sorted; () = not
+    #: known): the set it is told it waits on
+    usable: tuple[int, ...] = ()
 
     @property
     def gpus(self) -> int:
         return self.spec.gpus
+
+
+@dataclass(slots=True, eq=False)
+class _SigJobs:
+    """The jobs of one sub-queue with one ``wait_sig``: how many ask for each accelerator
+    count, and their walltimes (sorted)."""
+
+    gpus: dict[int, int] = field(default_factory=dict)
+    walls: SortedList = field(default_factory=SortedList)
+
+
+@dataclass(slots=True, eq=False)
+class _WaitIndex:
+    """The pending jobs of one sub-queue with a ``wait_sig``, for the bulk pass of a cycle:
+    their static keys, and their sizes and walltimes per signature."""
+
+    keys: SortedList = field(default_factory=SortedList)
+    sigs: dict[tuple[tuple[int, ...], str | None], _SigJobs] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class _RunGroup:
+    """Running jobs of one (project, class) in one pool, and the accelerators they hold."""
+
+    gpus: int = 0
+    jobs: dict[int, JobState] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -167,6 +202,34 @@ class Scheduler:
         self._pool_unit_gpus = self._unit_capacities()
         self._has_guarantees = any(n.guaranteed for n in tenancy.nodes)
         self._node_jobs: dict[int, set[int]] = {}
+        #: per pool, running jobs by (project, class): a preemption search looks only at the
+        #: groups that may hold victims, and their totals bound what it could free
+        self._pool_groups: list[dict[tuple[int, int], _RunGroup]] = [{} for _ in self.capacity.pools]
+        #: per project: does any tree node on its path have a GPU-hour budget
+        self._budgeted = [
+            any(tenancy.nodes[i].budget_gpu_hours is not None for i in tenancy.ancestors(k))
+            for k in range(len(tenancy.nodes))
+        ]
+        self._resolved: dict[str, int | None] = {}
+        #: per candidate set: its accelerator models, each once, in candidate order
+        self._candset_models: list[tuple[str, ...]] = []
+        #: "A/B" labels of the models of a set of pools (reason details)
+        self._model_labels: dict[tuple[int, ...], str] = {}
+        #: fair-share keys per project at ``_fair_at`` (constant within an instant: usage
+        #: decays with time only, and a change at ``now`` does not move the value at ``now``)
+        self._fair_keys: dict[int, tuple[float, ...]] = {}
+        self._fair_at = -1
+        #: sub-queue prefixes of this cycle, valid while ``_version`` (bumped by every start,
+        #: stop and queue change: what moves a tenant's usage or a sub-queue's head) holds
+        self._prefixes: dict[tuple[int, int, int], tuple[int, tuple[float, ...]]] = {}
+        self._version = 0
+        #: per sub-queue: its jobs with a ``wait_sig`` (what the bulk pass of a cycle reads)
+        self._waiting: dict[tuple[int, int, int], _WaitIndex] = {}
+        #: per pool and class: accelerators held by running jobs (preemption bounds)
+        self._pool_rank_gpus: list[list[int]] = [[0] * (PREEMPTIBLE_RANK + 1) for _ in self.capacity.pools]
+        #: per cycle, valid while ``_version`` holds: is a preemption for (project, class,
+        #: pools, accelerators) hopeless
+        self._hopeless: dict[tuple[int, int, tuple[int, ...], int], tuple[int, bool]] = {}
         #: pools whose jobs or capacity changed since the last cycle (preemptive policies
         #: re-decide only there: elsewhere the wanted set cannot have changed)
         self._dirty: set[int] = set()
@@ -294,10 +357,13 @@ class Scheduler:
         self._by_seq[j.seq] = j
         self.running[j.seq] = j
         self._running_by_pool[pool].add((j.expected_end, j.seq))
+        self._group_add(j, pool)
         for n, _ in taken:
             self._node_jobs.setdefault(n, set()).add(j.seq)
         model = self.capacity.pools[pool].model
         self.ledger.change(project, model, spec.gpus, start_ms, self._usage_rate(spec, model))
+        self._version += 1
+        self._fair_at = -1  # usage changed from a past instant: the value now moved
 
     # -- events --------------------------------------------------------------------------
 
@@ -358,7 +424,10 @@ class Scheduler:
         if spec.id in self.jobs:
             out.append(Reject(spec.id, Reason.INVALID, f"job {spec.id!r} already exists"))
             return
-        project = self.tenancy.resolve(spec.project)
+        if spec.project in self._resolved:
+            project = self._resolved[spec.project]
+        else:
+            project = self._resolved[spec.project] = self.tenancy.resolve(spec.project)
         if project is None:
             out.append(Reject(spec.id, Reason.UNKNOWN_PROJECT, f"unknown project {spec.project!r}"))
             return
@@ -367,7 +436,7 @@ class Scheduler:
             out.append(Reject(spec.id, Reason.UNSCHEDULABLE, why))
             return
         rank = spec.rank
-        over = self.ledger.over_budget(project, now)
+        over = self.ledger.over_budget(project, now) if self._budgeted[project] else None
         if over is not None:
             if self.tenancy.nodes[project].over_budget == "reject":
                 out.append(Reject(spec.id, Reason.OVER_BUDGET, f"{over} is past its GPU-hour budget"))
@@ -478,6 +547,7 @@ class Scheduler:
             cid = len(self._candset_list)
             self._candsets[cands] = cid
             self._candset_list.append(cands)
+            self._candset_models.append(tuple(dict.fromkeys(self.capacity.pools[p].model for p in cands)))
         return cid
 
     # -- the pending queue ---------------------------------------------------------------
@@ -502,29 +572,49 @@ class Scheduler:
         if q is None:
             q = self._queues[j.qkey] = SortedList()
         q.add(j.skey)
+        if j.wait_sig is not None:
+            self._wait(j)
         self._pending += 1
+        self._version += 1
 
     def _dequeue(self, j: JobState) -> None:
         q = self._queues[j.qkey]
         q.remove(j.skey)
         if not q:
             del self._queues[j.qkey]
+        if j.wait_sig is not None:
+            self._unwait(j)
         self._pending -= 1
+        self._version += 1
 
     def _prefix(self, qkey: tuple[int, int, int], now: int) -> tuple[float, ...]:
-        """The dynamic part of a sub-queue's order (fair share: class, guarantee, usage)."""
+        """The dynamic part of a sub-queue's order (fair share: class, guarantee, usage).
+
+        Memoised within a cycle (``_prefixes`` is cleared when a cycle starts) until the
+        next start, stop or queue change.
+        """
         if not self.policy.fair:
             return (qkey[2],)
+        got = self._prefixes.get(qkey)
+        if got is not None and got[0] == self._version:
+            return got[1]
         project = qkey[1]
-        cands = self._candset_list[qkey[0]]
         within = 1
         if self._has_guarantees:
-            head = self._by_seq[self._queues[qkey][0][-1]]
-            for p in cands:
-                if self.ledger.within_guarantee(project, self.capacity.pools[p].model, head.gpus):
+            gpus = self._by_seq[self._queues[qkey][0][-1]].spec.gpus
+            for model in self._candset_models[qkey[0]]:
+                if self.ledger.within_guarantee(project, model, gpus):
                     within = 0
                     break
-        return (qkey[2], within, *self.ledger.fair_key(project, now))
+        if self._fair_at != now:
+            self._fair_keys.clear()
+            self._fair_at = now
+        fair = self._fair_keys.get(project)
+        if fair is None:
+            fair = self._fair_keys[project] = self.ledger.fair_key(project, now)
+        prefix = (qkey[2], within, *fair)
+        self._prefixes[qkey] = (self._version, prefix)
+        return prefix
 
     # -- running -------------------------------------------------------------------------
 
@@ -556,11 +646,14 @@ class Scheduler:
         j.start_ms = now
         j.expected_end = now + self._remaining(j)
         j.reason, j.detail, j.reserved_start = Reason.QUEUED, "", -1
+        j.wait_sig = None
         self.running[j.seq] = j
         self._running_by_pool[pool].add((j.expected_end, j.seq))
+        self._group_add(j, pool)
         for node, _ in placement:
             self._node_jobs.setdefault(node, set()).add(j.seq)
         self.ledger.change(j.project, p.model, j.gpus, now, self._usage_rate(j.spec, p.model))
+        self._version += 1
         names = self.fleet.nodes
         out.append(
             Start(
@@ -579,29 +672,53 @@ class Scheduler:
             return None
         return spec.gpus * self.throughputs.speed(spec.workload_class, model, spec.gpus)
 
-    def _stop_running(self, j: JobState, now: int) -> None:
+    def _group_add(self, j: JobState, pool: int) -> None:
+        groups = self._pool_groups[pool]
+        key = (j.project, j.rank)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = _RunGroup()
+        g.gpus += j.gpus
+        g.jobs[j.seq] = j
+        self._pool_rank_gpus[pool][j.rank] += j.gpus
+
+    def _stop_running(self, j: JobState, now: int, released: bool = False) -> None:
+        """Bookkeeping of a running job that stops (``released``: its accelerators already are)."""
         p = self.capacity.pools[j.pool]
-        self.capacity.undo(j.placement)
+        if not released:
+            self.capacity.undo(j.placement)
         for node, _ in j.placement:
             s = self._node_jobs.get(node)
             if s is not None:
                 s.discard(j.seq)
         self._running_by_pool[j.pool].remove((j.expected_end, j.seq))
+        groups = self._pool_groups[j.pool]
+        key = (j.project, j.rank)
+        g = groups[key]
+        g.gpus -= j.gpus
+        del g.jobs[j.seq]
+        if not g.jobs:
+            del groups[key]
+        self._pool_rank_gpus[j.pool][j.rank] -= j.gpus
         self._dirty.add(j.pool)
         del self.running[j.seq]
         rate = self._usage_rate(j.spec, p.model)
         self.ledger.change(j.project, p.model, -j.gpus, now, None if rate is None else -rate)
+        self._version += 1
         ran = now - j.start_ms
         j.run_ms += ran
         j.attained += ran * j.gpus
         j.placement = ()
         j.pool = -1
 
-    def _preempt(self, j: JobState, now: int, out: list[Decision], reason: Reason, detail: str) -> None:
+    def _preempt(
+        self, j: JobState, now: int, out: list[Decision], reason: Reason, detail: str, released: bool = False
+    ) -> None:
         out.append(Preempt(j.spec.id, j.allocation_id, reason, detail))
-        self._stop_running(j, now)
+        self._stop_running(j, now, released)
         j.preemptions += 1
         j.reason, j.detail = Reason.PREEMPTED, detail
+        j.wait_sig = None
         self._enqueue(j)
 
     def _lost_work(self, j: JobState, now: int) -> int:
@@ -624,6 +741,11 @@ class Scheduler:
         if not self._pending:
             return
         cyc = _Cycle(now, out)
+        self._prefixes.clear()
+        self._hopeless.clear()
+        self._fair_at = -1
+        max_attempts = self.config.max_preemption_attempts
+        depth = self.config.backfill_depth
         pools = self.capacity.pools
         open_free = sum(p.free for p in pools)
         can_preempt = self.config.preemption and (self._has_guarantees or self._ranks_differ())
@@ -635,7 +757,7 @@ class Scheduler:
             heap.append(((*self._prefix(qkey, now), *q[0]), q[0][-1], qkey))
         heapq.heapify(heap)
         while heap:
-            if cyc.failures >= self.config.backfill_depth:
+            if cyc.failures >= depth:
                 break
             key, _, qkey = heapq.heappop(heap)
             q = self._queues.get(qkey)
@@ -648,17 +770,35 @@ class Scheduler:
                     heapq.heappush(heap, (fresh, q[i][-1], qkey))
                     continue
             j = self._by_seq[q[i][-1]]
-            avail = [p for p in j.candidates if p not in cyc.blocked]
-            if not avail:
-                continue  # every job of this sub-queue shares these blocked pools
-            if len(j.spec.stacks) > 1:
-                avail = portable_order(self, j, avail)
+            avail: Sequence[int] = j.candidates
+            if cyc.blocked:
+                avail = [p for p in avail if p not in cyc.blocked]
+                if not avail:
+                    continue  # every job of this sub-queue shares these blocked pools
+            multi_stack = len(j.spec.stacks) > 1
             if open_free <= 0 and not can_preempt:
                 # Nothing is free anywhere this job could go: say so for the job at the
                 # head and stop, instead of walking a queue that cannot move.
+                if multi_stack:
+                    avail = portable_order(self, j, list(avail))
                 models = sorted({pools[p].model for p in avail})
                 self._set_reason(j, Reason.RESOURCES, f"waiting for {j.gpus} x {'/'.join(models)}", out)
                 break
+            if easy and j.wait_sig is not None and not cyc.blocked:
+                n = self._bulk_fail(j, q, qkey, i, cyc, can_preempt, heap)
+                if n:
+                    i += n
+                    cursor[qkey] = i
+                    if i < len(q):
+                        heapq.heappush(heap, ((*self._prefix(qkey, now), *q[i]), q[i][-1], qkey))
+                    continue
+            if multi_stack:
+                avail = portable_order(self, j, list(avail))
+                if not cyc.blocked and j.usable != (usable := tuple(sorted(avail))):
+                    if j.wait_sig is not None:
+                        self._unwait(j)  # it waited on other pools: tried in full from now
+                        j.wait_sig = None
+                    j.usable = usable
             started = self._try_start(j, avail, cyc)
             if started:
                 open_free -= j.gpus  # it started in one of ``avail``, none of them blocked
@@ -668,7 +808,7 @@ class Scheduler:
                     continue  # the same project's next jobs would hit the same limit
                 if (
                     can_preempt
-                    and cyc.preempt_attempts < self.config.max_preemption_attempts
+                    and cyc.preempt_attempts < max_attempts
                     and (self._try_preempt_for(j, avail, cyc))
                 ):
                     started = True
@@ -686,6 +826,160 @@ class Scheduler:
             nq = self._queues.get(qkey)
             if nq is not None and nq is q and i < len(nq):
                 heapq.heappush(heap, ((*self._prefix(qkey, now), *nq[i]), nq[i][-1], qkey))
+
+    def _bulk_fail(
+        self,
+        j: JobState,
+        q: SortedList,
+        qkey: tuple[int, int, int],
+        i: int,
+        cyc: _Cycle,
+        can_preempt: bool,
+        heap: list[tuple[tuple[float, ...], int, tuple[int, int, int]]],
+    ) -> int:
+        """The bulk pass of an EASY cycle: how many jobs from q[i] (``j``) fail as a unit.
+
+        A job already told why it waits (``wait_sig``) that would be told exactly that
+        again (``_blocked_as``), with no preemption able to help, would only fail: the
+        cycle's tries would change nothing but its counters. So would the jobs after it in
+        its sub-queue that have a ``wait_sig`` too, as long as they come before any other
+        sub-queue's next job and their signatures hold for every size and walltime among
+        them; those are counted here (failures, preemption attempts) instead of tried.
+        0 when ``j`` must be tried. A multi-stack job waits on the pools ``portable_order``
+        picked for it (``usable``): the bulk pass relies on that set depending on the job
+        alone (the order may change; the job's reason does not depend on it here).
+        """
+        cfg = self.config
+        preempting = can_preempt and cyc.preempt_attempts < cfg.max_preemption_attempts
+        assert j.wait_sig is not None
+        pools, holder = j.wait_sig
+        g = j.spec.gpus
+        if not self._blocked_as(pools, holder, g, g, self._walltime(j), cyc, j):
+            return 0
+        if preempting and not self._preempt_hopeless(j.project, j.rank, pools, g):
+            return 0
+        n = 1
+        rank = qkey[2] if self.policy.by_rank else 0  # class 0 bounds a mixed sub-queue
+        if all(
+            self._blocked_as(sig[0], sig[1], min(sj.gpus), max(sj.gpus), sj.walls[0], cyc, None)
+            and not (preempting and not self._preempt_hopeless(qkey[1], rank, sig[0], min(sj.gpus)))
+            for sig, sj in self._waiting[qkey].sigs.items()
+        ):
+            limit = min(len(q), i + cfg.backfill_depth - cyc.failures)
+            n = self._waiting_run(q, qkey, i, limit, self._prefix(qkey, cyc.now), heap)
+        cyc.failures += n
+        if can_preempt:
+            cyc.preempt_attempts = min(cfg.max_preemption_attempts, cyc.preempt_attempts + n)
+        return n
+
+    def _blocked_as(
+        self,
+        pools: tuple[int, ...],
+        holder: str | None,
+        g_min: int,
+        g_max: int,
+        wall_min: int,
+        cyc: _Cycle,
+        job: JobState | None,
+    ) -> bool:
+        """Would ``_try_start`` fail for a job on ``pools``, with a reason its signature says?
+
+        For every job of g_min..g_max accelerators and a walltime of at least wall_min
+        (``job``: the one job asked about, else none of the holders). ``holder`` None:
+        no pool has g_min free ("waiting for accelerators") and one is reserved (so
+        ``_reserve`` has nothing to do). Else every pool with g_min free is reserved by
+        ``holder``, which the job cannot pass (it would not end before the reservation, nor
+        fit its spare), and one such pool has g_max free (so the reason names ``holder``).
+        Monotone: what holds for g_min and wall_min holds for more.
+        """
+        resvs = cyc.reservations
+        if not resvs:
+            return False
+        pl = self.capacity.pools
+        now = cyc.now
+        named = reserved = False
+        for p in pools:
+            resv = resvs.get(p)
+            if resv is not None:
+                reserved = True
+            free = pl[p].free
+            if free < g_min:
+                continue
+            if holder is None or resv is None or resv.job is job or resv.job.spec.id != holder:
+                return False
+            if now + wall_min <= resv.shadow or g_min <= resv.extra:
+                return False
+            if free >= g_max:
+                named = True
+        return reserved if holder is None else named
+
+    def _preempt_hopeless(self, project: int, rank: int, pools: tuple[int, ...], gpus: int) -> bool:
+        """Would ``_try_preempt_for`` pass over every one of these pools without a scan?
+
+        True when each pool lacks ``gpus`` schedulable accelerators, or the project is past
+        its guarantee there and the classes below ``rank`` hold too few to make room (its
+        bound). Monotone: hopeless for ``gpus`` implies hopeless for more, and for a higher
+        ``rank``.
+        """
+        key = (project, rank, pools, gpus)
+        got = self._hopeless.get(key)
+        if got is not None and got[0] == self._version:
+            return got[1]
+        pl = self.capacity.pools
+        hopeless = True
+        for pi in pools:
+            p = pl[pi]
+            if p.schedulable < gpus:
+                continue
+            if self._has_guarantees and self.ledger.within_guarantee(project, p.model, gpus):
+                hopeless = False
+                break
+            if sum(self._pool_rank_gpus[pi][rank + 1 :]) + p.free >= gpus:
+                hopeless = False
+                break
+        self._hopeless[key] = (self._version, hopeless)
+        return hopeless
+
+    def _waiting_run(
+        self,
+        q: SortedList,
+        qkey: tuple[int, int, int],
+        i: int,
+        limit: int,
+        prefix: tuple[float, ...],
+        heap: list[tuple[tuple[float, ...], int, tuple[int, int, int]]],
+    ) -> int:
+        """How many jobs from position ``i`` (a waiting one) the bulk pass may take at once.
+
+        The longest run q[i:i+n], n <= limit - i, of ``waiting`` jobs that all come before
+        the next entry of the merge (``heap[0]``). Galloping then bisection: O(log^2 n).
+        """
+        w = self._waiting[qkey].keys
+        first = w.bisect_left(q[i])
+        top = heap[0] if heap else None
+
+        def ok(m: int) -> bool:
+            e = q[m]
+            if w.bisect_right(e) - first != m - i + 1:
+                return False  # a job in q[i..m] has no wait_sig
+            return top is None or ((*prefix, *e), e[-1], qkey) < top
+
+        good, step = i, 1
+        bad = limit
+        while good + step < limit:
+            if ok(good + step):
+                good += step
+                step *= 2
+            else:
+                bad = good + step
+                break
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if ok(mid):
+                good = mid
+            else:
+                bad = mid
+        return good - i + 1
 
     def _ranks_differ(self) -> bool:
         if not self.running:
@@ -708,7 +1002,7 @@ class Scheduler:
             if resv is not None and resv.job is not j:
                 fits_before = cyc.now + wall <= resv.shadow
                 if not fits_before and j.gpus > resv.extra:
-                    reason, detail = Reason.RESERVATION, f"would delay job {resv.job.spec.id}"
+                    reason, detail = Reason.RESERVATION, f"{_DELAY}{resv.job.spec.id}"
                     continue
             plan = cap.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)
             if plan is None:
@@ -727,13 +1021,20 @@ class Scheduler:
                 resv.extra -= j.gpus
             if resv is not None and resv.job is j:
                 del cyc.reservations[pi]
+                self._version += 1
             self._start(j, pi, plan, cyc.now, cyc.out)
             return True
         if reason is Reason.RESOURCES:
-            models = sorted({cap.pools[p].model for p in avail})
-            detail = f"waiting for {j.gpus} x {'/'.join(models)}"
+            detail = f"waiting for {j.gpus} x {self._models_label(avail)}"
         self._set_reason(j, reason, detail, cyc.out)
         return False
+
+    def _models_label(self, pools: Sequence[int]) -> str:
+        key = tuple(pools)
+        label = self._model_labels.get(key)
+        if label is None:
+            label = self._model_labels[key] = "/".join(sorted({self.capacity.pools[p].model for p in key}))
+        return label
 
     def _set_reason(self, j: JobState, reason: Reason, detail: str, out: list[Decision]) -> None:
         if j.reason is Reason.OVER_BUDGET and reason is not Reason.OVER_BUDGET:
@@ -741,6 +1042,67 @@ class Scheduler:
         if j.reason != reason or j.detail != detail:
             j.reason, j.detail = reason, detail
             out.append(Explain(j.spec.id, reason, detail))
+            sig = self._wait_sig(j, reason, detail)
+            if sig != j.wait_sig:
+                if j.wait_sig is not None:
+                    self._unwait(j)
+                j.wait_sig = sig
+                if sig is not None:
+                    self._wait(j)
+
+    def _wait_sig(
+        self, j: JobState, reason: Reason, detail: str
+    ) -> tuple[tuple[int, ...], str | None] | None:
+        """The signature of a reason a cycle may give again with nothing to say (or None)."""
+        if j.status != PENDING:
+            return None
+        pools = self._wait_pools(j)
+        if not pools:
+            return None
+        if (
+            reason is Reason.RESOURCES
+            and detail == f"waiting for {j.spec.gpus} x {self._models_label(pools)}"
+        ):
+            return (pools, None)
+        if reason is Reason.RESERVATION and detail.startswith(_DELAY):
+            return (pools, detail[len(_DELAY) :])
+        return None
+
+    def _wait_pools(self, j: JobState) -> tuple[int, ...]:
+        """The pools a cycle tries for ``j`` when none is blocked (() when not known)."""
+        return j.candidates if len(j.spec.stacks) <= 1 else j.usable
+
+    def _wait(self, j: JobState) -> None:
+        """Index a pending job with a ``wait_sig`` in its sub-queue (for the bulk pass)."""
+        assert j.wait_sig is not None
+        w = self._waiting.get(j.qkey)
+        if w is None:
+            w = self._waiting[j.qkey] = _WaitIndex()
+        w.keys.add(j.skey)
+        sj = w.sigs.get(j.wait_sig)
+        if sj is None:
+            sj = w.sigs[j.wait_sig] = _SigJobs()
+        sj.gpus[j.spec.gpus] = sj.gpus.get(j.spec.gpus, 0) + 1
+        sj.walls.add(self._walltime(j))
+
+    def _unwait(self, j: JobState) -> None:
+        """Take a pending job with a ``wait_sig`` out of its sub-queue's index."""
+        assert j.wait_sig is not None
+        w = self._waiting[j.qkey]
+        if len(w.keys) == 1:
+            del self._waiting[j.qkey]
+            return
+        w.keys.remove(j.skey)
+        sj = w.sigs[j.wait_sig]
+        if len(sj.walls) == 1:
+            del w.sigs[j.wait_sig]
+            return
+        g = j.spec.gpus
+        if sj.gpus[g] == 1:
+            del sj.gpus[g]
+        else:
+            sj.gpus[g] -= 1
+        sj.walls.remove(self._walltime(j))
 
     def _shadow(self, pool: int, need: int, now: int) -> tuple[float, int]:
         """When ``need`` accelerators of a pool will be free from walltimes; and the spare then."""
@@ -767,6 +1129,7 @@ class Scheduler:
             return
         shadow, pi, extra = best
         cyc.reservations[pi] = _Reservation(j, shadow, extra)
+        self._version += 1
         start = int(shadow)
         p = self.capacity.pools[pi]
         if j.reserved_start != start:
@@ -780,57 +1143,76 @@ class Scheduler:
         """Free room for ``j`` by preempting the jobs that lose least; True if it started."""
         cyc.preempt_attempts += 1
         now = cyc.now
+        ledger = self.ledger
+        min_runtime = self.config.min_runtime_ms
         for pi in avail:
             p = self.capacity.pools[pi]
             if p.schedulable < j.gpus:
                 continue
-            within = self._has_guarantees and self.ledger.within_guarantee(j.project, p.model, j.gpus)
-            mine = self.ledger.guarantee_holder(j.project, p.model)
-            victims = []
-            for _, seq in self._running_by_pool[pi]:
-                v = self._by_seq[seq]
-                if now - v.start_ms < self.config.min_runtime_ms:
-                    continue
-                if v.rank > j.rank:
+            model = p.model
+            within = self._has_guarantees and ledger.within_guarantee(j.project, model, j.gpus)
+            mine = ledger.guarantee_holder(j.project, model)
+            # Groups of running jobs (project, class) that may hold victims: a lower class,
+            # or, for a job within its guarantee, borrowers under another guarantee. Their
+            # total bounds what a preemption could free, so a hopeless pool costs no scan.
+            groups: list[tuple[_RunGroup, Reason]] = []
+            bound = 0
+            reclaimable: dict[int, bool] = {}
+            for (project, rank), g in self._pool_groups[pi].items():
+                if rank > j.rank:
                     why = Reason.PRIORITY
-                elif (
-                    within
-                    and self.ledger.borrowing(v.project, p.model)
-                    and self.ledger.guarantee_holder(v.project, p.model) != mine
-                ):
+                elif within:
+                    ok = reclaimable.get(project)
+                    if ok is None:
+                        ok = reclaimable[project] = (
+                            ledger.borrowing(project, model)
+                            and ledger.guarantee_holder(project, model) != mine
+                        )
+                    if not ok:
+                        continue
                     why = Reason.RECLAIM
                 else:
                     continue
-                victims.append((self._lost_work(v, now), -v.rank, -v.start_ms, v.seq, v, why))
-            if sum(v[4].gpus for v in victims) + p.free < j.gpus:
+                groups.append((g, why))
+                bound += g.gpus
+            if bound + p.free < j.gpus:
                 continue
-            victims.sort(key=lambda t: t[:4])
-            taken: list[tuple[JobState, Placement, Reason]] = []
+            victims = []
+            freeable = 0
+            for g, why in groups:
+                for v in g.jobs.values():
+                    if now - v.start_ms < min_runtime:
+                        continue
+                    freeable += v.gpus
+                    victims.append((self._lost_work(v, now), -v.rank, -v.start_ms, v.seq, v, why))
+            if freeable + p.free < j.gpus:
+                continue
+            # least lost work first (seq breaks ties, so the order is total); taken lazily
+            heapq.heapify(victims)
+            taken: list[tuple[JobState, Reason]] = []
             plan = None
             shape: Sequence[TaskGroup] = j.spec.shape(p.gpus_per_node)
-            for *_, v, why in victims:
+            while victims:
+                *_, v, why = heapq.heappop(victims)
                 self.capacity.undo(v.placement)
-                taken.append((v, v.placement, why))
+                taken.append((v, why))
                 if p.free >= j.gpus:
                     plan = self.capacity.plan(pi, j.gpus, shape, j.spec.topology)
                     if plan is not None:
                         break
-            # put everything back, then enact for real (so bookkeeping stays in one place)
-            for _v, placement, _ in reversed(taken):
-                for node, ids in placement:
-                    self.capacity.take(node, ids)
-            if plan is None:
+            if plan is None or ledger.borrow_limit_hit(j.project, model, j.gpus) is not None:
+                # put everything back
+                for v, _ in reversed(taken):
+                    for node, ids in v.placement:
+                        self.capacity.take(node, ids)
                 continue
-            if self.ledger.borrow_limit_hit(j.project, p.model, j.gpus) is not None:
-                continue
-            for v, _, why in taken:
+            # enact: the victims' accelerators are already free, and the plan was made on
+            # exactly the capacity their preemption leaves
+            for v, why in taken:
                 detail = f"for job {j.spec.id}" + (
                     " (reclaiming a guarantee)" if why is Reason.RECLAIM else ""
                 )
-                self._preempt(v, now, cyc.out, why, detail)
-            plan = self.capacity.plan(pi, j.gpus, shape, j.spec.topology)
-            if plan is None:  # pragma: no cover - the same state gave a plan a moment ago
-                raise AssertionError("preemption plan vanished")
+                self._preempt(v, now, cyc.out, why, detail, released=True)
             self._start(j, pi, plan, now, cyc.out)
             return True
         return False
