@@ -24,6 +24,7 @@ done in reference time) derived only from the scheduler's events and ``now``.
 
 from __future__ import annotations
 
+import heapq
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -286,33 +287,46 @@ class RoundMechanism:
         self._acct.pop(j.seq, None)
 
     def _fill(self, now: int, out: list[Decision]) -> None:
-        """Between rounds: start pending jobs on idle accelerators, without preempting."""
+        """Between rounds: start pending jobs on idle accelerators, without preempting.
+
+        Newest first (a job that arrived since the round has received nothing: Gavel would
+        rank it first), oldest first for FIFO; at most ``backfill_depth`` jobs are looked
+        at, so a finish costs O(depth) however long the queue is (the next round looks at
+        everything).
+        """
         s = self.s
-        if not s._pending or all(p.free == 0 for p in s.capacity.pools):
+        if not s._pending:
             return
-        pending = [j for j in s._by_seq.values() if j.status == _PENDING]
-        prio, xs = self._priorities(pending)
-        top = {j.seq: float(prio[i].max()) for i, j in enumerate(pending)}
-        alloc = {j.seq: xs[i] for i, j in enumerate(pending)}
-        if self.objective in _STRICT:
-            pending.sort(key=lambda j: (j.rank, j.spec.submit_ms, j.seq))
-        else:
-            pending.sort(key=lambda j: (j.rank, -top[j.seq], j.spec.submit_ms, j.seq))
         pools = s.capacity.pools
         free_total = sum(p.free for p in pools)
-        for j in pending:
+        if free_total <= 0:
+            return
+        max_free = max(p.free for p in pools)
+        newest_first = self.objective not in _STRICT
+        queues = [reversed(q) if newest_first else iter(q) for q in s._queues.values()]
+        order = heapq.merge(*queues, reverse=newest_first)
+        depth = s.config.backfill_depth
+        rank = {t: i for i, t in enumerate(self._model_order())}
+        pm = self.pool_model
+        candidates: list[JobState] = []
+        for entry in order:
+            if len(candidates) >= depth:
+                break
+            j = s._by_seq[entry[-1]]
+            if j.gpus <= max_free:
+                candidates.append(j)
+        for j in candidates:
             if free_total <= 0:
                 break
-            if j.gpus > free_total:
+            if j.status != _PENDING or j.gpus > max_free:
                 continue
-            x = alloc[j.seq]
-            thr = self._thr_of(j)
             if self.aware:
-                pm = self.pool_model
-                prefer = sorted(j.candidates, key=lambda p: (-x[pm[p]], -thr[pm[p]], p))
+                x = self._alloc.get(j.seq)
+                thr = self._thr_of(j)
+                xs = x if x is not None else np.zeros(len(self.models))
+                prefer = sorted(j.candidates, key=lambda p: (-xs[pm[p]], -thr[pm[p]], p))
             else:
-                rank = {t: i for i, t in enumerate(self._model_order())}
-                prefer = sorted(j.candidates, key=lambda p: (rank[self.pool_model[p]], p))
+                prefer = sorted(j.candidates, key=lambda p: (rank[pm[p]], p))
             for pi in prefer:
                 p = pools[pi]
                 if p.free < j.gpus:
@@ -322,6 +336,7 @@ class RoundMechanism:
                     s._start(j, pi, plan, now, out)
                     self._acct[j.seq] = now
                     free_total -= j.gpus
+                    max_free = max(q.free for q in pools)
                     break
 
 
