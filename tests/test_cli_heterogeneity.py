@@ -41,3 +41,11 @@ def test_unknown_policy_names_the_new_ones() -> None:
     r = runner.invoke(app, ["compare", "--fleet", "demo", "--policies", "gavel-nope"])
     assert r.exit_code == 2
     assert "gavel-las" in r.output and "tiresias" in r.output
+
+
+def test_effective_usage_is_a_cli_option_and_a_bad_value_is_named() -> None:
+    r = runner.invoke(app, ["simulate", "--fleet", "demo", "--hours", "2", "--usage", "effective", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["effective_gpu_hours"] > 0
+    r = runner.invoke(app, ["simulate", "--fleet", "demo", "--usage", "tokens"])
+    assert r.exit_code == 2 and "--usage" in r.output

@@ -156,7 +156,10 @@ def _run(
     min_runtime_s: float,
     half_life_h: float,
     title: str,
+    usage: str = "raw",
 ) -> tuple[Scenario, list[RunResult], list[dict[str, Any]]]:
+    if usage not in ("raw", "effective"):
+        _fail(f"unknown --usage {usage!r} (expected raw or effective)")
     for p in policies:
         name, backfill = parse_policy(p)
         if name not in POLICIES:
@@ -172,6 +175,7 @@ def _run(
         backfill_depth=backfill_depth,
         min_runtime_ms=int(min_runtime_s * 1000),
         decay_half_life_ms=int(half_life_h * 3_600_000),
+        usage=usage,
     )
     sim = SimConfig(validate=validate)
     with _progress(sys.stderr.isatty() or not as_json) as cb:
@@ -211,6 +215,12 @@ MinRunOpt = Annotated[
     float, typer.Option("--min-runtime", help="Seconds a job runs before it may be preempted.")
 ]
 HalfLifeOpt = Annotated[float, typer.Option("--half-life", help="Fair-share usage decay half-life, hours.")]
+UsageOpt = Annotated[
+    str,
+    typer.Option(
+        help="What budgets and fair share count: raw GPU-hours or effective ones (scaled by throughput)."
+    ),
+]
 
 
 @app.command()
@@ -232,12 +242,13 @@ def simulate(
     backfill_depth: DepthOpt = 1000,
     min_runtime: MinRunOpt = 0.0,
     half_life: HalfLifeOpt = 168.0,
+    usage: UsageOpt = "raw",
 ) -> None:
     """Simulate one policy on a fleet, tenants and workload; print its metrics."""
     name = policy if "+" in policy or backfill == "none" else f"{policy}+{backfill}"
     _, _, metrics = _run(
         fleet, tenants, workload, [name], seed, load, hours, fmt, out, as_json, validate,
-        backfill_depth, min_runtime, half_life, f"gpupool simulation: {name} on {fleet}",
+        backfill_depth, min_runtime, half_life, f"gpupool simulation: {name} on {fleet}", usage,
     )  # fmt: skip
     if as_json:
         out_console.print_json(json.dumps(metrics[0]))
@@ -266,6 +277,7 @@ def compare(
     backfill_depth: DepthOpt = 1000,
     min_runtime: MinRunOpt = 0.0,
     half_life: HalfLifeOpt = 168.0,
+    usage: UsageOpt = "raw",
 ) -> None:
     """Simulate several policies on the same scenario, side by side."""
     names = [p.strip() for p in policies.split(",") if p.strip()]
@@ -275,7 +287,7 @@ def compare(
         _fail(f"--policies names a policy twice: {policies}")
     _, _, metrics = _run(
         fleet, tenants, workload, names, seed, load, hours, fmt, out, as_json, validate,
-        backfill_depth, min_runtime, half_life, f"gpupool comparison on {fleet}",
+        backfill_depth, min_runtime, half_life, f"gpupool comparison on {fleet}", usage,
     )  # fmt: skip
     if as_json:
         out_console.print_json(json.dumps({m["policy"]: m for m in metrics}))

@@ -12,7 +12,8 @@ This module owns how the scheduler acts on an allocation matrix X[job][model] (c
   fit. A running job that keeps its model keeps its accelerators; the others are stopped
   at the round boundary, where a job's lease ends and it checkpoints (``Reason.ROUND``);
 * between rounds it only fills idle accelerators (no preemption), so arrivals and
-  finishes do not leave accelerators idle until the next round (Gavel's simulator does);
+  finishes do not leave accelerators idle until the next round (in Gavel's simulator
+  they wait for it);
 * ``portable_order`` orders the pools of a job that runs on several software stacks:
   fastest first while its fast accelerators are free, but to the accelerators where it is
   comparatively fastest (an inference job on an NPU) while other jobs wait for the fast
