@@ -218,7 +218,20 @@ class Scheduler:
         #: fair-share keys per project at ``_fair_at`` (constant within an instant: usage
         #: decays with time only, and a change at ``now`` does not move the value at ``now``)
         self._fair_keys: dict[int, tuple[float, ...]] = {}
+        self._decayed: dict[int, float] = {}
         self._fair_at = -1
+        self._guard_cache: dict[tuple[int, int], tuple[tuple[int, str, int], ...]] = {}
+        #: per project: the projects whose guarantee holders are on its path (what its
+        #: holding changes can move), and a counter bumped when that may have happened
+        n_nodes = len(tenancy.nodes)
+        guarded = [{i for i in tenancy.ancestors(k) if tenancy.nodes[i].guaranteed} for k in range(n_nodes)]
+        self._affects = [
+            tuple(k2 for k2 in tenancy.projects if guarded[k2] & set(tenancy.ancestors(k)))
+            for k in range(n_nodes)
+        ]
+        self._held_ver = [0] * n_nodes
+        #: per sub-queue: (head seq, its project's _held_ver, within) of its last prefix
+        self._within: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         #: sub-queue prefixes of this cycle, valid while ``_version`` (bumped by every start,
         #: stop and queue change: what moves a tenant's usage or a sub-queue's head) holds
         self._prefixes: dict[tuple[int, int, int], tuple[int, tuple[float, ...]]] = {}
@@ -228,7 +241,9 @@ class Scheduler:
         #: per pool and class: accelerators held by running jobs (preemption bounds)
         self._pool_rank_gpus: list[list[int]] = [[0] * (PREEMPTIBLE_RANK + 1) for _ in self.capacity.pools]
         #: per cycle, valid while ``_version`` holds: is a preemption for (project, class,
-        #: pools, accelerators) hopeless
+        #: pools, accelerators) hopeless; the most free in one of a set of pools, and whether
+        #: one of them is reserved
+        self._free_at: dict[tuple[int, ...], tuple[int, int, bool]] = {}
         self._hopeless: dict[tuple[int, int, tuple[int, ...], int], tuple[int, bool]] = {}
         #: pools whose jobs or capacity changed since the last cycle (preemptive policies
         #: re-decide only there: elsewhere the wanted set cannot have changed)
@@ -306,6 +321,7 @@ class Scheduler:
         if idx is None:
             raise ValueError(f"unknown project {project!r}")
         self.ledger.change(idx, model, gpus, at_ms)
+        self._held_changed(idx)
 
     def restore_running(
         self,
@@ -362,6 +378,7 @@ class Scheduler:
             self._node_jobs.setdefault(n, set()).add(j.seq)
         model = self.capacity.pools[pool].model
         self.ledger.change(project, model, spec.gpus, start_ms, self._usage_rate(spec, model))
+        self._held_changed(project)
         self._version += 1
         self._fair_at = -1  # usage changed from a past instant: the value now moved
 
@@ -601,20 +618,59 @@ class Scheduler:
         project = qkey[1]
         within = 1
         if self._has_guarantees:
-            gpus = self._by_seq[self._queues[qkey][0][-1]].spec.gpus
-            for model in self._candset_models[qkey[0]]:
-                if self.ledger.within_guarantee(project, model, gpus):
-                    within = 0
-                    break
+            # Ledger.within_guarantee for each model of the set, with the (static) holders
+            # of the project's guarantees looked up once; memoised until the head of the
+            # sub-queue or what those holders hold changes
+            head = self._queues[qkey][0][-1]
+            ver = self._held_ver[project]
+            got_w = self._within.get(qkey)
+            if got_w is not None and got_w[0] == head and got_w[1] == ver:
+                within = got_w[2]
+            else:
+                gpus = self._by_seq[head].spec.gpus
+                held_of = self.ledger.held_of
+                for node, key, guaranteed in self._guards(project, qkey[0]):
+                    if held_of(node, key) + gpus <= guaranteed:
+                        within = 0
+                        break
+                self._within[qkey] = (head, ver, within)
         if self._fair_at != now:
             self._fair_keys.clear()
+            self._decayed.clear()
             self._fair_at = now
         fair = self._fair_keys.get(project)
         if fair is None:
-            fair = self._fair_keys[project] = self.ledger.fair_key(project, now)
+            # Ledger.fair_key, with each tree node's decayed usage computed once per instant
+            decayed = self._decayed
+            parts = []
+            for i in self.tenancy.ancestors(project):
+                d = decayed.get(i)
+                if d is None:
+                    d = decayed[i] = self.ledger.decayed(i, now)
+                parts.append(d / self.tenancy.nodes[i].weight)
+            fair = self._fair_keys[project] = tuple(parts)
         prefix = (qkey[2], within, *fair)
         self._prefixes[qkey] = (self._version, prefix)
         return prefix
+
+    def _held_changed(self, project: int) -> None:
+        """What ``project``'s tree path holds changed: prefixes that read it are stale."""
+        for k in self._affects[project]:
+            self._held_ver[k] += 1
+
+    def _guards(self, project: int, cid: int) -> tuple[tuple[int, str, int], ...]:
+        """Per model of a candidate set (each once, in order) that the project has a guarantee
+        for: the tree node holding it, its key (model or "*") and the amount."""
+        got = self._guard_cache.get((project, cid))
+        if got is None:
+            out = []
+            for model in self._candset_models[cid]:
+                h = self.ledger.guarantee_holder(project, model)
+                if h is not None:
+                    node, key = h
+                    out.append((node, key, self.tenancy.nodes[node].guaranteed[key]))
+            got = self._guard_cache[(project, cid)] = tuple(out)
+        return got
 
     # -- running -------------------------------------------------------------------------
 
@@ -653,6 +709,7 @@ class Scheduler:
         for node, _ in placement:
             self._node_jobs.setdefault(node, set()).add(j.seq)
         self.ledger.change(j.project, p.model, j.gpus, now, self._usage_rate(j.spec, p.model))
+        self._held_changed(j.project)
         self._version += 1
         names = self.fleet.nodes
         out.append(
@@ -704,6 +761,7 @@ class Scheduler:
         del self.running[j.seq]
         rate = self._usage_rate(j.spec, p.model)
         self.ledger.change(j.project, p.model, -j.gpus, now, None if rate is None else -rate)
+        self._held_changed(j.project)
         self._version += 1
         ran = now - j.start_ms
         j.run_ms += ran
@@ -743,6 +801,7 @@ class Scheduler:
         cyc = _Cycle(now, out)
         self._prefixes.clear()
         self._hopeless.clear()
+        self._free_at.clear()
         self._fair_at = -1
         max_attempts = self.config.max_preemption_attempts
         depth = self.config.backfill_depth
@@ -752,9 +811,11 @@ class Scheduler:
         easy = self.config.backfill == "easy"
         heap: list[tuple[tuple[float, ...], int, tuple[int, int, int]]] = []
         cursor: dict[tuple[int, int, int], int] = {}
+        prefix_of = self._prefix
         for qkey, q in self._queues.items():
             cursor[qkey] = 0
-            heap.append(((*self._prefix(qkey, now), *q[0]), q[0][-1], qkey))
+            head = q[0]
+            heap.append(((*prefix_of(qkey, now), *head), head[-1], qkey))
         heapq.heapify(heap)
         while heap:
             if cyc.failures >= depth:
@@ -860,13 +921,16 @@ class Scheduler:
             return 0
         n = 1
         rank = qkey[2] if self.policy.by_rank else 0  # class 0 bounds a mixed sub-queue
-        if all(
+        prefix = self._prefix(qkey, cyc.now)
+        if i + 1 >= len(q) or (heap and ((*prefix, *q[i + 1]), q[i + 1][-1], qkey) > heap[0]):
+            pass  # another sub-queue's job comes next: a run of one
+        elif all(
             self._blocked_as(sig[0], sig[1], min(sj.gpus), max(sj.gpus), sj.walls[0], cyc, None)
             and not (preempting and not self._preempt_hopeless(qkey[1], rank, sig[0], min(sj.gpus)))
             for sig, sj in self._waiting[qkey].sigs.items()
         ):
             limit = min(len(q), i + cfg.backfill_depth - cyc.failures)
-            n = self._waiting_run(q, qkey, i, limit, self._prefix(qkey, cyc.now), heap)
+            n = self._waiting_run(q, qkey, i, limit, prefix, heap)
         cyc.failures += n
         if can_preempt:
             cyc.preempt_attempts = min(cfg.max_preemption_attempts, cyc.preempt_attempts + n)
@@ -896,6 +960,12 @@ class Scheduler:
         if not resvs:
             return False
         pl = self.capacity.pools
+        if holder is None:
+            got = self._free_at.get(pools)
+            if got is None or got[0] != self._version:
+                got = (self._version, max(pl[p].free for p in pools), any(p in resvs for p in pools))
+                self._free_at[pools] = got
+            return got[1] < g_min and got[2]
         now = cyc.now
         named = reserved = False
         for p in pools:
@@ -964,6 +1034,8 @@ class Scheduler:
                 return False  # a job in q[i..m] has no wait_sig
             return top is None or ((*prefix, *e), e[-1], qkey) < top
 
+        if limit - 1 > i and ok(limit - 1):
+            return limit - i  # the usual case: the run reaches the limit
         good, step = i, 1
         bad = limit
         while good + step < limit:
