@@ -26,6 +26,7 @@ done in reference time) derived only from the scheduler's events and ``now``.
 from __future__ import annotations
 
 import heapq
+from itertools import islice
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +44,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 #: objectives whose zero entries mean "never on this model" (Gavel: invalid_allocation_zero)
 _STRICT = frozenset({"fifo"})
+#: pending jobs looked at per fill between rounds (work conservation is best effort there)
+FILL_DEPTH = 32
 #: JobState.status codes (the scheduler's PENDING and RUNNING; not imported: it imports us)
 _PENDING, _RUNNING = 0, 1
 
@@ -291,9 +294,10 @@ class RoundMechanism:
         """Between rounds: start pending jobs on idle accelerators, without preempting.
 
         Newest first (a job that arrived since the round has received nothing: Gavel would
-        rank it first), oldest first for FIFO; at most ``backfill_depth`` jobs are looked
-        at, so a finish costs O(depth) however long the queue is (the next round looks at
-        everything).
+        rank it first), oldest first for FIFO; at most ``FILL_DEPTH`` jobs are looked at,
+        so a finish costs O(depth) however long the queue is (the next round looks at
+        everything), and a candidate set that had no room for a gang is not asked again
+        for one as big.
         """
         s = self.s
         if not s._pending:
@@ -306,20 +310,18 @@ class RoundMechanism:
         newest_first = self.objective not in _STRICT
         queues = [reversed(q) if newest_first else iter(q) for q in s._queues.values()]
         order = heapq.merge(*queues, reverse=newest_first)
-        depth = s.config.backfill_depth
+        depth = min(FILL_DEPTH, s.config.backfill_depth)
         rank = {t: i for i, t in enumerate(self._model_order())}
         pm = self.pool_model
-        candidates: list[JobState] = []
-        for entry in order:
-            if len(candidates) >= depth:
-                break
-            j = s._by_seq[entry[-1]]
-            if j.gpus <= max_free:
-                candidates.append(j)
+        candidates = [s._by_seq[entry[-1]] for entry in islice(order, depth)]
+        too_big: dict[tuple[int, ...], int] = {}
         for j in candidates:
             if free_total <= 0:
                 break
-            if j.status != _PENDING or j.gpus > max_free:
+            if j.status != _PENDING or j.gpus > max_free or j.gpus >= too_big.get(j.candidates, 1 << 30):
+                continue
+            if all(pools[pi].free < j.gpus for pi in j.candidates):
+                too_big[j.candidates] = j.gpus  # nothing it may use has room
                 continue
             if self.aware:
                 x = self._alloc.get(j.seq)
