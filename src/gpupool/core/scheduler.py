@@ -608,7 +608,7 @@ class Scheduler:
         """The dynamic part of a sub-queue's order (fair share: class, guarantee, usage).
 
         Memoised within a cycle (``_prefixes`` is cleared when a cycle starts) until the
-        next start, stop or queue change.
+        next start, stop or queue change. ``_cycle`` computes the first ones inline.
         """
         if not self.policy.fair:
             return (qkey[2],)
@@ -618,40 +618,52 @@ class Scheduler:
         project = qkey[1]
         within = 1
         if self._has_guarantees:
-            # Ledger.within_guarantee for each model of the set, with the (static) holders
-            # of the project's guarantees looked up once; memoised until the head of the
-            # sub-queue or what those holders hold changes
             head = self._queues[qkey][0][-1]
-            ver = self._held_ver[project]
             got_w = self._within.get(qkey)
-            if got_w is not None and got_w[0] == head and got_w[1] == ver:
+            if got_w is not None and got_w[0] == head and got_w[1] == self._held_ver[project]:
                 within = got_w[2]
             else:
-                gpus = self._by_seq[head].spec.gpus
-                held_of = self.ledger.held_of
-                for node, key, guaranteed in self._guards(project, qkey[0]):
-                    if held_of(node, key) + gpus <= guaranteed:
-                        within = 0
-                        break
-                self._within[qkey] = (head, ver, within)
+                within = self._within_now(qkey, head)
         if self._fair_at != now:
             self._fair_keys.clear()
             self._decayed.clear()
             self._fair_at = now
         fair = self._fair_keys.get(project)
         if fair is None:
-            # Ledger.fair_key, with each tree node's decayed usage computed once per instant
-            decayed = self._decayed
-            parts = []
-            for i in self.tenancy.ancestors(project):
-                d = decayed.get(i)
-                if d is None:
-                    d = decayed[i] = self.ledger.decayed(i, now)
-                parts.append(d / self.tenancy.nodes[i].weight)
-            fair = self._fair_keys[project] = tuple(parts)
+            fair = self._fair_key(project, now)
         prefix = (qkey[2], within, *fair)
         self._prefixes[qkey] = (self._version, prefix)
         return prefix
+
+    def _within_now(self, qkey: tuple[int, int, int], head: int) -> int:
+        """0 if the head job of a sub-queue (seq ``head``) stays within a guarantee, else 1.
+
+        Ledger.within_guarantee for each model of the set, with the (static) holders of the
+        project's guarantees looked up once; memoised (``_within``) until the head of the
+        sub-queue or what those holders hold changes (``_held_ver``).
+        """
+        project = qkey[1]
+        gpus = self._by_seq[head].spec.gpus
+        held_of = self.ledger.held_of
+        within = 1
+        for node, key, guaranteed in self._guards(project, qkey[0]):
+            if held_of(node, key) + gpus <= guaranteed:
+                within = 0
+                break
+        self._within[qkey] = (head, self._held_ver[project], within)
+        return within
+
+    def _fair_key(self, project: int, now: int) -> tuple[float, ...]:
+        """Ledger.fair_key, with each tree node's decayed usage computed once per instant."""
+        decayed = self._decayed
+        parts = []
+        for i in self.tenancy.ancestors(project):
+            d = decayed.get(i)
+            if d is None:
+                d = decayed[i] = self.ledger.decayed(i, now)
+            parts.append(d / self.tenancy.nodes[i].weight)
+        fair = self._fair_keys[project] = tuple(parts)
+        return fair
 
     def _held_changed(self, project: int) -> None:
         """What ``project``'s tree path holds changed: prefixes that read it are stale."""
@@ -811,11 +823,36 @@ class Scheduler:
         easy = self.config.backfill == "easy"
         heap: list[tuple[tuple[float, ...], int, tuple[int, int, int]]] = []
         cursor: dict[tuple[int, int, int], int] = {}
-        prefix_of = self._prefix
-        for qkey, q in self._queues.items():
-            cursor[qkey] = 0
-            head = q[0]
-            heap.append(((*prefix_of(qkey, now), *head), head[-1], qkey))
+        if self.policy.fair:
+            # the prefixes of every sub-queue, as ``_prefix`` computes them (inline: this
+            # loop runs over every sub-queue at every cycle)
+            self._fair_keys.clear()
+            self._decayed.clear()
+            self._fair_at = now
+            fair_keys, within_of, held_ver = self._fair_keys, self._within, self._held_ver
+            prefixes, version, guarantees = self._prefixes, self._version, self._has_guarantees
+            for qkey, q in self._queues.items():
+                cursor[qkey] = 0
+                head = q[0]
+                project = qkey[1]
+                within = 1
+                if guarantees:
+                    w = within_of.get(qkey)
+                    if w is not None and w[0] == head[-1] and w[1] == held_ver[project]:
+                        within = w[2]
+                    else:
+                        within = self._within_now(qkey, head[-1])
+                fair = fair_keys.get(project)
+                if fair is None:
+                    fair = self._fair_key(project, now)
+                prefix = (qkey[2], within, *fair)
+                prefixes[qkey] = (version, prefix)
+                heap.append(((*prefix, *head), head[-1], qkey))
+        else:
+            for qkey, q in self._queues.items():
+                cursor[qkey] = 0
+                head = q[0]
+                heap.append(((qkey[2], *head), head[-1], qkey))
         heapq.heapify(heap)
         while heap:
             if cyc.failures >= depth:
