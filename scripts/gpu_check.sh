@@ -5,7 +5,8 @@
 #   2. the live service (API + loop on SQLite) over this machine's one-node fleet: a job
 #      submitted over HTTP, scheduled by the core, run by the LocalExecutor, its log read back.
 # Prints what it saw and exits non-zero if a job did not see exactly the GPU it was placed on.
-# Under 3 minutes.
+# Under 3 minutes. Where PyTorch is installed, the first job also multiplies bf16 matrices on
+# its GPU for 6 s and the check asks that NVML telemetry saw the GPU busy.
 #
 # It needs no CUDA toolkit and no torch: the job itself asks NVML which device its
 # CUDA_VISIBLE_DEVICES names. Set GPU_CHECK_PYTHON to use a Python that already has gpupool
@@ -73,8 +74,28 @@ print("CUDA_VISIBLE_DEVICES=" + cvd)
 print("GPUPOOL_ALLOCATION_ID=" + os.environ["GPUPOOL_ALLOCATION_ID"])
 print("device:", name if isinstance(name, str) else name.decode(), "memory used MiB:", mem.used >> 20)
 print("utilisation %:", pynvml.nvmlDeviceGetUtilizationRates(h).gpu, flush=True)
-time.sleep(3)
+try:
+    import torch
+except ImportError:
+    time.sleep(3)
+else:
+    # Real work on the placed GPU (torch numbers it cuda:0 under CUDA_VISIBLE_DEVICES), so
+    # the executor's NVML telemetry has something to see.
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    t_end, n = time.monotonic() + 6, 0
+    while time.monotonic() < t_end:
+        for _ in range(20):
+            b = a @ a
+        torch.cuda.synchronize()
+        n += 20
+    print("torch:", torch.__version__, "on", torch.cuda.get_device_name(0),
+          f"{n * 2 * 8192**3 / 6 / 1e12:.0f} TFLOP/s bf16 over 6 s", flush=True)
 """
+try:
+    import torch  # noqa: F401
+    HAVE_TORCH = True
+except ImportError:
+    HAVE_TORCH = False
 ex = LocalExecutor(work / "state", machine=machine, telemetry_interval_s=1.0, walltime_grace_s=2)
 t0 = time.monotonic()
 ex.launch(Launch("check#1", "check", (sys.executable, "-c", job), ((node, (len(devices) - 1,)),), work / "logs"))
@@ -98,11 +119,15 @@ ok = (
     and "check#1" in exit_ and exit_["check#1"].exit_code == 0
     and "walltime#1" in exit_ and exit_["walltime#1"].cause == "walltime"
     and len(samples) >= 1 and all(s.device == target.visible_id for s in samples)
+    # With torch the job kept the GPU busy: some sample must show it.
+    and (not HAVE_TORCH or max(s.utilization_pct for s in samples) > 0)
 )
 print(json.dumps({"gpus": len(devices), "model": target.model, "pinned_to": target.visible_id,
                   "job_exit": getattr(exit_.get("check#1"), "exit_code", None),
                   "walltime_cause": getattr(exit_.get("walltime#1"), "cause", None),
-                  "telemetry_samples": len(samples), "ok": ok, "seconds": round(time.monotonic() - t0, 1)}))
+                  "telemetry_samples": len(samples), "torch_job": HAVE_TORCH,
+                  "max_utilization_pct": max((s.utilization_pct for s in samples), default=None),
+                  "max_memory_used_mib": max((s.memory_used_mib for s in samples), default=None), "ok": ok, "seconds": round(time.monotonic() - t0, 1)}))
 sys.exit(0 if ok else 1)
 PY
 

@@ -32,9 +32,10 @@ from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import TenancyError
 from gpupool.fleetfile import FleetFileError
 from gpupool.sim.metrics import compute_metrics
+from gpupool.sim.named_workloads import NAMED_WORKLOADS
 from gpupool.sim.records import RunResult
 from gpupool.sim.report import write_report
-from gpupool.sim.scenario import NAMED_WORKLOADS, Scenario, build_scenario, parse_policy, run_policies
+from gpupool.sim.scenario import Scenario, build_scenario, parse_policy, run_policies
 from gpupool.sim.simulator import SimConfig
 from gpupool.sim.workload import TraceError
 

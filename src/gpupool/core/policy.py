@@ -31,7 +31,14 @@ Every key ends in the job's submission sequence number: an explicit tie-break.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gpupool.core.scheduler import SchedulerConfig
+
+#: Gavel's round: 360 s (Narayanan et al., OSDI'20, section 7).
+GAVEL_ROUND_MS = 360_000
 
 POLICIES = (
     "fifo",
@@ -90,3 +97,27 @@ def get_policy(name: str) -> Policy:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})") from None
+
+
+def with_policy_defaults(cfg: SchedulerConfig) -> SchedulerConfig:
+    """Fill in what a policy needs and the user left at zero.
+
+    ``las`` re-ranks as service accrues, so it needs rounds (a decision every minute), and
+    a quantum: without a minimum runtime every round would preempt everything that runs in
+    favour of jobs that have had no service yet, and under overload the restart overheads
+    would eat the pool (Tiresias bounds the same thrashing with discretised queues).
+    ``tiresias`` needs rounds to demote and promote (a minute, no quantum: its discrete
+    queues are the thrashing guard); the round-based policies (``gavel-*``, ``maxmin``,
+    ``ftf``) re-decide once a round: Gavel's 6 minutes.
+    """
+    if cfg.policy == "las":
+        return replace(
+            cfg,
+            round_ms=cfg.round_ms or 60_000,
+            min_runtime_ms=cfg.min_runtime_ms or 600_000,
+        )
+    if cfg.policy == "tiresias":
+        return replace(cfg, round_ms=cfg.round_ms or 60_000)
+    if get_policy(cfg.policy).allocation:
+        return replace(cfg, round_ms=cfg.round_ms or GAVEL_ROUND_MS)
+    return cfg

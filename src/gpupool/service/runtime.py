@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gpupool.core.accelerator import Catalogue
 from gpupool.core.fleet import Fleet
+from gpupool.core.policy import with_policy_defaults
 from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.fleetfile import default_tenants_for, fleet_presets, load_fleet, load_tenants
@@ -34,7 +35,6 @@ from gpupool.service.loop import Clock, Loop, wall_clock
 from gpupool.service.metrics import ServiceMetrics
 from gpupool.service.settings import ServiceSettings
 from gpupool.service.tenant_tree import seed
-from gpupool.sim.scenario import with_policy_defaults
 
 log = logging.getLogger("gpupool.service")
 ADMIN_NAME = "admin"

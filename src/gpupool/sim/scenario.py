@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from gpupool.core.fleet import Fleet
-from gpupool.core.policy import get_policy
+from gpupool.core.policy import with_policy_defaults
 from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.core.throughput import ThroughputTable
 from gpupool.fleetfile import default_tenants_for, load_fleet, load_tenants
 from gpupool.sim.generator import generate_workload
+from gpupool.sim.named_workloads import ITP_CLUSTERS, NAMED_WORKLOADS
 from gpupool.sim.records import RunResult
 from gpupool.sim.simulator import SimConfig, simulate
 from gpupool.sim.throughputs import GAVEL_MODELS, gavel_throughput_table, gavel_throughputs
@@ -40,13 +41,9 @@ from gpupool.sim.trace import read_trace, shipped_trace
 from gpupool.sim.workload import WorkloadJob
 
 HELIOS_WINDOW = ("2017-10-01", "2017-11-30 23:59:59")
-ITP_CLUSTERS = ("01", "02", "04", "05", "06", "08", "09")
 #: Share of a synthetic workload's single-node jobs that are portable inference services
 #: (CUDA + the fleet's NPU stacks) on a fleet with NPUs.
 PORTABLE_FRACTION = 0.25
-#: Gavel's round: 360 s (Narayanan et al., OSDI'20, section 7).
-GAVEL_ROUND_MS = 360_000
-NAMED_WORKLOADS = ("philly", "philly-helios", *(f"itp-{c}" for c in ITP_CLUSTERS), "synthetic")
 
 
 @dataclass(slots=True)
@@ -244,30 +241,6 @@ def _gavel_workload(jobs: Sequence[WorkloadJob], fleet: Fleet) -> bool:
     types = {job_type for job_type, _ in gavel_throughputs()}
     classes = {j.workload_class for j in jobs}
     return bool(classes) and classes <= types and set(fleet.gpus_by_model()) <= set(GAVEL_MODELS.values())
-
-
-def with_policy_defaults(cfg: SchedulerConfig) -> SchedulerConfig:
-    """Fill in what a policy needs and the user left at zero.
-
-    ``las`` re-ranks as service accrues, so it needs rounds (a decision every minute), and
-    a quantum: without a minimum runtime every round would preempt everything that runs in
-    favour of jobs that have had no service yet, and under overload the restart overheads
-    would eat the pool (Tiresias bounds the same thrashing with discretised queues).
-    ``tiresias`` needs rounds to demote and promote (a minute, no quantum: its discrete
-    queues are the thrashing guard); the round-based policies (``gavel-*``, ``maxmin``,
-    ``ftf``) re-decide once a round: Gavel's 6 minutes.
-    """
-    if cfg.policy == "las":
-        return replace(
-            cfg,
-            round_ms=cfg.round_ms or 60_000,
-            min_runtime_ms=cfg.min_runtime_ms or 600_000,
-        )
-    if cfg.policy == "tiresias":
-        return replace(cfg, round_ms=cfg.round_ms or 60_000)
-    if get_policy(cfg.policy).allocation:
-        return replace(cfg, round_ms=cfg.round_ms or GAVEL_ROUND_MS)
-    return cfg
 
 
 def run_policies(

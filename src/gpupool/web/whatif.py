@@ -39,7 +39,7 @@ from typing import Any
 
 from gpupool.fleetfile import fleet_presets
 from gpupool.fleetfile.tenants_file import tenant_presets
-from gpupool.sim.scenario import ITP_CLUSTERS
+from gpupool.sim.named_workloads import ITP_CLUSTERS
 
 WORKLOADS = ("synthetic", "philly-helios", *(f"itp-{c}" for c in ITP_CLUSTERS))
 MAX_POLICIES = 4
