@@ -47,9 +47,16 @@ PROJECT = "vision"  # a project of the demo tenants
 MEMBER = "minjun.kim"  # one of its members
 
 
-def serve(data_dir: Path, port: int) -> None:
+def serve(data_dir: Path, port: int, log_file: Path | None = None) -> None:
     """The server side (``--serve``): the service's own app factory under uvicorn."""
+    import logging
+
     import uvicorn
+
+    if log_file is not None:  # the loop's line per cycle (its duration, events, decisions)
+        logging.basicConfig(
+            filename=log_file, level=logging.INFO, format="%(relativeCreated)d %(name)s %(message)s"
+        )
 
     from gpupool.service.api.app import create_app
     from gpupool.service.runtime import Runtime, tune_gc_for_serving
@@ -78,9 +85,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_server(data_dir: Path, cpus: list[int]) -> tuple[subprocess.Popen[bytes], str]:
+def _start_server(
+    data_dir: Path, cpus: list[int], log_file: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     cmd = [sys.executable, __file__, "--serve", str(data_dir), "--port", str(port)]
+    if log_file is not None:
+        cmd += ["--server-log", str(log_file)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(proc.pid, cpus)  # the "server on N cores" part of the goal
@@ -237,9 +248,10 @@ def main() -> None:
     ap.add_argument(
         "--sbatch-jobs", type=int, default=500, help="sbatch submissions to time, if sbatch exists"
     )
+    ap.add_argument("--server-log", type=Path, help="write the server's log (a line per cycle) to this file")
     args = ap.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.port)
+        serve(args.serve, args.port, args.server_log)
         return
 
     # Other work on the machine skews the numbers: report the load average the run started at.
@@ -249,7 +261,7 @@ def main() -> None:
     warmup = 1.0
     with tempfile.TemporaryDirectory(prefix="gpupool-load-") as tmp:
         data_dir = Path(tmp)
-        server, url = _start_server(data_dir, server_cpus)
+        server, url = _start_server(data_dir, server_cpus, args.server_log)
         try:
             token = _member_token(url, data_dir)
             queue: Any = mp.get_context("spawn").Queue()

@@ -248,3 +248,28 @@ def test_restore_refuses_a_double_booked_accelerator() -> None:
     with pytest.raises(ValueError, match="not free"):
         s.restore_running(job("b", 2), [("c0b0r0n0", (1, 2))], start_ms=0, attempt=1)
     s.validate()  # the failed restore left nothing behind
+
+
+def test_a_tenant_whose_backlog_cannot_run_does_not_stall_the_rest_of_the_pool() -> None:
+    # "stuck" may only use cluster c0, which its own long job fills, and it comes first in
+    # fair-share order (weight 10, while "other" has used c1 for an hour) with a backlog
+    # longer than backfill_depth. Its jobs cannot start: when c1 frees up, "other" must get
+    # it in that very cycle (backfill_depth_per_project, as Slurm's bf_max_job_assoc).
+    t = tenants("stuck", "other", stuck={"clusters": ("c0",), "weight": 10.0})
+    cfg = SchedulerConfig(policy="fairshare", backfill="easy", backfill_depth=3, backfill_depth_per_project=1)
+    s = Scheduler(fleet(racks=1, nodes_per_rack=1, clusters=2), t, cfg)
+    hour = 3_600_000
+    d = s.handle(
+        [
+            JobSubmitted(job("hold", 8, project="stuck", walltime_ms=10 * hour)),
+            JobSubmitted(job("o0", 8, project="other", submit=1, walltime_ms=hour)),
+        ],
+        1,
+    )
+    assert starts(d)["hold"].cluster == "c0" and starts(d)["o0"].cluster == "c1"
+    s.handle(
+        [JobSubmitted(job(f"s{i}", 8, project="stuck", submit=2 + i, walltime_ms=hour)) for i in range(20)], 2
+    )
+    d = s.handle([JobFinished("o0", "o0#1"), JobSubmitted(job("o1", 8, project="other", submit=hour))], hour)
+    assert "o1" in starts(d) and starts(d)["o1"].cluster == "c1"
+    s.validate()

@@ -63,8 +63,15 @@ class SchedulerConfig:
     policy: str = "fairshare"
     backfill: str = "none"
     #: pending jobs examined per cycle after the first that could not start (Slurm's
-    #: bf_max_job_test); bounds a cycle's cost at national scale
+    #: bf_max_job_test); bounds a cycle's cost at national scale. A run of one sub-queue's
+    #: jobs that the bulk pass passes over (they would fail exactly as they did: same pools,
+    #: same reason) counts as one: it costs one look, and counting each job would let one
+    #: tenant's blocked backlog end every cycle before any other tenant's job is examined.
     backfill_depth: int = 1000
+    #: of those, at most this many per project (Slurm's bf_max_job_assoc): a project that
+    #: reaches it is passed over for the rest of the cycle, so one tenant's backlog that
+    #: cannot run (its only accelerators taken) never uses up the cycle for everyone else
+    backfill_depth_per_project: int = 100
     preemption: bool = True
     #: a running job younger than this is never preempted (thrashing guard)
     min_runtime_ms: int = 0
@@ -93,6 +100,8 @@ class SchedulerConfig:
             raise ValueError(f"unknown backfill {self.backfill!r} (expected none or easy)")
         if self.backfill_depth < 1:
             raise ValueError("backfill_depth must be >= 1")
+        if self.backfill_depth_per_project < 1:
+            raise ValueError("backfill_depth_per_project must be >= 1")
 
 
 @dataclass(slots=True, eq=False)
@@ -175,6 +184,10 @@ class _Cycle:
     reservations: dict[int, _Reservation] = field(default_factory=dict)
     preempt_attempts: int = 0
     failures: int = 0
+    #: failures per project (``SchedulerConfig.backfill_depth_per_project``)
+    project_failures: dict[int, int] = field(default_factory=dict)
+    #: why the last ``_try_start(explain=False)`` failed, for the caller to say
+    why: tuple[Reason, str] = (Reason.QUEUED, "")
 
 
 class Scheduler:
@@ -817,6 +830,8 @@ class Scheduler:
         self._fair_at = -1
         max_attempts = self.config.max_preemption_attempts
         depth = self.config.backfill_depth
+        per_project = self.config.backfill_depth_per_project
+        project_failures = cyc.project_failures
         pools = self.capacity.pools
         open_free = sum(p.free for p in pools)
         can_preempt = self.config.preemption and (self._has_guarantees or self._ranks_differ())
@@ -862,6 +877,8 @@ class Scheduler:
             i = cursor[qkey]
             if q is None or i >= len(q):
                 continue
+            if project_failures.get(qkey[1], 0) >= per_project:
+                continue  # this project had its share of the cycle's tries
             if self.policy.fair:
                 fresh = (*self._prefix(qkey, now), *q[i])
                 if fresh > key:
@@ -885,6 +902,7 @@ class Scheduler:
             if easy and j.wait_sig is not None and not cyc.blocked:
                 n = self._bulk_fail(j, q, qkey, i, cyc, can_preempt, heap)
                 if n:
+                    project_failures[j.project] = project_failures.get(j.project, 0) + 1
                     i += n
                     cursor[qkey] = i
                     if i < len(q):
@@ -897,12 +915,17 @@ class Scheduler:
                         self._unwait(j)  # it waited on other pools: tried in full from now
                         j.wait_sig = None
                     j.usable = usable
-            started = self._try_start(j, avail, cyc)
+            # EASY says why a job waits once the reservation is settled: telling the head
+            # job "resources", then "reserved", at every cycle was two decisions of noise
+            started = self._try_start(j, avail, cyc, explain=not easy)
             if started:
                 open_free -= j.gpus  # it started in one of ``avail``, none of them blocked
             else:
                 cyc.failures += 1
-                if j.reason in (Reason.BORROW_LIMIT,):
+                project_failures[j.project] = project_failures.get(j.project, 0) + 1
+                if (cyc.why[0] if easy else j.reason) is Reason.BORROW_LIMIT:
+                    if easy:
+                        self._set_reason(j, *cyc.why, out)
                     continue  # the same project's next jobs would hit the same limit
                 if (
                     can_preempt
@@ -916,8 +939,8 @@ class Scheduler:
                         cyc.blocked.add(pi)
                         open_free -= pools[pi].free
                     continue
-                else:
-                    self._reserve(j, avail, cyc)
+                elif not self._reserve(j, avail, cyc):
+                    self._set_reason(j, *cyc.why, out)
             if not started:
                 i += 1
             cursor[qkey] = i
@@ -942,7 +965,11 @@ class Scheduler:
         cycle's tries would change nothing but its counters. So would the jobs after it in
         its sub-queue that have a ``wait_sig`` too, as long as they come before any other
         sub-queue's next job and their signatures hold for every size and walltime among
-        them; those are counted here (failures, preemption attempts) instead of tried.
+        them; those are passed over here instead of tried, and the run counts as one
+        failure (and one preemption attempt) against the cycle's budgets: it cost one look.
+        Counting each job instead let a tenant that cannot run (its only accelerators
+        taken, its backlog first in fair-share order) use up ``backfill_depth`` at every
+        cycle, and the rest of the pool idled behind it.
         0 when ``j`` must be tried. A multi-stack job waits on the pools ``portable_order``
         picked for it (``usable``): the bulk pass relies on that set depending on the job
         alone (the order may change; the job's reason does not depend on it here).
@@ -966,11 +993,10 @@ class Scheduler:
             and not (preempting and not self._preempt_hopeless(qkey[1], rank, sig[0], min(sj.gpus)))
             for sig, sj in self._waiting[qkey].sigs.items()
         ):
-            limit = min(len(q), i + cfg.backfill_depth - cyc.failures)
-            n = self._waiting_run(q, qkey, i, limit, prefix, heap)
-        cyc.failures += n
+            n = self._waiting_run(q, qkey, i, len(q), prefix, heap)
+        cyc.failures += 1
         if can_preempt:
-            cyc.preempt_attempts = min(cfg.max_preemption_attempts, cyc.preempt_attempts + n)
+            cyc.preempt_attempts = min(cfg.max_preemption_attempts, cyc.preempt_attempts + 1)
         return n
 
     def _blocked_as(
@@ -1097,8 +1123,11 @@ class Scheduler:
         best_pending = min(k[2] for k in self._queues) if self.policy.by_rank else worst_running
         return best_pending < worst_running
 
-    def _try_start(self, j: JobState, avail: Sequence[int], cyc: _Cycle) -> bool:
-        """Place ``j`` in the first of ``avail`` that holds it now; set its reason if none."""
+    def _try_start(self, j: JobState, avail: Sequence[int], cyc: _Cycle, explain: bool = True) -> bool:
+        """Place ``j`` in the first of ``avail`` that holds it now; set its reason if none.
+
+        With ``explain`` False the reason is left in ``cyc.why`` for the caller to set.
+        """
         cap = self.capacity
         reason, detail = Reason.RESOURCES, ""
         wall = self._walltime(j) if cyc.reservations else 0
@@ -1135,7 +1164,10 @@ class Scheduler:
             return True
         if reason is Reason.RESOURCES:
             detail = f"waiting for {j.gpus} x {self._models_label(avail)}"
-        self._set_reason(j, reason, detail, cyc.out)
+        if explain:
+            self._set_reason(j, reason, detail, cyc.out)
+        else:
+            cyc.why = (reason, detail)
         return False
 
     def _models_label(self, pools: Sequence[int]) -> str:
@@ -1225,17 +1257,20 @@ class Scheduler:
                 return float(max(end, now)), free - need
         return INF, 0
 
-    def _reserve(self, j: JobState, avail: Sequence[int], cyc: _Cycle) -> None:
-        """EASY: the first blocked job of a pool gets a reservation at its shadow time."""
+    def _reserve(self, j: JobState, avail: Sequence[int], cyc: _Cycle) -> bool:
+        """EASY: the first blocked job of a pool gets a reservation at its shadow time.
+
+        True when ``j`` got one (and was told so); False when it must say why it waits.
+        """
         if any(cyc.reservations.get(p) is not None for p in avail):
-            return  # a job ahead holds the reservation: this one is a backfill candidate
+            return False  # a job ahead holds the reservation: this one is a backfill candidate
         best: tuple[float, int, int] | None = None
         for pi in avail:
             shadow, extra = self._shadow(pi, j.gpus, cyc.now)
             if best is None or shadow < best[0]:
                 best = (shadow, pi, extra)
         if best is None or best[0] == INF:
-            return
+            return False
         shadow, pi, extra = best
         cyc.reservations[pi] = _Reservation(j, shadow, extra)
         self._version += 1
@@ -1245,6 +1280,7 @@ class Scheduler:
             j.reserved_start = start
             cyc.out.append(Reserve(j.spec.id, self.fleet.clusters[p.cluster].name, p.model, start))
         self._set_reason(j, Reason.RESERVED, f"expected start at {start} ms ({p.model})", cyc.out)
+        return True
 
     # -- preemption ----------------------------------------------------------------------
 
