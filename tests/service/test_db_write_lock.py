@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gpupool.service.db import sqlite_write_lock, make_engine
+from gpupool.service.db import make_engine, sqlite_write_lock
 
 
 def _setup(path: Path) -> str:
