@@ -10,8 +10,12 @@ Steps:
    connections (a minimal HTTP/1.1 client: see ``_Connection`` for why not httpx), submit 1-GPU
    jobs (each with its own ``Idempotency-Key``) for ``--seconds`` seconds; the first second
    is warm-up and not counted;
-4. if ``sbatch`` is on PATH (a local Slurm), time ``--sbatch-jobs`` ``sbatch --wrap true``
-   submissions at the same concurrency and report gpupool's rate over Slurm's.
+4. if Slurm is installed (``sbatch``, ``slurmctld``, ``slurmd``, ``munged``: ``.ci/run``
+   installs them) and this runs as root, start a private Slurm as the test suite does
+   (``tests/slurm/conftest.py``: its own munge key, slurmctld and three slurmd on free
+   ports, under a temporary directory), time ``--sbatch-jobs`` ``sbatch --wrap true``
+   submissions at the same concurrency, stop it, and report gpupool's rate over Slurm's.
+   With ``SLURM_CONF`` already set, that Slurm is used instead.
 
 Prints ONE JSON object on stdout: submissions_per_s, p50_ms, p99_ms, errors and the set-up.
 The goal is >= 1,000 submissions/s with p99 <= 100 ms with the server on 2 cores. Not a test:
@@ -215,12 +219,50 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 def _sbatch(jobs: int, concurrency: int) -> dict[str, Any]:
     exe = shutil.which("sbatch")
+    if jobs <= 0:
+        return {"available": False, "note": "--sbatch-jobs 0: not compared"}
     if exe is None:
         return {"available": False, "note": "sbatch is not on PATH: no local Slurm to compare with"}
+    if os.environ.get("SLURM_CONF"):
+        got = _time_sbatch(exe, jobs, concurrency, dict(os.environ))
+        return {"available": True, "slurm": f"SLURM_CONF={os.environ['SLURM_CONF']}", **got}
+    # A private Slurm, started and stopped as the test suite does it.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.slurm.conftest import SLURM_PROGRAMS, Munge, SlurmCluster, _stop_pid, missing
 
+    lacking = missing(SLURM_PROGRAMS)
+    if lacking or os.geteuid() != 0:
+        why = f"missing {', '.join(lacking)}" if lacking else "slurmd must run as root"
+        return {"available": False, "note": f"no local Slurm to compare with ({why})"}
+    with tempfile.TemporaryDirectory(prefix="gpupool-load-slurm-") as tmp:
+        base = Path(tmp)
+        os.chmod(base, 0o755)
+        munge = Munge(base)
+        cluster = SlurmCluster("bench", base / "bench", munge, "s", "h100")
+        t0 = time.perf_counter()
+        try:
+            munge.start()
+            cluster.start()
+            started_s = time.perf_counter() - t0
+            version = cluster.run("sbatch", "--version", check=False).strip() or "Slurm"
+            got = _time_sbatch(exe, jobs, concurrency, cluster.env)
+        finally:
+            cluster.run("scancel", "--user=root", check=False)
+            _stop_pid(*cluster.pid_files())
+            munge.stop()
+    return {
+        "available": True,
+        "slurm": f"{version}: a private slurmctld + 3 slurmd on this machine, started in {started_s:.1f} s",
+        **got,
+    }
+
+
+def _time_sbatch(exe: str, jobs: int, concurrency: int, env: dict[str, str]) -> dict[str, Any]:
     def one(_: int) -> tuple[float, bool]:
         t0 = time.perf_counter()
-        r = subprocess.run([exe, "--wrap", "true", "--output", "/dev/null"], capture_output=True, timeout=60)
+        r = subprocess.run(
+            [exe, "--wrap", "true", "--output", "/dev/null"], capture_output=True, timeout=60, env=env
+        )
         return time.perf_counter() - t0, r.returncode == 0
 
     t0 = time.perf_counter()
@@ -229,7 +271,6 @@ def _sbatch(jobs: int, concurrency: int) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     ok = sorted(t for t, good in got if good)
     return {
-        "available": True,
         "jobs": jobs,
         "submissions_per_s": round(len(ok) / wall, 1),
         "p50_ms": round(statistics.median(ok) * 1000, 2) if ok else None,
