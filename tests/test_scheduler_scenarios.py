@@ -273,3 +273,36 @@ def test_a_tenant_whose_backlog_cannot_run_does_not_stall_the_rest_of_the_pool()
     d = s.handle([JobFinished("o0", "o0#1"), JobSubmitted(job("o1", 8, project="other", submit=hour))], hour)
     assert "o1" in starts(d) and starts(d)["o1"].cluster == "c1"
     s.validate()
+
+
+def test_higher_class_borrower_does_not_preempt_a_tenant_within_its_guarantee() -> None:
+    # owner runs within its guarantee of 8; a borrower's high-class job used to preempt it
+    # (priority), and the owner's job took the node back the next cycle (reclaim): the two
+    # rules undid each other every cycle and each round threw away both jobs' work
+    t = tenants("owner", "borrower", owner={"guaranteed": {"H100": 8}})
+    s = Scheduler(fleet(racks=1, nodes_per_rack=1), t, SchedulerConfig(policy="fairshare", backfill="easy"))
+    d = s.handle([JobSubmitted(job("o", 8, project="owner"))], 0)
+    assert "o" in starts(d)
+    d = s.handle([JobSubmitted(job("vip", 8, project="borrower", submit=1, priority_class="high"))], 1_000)
+    assert not [x for x in d if isinstance(x, Preempt)] and "vip" not in starts(d)
+    for now in range(2_000, 10_000, 1_000):
+        assert not [x for x in s.handle([], now) if isinstance(x, Preempt)]
+    s.validate()
+
+
+def test_higher_class_takes_only_what_another_tenant_borrows_above_its_guarantee() -> None:
+    # owner holds 16 with a guarantee of 8: a high-class job of another tenant may take the
+    # 8 it borrows, not the 8 it is guaranteed (which it would reclaim at the next cycle)
+    t = tenants("owner", "other", owner={"guaranteed": {"H100": 8}})
+    s = Scheduler(fleet(racks=1, nodes_per_rack=2), t, SchedulerConfig(policy="fairshare"))
+    d = s.handle([JobSubmitted(job(f"o{i}", 4, project="owner", submit=i)) for i in range(4)], 0)
+    assert len(starts(d)) == 4
+    d = s.handle([JobSubmitted(job("vip", 12, project="other", submit=9, priority_class="high"))], 1_000)
+    assert not [x for x in d if isinstance(x, Preempt)]  # 12 > the 8 it borrows
+    vip2 = JobSubmitted(job("vip2", 8, project="other", submit=10, priority_class="high"))
+    d = s.handle([JobCancelled("vip"), vip2], 2_000)
+    assert len([x for x in d if isinstance(x, Preempt) and x.reason is Reason.PRIORITY]) == 2
+    assert "vip2" in starts(d)
+    for now in range(3_000, 10_000, 1_000):
+        assert not [x for x in s.handle([], now) if isinstance(x, Preempt)]
+    s.validate()

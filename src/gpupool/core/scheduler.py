@@ -1300,45 +1300,53 @@ class Scheduler:
             # Groups of running jobs (project, class) that may hold victims: a lower class,
             # or, for a job within its guarantee, borrowers under another guarantee. Their
             # total bounds what a preemption could free, so a hopeless pool costs no scan.
-            groups: list[tuple[_RunGroup, Reason]] = []
+            # A victim under another tenant's guarantee is taken only from what that tenant
+            # holds above it (``spare``, per guarantee holder): a priority preemption of a job
+            # within its guarantee was undone by a reclaim at the next cycle, and back, every
+            # cycle; a reclaim takes while the victim's tenant still borrows.
+            groups: list[tuple[_RunGroup, Reason, tuple[int, str] | None]] = []
             bound = 0
-            reclaimable: dict[int, bool] = {}
+            holder_of: dict[int, tuple[int, str] | None] = {}
             for (project, rank), g in self._pool_groups[pi].items():
+                if project in holder_of:
+                    h = holder_of[project]
+                else:
+                    h = holder_of[project] = ledger.guarantee_holder(project, model)
                 if rank > j.rank:
                     why = Reason.PRIORITY
-                elif within:
-                    ok = reclaimable.get(project)
-                    if ok is None:
-                        ok = reclaimable[project] = (
-                            ledger.borrowing(project, model)
-                            and ledger.guarantee_holder(project, model) != mine
-                        )
-                    if not ok:
-                        continue
+                elif within and h != mine and ledger.borrowing(project, model):
                     why = Reason.RECLAIM
                 else:
                     continue
-                groups.append((g, why))
+                groups.append((g, why, None if h == mine else h))
                 bound += g.gpus
             if bound + p.free < j.gpus:
                 continue
             victims = []
             freeable = 0
-            for g, why in groups:
+            for g, why, h in groups:
                 for v in g.jobs.values():
                     if now - v.start_ms < min_runtime:
                         continue
                     freeable += v.gpus
-                    victims.append((self._lost_work(v, now), -v.rank, -v.start_ms, v.seq, v, why))
+                    victims.append((self._lost_work(v, now), -v.rank, -v.start_ms, v.seq, v, why, h))
             if freeable + p.free < j.gpus:
                 continue
             # least lost work first (seq breaks ties, so the order is total); taken lazily
             heapq.heapify(victims)
             taken: list[tuple[JobState, Reason]] = []
+            spare: dict[tuple[int, str], int] = {}
             plan = None
             shape: Sequence[TaskGroup] = j.spec.shape(p.gpus_per_node)
             while victims:
-                *_, v, why = heapq.heappop(victims)
+                *_, v, why, h = heapq.heappop(victims)
+                if h is not None:
+                    left = spare.get(h)
+                    if left is None:
+                        left = ledger.held_of(*h) - self.tenancy.nodes[h[0]].guaranteed[h[1]]
+                    if left < (v.gpus if why is Reason.PRIORITY else 1):
+                        continue
+                    spare[h] = left - v.gpus
                 self.capacity.undo(v.placement)
                 taken.append((v, why))
                 if p.free >= j.gpus:
