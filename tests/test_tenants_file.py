@@ -280,6 +280,26 @@ def test_errors_name_the_place(
     assert e.line == line
 
 
+def test_a_project_inherits_its_sectors_cluster_affinity(tmp_path: Path, korea_fleet: Fleet) -> None:
+    t = load_tenants("korea-2025", korea_fleet)
+    gov = t.nodes[t.by_path["academia"]].clusters
+    assert "gov-naicc" in gov and "samsung-ai-factory" not in gov
+    assert t.nodes[t.by_path["academia/snu/vision-lab"]].clusters == gov  # states none itself
+    assert t.nodes[t.by_path["public-research/etri/npu-serving"]].clusters == ("gov-nhn-npu",)  # narrows
+    assert t.nodes[t.by_path["industry/lg-ai-research/exaone-serving"]].clusters == ()  # anywhere
+
+
+def test_a_project_may_not_leave_its_sectors_clusters(tmp_path: Path, demo_fleet: Fleet) -> None:
+    text = BASE.replace("    weight: 2\n", "    weight: 2\n    clusters: [kisti]\n").replace(
+        "clusters: [kisti]\n            members", "clusters: [sejong]\n            members"
+    )
+    with pytest.raises(FleetFileError) as err:
+        load_tenants(str(_write(tmp_path, text)), demo_fleet)
+    assert err.value.location == f"{VISION}.clusters[0]"
+    assert "cluster 'sejong' is outside its parent's clusters (kisti)" in err.value.message
+    assert err.value.line == 18
+
+
 def test_children_above_parent_without_a_fleet(tmp_path: Path) -> None:
     # the check looks through a level (snu) that states no guarantee of its own
     p = _write(tmp_path, BASE.replace("nlp: {guaranteed: {H100: 8,", "nlp: {guaranteed: {H100: 9,"))

@@ -10,7 +10,7 @@ budget for a period and a cluster affinity. Usage accounting lives in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 ANY_MODEL = "*"
 KINDS = ("sector", "organisation", "project")
@@ -191,7 +191,7 @@ class TenancyBuilder:
         """Validate and build; with ``capacity_by_model`` also check guarantees fit the fleet."""
         if not self._nodes:
             raise TenancyError(f"tenants {self.name!r}: no tenants defined")
-        t = Tenancy(self.name, self._nodes)
+        t = Tenancy(self.name, _inherit_clusters(self._nodes))
         # Children's guarantees must fit inside their parent's (when the parent sets one).
         for parent, kids in t.children.items():
             if parent < 0:
@@ -218,6 +218,29 @@ class TenancyBuilder:
                         f"guaranteed {model} quotas add up to {s}, above the fleet's capacity of {cap}"
                     )
         return t
+
+
+def _inherit_clusters(nodes: Sequence[TenantNode]) -> list[TenantNode]:
+    """Each node's ``clusters`` made effective: a tenant keeps its parent's affinity.
+
+    A sector confined to the government clusters confines its projects too; a project may
+    narrow its parent's clusters, never leave them. Parents come before their children.
+    """
+    out = list(nodes)
+    for i, n in enumerate(out):
+        if n.parent < 0 or not out[n.parent].clusters:
+            continue
+        inherited = out[n.parent].clusters
+        if not n.clusters:
+            out[i] = replace(n, clusters=inherited)
+            continue
+        outside = [c for c in n.clusters if c not in inherited]
+        if outside:
+            raise TenancyError(
+                f"tenant {n.path!r}: clusters {', '.join(outside)} are outside its parent "
+                f"{out[n.parent].path!r}'s clusters ({', '.join(inherited)})"
+            )
+    return out
 
 
 def _top_guarantee(t: Tenancy, i: int, model: str) -> int:

@@ -140,6 +140,7 @@ class _Build:
         self.fleet = fleet
         self.catalogue: Catalogue = fleet.catalogue if fleet is not None else load_catalogue()
         self.locs: list[Loc] = []  # tenant index -> its place in the document
+        self.clusters: list[tuple[str, ...]] = []  # tenant index -> its effective clusters
         self.specs: list[_TenantSpec] = []
 
     def fail(self, loc: Loc, message: str) -> FleetFileError:
@@ -170,6 +171,7 @@ class _Build:
         for field in ("guaranteed", "borrow_limit"):
             for model in getattr(t, field) or {}:
                 self._check_model(model, (*loc, field, model))
+        inherited = self.clusters[parent] if parent >= 0 else ()
         for i, cluster in enumerate(t.clusters):
             if self.fleet is not None and cluster not in self.fleet.cluster_by_name:
                 raise self.fail(
@@ -177,11 +179,18 @@ class _Build:
                     f"unknown cluster {cluster!r} (fleet {self.fleet.name!r} has: "
                     f"{', '.join(c.name for c in self.fleet.clusters)})",
                 )
+            if inherited and cluster not in inherited:
+                raise self.fail(
+                    (*loc, "clusters", i),
+                    f"cluster {cluster!r} is outside its parent's clusters ({', '.join(inherited)}): "
+                    "a tenant may narrow its parent's affinity, not leave it",
+                )
+        clusters = tuple(t.clusters) or inherited
         dup = sorted({m for m in members if members.count(m) > 1})
         if dup:
             raise self.fail((*loc, "members"), f"member {dup[0]!r} is listed twice")
-        if self.fleet is not None and t.clusters:
-            self._check_affinity(t, loc)
+        if self.fleet is not None and clusters:
+            self._check_affinity(t, clusters, loc)
         try:
             idx = b.add(
                 parent,
@@ -198,6 +207,7 @@ class _Build:
         except TenancyError as e:
             raise self.fail(loc, str(e)) from None
         self.locs.append(loc)
+        self.clusters.append(clusters)
         self.specs.append(t)
         return idx
 
@@ -212,10 +222,10 @@ class _Build:
         if self.fleet is not None and model not in self.fleet.gpus_by_model():
             raise self.fail(loc, f"fleet {self.fleet.name!r} has no {model} accelerators")
 
-    def _check_affinity(self, t: _TenantSpec, loc: Loc) -> None:
-        """A guarantee tied to some clusters must fit in what those clusters hold."""
+    def _check_affinity(self, t: _TenantSpec, clusters: tuple[str, ...], loc: Loc) -> None:
+        """A guarantee tied to some clusters (its own, or its parent's) must fit in them."""
         assert self.fleet is not None
-        wanted = {self.fleet.cluster_by_name[c] for c in t.clusters}
+        wanted = {self.fleet.cluster_by_name[c] for c in clusters}
         for model, g in t.guaranteed.items():
             cap = sum(
                 gpus
@@ -225,7 +235,7 @@ class _Build:
             if g > cap:
                 raise self.fail(
                     (*loc, "guaranteed", model),
-                    f"guarantees {g} {model} but its clusters ({', '.join(t.clusters)}) hold only {cap}",
+                    f"guarantees {g} {model} but its clusters ({', '.join(clusters)}) hold only {cap}",
                 )
 
     def _check_children(self) -> None:

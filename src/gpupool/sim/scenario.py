@@ -9,7 +9,8 @@ under several policies. Workload names:
 - ``itp-NN``: a Microsoft ITP cluster trace (01, 02, 04, 05, 06, 08, 09);
 - ``synthetic`` (or ``synthetic:TRACE`` to calibrate from another shipped trace): a
   workload generated from Philly's joint size/duration distribution at ``load`` of the
-  fleet for ``hours``, spread over the tenancy's projects by fair-share weight; its jobs
+  fleet for ``hours``, spread over the tenancy's projects by the capacity each can reach
+  (its clusters' accelerators, shared by fair-share weight with the others there); its jobs
   are CUDA training, except that on a fleet with NPUs a quarter of the single-node jobs are
   portable LLM inference services (CUDA and the NPU stacks); durations are read as time on
   the catalogue's reference model (H100) and stretched by each job's throughput where it runs;
@@ -29,7 +30,7 @@ import numpy as np
 from gpupool.core.fleet import Fleet
 from gpupool.core.policy import with_policy_defaults
 from gpupool.core.scheduler import SchedulerConfig
-from gpupool.core.tenancy import Tenancy
+from gpupool.core.tenancy import ANY_MODEL, Tenancy
 from gpupool.core.throughput import ThroughputTable
 from gpupool.fleetfile import default_tenants_for, load_fleet, load_tenants
 from gpupool.sim.generator import generate_workload
@@ -108,7 +109,7 @@ def load_workload(
         nodes = max((n.gpus for n in fleet.nodes), default=8)
         # A national fleet runs foundation-model gangs: scale Philly's sizes up with the fleet.
         scale = 1 if fleet.total_gpus < 10_000 else 8
-        weights = [(tenancy.nodes[p].path, _project_weight(tenancy, p)) for p in tenancy.projects]
+        weights = _demand_weights(fleet, tenancy)
         jobs = generate_workload(
             calib,
             capacity_gpus=fleet.total_gpus,
@@ -171,6 +172,56 @@ def _software_stacks(
         else:
             out.append(replace(j, stacks=("cuda",)))
     return out, portable
+
+
+def _demand_weights(fleet: Fleet, tenancy: Tenancy) -> list[tuple[str, float]]:
+    """Each project's share of a synthetic workload: what it is entitled to, where it can run.
+
+    A project's guaranteed accelerators (spread over the clusters its affinity reaches, by
+    their capacity of each model), plus a fair-share-weighted part of what no guarantee
+    covers in each cluster it reaches. So ``load`` is offered to every cluster alike.
+    Spreading work by fair-share weight alone piled it where affinity confines many tenants
+    to few accelerators (korea-2025's public sectors share the 51k government GPUs) and
+    left the rest of the fleet idle.
+    """
+    share = {p: _project_weight(tenancy, p) for p in tenancy.projects}
+    pools = fleet.gpus_by_pool  # (cluster index, model) -> accelerators
+    reach = {
+        p: {
+            ci
+            for ci, _ in pools
+            if not tenancy.nodes[p].clusters or fleet.clusters[ci].name in tenancy.nodes[p].clusters
+        }
+        for p in tenancy.projects
+    }
+    guaranteed: dict[int, dict[int, float]] = {p: {} for p in tenancy.projects}
+    for p in tenancy.projects:
+        for model, g in tenancy.nodes[p].guaranteed.items():
+            where = {
+                (ci, m): n
+                for (ci, m), n in pools.items()
+                if ci in reach[p] and (model == ANY_MODEL or m == model)
+            }
+            total = sum(where.values())
+            for (ci, _m), n in where.items():
+                guaranteed[p][ci] = guaranteed[p].get(ci, 0.0) + g * n / total
+    free: dict[int, float] = {}
+    for (ci, _m), n in pools.items():
+        free[ci] = free.get(ci, 0.0) + n
+    claim: dict[int, float] = {}
+    for p in tenancy.projects:
+        for ci, held in guaranteed[p].items():
+            free[ci] -= held
+        for ci in reach[p]:
+            claim[ci] = claim.get(ci, 0.0) + share[p]
+    out = []
+    for p in tenancy.projects:
+        w = sum(guaranteed[p].values())
+        w += sum(max(free[ci], 0.0) * share[p] / claim[ci] for ci in reach[p])
+        out.append((tenancy.nodes[p].path, w))
+    if not any(w > 0 for _, w in out):  # no project reaches any accelerator: by weight
+        out = [(tenancy.nodes[p].path, share[p]) for p in tenancy.projects]
+    return out
 
 
 def _project_weight(tenancy: Tenancy, project: int) -> float:
