@@ -306,3 +306,19 @@ def test_higher_class_takes_only_what_another_tenant_borrows_above_its_guarantee
     for now in range(3_000, 10_000, 1_000):
         assert not [x for x in s.handle([], now) if isinstance(x, Preempt)]
     s.validate()
+
+
+def test_preemption_spares_victims_on_nodes_the_placement_does_not_use() -> None:
+    # victims go in least-lost-work order until the job fits: 'a' (n0) then 'c' (n1); the
+    # 8-GPU job lands on n1 alone, so preempting 'a' threw its work away for nothing
+    t = tenants("owner", "borrower", owner={"guaranteed": {"H100": 8}})
+    s = Scheduler(fleet(racks=1, nodes_per_rack=2), t, SchedulerConfig(policy="fairshare"))
+    s.handle([JobSubmitted(job("b", 4, project="borrower"))], 0)
+    s.handle([JobSubmitted(job("c", 8, project="borrower", submit=1))], 800_000)
+    d = s.handle([JobSubmitted(job("a", 4, project="borrower", submit=2))], 900_000)
+    assert starts(d)["a"].placement[0][0] == "c0b0r0n0"  # next to 'b'; 'c' holds n1
+    d = s.handle([JobSubmitted(job("o", 8, project="owner", submit=3))], 1_000_000)
+    assert [x.job_id for x in d if isinstance(x, Preempt)] == ["c"]
+    assert starts(d)["o"].placement == (("c0b0r0n1", tuple(range(8))),)
+    assert {j.spec.id for j in s.running.values()} == {"a", "b", "o"}
+    s.validate()

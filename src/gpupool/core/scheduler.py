@@ -1360,8 +1360,8 @@ class Scheduler:
                         self.capacity.take(node, ids)
                 continue
             # enact: the victims' accelerators are already free, and the plan was made on
-            # exactly the capacity their preemption leaves
-            for v, why in taken:
+            # exactly the capacity their preemption leaves, less the victims it does not need
+            for v, why in self._unneeded_back(taken, plan):
                 detail = f"for job {j.spec.id}" + (
                     " (reclaiming a guarantee)" if why is Reason.RECLAIM else ""
                 )
@@ -1369,6 +1369,31 @@ class Scheduler:
             self._start(j, pi, plan, now, cyc.out)
             return True
         return False
+
+    def _unneeded_back(
+        self, taken: list[tuple[JobState, Reason]], plan: Sequence[tuple[int, int]]
+    ) -> list[tuple[JobState, Reason]]:
+        """The victims a plan needs; the others get their accelerators back (taken again).
+
+        Victims are released in least-lost-work order across the pool until the plan fits,
+        so most of them may sit on nodes the plan does not use (a gang that needs one rack
+        freed jobs all over the pool): preempting those threw their work away for nothing
+        and they restarted, often on the same accelerators. Tried last taken first; a victim
+        goes back when every node it holds keeps what the plan takes there.
+        """
+        need: dict[int, int] = {}
+        for node, count in plan:
+            need[node] = need.get(node, 0) + count
+        free = self.capacity.free
+        kept: list[tuple[JobState, Reason]] = []
+        for v, why in reversed(taken):
+            if all(free[node] - len(ids) >= need.get(node, 0) for node, ids in v.placement):
+                for node, ids in v.placement:
+                    self.capacity.take(node, ids)
+            else:
+                kept.append((v, why))
+        kept.reverse()
+        return kept
 
     def _preemptive_cycle(self, now: int, out: list[Decision]) -> None:
         """srtf / las: choose the wanted set over running and pending jobs, by key, each cycle.
