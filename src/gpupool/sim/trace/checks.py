@@ -84,3 +84,9 @@ class Checks:
             i = int(np.flatnonzero(repeated.to_numpy())[0])
             first = int(np.flatnonzero((ids == ids[i]).to_numpy())[0])
             self.fail(i, field, f"duplicate id {ids[i]!r} (first on line {int(self.table.lines[first])})")
+
+    def unique_ids(self, field: str) -> pl.Series:
+        """Column ``field`` as job ids: none empty, none repeated."""
+        ids = self.nonempty(field)
+        self.unique(ids, field)
+        return ids

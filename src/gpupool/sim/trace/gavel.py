@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 
 from gpupool.sim.trace.checks import Checks
-from gpupool.sim.trace.parsed import Parsed, constant, numbered, seconds_to_ms
+from gpupool.sim.trace.parsed import Parsed, numbered, one_tenant_file
 from gpupool.sim.trace.shipped import shipped_trace
 from gpupool.sim.trace.table import read_table
 from gpupool.sim.workload import TraceError
@@ -112,14 +112,12 @@ def parse_gavel(path: Path, text: str) -> Parsed:
             break
         throughput[i] = tput
     checks.raise_first()
-    return Parsed(
-        submit_ms=seconds_to_ms(arrival),
-        fields={
-            "id": numbered(f"{path.stem}-", len(table)),
-            "duration_ms": seconds_to_ms(steps / throughput),
-            "gpus": scale_factors,
-            "tenant": constant(path.stem, len(table)),
-            "workload_class": job_types,
-            "source_line": table.lines,
-        },
+    return one_tenant_file(
+        table,
+        path.stem,
+        ids=numbered(f"{path.stem}-", len(table)),
+        submit_s=arrival,
+        duration_s=steps / throughput,
+        gpus=scale_factors,
+        workload_class=job_types,
     )

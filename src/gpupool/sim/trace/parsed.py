@@ -2,7 +2,7 @@
 
 This module owns the form every format reader returns (``Parsed``: columns in file order,
 times in ms), the column helpers the readers share (seconds to ms, constant and numbered
-string columns) and constructing
+string columns, the one-tenant file of relative times most formats are) and constructing
 the selected rows as ``WorkloadJob`` objects, which is most of a large trace's read time.
 """
 
@@ -18,7 +18,7 @@ import numpy.typing as npt
 import polars as pl
 
 from gpupool.sim.trace.checks import FloatArray
-from gpupool.sim.trace.table import IntArray
+from gpupool.sim.trace.table import IntArray, Table
 from gpupool.sim.workload import WorkloadJob
 
 MS_PER_S: Final = 1000
@@ -50,6 +50,33 @@ def constant(value: str, n: int) -> pl.Series:
 def numbered(prefix: str, n: int) -> pl.Series:
     """``prefix0``, ``prefix1``, ... built in Polars (82k f-strings cost more than the parse)."""
     return pl.select(pl.format(prefix + "{}", pl.int_range(n, eager=False))).to_series()
+
+
+def one_tenant_file(
+    table: Table,
+    tenant: str,
+    *,
+    ids: pl.Series,
+    submit_s: FloatArray,
+    duration_s: FloatArray,
+    gpus: FloatArray | IntArray,
+    workload_class: pl.Series | None,
+) -> Parsed:
+    """The jobs of a file whose times are seconds from its own origin and whose jobs share one tenant.
+
+    Every public format but Philly is such a file (they carry no tenant column); ``None``
+    ``workload_class`` leaves the field's default.
+    """
+    fields: dict[str, Column] = {
+        "id": ids,
+        "duration_ms": seconds_to_ms(duration_s),
+        "gpus": gpus.astype(np.int64),
+        "tenant": constant(tenant, len(table)),
+        "source_line": table.lines,
+    }
+    if workload_class is not None:
+        fields["workload_class"] = workload_class
+    return Parsed(submit_ms=seconds_to_ms(submit_s), fields=fields)
 
 
 def _gather(column: Column, order: IntArray) -> list[Any]:

@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-import numpy as np
 import polars as pl
 
 from gpupool.sim.trace.checks import Checks
-from gpupool.sim.trace.parsed import Parsed, constant, seconds_to_ms
+from gpupool.sim.trace.parsed import Parsed, one_tenant_file
 from gpupool.sim.trace.table import read_table
 
 POLLUX_COLUMNS: Final = ("name", "time", "application", "num_replicas", "batch_size")
@@ -40,8 +39,7 @@ POLLUX_TYPICAL_GPU_HOURS: Final[Mapping[str, float]] = {
 def parse_pollux(path: Path, text: str) -> Parsed:
     table = read_table(str(path), text, ",", quoted=True, required=POLLUX_COLUMNS)
     checks = Checks(table)
-    names = checks.nonempty("name")
-    checks.unique(names, "name")
+    names = checks.unique_ids("name")
     submit, _ = checks.numbers("time", minimum=0, what="negative time")
     replicas, _ = checks.numbers("num_replicas", integral=True, minimum=1, what="num_replicas must be >= 1")
     checks.numbers("batch_size", integral=True, minimum=1)
@@ -56,14 +54,12 @@ def parse_pollux(path: Path, text: str) -> Parsed:
     )
     checks.raise_first()
     hours = gpu_hours.fill_null(0.0).to_numpy()
-    return Parsed(
-        submit_ms=seconds_to_ms(submit),
-        fields={
-            "id": names,
-            "duration_ms": seconds_to_ms(hours * 3600.0 / replicas),
-            "gpus": replicas.astype(np.int64),
-            "tenant": constant(path.stem, len(table)),
-            "workload_class": applications,
-            "source_line": table.lines,
-        },
+    return one_tenant_file(
+        table,
+        path.stem,
+        ids=names,
+        submit_s=submit,
+        duration_s=hours * 3600.0 / replicas,
+        gpus=replicas,
+        workload_class=applications,
     )

@@ -9,10 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-import numpy as np
-
 from gpupool.sim.trace.checks import Checks
-from gpupool.sim.trace.parsed import Parsed, constant, seconds_to_ms
+from gpupool.sim.trace.parsed import Parsed, one_tenant_file
 from gpupool.sim.trace.table import read_table
 
 TIRESIAS_COLUMNS: Final = (
@@ -29,8 +27,7 @@ TIRESIAS_COLUMNS: Final = (
 def parse_tiresias(path: Path, text: str) -> Parsed:
     table = read_table(str(path), text, ",", quoted=True, required=TIRESIAS_COLUMNS)
     checks = Checks(table)
-    ids = checks.nonempty("job_id")
-    checks.unique(ids, "job_id")
+    ids = checks.unique_ids("job_id")
     gpus, _ = checks.numbers("num_gpu", integral=True, minimum=1, what="num_gpu must be >= 1")
     submit, _ = checks.numbers("submit_time", minimum=0, what="negative submit_time")
     duration, _ = checks.numbers("duration", minimum=0, what="negative duration")
@@ -38,14 +35,12 @@ def parse_tiresias(path: Path, text: str) -> Parsed:
         checks.numbers(name, minimum=0)
     classes = checks.nonempty("model_name")
     checks.raise_first()
-    return Parsed(
-        submit_ms=seconds_to_ms(submit),
-        fields={
-            "id": f"{path.stem}-" + ids,
-            "duration_ms": seconds_to_ms(duration),
-            "gpus": gpus.astype(np.int64),
-            "tenant": constant(path.stem, len(table)),
-            "workload_class": classes,
-            "source_line": table.lines,
-        },
+    return one_tenant_file(
+        table,
+        path.stem,
+        ids=f"{path.stem}-" + ids,
+        submit_s=submit,
+        duration_s=duration,
+        gpus=gpus,
+        workload_class=classes,
     )
