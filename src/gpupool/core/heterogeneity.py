@@ -249,7 +249,9 @@ class RoundMechanism:
         # Stop what is not wanted where it runs (the lease ends at the boundary) ...
         for j in [r for r in s.running.values() if wanted.get(r.seq, -1) != r.pool]:
             self._account_stop(j)
-            s._preempt(j, now, out, Reason.ROUND, f"{s.policy.name}: its lease ended with the round")
+            s._preemption.preempt(
+                j, now, out, Reason.ROUND, f"{s.policy.name}: its lease ended with the round"
+            )
         # ... then start the wanted pending jobs, biggest gangs first (less fragmentation).
         starting = [j for j in jobs if j.seq in wanted and j.status == _PENDING]
         starting.sort(key=lambda j: (-j.gpus, j.spec.submit_ms, j.seq))

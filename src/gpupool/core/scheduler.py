@@ -14,6 +14,12 @@ and running jobs over a fleet's capacity and a tenancy's ledger) and its cycle:
    policies (srtf, las) recompute the wanted set of running jobs every cycle;
 5. explain: every job that was looked at and still waits has a reason code.
 
+Parts of the cycle live in modules of their own, each given the scheduler: preemption
+(victim search and enactment, and the cycle of srtf/las/tiresias) in
+``gpupool.core.preemption``; round-based policies in ``gpupool.core.heterogeneity``; the
+tiresias queues in ``gpupool.core.tiresias``. The state they read and change is this
+module's ``Scheduler``, and ``handle`` remains the one entry point.
+
 No I/O, no clock, no randomness: ``handle(events, now)`` is a function of the state and
 its arguments, so the simulator and the live service get the same decisions.
 """
@@ -27,7 +33,7 @@ from dataclasses import dataclass, field
 from sortedcontainers import SortedList
 
 from gpupool.core.capacity import Capacity, Placement
-from gpupool.core.decisions import Decision, Explain, Preempt, Reason, Reject, Reserve, Start, Stop
+from gpupool.core.decisions import Decision, Explain, Reason, Reject, Reserve, Start, Stop
 from gpupool.core.events import (
     Event,
     JobCancelled,
@@ -40,9 +46,10 @@ from gpupool.core.events import (
 )
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.heterogeneity import RoundMechanism, portable_order
-from gpupool.core.job import PRIORITY_CLASSES, JobError, JobSpec, TaskGroup
+from gpupool.core.job import PRIORITY_CLASSES, JobError, JobSpec
 from gpupool.core.ledger import Ledger
 from gpupool.core.policy import Policy, get_policy
+from gpupool.core.preemption import Preemptor
 from gpupool.core.tenancy import Tenancy
 from gpupool.core.throughput import ThroughputTable
 from gpupool.core.tiresias import Promoter, TiresiasConfig
@@ -159,14 +166,6 @@ class _WaitIndex:
     sigs: dict[tuple[tuple[int, ...], str | None], _SigJobs] = field(default_factory=dict)
 
 
-@dataclass(slots=True, eq=False)
-class _RunGroup:
-    """Running jobs of one (project, class) in one pool, and the accelerators they hold."""
-
-    gpus: int = 0
-    jobs: dict[int, JobState] = field(default_factory=dict)
-
-
 @dataclass(slots=True)
 class _Reservation:
     job: JobState
@@ -215,9 +214,6 @@ class Scheduler:
         self._pool_unit_gpus = self._unit_capacities()
         self._has_guarantees = any(n.guaranteed for n in tenancy.nodes)
         self._node_jobs: dict[int, set[int]] = {}
-        #: per pool, running jobs by (project, class): a preemption search looks only at the
-        #: groups that may hold victims, and their totals bound what it could free
-        self._pool_groups: list[dict[tuple[int, int], _RunGroup]] = [{} for _ in self.capacity.pools]
         #: per project: does any tree node on its path have a GPU-hour budget
         self._budgeted = [
             any(tenancy.nodes[i].budget_gpu_hours is not None for i in tenancy.ancestors(k))
@@ -251,13 +247,11 @@ class Scheduler:
         self._version = 0
         #: per sub-queue: its jobs with a ``wait_sig`` (what the bulk pass of a cycle reads)
         self._waiting: dict[tuple[int, int, int], _WaitIndex] = {}
-        #: per pool and class: accelerators held by running jobs (preemption bounds)
-        self._pool_rank_gpus: list[list[int]] = [[0] * (PREEMPTIBLE_RANK + 1) for _ in self.capacity.pools]
-        #: per cycle, valid while ``_version`` holds: is a preemption for (project, class,
-        #: pools, accelerators) hopeless; the most free in one of a set of pools, and whether
-        #: one of them is reserved
+        #: per cycle, valid while ``_version`` holds: the most free in one of a set of pools,
+        #: and whether one of them is reserved
         self._free_at: dict[tuple[int, ...], tuple[int, int, bool]] = {}
-        self._hopeless: dict[tuple[int, int, tuple[int, ...], int], tuple[int, bool]] = {}
+        #: running jobs grouped for victim searches; preemptions and the srtf/las cycle
+        self._preemption = Preemptor(self)
         #: pools whose jobs or capacity changed since the last cycle (preemptive policies
         #: re-decide only there: elsewhere the wanted set cannot have changed)
         self._dirty: set[int] = set()
@@ -386,7 +380,7 @@ class Scheduler:
         self._by_seq[j.seq] = j
         self.running[j.seq] = j
         self._running_by_pool[pool].add((j.expected_end, j.seq))
-        self._group_add(j, pool)
+        self._preemption.add(j, pool)
         for n, _ in taken:
             self._node_jobs.setdefault(n, set()).add(j.seq)
         model = self.capacity.pools[pool].model
@@ -428,7 +422,7 @@ class Scheduler:
             if isinstance(ev, NodeDown):
                 for seq in sorted(self._node_jobs.get(idx, ())):
                     j = self._by_seq[seq]
-                    self._preempt(j, now, out, Reason.NODE_DOWN, f"node {ev.node} is down")
+                    self._preemption.preempt(j, now, out, Reason.NODE_DOWN, f"node {ev.node} is down")
         elif isinstance(ev, Tick):
             if self.policy.key in ("attained", "queue"):
                 # attained service grows with time: the order may change anywhere
@@ -730,7 +724,7 @@ class Scheduler:
         j.wait_sig = None
         self.running[j.seq] = j
         self._running_by_pool[pool].add((j.expected_end, j.seq))
-        self._group_add(j, pool)
+        self._preemption.add(j, pool)
         for node, _ in placement:
             self._node_jobs.setdefault(node, set()).add(j.seq)
         self.ledger.change(j.project, p.model, j.gpus, now, self._usage_rate(j.spec, p.model))
@@ -754,16 +748,6 @@ class Scheduler:
             return None
         return spec.gpus * self.throughputs.speed(spec.workload_class, model, spec.gpus)
 
-    def _group_add(self, j: JobState, pool: int) -> None:
-        groups = self._pool_groups[pool]
-        key = (j.project, j.rank)
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = _RunGroup()
-        g.gpus += j.gpus
-        g.jobs[j.seq] = j
-        self._pool_rank_gpus[pool][j.rank] += j.gpus
-
     def _stop_running(self, j: JobState, now: int, released: bool = False) -> None:
         """Bookkeeping of a running job that stops (``released``: its accelerators already are)."""
         p = self.capacity.pools[j.pool]
@@ -774,14 +758,7 @@ class Scheduler:
             if s is not None:
                 s.discard(j.seq)
         self._running_by_pool[j.pool].remove((j.expected_end, j.seq))
-        groups = self._pool_groups[j.pool]
-        key = (j.project, j.rank)
-        g = groups[key]
-        g.gpus -= j.gpus
-        del g.jobs[j.seq]
-        if not g.jobs:
-            del groups[key]
-        self._pool_rank_gpus[j.pool][j.rank] -= j.gpus
+        self._preemption.remove(j)
         self._dirty.add(j.pool)
         del self.running[j.seq]
         rate = self._usage_rate(j.spec, p.model)
@@ -794,24 +771,6 @@ class Scheduler:
         j.placement = ()
         j.pool = -1
 
-    def _preempt(
-        self, j: JobState, now: int, out: list[Decision], reason: Reason, detail: str, released: bool = False
-    ) -> None:
-        out.append(Preempt(j.spec.id, j.allocation_id, reason, detail))
-        self._stop_running(j, now, released)
-        j.preemptions += 1
-        j.reason, j.detail = Reason.PREEMPTED, detail
-        j.wait_sig = None
-        self._enqueue(j)
-
-    def _lost_work(self, j: JobState, now: int) -> int:
-        """GPU-ms a preemption of ``j`` now would throw away (since its last checkpoint)."""
-        ran = now - j.start_ms
-        ci = j.spec.checkpoint_interval_ms
-        if ci > 0:
-            ran %= ci
-        return ran * j.gpus
-
     # -- the cycle -----------------------------------------------------------------------
 
     def _cycle(self, now: int, out: list[Decision]) -> None:
@@ -819,13 +778,13 @@ class Scheduler:
             self._rounds.cycle(now, out)
             return
         if self.policy.preemptive:
-            self._preemptive_cycle(now, out)
+            self._preemption.policy_cycle(now, out)
             return
         if not self._pending:
             return
         cyc = _Cycle(now, out)
         self._prefixes.clear()
-        self._hopeless.clear()
+        self._preemption.new_cycle()
         self._free_at.clear()
         self._fair_at = -1
         max_attempts = self.config.max_preemption_attempts
@@ -930,7 +889,7 @@ class Scheduler:
                 if (
                     can_preempt
                     and cyc.preempt_attempts < max_attempts
-                    and (self._try_preempt_for(j, avail, cyc))
+                    and (self._preemption.try_for(j, avail, cyc))
                 ):
                     started = True
                     open_free = sum(p.free for p in pools if p.index not in cyc.blocked)
@@ -981,7 +940,7 @@ class Scheduler:
         g = j.spec.gpus
         if not self._blocked_as(pools, holder, g, g, self._walltime(j), cyc, j):
             return 0
-        if preempting and not self._preempt_hopeless(j.project, j.rank, pools, g):
+        if preempting and not self._preemption.hopeless(j.project, j.rank, pools, g):
             return 0
         n = 1
         rank = qkey[2] if self.policy.by_rank else 0  # class 0 bounds a mixed sub-queue
@@ -990,7 +949,7 @@ class Scheduler:
             pass  # another sub-queue's job comes next: a run of one
         elif all(
             self._blocked_as(sig[0], sig[1], min(sj.gpus), max(sj.gpus), sj.walls[0], cyc, None)
-            and not (preempting and not self._preempt_hopeless(qkey[1], rank, sig[0], min(sj.gpus)))
+            and not (preempting and not self._preemption.hopeless(qkey[1], rank, sig[0], min(sj.gpus)))
             for sig, sj in self._waiting[qkey].sigs.items()
         ):
             n = self._waiting_run(q, qkey, i, len(q), prefix, heap)
@@ -1045,33 +1004,6 @@ class Scheduler:
             if free >= g_max:
                 named = True
         return reserved if holder is None else named
-
-    def _preempt_hopeless(self, project: int, rank: int, pools: tuple[int, ...], gpus: int) -> bool:
-        """Would ``_try_preempt_for`` pass over every one of these pools without a scan?
-
-        True when each pool lacks ``gpus`` schedulable accelerators, or the project is past
-        its guarantee there and the classes below ``rank`` hold too few to make room (its
-        bound). Monotone: hopeless for ``gpus`` implies hopeless for more, and for a higher
-        ``rank``.
-        """
-        key = (project, rank, pools, gpus)
-        got = self._hopeless.get(key)
-        if got is not None and got[0] == self._version:
-            return got[1]
-        pl = self.capacity.pools
-        hopeless = True
-        for pi in pools:
-            p = pl[pi]
-            if p.schedulable < gpus:
-                continue
-            if self._has_guarantees and self.ledger.within_guarantee(project, p.model, gpus):
-                hopeless = False
-                break
-            if sum(self._pool_rank_gpus[pi][rank + 1 :]) + p.free >= gpus:
-                hopeless = False
-                break
-        self._hopeless[key] = (self._version, hopeless)
-        return hopeless
 
     def _waiting_run(
         self,
@@ -1281,204 +1213,6 @@ class Scheduler:
             cyc.out.append(Reserve(j.spec.id, self.fleet.clusters[p.cluster].name, p.model, start))
         self._set_reason(j, Reason.RESERVED, f"expected start at {start} ms ({p.model})", cyc.out)
         return True
-
-    # -- preemption ----------------------------------------------------------------------
-
-    def _try_preempt_for(self, j: JobState, avail: Sequence[int], cyc: _Cycle) -> bool:
-        """Free room for ``j`` by preempting the jobs that lose least; True if it started."""
-        cyc.preempt_attempts += 1
-        now = cyc.now
-        ledger = self.ledger
-        min_runtime = self.config.min_runtime_ms
-        for pi in avail:
-            p = self.capacity.pools[pi]
-            if p.schedulable < j.gpus:
-                continue
-            model = p.model
-            within = self._has_guarantees and ledger.within_guarantee(j.project, model, j.gpus)
-            mine = ledger.guarantee_holder(j.project, model)
-            # Groups of running jobs (project, class) that may hold victims: a lower class,
-            # or, for a job within its guarantee, borrowers under another guarantee. Their
-            # total bounds what a preemption could free, so a hopeless pool costs no scan.
-            # A victim under another tenant's guarantee is taken only from what that tenant
-            # holds above it (``spare``, per guarantee holder): a priority preemption of a job
-            # within its guarantee was undone by a reclaim at the next cycle, and back, every
-            # cycle; a reclaim takes while the victim's tenant still borrows.
-            groups: list[tuple[_RunGroup, Reason, tuple[int, str] | None]] = []
-            bound = 0
-            holder_of: dict[int, tuple[int, str] | None] = {}
-            for (project, rank), g in self._pool_groups[pi].items():
-                if project in holder_of:
-                    h = holder_of[project]
-                else:
-                    h = holder_of[project] = ledger.guarantee_holder(project, model)
-                if rank > j.rank:
-                    why = Reason.PRIORITY
-                elif within and h != mine and ledger.borrowing(project, model):
-                    why = Reason.RECLAIM
-                else:
-                    continue
-                groups.append((g, why, None if h == mine else h))
-                bound += g.gpus
-            if bound + p.free < j.gpus:
-                continue
-            victims = []
-            freeable = 0
-            for g, why, h in groups:
-                for v in g.jobs.values():
-                    if now - v.start_ms < min_runtime:
-                        continue
-                    freeable += v.gpus
-                    victims.append((self._lost_work(v, now), -v.rank, -v.start_ms, v.seq, v, why, h))
-            if freeable + p.free < j.gpus:
-                continue
-            # least lost work first (seq breaks ties, so the order is total); taken lazily
-            heapq.heapify(victims)
-            taken: list[tuple[JobState, Reason]] = []
-            spare: dict[tuple[int, str], int] = {}
-            plan = None
-            shape: Sequence[TaskGroup] = j.spec.shape(p.gpus_per_node)
-            while victims:
-                *_, v, why, h = heapq.heappop(victims)
-                if h is not None:
-                    left = spare.get(h)
-                    if left is None:
-                        left = ledger.held_of(*h) - self.tenancy.nodes[h[0]].guaranteed[h[1]]
-                    if left < (v.gpus if why is Reason.PRIORITY else 1):
-                        continue
-                    spare[h] = left - v.gpus
-                self.capacity.undo(v.placement)
-                taken.append((v, why))
-                if p.free >= j.gpus:
-                    plan = self.capacity.plan(pi, j.gpus, shape, j.spec.topology)
-                    if plan is not None:
-                        break
-            if plan is None or ledger.borrow_limit_hit(j.project, model, j.gpus) is not None:
-                # put everything back
-                for v, _ in reversed(taken):
-                    for node, ids in v.placement:
-                        self.capacity.take(node, ids)
-                continue
-            # enact: the victims' accelerators are already free, and the plan was made on
-            # exactly the capacity their preemption leaves, less the victims it does not need
-            for v, why in self._unneeded_back(taken, plan):
-                detail = f"for job {j.spec.id}" + (
-                    " (reclaiming a guarantee)" if why is Reason.RECLAIM else ""
-                )
-                self._preempt(v, now, cyc.out, why, detail, released=True)
-            self._start(j, pi, plan, now, cyc.out)
-            return True
-        return False
-
-    def _unneeded_back(
-        self, taken: list[tuple[JobState, Reason]], plan: Sequence[tuple[int, int]]
-    ) -> list[tuple[JobState, Reason]]:
-        """The victims a plan needs; the others get their accelerators back (taken again).
-
-        Victims are released in least-lost-work order across the pool until the plan fits,
-        so most of them may sit on nodes the plan does not use (a gang that needs one rack
-        freed jobs all over the pool): preempting those threw their work away for nothing
-        and they restarted, often on the same accelerators. Tried last taken first; a victim
-        goes back when every node it holds keeps what the plan takes there.
-        """
-        need: dict[int, int] = {}
-        for node, count in plan:
-            need[node] = need.get(node, 0) + count
-        free = self.capacity.free
-        kept: list[tuple[JobState, Reason]] = []
-        for v, why in reversed(taken):
-            if all(free[node] - len(ids) >= need.get(node, 0) for node, ids in v.placement):
-                for node, ids in v.placement:
-                    self.capacity.take(node, ids)
-            else:
-                kept.append((v, why))
-        kept.reverse()
-        return kept
-
-    def _preemptive_cycle(self, now: int, out: list[Decision]) -> None:
-        """srtf / las: choose the wanted set over running and pending jobs, by key, each cycle.
-
-        Jobs are taken in key order while their accelerator count fits what is left of a
-        candidate pool (bigger ones are skipped, not blocking); running jobs outside the
-        wanted set are preempted; wanted pending jobs are then placed where topology allows.
-        """
-        dirty, self._dirty = self._dirty, set()
-        if not self._pending or not dirty:
-            return
-        # Pools linked to a changed pool through some pending job's candidates.
-        relevant = set(dirty)
-        grew = True
-        while grew:
-            grew = False
-            for qkey in self._queues:
-                cands = self._candset_list[qkey[0]]
-                if not relevant.isdisjoint(cands) and not relevant.issuperset(cands):
-                    relevant.update(cands)
-                    grew = True
-        pools = self.capacity.pools
-        left = [p.schedulable for p in pools]
-        total_left = sum(left[p] for p in relevant)
-        key = self.policy.key
-        by_seq = self._by_seq
-        running: list[tuple[tuple[float, ...], int, JobState]] = []
-        for pi in relevant:
-            for end, seq in self._running_by_pool[pi]:
-                j = by_seq[seq]
-                if key == "remaining":
-                    k: tuple[float, ...] = (max(0, end - now), j.spec.submit_ms, seq)
-                elif key == "queue":
-                    k = tiresias_key(j.attained + (now - j.start_ms) * j.gpus, j, self.config.tiresias)
-                else:
-                    k = (j.attained + (now - j.start_ms) * j.gpus, j.spec.submit_ms, seq)
-                running.append((k, 0, j))
-        running.sort(key=lambda t: (t[0], t[1]))
-        # Each sub-queue is already sorted by static key: merge them lazily, so a cycle
-        # only looks at as many pending jobs as it can use.
-        pending = heapq.merge(
-            *(
-                ((e, 1, by_seq[e[-1]]) for e in q)
-                for qkey, q in self._queues.items()
-                if not relevant.isdisjoint(self._candset_list[qkey[0]])
-            ),
-            key=lambda t: (t[0], t[1]),
-        )
-        wanted: list[tuple[JobState, int]] = []
-        victims: list[JobState] = []
-        seen: set[int] = set()
-        for _, is_pending, j in heapq.merge(running, pending, key=lambda t: (t[0], t[1])):
-            if total_left <= 0:
-                break
-            if not is_pending:
-                seen.add(j.seq)
-                if left[j.pool] >= j.gpus or now - j.start_ms < self.config.min_runtime_ms:
-                    left[j.pool] -= j.gpus
-                    total_left -= j.gpus
-                else:
-                    victims.append(j)
-                continue
-            for pi in j.candidates:
-                if left[pi] >= j.gpus:
-                    left[pi] -= j.gpus
-                    total_left -= j.gpus
-                    wanted.append((j, pi))
-                    break
-            else:
-                self._set_reason(j, Reason.POLICY, "lower in the policy order than what runs", out)
-        for _, _, j in running:
-            if j.seq not in seen:
-                if now - j.start_ms < self.config.min_runtime_ms:
-                    continue
-                victims.append(j)
-        for v in victims:
-            self._preempt(v, now, out, Reason.POLICY, f"{self.policy.name} order")
-        self._dirty.clear()  # what this cycle changed was decided by this cycle
-        for j, pi in wanted:
-            p = pools[pi]
-            plan = self.capacity.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)
-            if plan is None:
-                self._set_reason(j, Reason.TOPOLOGY, f"wanted, but {p.model} is too fragmented", out)
-                continue
-            self._start(j, pi, plan, now, out)
 
     # -- estimates and invariants --------------------------------------------------------
 
