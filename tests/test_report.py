@@ -14,10 +14,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from gpupool.sim import report
 from gpupool.sim.metrics import JobArrays, compute_metrics
 from gpupool.sim.records import JobRecord, PoolSample, RunResult
-from gpupool.sim.report import hangul_font_family, write_report
+from gpupool.sim.report import figures, hangul_font_family, runs, style, write_report
 
 H = 3_600_000
 SNU = "서울대학교"
@@ -175,21 +174,21 @@ def test_degenerate_run_still_reports(tmp_path: Path) -> None:
 
 
 def test_share_figure_groups_many_tenants() -> None:
-    def runs(n: int, sectors: bool) -> list[report._Run]:
+    def make_runs(n: int, sectors: bool) -> list[runs.Run]:
         r = make_run("p", sectors=sectors)
         for i, j in enumerate(r.jobs):
             j.tenant = f"기관{i % n:02d}"
         r.entitlement = {}
         r.sector_of = {f"기관{i:02d}": f"s{i % 3}" for i in range(n)} if sectors else {}
-        return [report._Run("p", "#000", r, compute_metrics(r), JobArrays.from_result(r))]
+        return [runs.Run("p", "#000", r, compute_metrics(r), JobArrays.from_result(r))]
 
-    kind, _, groups = report._share_groups(runs(8, sectors=True))
+    kind, _, groups = figures.share_groups(make_runs(8, sectors=True))
     assert kind == "tenant" and len(groups) == 8
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(report, "MAX_SHARE_GROUPS", 5)
-        kind, note, groups = report._share_groups(runs(8, sectors=True))
+        mp.setattr(figures, "MAX_SHARE_GROUPS", 5)
+        kind, note, groups = figures.share_groups(make_runs(8, sectors=True))
         assert kind == "sector" and sorted(groups) == ["s0", "s1", "s2"] and "8 tenants" in note
-        kind, note, groups = report._share_groups(runs(8, sectors=False))
+        kind, note, groups = figures.share_groups(make_runs(8, sectors=False))
         assert kind == "tenant" and len(groups) == 5 and "top 5 of 8" in note
 
 
@@ -207,8 +206,8 @@ def test_installed_hangul_font_has_hangul_glyphs() -> None:
 def test_without_hangul_font_no_warning_spam(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(report, "hangul_font_family", lambda: None)
-    report._warn_no_hangul_font_once.cache_clear()
+    monkeypatch.setattr(style, "hangul_font_family", lambda: None)
+    style._warn_no_hangul_font_once.cache_clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with caplog.at_level(logging.WARNING, logger="gpupool.sim.report"):
@@ -281,7 +280,7 @@ def test_hangul_font_found_even_when_matplotlib_cache_predates_it(monkeypatch: p
         if hangul_font_family() is None:
             pytest.skip("no font with Hangul glyphs installed (install fonts-nanum)")
         # A font cache written before the font package was installed lists no such family.
-        stale = [f for f in font_manager.fontManager.ttflist if f.name not in report._HANGUL_FAMILIES]
+        stale = [f for f in font_manager.fontManager.ttflist if f.name not in style._HANGUL_FAMILIES]
         monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
         hangul_font_family.cache_clear()
         assert hangul_font_family() is not None
