@@ -16,7 +16,8 @@ and running jobs over a fleet's capacity and a tenancy's ledger) and its cycle:
 
 Parts of the cycle live in modules of their own, each given the scheduler: preemption
 (victim search and enactment, and the cycle of srtf/las/tiresias) in
-``gpupool.core.preemption``; round-based policies in ``gpupool.core.heterogeneity``; the
+``gpupool.core.preemption``; what waiting jobs were told and the bulk pass of an EASY cycle
+in ``gpupool.core.waiting``; round-based policies in ``gpupool.core.heterogeneity``; the
 tiresias queues in ``gpupool.core.tiresias``. The state they read and change is this
 module's ``Scheduler``, and ``handle`` remains the one entry point.
 
@@ -54,13 +55,12 @@ from gpupool.core.tenancy import Tenancy
 from gpupool.core.throughput import ThroughputTable
 from gpupool.core.tiresias import Promoter, TiresiasConfig
 from gpupool.core.tiresias import key as tiresias_key
+from gpupool.core.waiting import DELAY, WaitingJobs
 
 PENDING, RUNNING, DONE = 0, 1, 2
 DAY_MS = 86_400_000
 PREEMPTIBLE_RANK = PRIORITY_CLASSES["preemptible"]
 INF = float("inf")
-#: how a reason names the job whose reservation a job would delay
-_DELAY = "would delay job "
 
 
 @dataclass(slots=True)
@@ -136,8 +136,9 @@ class JobState:
     skey: tuple[float, ...] = ()
     reserved_start: int = -1
     #: pending and already told why it waits, in a way a cycle may find again with nothing
-    #: to say (see ``_WaitIndex``): (its pools, None) for "waiting for accelerators", (its
-    #: pools, id of the job holding the reservation) for "would delay job ..."; None if not
+    #: to say (see ``gpupool.core.waiting``): (its pools, None) for "waiting for
+    #: accelerators", (its pools, id of the job holding the reservation) for "would delay
+    #: job ..."; None if not
     wait_sig: tuple[tuple[int, ...], str | None] | None = None
     #: a multi-stack job's pools as ``portable_order`` last chose them (sorted; () = not
     #: known): the set it is told it waits on
@@ -146,24 +147,6 @@ class JobState:
     @property
     def gpus(self) -> int:
         return self.spec.gpus
-
-
-@dataclass(slots=True, eq=False)
-class _SigJobs:
-    """The jobs of one sub-queue with one ``wait_sig``: how many ask for each accelerator
-    count, and their walltimes (sorted)."""
-
-    gpus: dict[int, int] = field(default_factory=dict)
-    walls: SortedList = field(default_factory=SortedList)
-
-
-@dataclass(slots=True, eq=False)
-class _WaitIndex:
-    """The pending jobs of one sub-queue with a ``wait_sig``, for the bulk pass of a cycle:
-    their static keys, and their sizes and walltimes per signature."""
-
-    keys: SortedList = field(default_factory=SortedList)
-    sigs: dict[tuple[tuple[int, ...], str | None], _SigJobs] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -245,13 +228,10 @@ class Scheduler:
         #: stop and queue change: what moves a tenant's usage or a sub-queue's head) holds
         self._prefixes: dict[tuple[int, int, int], tuple[int, tuple[float, ...]]] = {}
         self._version = 0
-        #: per sub-queue: its jobs with a ``wait_sig`` (what the bulk pass of a cycle reads)
-        self._waiting: dict[tuple[int, int, int], _WaitIndex] = {}
-        #: per cycle, valid while ``_version`` holds: the most free in one of a set of pools,
-        #: and whether one of them is reserved
-        self._free_at: dict[tuple[int, ...], tuple[int, int, bool]] = {}
         #: running jobs grouped for victim searches; preemptions and the srtf/las cycle
         self._preemption = Preemptor(self)
+        #: pending jobs told why they wait, indexed for the bulk pass of an EASY cycle
+        self._waits = WaitingJobs(self)
         #: pools whose jobs or capacity changed since the last cycle (preemptive policies
         #: re-decide only there: elsewhere the wanted set cannot have changed)
         self._dirty: set[int] = set()
@@ -288,106 +268,6 @@ class Scheduler:
             out.extend(self._by_seq[e[-1]] for e in q)
         out.sort(key=lambda j: (j.rank if self.policy.by_rank else 0, j.skey))
         return out
-
-    def restore_pending(
-        self, spec: JobSpec, *, attempt: int = 0, run_ms: int = 0, attained: float = 0.0, preemptions: int = 0
-    ) -> None:
-        """Put back a pending job with the service it already had (after a restart).
-
-        Unlike a submission it keeps its attempts, run time and attained service, so ``las``
-        and ``srtf`` order it as before the restart. No decision, no cycle. ValueError if the
-        job is invalid, its project is unknown or it could never be placed.
-        """
-        spec.validate()
-        if spec.id in self.jobs:
-            raise ValueError(f"job {spec.id!r} is already in the scheduler")
-        project = self.tenancy.resolve(spec.project)
-        if project is None:
-            raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
-        cands, why = self._candidates(spec, project)
-        if not cands:
-            raise ValueError(f"job {spec.id!r}: {why}")
-        self._seq += 1
-        j = JobState(spec, self._seq, project, cands, spec.rank)
-        j.attempt, j.run_ms, j.attained, j.preemptions = attempt, run_ms, attained, preemptions
-        if preemptions:
-            j.reason = Reason.PREEMPTED
-        self.jobs[spec.id] = j
-        self._by_seq[j.seq] = j
-        self._enqueue(j)
-        self._dirty.update(cands)
-
-    def restore_usage(self, project: str, model: str, gpus: int, at_ms: int) -> None:
-        """Replay one change of held accelerators (``gpus`` < 0 to release) into the ledger.
-
-        For fair-share history after a restart: call in time order, interleaved with
-        ``restore_running``, since the ledger is closed-form in time and must see every
-        change in the order it happened.
-        """
-        idx = self.tenancy.resolve(project)
-        if idx is None:
-            raise ValueError(f"unknown project {project!r}")
-        self.ledger.change(idx, model, gpus, at_ms)
-        self._held_changed(idx)
-
-    def restore_running(
-        self,
-        spec: JobSpec,
-        placement: Sequence[tuple[str, Sequence[int]]],
-        start_ms: int,
-        attempt: int,
-        run_ms: int = 0,
-        attained: float = 0.0,
-    ) -> None:
-        """Put back a job that was running on exactly these accelerators (after a restart).
-
-        The live service rebuilds the core from its database with this; it makes no decision.
-        ValueError if the job is invalid, its project or a node is unknown, the placement
-        spans pools or does not hold the job's accelerators, or an accelerator is taken.
-        """
-        spec.validate()
-        if spec.id in self.jobs:
-            raise ValueError(f"job {spec.id!r} is already in the scheduler")
-        project = self.tenancy.resolve(spec.project)
-        if project is None:
-            raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
-        nodes = []
-        for name, ids in placement:
-            idx = self.fleet.node_by_name.get(name)
-            if idx is None:
-                raise ValueError(f"job {spec.id!r}: unknown node {name!r}")
-            nodes.append((idx, tuple(ids)))
-        pools = {self.capacity.node_pool[n] for n, _ in nodes}
-        if len(pools) != 1 or sum(len(ids) for _, ids in nodes) != spec.gpus:
-            raise ValueError(f"job {spec.id!r}: placement must hold its {spec.gpus} accelerators in one pool")
-        pool = pools.pop()
-        taken: list[tuple[int, tuple[int, ...]]] = []
-        try:
-            for n, ids in nodes:
-                self.capacity.take(n, ids)
-                taken.append((n, ids))
-        except AssertionError as e:
-            for n, ids in taken:
-                self.capacity.release(n, ids)
-            raise ValueError(f"job {spec.id!r}: {e}") from None
-        cands, _ = self._candidates(spec, project)
-        self._seq += 1
-        j = JobState(spec, self._seq, project, cands or (pool,), spec.rank, status=RUNNING)
-        j.attempt, j.allocation_id, j.pool = attempt, f"{spec.id}#{attempt}", pool
-        j.placement, j.start_ms, j.run_ms, j.attained = tuple(taken), start_ms, run_ms, attained
-        j.expected_end = start_ms + self._remaining(j)
-        self.jobs[spec.id] = j
-        self._by_seq[j.seq] = j
-        self.running[j.seq] = j
-        self._running_by_pool[pool].add((j.expected_end, j.seq))
-        self._preemption.add(j, pool)
-        for n, _ in taken:
-            self._node_jobs.setdefault(n, set()).add(j.seq)
-        model = self.capacity.pools[pool].model
-        self.ledger.change(project, model, spec.gpus, start_ms, self._usage_rate(spec, model))
-        self._held_changed(project)
-        self._version += 1
-        self._fair_at = -1  # usage changed from a past instant: the value now moved
 
     # -- events --------------------------------------------------------------------------
 
@@ -474,6 +354,110 @@ class Scheduler:
         self._by_seq[j.seq] = j
         self._enqueue(j)
         self._dirty.update(cands)
+
+    # -- restoring after a restart -------------------------------------------------------
+    # The service rebuilds the core from its database with these; they mirror ``_submit``
+    # and ``_start`` (the same state, without a decision or a cycle).
+
+    def restore_pending(
+        self, spec: JobSpec, *, attempt: int = 0, run_ms: int = 0, attained: float = 0.0, preemptions: int = 0
+    ) -> None:
+        """Put back a pending job with the service it already had (after a restart).
+
+        Unlike a submission it keeps its attempts, run time and attained service, so ``las``
+        and ``srtf`` order it as before the restart. No decision, no cycle. ValueError if the
+        job is invalid, its project is unknown or it could never be placed.
+        """
+        spec.validate()
+        if spec.id in self.jobs:
+            raise ValueError(f"job {spec.id!r} is already in the scheduler")
+        project = self.tenancy.resolve(spec.project)
+        if project is None:
+            raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
+        cands, why = self._candidates(spec, project)
+        if not cands:
+            raise ValueError(f"job {spec.id!r}: {why}")
+        self._seq += 1
+        j = JobState(spec, self._seq, project, cands, spec.rank)
+        j.attempt, j.run_ms, j.attained, j.preemptions = attempt, run_ms, attained, preemptions
+        if preemptions:
+            j.reason = Reason.PREEMPTED
+        self.jobs[spec.id] = j
+        self._by_seq[j.seq] = j
+        self._enqueue(j)
+        self._dirty.update(cands)
+
+    def restore_running(
+        self,
+        spec: JobSpec,
+        placement: Sequence[tuple[str, Sequence[int]]],
+        start_ms: int,
+        attempt: int,
+        run_ms: int = 0,
+        attained: float = 0.0,
+    ) -> None:
+        """Put back a job that was running on exactly these accelerators (after a restart).
+
+        The live service rebuilds the core from its database with this; it makes no decision.
+        ValueError if the job is invalid, its project or a node is unknown, the placement
+        spans pools or does not hold the job's accelerators, or an accelerator is taken.
+        """
+        spec.validate()
+        if spec.id in self.jobs:
+            raise ValueError(f"job {spec.id!r} is already in the scheduler")
+        project = self.tenancy.resolve(spec.project)
+        if project is None:
+            raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
+        nodes = []
+        for name, ids in placement:
+            idx = self.fleet.node_by_name.get(name)
+            if idx is None:
+                raise ValueError(f"job {spec.id!r}: unknown node {name!r}")
+            nodes.append((idx, tuple(ids)))
+        pools = {self.capacity.node_pool[n] for n, _ in nodes}
+        if len(pools) != 1 or sum(len(ids) for _, ids in nodes) != spec.gpus:
+            raise ValueError(f"job {spec.id!r}: placement must hold its {spec.gpus} accelerators in one pool")
+        pool = pools.pop()
+        taken: list[tuple[int, tuple[int, ...]]] = []
+        try:
+            for n, ids in nodes:
+                self.capacity.take(n, ids)
+                taken.append((n, ids))
+        except AssertionError as e:
+            for n, ids in taken:
+                self.capacity.release(n, ids)
+            raise ValueError(f"job {spec.id!r}: {e}") from None
+        cands, _ = self._candidates(spec, project)
+        self._seq += 1
+        j = JobState(spec, self._seq, project, cands or (pool,), spec.rank, status=RUNNING)
+        j.attempt, j.allocation_id, j.pool = attempt, f"{spec.id}#{attempt}", pool
+        j.placement, j.start_ms, j.run_ms, j.attained = tuple(taken), start_ms, run_ms, attained
+        j.expected_end = start_ms + self._remaining(j)
+        self.jobs[spec.id] = j
+        self._by_seq[j.seq] = j
+        self.running[j.seq] = j
+        self._running_by_pool[pool].add((j.expected_end, j.seq))
+        self._preemption.add(j, pool)
+        for n, _ in taken:
+            self._node_jobs.setdefault(n, set()).add(j.seq)
+        model = self.capacity.pools[pool].model
+        self.ledger.change(project, model, spec.gpus, start_ms, self._usage_rate(spec, model))
+        self._held_changed(project)
+        self._version += 1
+        self._fair_at = -1  # usage changed from a past instant: the value now moved
+
+    def restore_usage(self, project: str, model: str, gpus: int, at_ms: int) -> None:
+        """Replay one change of held accelerators (``gpus`` < 0 to release) into the ledger.
+
+        For fair-share history after a restart: call in time order, interleaved with
+        ``restore_running``, since the ledger is closed-form in time and must see every
+        change in the order it happened.
+        """
+        idx = self.tenancy.resolve(project)
+        if idx is None:
+            raise ValueError(f"unknown project {project!r}")
+        self.ledger.change(idx, model, gpus, at_ms)
+        self._held_changed(idx)
 
     # -- candidate pools -----------------------------------------------------------------
 
@@ -597,7 +581,7 @@ class Scheduler:
             q = self._queues[j.qkey] = SortedList()
         q.add(j.skey)
         if j.wait_sig is not None:
-            self._wait(j)
+            self._waits.add(j)
         self._pending += 1
         self._version += 1
 
@@ -607,7 +591,7 @@ class Scheduler:
         if not q:
             del self._queues[j.qkey]
         if j.wait_sig is not None:
-            self._unwait(j)
+            self._waits.remove(j)
         self._pending -= 1
         self._version += 1
 
@@ -785,7 +769,7 @@ class Scheduler:
         cyc = _Cycle(now, out)
         self._prefixes.clear()
         self._preemption.new_cycle()
-        self._free_at.clear()
+        self._waits.new_cycle()
         self._fair_at = -1
         max_attempts = self.config.max_preemption_attempts
         depth = self.config.backfill_depth
@@ -859,7 +843,7 @@ class Scheduler:
                 self._set_reason(j, Reason.RESOURCES, f"waiting for {j.gpus} x {'/'.join(models)}", out)
                 break
             if easy and j.wait_sig is not None and not cyc.blocked:
-                n = self._bulk_fail(j, q, qkey, i, cyc, can_preempt, heap)
+                n = self._waits.bulk_fail(j, q, qkey, i, cyc, can_preempt, heap)
                 if n:
                     project_failures[j.project] = project_failures.get(j.project, 0) + 1
                     i += n
@@ -871,7 +855,7 @@ class Scheduler:
                 avail = portable_order(self, j, list(avail))
                 if not cyc.blocked and j.usable != (usable := tuple(sorted(avail))):
                     if j.wait_sig is not None:
-                        self._unwait(j)  # it waited on other pools: tried in full from now
+                        self._waits.remove(j)  # it waited on other pools: tried in full from now
                         j.wait_sig = None
                     j.usable = usable
             # EASY says why a job waits once the reservation is settled: telling the head
@@ -907,147 +891,6 @@ class Scheduler:
             if nq is not None and nq is q and i < len(nq):
                 heapq.heappush(heap, ((*self._prefix(qkey, now), *nq[i]), nq[i][-1], qkey))
 
-    def _bulk_fail(
-        self,
-        j: JobState,
-        q: SortedList,
-        qkey: tuple[int, int, int],
-        i: int,
-        cyc: _Cycle,
-        can_preempt: bool,
-        heap: list[tuple[tuple[float, ...], int, tuple[int, int, int]]],
-    ) -> int:
-        """The bulk pass of an EASY cycle: how many jobs from q[i] (``j``) fail as a unit.
-
-        A job already told why it waits (``wait_sig``) that would be told exactly that
-        again (``_blocked_as``), with no preemption able to help, would only fail: the
-        cycle's tries would change nothing but its counters. So would the jobs after it in
-        its sub-queue that have a ``wait_sig`` too, as long as they come before any other
-        sub-queue's next job and their signatures hold for every size and walltime among
-        them; those are passed over here instead of tried, and the run counts as one
-        failure (and one preemption attempt) against the cycle's budgets: it cost one look.
-        Counting each job instead let a tenant that cannot run (its only accelerators
-        taken, its backlog first in fair-share order) use up ``backfill_depth`` at every
-        cycle, and the rest of the pool idled behind it.
-        0 when ``j`` must be tried. A multi-stack job waits on the pools ``portable_order``
-        picked for it (``usable``): the bulk pass relies on that set depending on the job
-        alone (the order may change; the job's reason does not depend on it here).
-        """
-        cfg = self.config
-        preempting = can_preempt and cyc.preempt_attempts < cfg.max_preemption_attempts
-        assert j.wait_sig is not None
-        pools, holder = j.wait_sig
-        g = j.spec.gpus
-        if not self._blocked_as(pools, holder, g, g, self._walltime(j), cyc, j):
-            return 0
-        if preempting and not self._preemption.hopeless(j.project, j.rank, pools, g):
-            return 0
-        n = 1
-        rank = qkey[2] if self.policy.by_rank else 0  # class 0 bounds a mixed sub-queue
-        prefix = self._prefix(qkey, cyc.now)
-        if i + 1 >= len(q) or (heap and ((*prefix, *q[i + 1]), q[i + 1][-1], qkey) > heap[0]):
-            pass  # another sub-queue's job comes next: a run of one
-        elif all(
-            self._blocked_as(sig[0], sig[1], min(sj.gpus), max(sj.gpus), sj.walls[0], cyc, None)
-            and not (preempting and not self._preemption.hopeless(qkey[1], rank, sig[0], min(sj.gpus)))
-            for sig, sj in self._waiting[qkey].sigs.items()
-        ):
-            n = self._waiting_run(q, qkey, i, len(q), prefix, heap)
-        cyc.failures += 1
-        if can_preempt:
-            cyc.preempt_attempts = min(cfg.max_preemption_attempts, cyc.preempt_attempts + 1)
-        return n
-
-    def _blocked_as(
-        self,
-        pools: tuple[int, ...],
-        holder: str | None,
-        g_min: int,
-        g_max: int,
-        wall_min: int,
-        cyc: _Cycle,
-        job: JobState | None,
-    ) -> bool:
-        """Would ``_try_start`` fail for a job on ``pools``, with a reason its signature says?
-
-        For every job of g_min..g_max accelerators and a walltime of at least wall_min
-        (``job``: the one job asked about, else none of the holders). ``holder`` None:
-        no pool has g_min free ("waiting for accelerators") and one is reserved (so
-        ``_reserve`` has nothing to do). Else every pool with g_min free is reserved by
-        ``holder``, which the job cannot pass (it would not end before the reservation, nor
-        fit its spare), and one such pool has g_max free (so the reason names ``holder``).
-        Monotone: what holds for g_min and wall_min holds for more.
-        """
-        resvs = cyc.reservations
-        if not resvs:
-            return False
-        pl = self.capacity.pools
-        if holder is None:
-            got = self._free_at.get(pools)
-            if got is None or got[0] != self._version:
-                got = (self._version, max(pl[p].free for p in pools), any(p in resvs for p in pools))
-                self._free_at[pools] = got
-            return got[1] < g_min and got[2]
-        now = cyc.now
-        named = reserved = False
-        for p in pools:
-            resv = resvs.get(p)
-            if resv is not None:
-                reserved = True
-            free = pl[p].free
-            if free < g_min:
-                continue
-            if holder is None or resv is None or resv.job is job or resv.job.spec.id != holder:
-                return False
-            if now + wall_min <= resv.shadow or g_min <= resv.extra:
-                return False
-            if free >= g_max:
-                named = True
-        return reserved if holder is None else named
-
-    def _waiting_run(
-        self,
-        q: SortedList,
-        qkey: tuple[int, int, int],
-        i: int,
-        limit: int,
-        prefix: tuple[float, ...],
-        heap: list[tuple[tuple[float, ...], int, tuple[int, int, int]]],
-    ) -> int:
-        """How many jobs from position ``i`` (a waiting one) the bulk pass may take at once.
-
-        The longest run q[i:i+n], n <= limit - i, of ``waiting`` jobs that all come before
-        the next entry of the merge (``heap[0]``). Galloping then bisection: O(log^2 n).
-        """
-        w = self._waiting[qkey].keys
-        first = w.bisect_left(q[i])
-        top = heap[0] if heap else None
-
-        def ok(m: int) -> bool:
-            e = q[m]
-            if w.bisect_right(e) - first != m - i + 1:
-                return False  # a job in q[i..m] has no wait_sig
-            return top is None or ((*prefix, *e), e[-1], qkey) < top
-
-        if limit - 1 > i and ok(limit - 1):
-            return limit - i  # the usual case: the run reaches the limit
-        good, step = i, 1
-        bad = limit
-        while good + step < limit:
-            if ok(good + step):
-                good += step
-                step *= 2
-            else:
-                bad = good + step
-                break
-        while bad - good > 1:
-            mid = (good + bad) // 2
-            if ok(mid):
-                good = mid
-            else:
-                bad = mid
-        return good - i + 1
-
     def _ranks_differ(self) -> bool:
         if not self.running:
             return False
@@ -1072,7 +915,7 @@ class Scheduler:
             if resv is not None and resv.job is not j:
                 fits_before = cyc.now + wall <= resv.shadow
                 if not fits_before and j.gpus > resv.extra:
-                    reason, detail = Reason.RESERVATION, f"{_DELAY}{resv.job.spec.id}"
+                    reason, detail = Reason.RESERVATION, f"{DELAY}{resv.job.spec.id}"
                     continue
             plan = cap.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)
             if plan is None:
@@ -1115,67 +958,13 @@ class Scheduler:
         if j.reason != reason or j.detail != detail:
             j.reason, j.detail = reason, detail
             out.append(Explain(j.spec.id, reason, detail))
-            sig = self._wait_sig(j, reason, detail)
+            sig = self._waits.sig(j, reason, detail) if j.status == PENDING else None
             if sig != j.wait_sig:
                 if j.wait_sig is not None:
-                    self._unwait(j)
+                    self._waits.remove(j)
                 j.wait_sig = sig
                 if sig is not None:
-                    self._wait(j)
-
-    def _wait_sig(
-        self, j: JobState, reason: Reason, detail: str
-    ) -> tuple[tuple[int, ...], str | None] | None:
-        """The signature of a reason a cycle may give again with nothing to say (or None)."""
-        if j.status != PENDING:
-            return None
-        pools = self._wait_pools(j)
-        if not pools:
-            return None
-        if (
-            reason is Reason.RESOURCES
-            and detail == f"waiting for {j.spec.gpus} x {self._models_label(pools)}"
-        ):
-            return (pools, None)
-        if reason is Reason.RESERVATION and detail.startswith(_DELAY):
-            return (pools, detail[len(_DELAY) :])
-        return None
-
-    def _wait_pools(self, j: JobState) -> tuple[int, ...]:
-        """The pools a cycle tries for ``j`` when none is blocked (() when not known)."""
-        return j.candidates if len(j.spec.stacks) <= 1 else j.usable
-
-    def _wait(self, j: JobState) -> None:
-        """Index a pending job with a ``wait_sig`` in its sub-queue (for the bulk pass)."""
-        assert j.wait_sig is not None
-        w = self._waiting.get(j.qkey)
-        if w is None:
-            w = self._waiting[j.qkey] = _WaitIndex()
-        w.keys.add(j.skey)
-        sj = w.sigs.get(j.wait_sig)
-        if sj is None:
-            sj = w.sigs[j.wait_sig] = _SigJobs()
-        sj.gpus[j.spec.gpus] = sj.gpus.get(j.spec.gpus, 0) + 1
-        sj.walls.add(self._walltime(j))
-
-    def _unwait(self, j: JobState) -> None:
-        """Take a pending job with a ``wait_sig`` out of its sub-queue's index."""
-        assert j.wait_sig is not None
-        w = self._waiting[j.qkey]
-        if len(w.keys) == 1:
-            del self._waiting[j.qkey]
-            return
-        w.keys.remove(j.skey)
-        sj = w.sigs[j.wait_sig]
-        if len(sj.walls) == 1:
-            del w.sigs[j.wait_sig]
-            return
-        g = j.spec.gpus
-        if sj.gpus[g] == 1:
-            del sj.gpus[g]
-        else:
-            sj.gpus[g] -= 1
-        sj.walls.remove(self._walltime(j))
+                    self._waits.add(j)
 
     def _shadow(self, pool: int, need: int, now: int) -> tuple[float, int]:
         """When ``need`` accelerators of a pool will be free from walltimes; and the spare then."""
