@@ -39,21 +39,32 @@ def active_allocations(s: Session, now: int) -> list[AllocationRow]:
     )
 
 
-def build_tenancy(
-    rows: list[TenantRow], allocations: list[AllocationRow], fleet: Fleet, name: str = "service"
-) -> Tenancy:
-    """The core's tenancy for these rows; raises ``TenancyError`` if they contradict."""
+def guarantees(rows: list[TenantRow], allocations: list[AllocationRow]) -> dict[int, dict[str, int]]:
+    """Each tenant's guaranteed accelerators by model, by tenant id: its own plus the
+    guaranteed shares of ``allocations`` (give the active ones)."""
     extra: dict[int, dict[str, int]] = {}
     for a in allocations:
         if a.guaranteed > 0:
             more = extra.setdefault(a.project_id, {})
             more[a.model] = more.get(a.model, 0) + a.guaranteed
-    b = TenancyBuilder(name)
-    index: dict[int, int] = {}
+    out: dict[int, dict[str, int]] = {}
     for r in rows:
         guaranteed = dict(r.guaranteed)
         for model, g in extra.get(r.id, {}).items():
             guaranteed[model] = guaranteed.get(model, 0) + g
+        out[r.id] = guaranteed
+    return out
+
+
+def build_tenancy(
+    rows: list[TenantRow], allocations: list[AllocationRow], fleet: Fleet, name: str = "service"
+) -> Tenancy:
+    """The core's tenancy for these rows; raises ``TenancyError`` if they contradict."""
+    guaranteed_by_id = guarantees(rows, allocations)
+    b = TenancyBuilder(name)
+    index: dict[int, int] = {}
+    for r in rows:
+        guaranteed = guaranteed_by_id[r.id]
         parent = -1 if r.parent_id is None else index[r.parent_id]
         index[r.id] = b.add(
             parent,

@@ -27,6 +27,12 @@ def gpu_ms_within(row: UsageRow, start_ms: int, end_ms: int, now: int) -> int:
     return max(0, hi - lo) * row.gpus
 
 
+def speed(catalogue: Catalogue, row: UsageRow) -> float:
+    """What an hour of ``row`` counts in effective GPU-hours: its model's relative throughput
+    for the job's workload class (1 for a model the catalogue does not know)."""
+    return catalogue[row.model].speed(row.workload_class) if row.model in catalogue else 1.0
+
+
 def gpu_hours(rows: Iterable[UsageRow], start_ms: int, end_ms: int, now: int) -> float:
     return sum(gpu_ms_within(r, start_ms, end_ms, now) for r in rows) / HOUR_MS
 
@@ -66,8 +72,7 @@ def roll_up(
         if t is None:
             t = out[key] = UsageTotal(key)
         hours = ms / HOUR_MS
-        speed = catalogue[r.model].speed(r.workload_class) if r.model in catalogue else 1.0
         t.gpu_hours += hours
-        t.effective_gpu_hours += hours * speed
+        t.effective_gpu_hours += hours * speed(catalogue, r)
         t.allocations += 1
     return [out[k] for k in sorted(out)]

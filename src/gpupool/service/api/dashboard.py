@@ -33,6 +33,7 @@ import json
 import math
 import os
 import re
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Literal, cast
@@ -50,14 +51,15 @@ from gpupool.core.policy import POLICIES
 from gpupool.core.tenancy import ANY_MODEL
 from gpupool.service import budget, store
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
-from gpupool.service.api.jobs import JobOut, job_out, resolve_project, visible_job
+from gpupool.service.api.jobs import JobOut, job_names, job_out, job_out_of, resolve_project, visible_job
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
+from gpupool.service.api.users import memberships
 from gpupool.service.auth import Caller
-from gpupool.service.db import AllocationRow, JobRow, MembershipRow, TenantRow, UsageRow, UserRow
+from gpupool.service.db import AllocationRow, JobRow, TenantRow, UsageRow, UserRow
 from gpupool.service.request_body import RequestBody
 from gpupool.service.runtime import Runtime
-from gpupool.service.tenant_tree import active_allocations, tenant_rows
-from gpupool.service.usage import HOUR_MS, gpu_ms_within
+from gpupool.service.tenant_tree import active_allocations, guarantees, tenant_rows
+from gpupool.service.usage import HOUR_MS, gpu_ms_within, speed
 from gpupool.web.sampler import DEFAULT_INTERVAL_S, SeriesSampler
 from gpupool.web.whatif import (
     MAX_HOURS,
@@ -159,12 +161,6 @@ class SessionOut(BaseModel):
 def session(caller: CallerDep, rt: RuntimeDep, s: SessionDep) -> SessionOut:
     user = s.get(UserRow, caller.user_id)
     assert user is not None
-    members = s.execute(
-        select(TenantRow.path, MembershipRow.role)
-        .join(MembershipRow, MembershipRow.tenant_id == TenantRow.id)
-        .where(MembershipRow.user_id == caller.user_id)
-        .order_by(TenantRow.path)
-    ).all()
     projects = s.execute(
         select(TenantRow.id, TenantRow.path).where(TenantRow.kind == "project").order_by(TenantRow.path)
     ).all()
@@ -173,7 +169,7 @@ def session(caller: CallerDep, rt: RuntimeDep, s: SessionDep) -> SessionOut:
         display_name=user.display_name,
         role=user.role,
         sees_all=caller.sees_all,
-        memberships=[MembershipOut(tenant=p, role=r) for p, r in members],
+        memberships=[MembershipOut(tenant=p, role=r) for p, r in memberships(s, user.id)],
         submit_projects=[p for i, p in projects if caller.can_submit(i)],
         can_whatif=caller.sees_all,
         can_drain=caller.is_pool_admin,
@@ -312,8 +308,8 @@ def fleet_view(
     sites = {st.name: _Tally() for st in f.sites}
     clusters = [_Tally() for _ in f.clusters]
     blocks = [_Tally() for _ in f.blocks]
-    models: dict[str, _Tally] = {}
-    per_cluster_model: dict[tuple[int, str], _Tally] = {}
+    models: defaultdict[str, _Tally] = defaultdict(_Tally)
+    per_cluster_model: defaultdict[tuple[int, str], _Tally] = defaultdict(_Tally)
     racks: dict[int, tuple[_Tally, list[NodeCell]]] = {}
     unavailable: list[UnavailableNode] = []
     for n in f.nodes:
@@ -323,39 +319,19 @@ def fleet_view(
         clusters[n.cluster].add(n.gpus, held, state)
         sites[f.clusters[n.cluster].site].add(n.gpus, held, state)
         blocks[n.block].add(n.gpus, held, state)
-        m = models.get(n.model)
-        if m is None:
-            m = models[n.model] = _Tally()
-        m.add(n.gpus, held, state)
-        cm = per_cluster_model.get((n.cluster, n.model))
-        if cm is None:
-            cm = per_cluster_model[(n.cluster, n.model)] = _Tally()
-        cm.add(n.gpus, held, state)
-        if st is not None and state != "up":
-            unavailable.append(
-                UnavailableNode(
-                    name=n.name,
-                    model=n.model,
-                    gpus=n.gpus,
-                    busy=held,
-                    state=state,
-                    reason=st.reason,
-                    cluster=f.clusters[n.cluster].name,
-                )
-            )
+        models[n.model].add(n.gpus, held, state)
+        per_cluster_model[(n.cluster, n.model)].add(n.gpus, held, state)
+        listed = st is not None and state != "up"
+        if not listed and n.block != want_block:
+            continue  # counted only: a national fleet's 35,000 nodes get no cell each
+        reason = st.reason if st is not None else ""
+        cell = NodeCell(name=n.name, model=n.model, gpus=n.gpus, busy=held, state=state, reason=reason)
+        if listed:
+            unavailable.append(UnavailableNode(**cell.model_dump(), cluster=f.clusters[n.cluster].name))
         if n.block == want_block:
             tally, cells = racks.setdefault(n.rack, (_Tally(), []))
             tally.add(n.gpus, held, state)
-            cells.append(
-                NodeCell(
-                    name=n.name,
-                    model=n.model,
-                    gpus=n.gpus,
-                    busy=held,
-                    state=state,
-                    reason=st.reason if st is not None else "",
-                )
-            )
+            cells.append(cell)
     racks_in_block = [0] * len(f.blocks)
     for r in f.racks:
         racks_in_block[r.block] += 1
@@ -473,6 +449,11 @@ class QueuePage(BaseModel):
     items: list[QueueItem]
     next_cursor: str | None = None
     total: int = Field(description="jobs matching the filters")
+
+
+def can_cancel(caller: Caller, row: JobRow) -> bool:
+    """Whether the caller may cancel the job now (the rule ``POST /v1/jobs/{id}/cancel`` applies)."""
+    return caller.can_act_on_job(row.project_id) and row.state not in store.FINAL_STATES
 
 
 def _sort_expr(sort: str, ascending: bool) -> ColumnElement[int] | None:
@@ -600,11 +581,11 @@ def queue(
     got = s.execute(q.limit(limit)).all()
     rows_ = [r[0] for r in got]
     keys: list[int | None] = [int(r[1]) if key is not None and r[1] is not None else None for r in got]
-    paths, users = _names(s, rows_)
+    paths, users = job_names(s, rows_)
     items = [
         QueueItem(
             **job_out(r, paths.get(r.project_id, ""), users.get(r.user_id, "")).model_dump(),
-            can_cancel=caller.can_act_on_job(r.project_id) and r.state not in store.FINAL_STATES,
+            can_cancel=can_cancel(caller, r),
         )
         for r in rows_
     ]
@@ -612,14 +593,6 @@ def queue(
     if len(rows_) == limit:
         nxt = _encode_cursor(sort, ascending, keys[-1], rows_[-1].seq)
     return QueuePage(items=items, next_cursor=nxt, total=int(total))
-
-
-def _names(s: Session, rows: list[JobRow]) -> tuple[dict[int, str], dict[int, str]]:
-    pids = sorted({r.project_id for r in rows})
-    uids = sorted({r.user_id for r in rows})
-    paths = {k: v for k, v in s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(pids)))}
-    users = {k: v for k, v in s.execute(select(UserRow.id, UserRow.name).where(UserRow.id.in_(uids)))}
-    return paths, users
 
 
 class TimelineEvent(BaseModel):
@@ -682,8 +655,7 @@ MAX_ATTEMPTS_SHOWN = 200
 )
 def job_detail(job_id: str, caller: CallerDep, rt: RuntimeDep, s: SessionDep) -> JobDetail:
     row = visible_job(s, caller, job_id)
-    paths, users = _names(s, [row])
-    out = job_out(row, paths.get(row.project_id, ""), users.get(row.user_id, ""))
+    out = job_out_of(s, row)
     first = max(1, row.attempt - MAX_ATTEMPTS_SHOWN + 1)
     ids = [store.allocation_id(row.seq, a) for a in range(first, row.attempt + 1)]
     # By allocation id (unique, indexed): the usage table is the largest one in the service.
@@ -720,7 +692,7 @@ def job_detail(job_id: str, caller: CallerDep, rt: RuntimeDep, s: SessionDep) ->
     placement, span = _placement(rt, row)
     return JobDetail(
         job=out,
-        can_cancel=caller.can_act_on_job(row.project_id) and row.state not in store.FINAL_STATES,
+        can_cancel=can_cancel(caller, row),
         timeline=timeline,
         attempts=attempts,
         placement=placement,
@@ -839,11 +811,7 @@ def tenants_view(
     for r in rows:
         children.setdefault(r.parent_id, []).append(r.id)
     shown = _usage_projects(caller)
-    extra: dict[int, dict[str, int]] = {}
-    for a in active_allocations(s, now):
-        if a.guaranteed > 0:
-            d = extra.setdefault(a.project_id, {})
-            d[a.model] = d.get(a.model, 0) + a.guaranteed
+    guaranteed = guarantees(rows, active_allocations(s, now))
     # Accelerators held now, per project (running jobs' gang sizes).
     held: dict[int, int] = {}
     running = s.execute(
@@ -861,17 +829,10 @@ def tenants_view(
         if ms <= 0:
             continue
         h = ms / HOUR_MS
-        speed = cat[u.model].speed(u.workload_class) if u.model in cat else 1.0
         acc = hours.setdefault(u.project_id, [0.0, 0.0])
         acc[0] += h
-        acc[1] += h * speed
+        acc[1] += h * speed(cat, u)
     total = rt.fleet.total_gpus or 1
-
-    def guaranteed_of(tid: int) -> dict[str, int]:
-        g = dict(by_id[tid].guaranteed)
-        for m, n in extra.get(tid, {}).items():
-            g[m] = g.get(m, 0) + n
-        return g
 
     # A tenant without a guarantee of its own guarantees what its children are guaranteed
     # (all of them: it is this tenant's figure, whichever children the caller may see).
@@ -879,7 +840,7 @@ def tenants_view(
 
     def guarantee(tid: int) -> int:
         kids = sum(guarantee(c) for c in children.get(tid, []))
-        effective[tid] = sum(guaranteed_of(tid).values()) or kids
+        effective[tid] = sum(guaranteed[tid].values()) or kids
         return effective[tid]
 
     for root in children.get(None, []):
@@ -904,7 +865,7 @@ def tenants_view(
             kind=r.kind,
             parent=by_id[r.parent_id].path if r.parent_id is not None else None,
             depth=depth,
-            guaranteed=guaranteed_of(tid),
+            guaranteed=guaranteed[tid],
             guaranteed_gpus=g,
             in_use_gpus=use,
             guaranteed_share=round(g / total, 6),
@@ -987,7 +948,7 @@ def burndown(
             for u in usage:
                 h = gpu_ms_within(u, a.period_start_ms, t, now) / HOUR_MS
                 gh += h
-                egh += h * (cat[u.model].speed(u.workload_class) if u.model in cat else 1.0)
+                egh += h * speed(cat, u)
             series.append(BurnPoint(at_ms=t, gpu_hours=round(gh, 6), effective_gpu_hours=round(egh, 6)))
         shown_state = a.state
         if a.state == "active":
@@ -1087,6 +1048,14 @@ class FigureOut(BaseModel):
     empty: str
 
 
+def _status(runs: WhatIfRuns, run_id: str) -> dict[str, Any]:
+    """A run's status document, or 404."""
+    doc = runs.status(run_id)
+    if doc is None:
+        raise not_found(f"what-if run {run_id!r}")
+    return doc
+
+
 def _run_out(doc: dict[str, Any]) -> WhatIfRunOut:
     prog = doc.get("progress")
     return WhatIfRunOut(
@@ -1172,10 +1141,7 @@ def whatif_list(request: Request, caller: CallerDep) -> list[WhatIfRunOut]:
 )
 def whatif_get(run_id: str, request: Request, caller: CallerDep) -> WhatIfRunOut:
     _require_viewer(caller)
-    doc = _runs(request).status(run_id)
-    if doc is None:
-        raise not_found(f"what-if run {run_id!r}")
-    return _run_out(doc)
+    return _run_out(_status(_runs(request), run_id))
 
 
 @router.post(
@@ -1188,9 +1154,7 @@ def whatif_get(run_id: str, request: Request, caller: CallerDep) -> WhatIfRunOut
 def whatif_cancel(run_id: str, request: Request, caller: CallerDep) -> WhatIfRunOut:
     _require_viewer(caller)
     runs = _runs(request)
-    doc = runs.status(run_id)
-    if doc is None:
-        raise not_found(f"what-if run {run_id!r}")
+    doc = _status(runs, run_id)
     # Only a run still running (by its files: a finished child may linger a moment) can stop.
     if doc["state"] != "running" or not runs.cancel(run_id):
         raise ApiProblem(409, f"what-if run {run_id} is not running", kind="not-running")

@@ -109,7 +109,8 @@ def job_out(row: JobRow, project: str, user: str) -> JobOut:
     )
 
 
-def _names(s: Session, rows: list[JobRow]) -> tuple[dict[int, str], dict[int, str]]:
+def job_names(s: Session, rows: list[JobRow]) -> tuple[dict[int, str], dict[int, str]]:
+    """The project paths and user names of these jobs, by id (one query each, not per row)."""
     pids = sorted({r.project_id for r in rows})
     uids = sorted({r.user_id for r in rows})
     paths = {k: v for k, v in s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(pids)))}
@@ -117,8 +118,9 @@ def _names(s: Session, rows: list[JobRow]) -> tuple[dict[int, str], dict[int, st
     return paths, users
 
 
-def _out(s: Session, row: JobRow) -> JobOut:
-    paths, users = _names(s, [row])
+def job_out_of(s: Session, row: JobRow) -> JobOut:
+    """``job_out`` of one row, reading its project path and user name."""
+    paths, users = job_names(s, [row])
     return job_out(row, paths.get(row.project_id, ""), users.get(row.user_id, ""))
 
 
@@ -286,7 +288,7 @@ def _replayed(s: Session, row: JobRow, spec: dict[str, Any], rt: Runtime) -> tup
             409, "this Idempotency-Key was used for a different request", kind="idempotency-key-reused"
         )
     rt.metrics.submissions.labels("repeated").inc()
-    return 200, _out(s, row).model_dump_json().encode()
+    return 200, job_out_of(s, row).model_dump_json().encode()
 
 
 @router.get("", response_model=Page[JobOut], responses=responses(401, 422), summary="List jobs")
@@ -315,7 +317,7 @@ def list_jobs(
         if user_id is None:
             return Page[JobOut](items=[])
     rows = store.list_jobs(s, store.JobFilter(projects, state, user_id, model), limit, before)
-    paths, users = _names(s, rows)
+    paths, users = job_names(s, rows)
     items = [job_out(r, paths.get(r.project_id, ""), users.get(r.user_id, "")) for r in rows]
     return Page[JobOut](items=items, next_cursor=next_cursor([r.seq for r in rows], limit))
 
@@ -325,7 +327,7 @@ JobIdPath = Annotated[str, "job id"]
 
 @router.get("/{job_id}", response_model=JobOut, responses=responses(401, 404), summary="A job")
 def get_job(job_id: str, caller: CallerDep, s: SessionDep) -> JobOut:
-    return _out(s, visible_job(s, caller, job_id))
+    return job_out_of(s, visible_job(s, caller, job_id))
 
 
 @router.post(
@@ -341,7 +343,7 @@ def cancel(job_id: str, caller: CallerDep, rt: RuntimeDep, s: SessionDep) -> Job
         raise ApiProblem(403, "only members of the job's project may cancel it", kind="forbidden")
     if row.state in store.FINAL_STATES:
         raise ApiProblem(409, f"job {job_id} is already {row.state}", kind="job-finished")
-    out = _out(s, row)
+    out = job_out_of(s, row)
     store.accept_cancel(rt.factory, row.seq, rt.clock())
     rt.loop.wake()
     return out

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gpupool.service import auth, store
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep, require_pool_admin
@@ -88,18 +89,23 @@ def create_user(body: UserIn, caller: CallerDep, rt: RuntimeDep) -> UserOut:
 def me(caller: CallerDep, s: SessionDep) -> UserOut:
     user = s.get(UserRow, caller.user_id)
     assert user is not None
-    got = s.execute(
-        select(TenantRow.path, MembershipRow.role)
-        .join(MembershipRow, MembershipRow.tenant_id == TenantRow.id)
-        .where(MembershipRow.user_id == user.id)
-        .order_by(TenantRow.path)
-    ).all()
     return UserOut(
         name=user.name,
         display_name=user.display_name,
         role=user.role,
-        memberships=[Membership(tenant=p, role=r) for p, r in got],
+        memberships=[Membership(tenant=p, role=r) for p, r in memberships(s, user.id)],
     )
+
+
+def memberships(s: Session, user_id: int) -> list[tuple[str, str]]:
+    """(tenant path, role) of each of the user's memberships, by path."""
+    got = s.execute(
+        select(TenantRow.path, MembershipRow.role)
+        .join(MembershipRow, MembershipRow.tenant_id == TenantRow.id)
+        .where(MembershipRow.user_id == user_id)
+        .order_by(TenantRow.path)
+    ).all()
+    return [(p, r) for p, r in got]
 
 
 @router.get("/v1/users", response_model=list[UserOut], responses=responses(401, 403), summary="Users")
