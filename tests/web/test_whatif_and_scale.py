@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from gpupool.service.api.dashboard import _encode_cursor
+from gpupool.service.api.dashboard.queue import encode_cursor
 from gpupool.service.db import JobRow, TenantRow, UserRow
 from gpupool.web.sampler import _p95_ms
 from gpupool.web.whatif import WhatIfRuns, report_figures
@@ -182,7 +182,7 @@ def test_the_queue_pages_through_100k_jobs_at_the_same_cost(sqlite_service: Serv
                 value = None if sort == "submitted" else 1
                 if sort in ("estimated_start", "started"):
                     value = 1_800_000_000_000
-                params["cursor"] = _encode_cursor(sort, True, value, 60_000)
+                params["cursor"] = encode_cursor(sort, True, value, 60_000)
             t0 = time.perf_counter()
             r = service.call("GET", "/v1/dashboard/jobs", params=params)
             timings[f"{sort}/{where}"] = time.perf_counter() - t0

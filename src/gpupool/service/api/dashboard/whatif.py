@@ -1,0 +1,261 @@
+"""``/v1/whatif``: what-if studies started, followed and read from the dashboard.
+
+This module owns the what-if routes over ``gpupool.web.whatif.WhatIfRuns``: the options and
+limits of a study, starting one (one at a time, bounded in size and time), listing, following
+and stopping runs, and a finished run's figures and report page (served with a policy that
+allows no script). Studies are for viewers and pool admins only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, cast
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field, field_validator
+
+from gpupool.core.policy import POLICIES
+from gpupool.service.api.caller import CallerDep, RuntimeDep
+from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
+from gpupool.service.auth import Caller
+from gpupool.service.request_body import RequestBody
+from gpupool.web.whatif import (
+    MAX_HOURS,
+    MAX_LOAD,
+    MAX_POLICIES,
+    WORKLOADS,
+    WhatIfBusy,
+    WhatIfRuns,
+    fleets,
+    tenants,
+)
+
+router = APIRouter(tags=["dashboard"])
+#: a policy the core knows, optionally with EASY backfilling ("fairshare+easy")
+POLICY_PATTERN = "^(" + "|".join(re.escape(p) for p in POLICIES) + r")(\+easy)?$"
+
+
+def _require_viewer(caller: Caller) -> None:
+    if not caller.sees_all:
+        raise ApiProblem(403, "what-if studies are for viewers and pool admins", kind="forbidden")
+
+
+class WhatIfIn(RequestBody):
+    fleet: Annotated[str, Field(min_length=1, max_length=64, description="A fleet preset")]
+    tenants: Annotated[
+        str | None, Field(max_length=64, description="A tenants preset (default: the fleet's own)")
+    ] = None
+    workload: Annotated[str, Field(max_length=32, description="synthetic or a shipped trace")] = "synthetic"
+    load: Annotated[float, Field(gt=0, le=MAX_LOAD, description="offered load of a synthetic workload")] = 0.8
+    hours: Annotated[float, Field(gt=0, le=MAX_HOURS, description="length of a synthetic workload, h")] = 24
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    policies: Annotated[
+        list[Annotated[str, Field(pattern=POLICY_PATTERN)]],
+        Field(min_length=1, max_length=MAX_POLICIES, description="each a policy, optionally +easy"),
+    ] = Field(default_factory=lambda: ["fifo", "fairshare+easy"])
+    title: Annotated[str, Field(max_length=120)] = ""
+
+    @field_validator("policies")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("name each policy once")
+        return v
+
+
+class WhatIfOptions(BaseModel):
+    fleets: list[str]
+    tenants: list[str]
+    workloads: list[str]
+    policies: list[str]
+    default_fleet: str | None
+    max_policies: int
+    max_hours: float
+    max_load: float
+    max_jobs: int
+    max_wall_s: float
+
+
+class WhatIfProgress(BaseModel):
+    stage: str = ""
+    policy: str | None = None
+    policy_index: int | None = None
+    policies: int | None = None
+    done: int = 0
+    total: int = 0
+
+
+class WhatIfRunOut(BaseModel):
+    id: str
+    state: Literal["running", "done", "failed"]
+    spec: dict[str, Any]
+    owner: str
+    created_ms: int
+    progress: WhatIfProgress | None
+    error: str | None
+    result: dict[str, Any] | None = Field(description="policies, headline metrics, context (when done)")
+
+
+class FigureOut(BaseModel):
+    alt: str
+    caption: str
+    src: str = Field(description="a data:image/png;base64 URI, empty when there was nothing to draw")
+    empty: str
+
+
+def _runs(request: Request) -> WhatIfRuns:
+    """The app's what-if runs (``install`` made them)."""
+    return cast(WhatIfRuns, request.app.state.dashboard_whatif)
+
+
+def _status(runs: WhatIfRuns, run_id: str) -> dict[str, Any]:
+    """A run's status document, or 404."""
+    doc = runs.status(run_id)
+    if doc is None:
+        raise not_found(f"what-if run {run_id!r}")
+    return doc
+
+
+def _run_out(doc: dict[str, Any]) -> WhatIfRunOut:
+    prog = doc.get("progress")
+    return WhatIfRunOut(
+        id=doc["id"],
+        state=doc["state"],
+        spec=doc["spec"],
+        owner=doc["owner"],
+        created_ms=int(doc["created_ms"]),
+        progress=WhatIfProgress.model_validate(prog) if isinstance(prog, dict) else None,
+        error=doc["error"],
+        result=doc["result"],
+    )
+
+
+@router.get(
+    "/v1/whatif/options",
+    response_model=WhatIfOptions,
+    responses=responses(401, 403),
+    summary="What a what-if study may be made of, and its limits",
+)
+def whatif_options(request: Request, caller: CallerDep, rt: RuntimeDep) -> WhatIfOptions:
+    _require_viewer(caller)
+    runs = _runs(request)
+    presets = fleets()
+    return WhatIfOptions(
+        fleets=presets,
+        tenants=tenants(),
+        workloads=list(WORKLOADS),
+        policies=[p for name in POLICIES for p in (name, f"{name}+easy")],
+        default_fleet=rt.settings.fleet if rt.settings.fleet in presets else None,
+        max_policies=MAX_POLICIES,
+        max_hours=MAX_HOURS,
+        max_load=MAX_LOAD,
+        max_jobs=runs.max_jobs,
+        max_wall_s=runs.max_wall_s,
+    )
+
+
+@router.post(
+    "/v1/whatif",
+    status_code=202,
+    response_model=WhatIfRunOut,
+    responses=responses(401, 403, 409, 422),
+    summary="Start a what-if simulation in the background (one at a time)",
+)
+def whatif_start(body: WhatIfIn, request: Request, caller: CallerDep, rt: RuntimeDep) -> WhatIfRunOut:
+    _require_viewer(caller)
+    if body.fleet not in fleets():
+        raise invalid("fleet", f"not a fleet preset (known: {', '.join(fleets())})")
+    if body.tenants is not None and body.tenants not in tenants():
+        raise invalid("tenants", f"not a tenants preset (known: {', '.join(tenants())})")
+    if body.workload not in WORKLOADS:
+        raise invalid("workload", f"not a shipped workload (known: {', '.join(WORKLOADS)})")
+    spec = body.model_dump()
+    if not spec["title"]:
+        spec["title"] = f"what-if: {', '.join(body.policies)} on {body.fleet}"
+    runs = _runs(request)
+    try:
+        run_id = runs.start(spec, caller.name, rt.clock())
+    except WhatIfBusy as e:
+        raise ApiProblem(409, str(e), kind="busy") from None
+    doc = runs.status(run_id)
+    assert doc is not None
+    return _run_out(doc)
+
+
+@router.get(
+    "/v1/whatif",
+    response_model=list[WhatIfRunOut],
+    responses=responses(401, 403),
+    summary="What-if runs, newest first",
+)
+def whatif_list(request: Request, caller: CallerDep) -> list[WhatIfRunOut]:
+    _require_viewer(caller)
+    return [_run_out(d) for d in _runs(request).runs()]
+
+
+@router.get(
+    "/v1/whatif/{run_id}",
+    response_model=WhatIfRunOut,
+    responses=responses(401, 403, 404),
+    summary="A what-if run: progress, then headline metrics",
+)
+def whatif_get(run_id: str, request: Request, caller: CallerDep) -> WhatIfRunOut:
+    _require_viewer(caller)
+    return _run_out(_status(_runs(request), run_id))
+
+
+@router.post(
+    "/v1/whatif/{run_id}/cancel",
+    status_code=202,
+    response_model=WhatIfRunOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Stop a running what-if run",
+)
+def whatif_cancel(run_id: str, request: Request, caller: CallerDep) -> WhatIfRunOut:
+    _require_viewer(caller)
+    runs = _runs(request)
+    doc = _status(runs, run_id)
+    # Only a run still running (by its files: a finished child may linger a moment) can stop.
+    if doc["state"] != "running" or not runs.cancel(run_id):
+        raise ApiProblem(409, f"what-if run {run_id} is not running", kind="not-running")
+    return _run_out(doc)
+
+
+@router.get(
+    "/v1/whatif/{run_id}/figures",
+    response_model=list[FigureOut],
+    responses=responses(401, 403, 404),
+    summary="The figures of a finished run's report (PNG data URIs, with alt text and captions)",
+)
+def whatif_figures(run_id: str, request: Request, caller: CallerDep) -> list[FigureOut]:
+    _require_viewer(caller)
+    figs = _runs(request).figures(run_id)
+    if figs is None:
+        raise not_found(f"finished what-if run {run_id!r}")
+    return [FigureOut(alt=f.alt, caption=f.caption, src=f.src, empty=f.empty) for f in figs]
+
+
+#: the report is a self-contained page (inline CSS, data: images, no script): let it be that only
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
+
+
+@router.get(
+    "/v1/whatif/{run_id}/report.html",
+    response_class=HTMLResponse,
+    responses={**responses(401, 403, 404), 200: {"content": {"text/html": {}}, "description": "report"}},
+    summary="A finished run's report page (sim/report.py's report.html)",
+)
+def whatif_report(run_id: str, request: Request, caller: CallerDep) -> HTMLResponse:
+    _require_viewer(caller)
+    path = _runs(request).report(run_id)
+    if path is None:
+        raise not_found(f"finished what-if run {run_id!r}")
+    return HTMLResponse(
+        path.read_text(encoding="utf-8"),
+        headers={
+            "Content-Security-Policy": REPORT_CSP,
+            "Content-Disposition": f'attachment; filename="gpupool-{run_id}.html"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
