@@ -125,3 +125,28 @@ def test_text_no_database_can_store_is_refused(service: Service) -> None:
         "/v1/jobs/%ED%A0%80",
     ):
         assert service.call("GET", path).status_code in (200, 404), path
+
+
+def test_nul_characters_are_refused_not_a_server_error(service: Service) -> None:
+    """PostgreSQL's text columns refuse NUL: found by the OpenAPI fuzzing run as a 500."""
+    admin = {**service.auth("admin"), "content-type": "application/json"}
+    h = {**service.auth("minjun.kim"), "content-type": "application/json"}
+    before = _counts(service)
+    for path, raw in (
+        ("/v1/tenants", b'{"key": "k", "name": "a\\u0000b"}'),
+        ("/v1/tenants", b'{"key": "k\\u0000", "name": "n"}'),
+    ):
+        r = service.http.post(path, content=raw, headers=admin)
+        assert r.status_code == 422, (path, raw, r.text)
+        assert "NUL" in r.json()["detail"]
+    h = {**service.auth("minjun.kim"), "content-type": "application/json"}
+    r = service.http.post(
+        "/v1/jobs",
+        content=b'{"project": "vision", "command": ["x"], "gpus": 1, "name": "\\u0000"}',
+        headers=h,
+    )
+    assert r.status_code == 422
+    for path in ("/v1/tenants/a%00b", "/v1/jobs/j%001", "/v1/jobs?project=%00", "/v1/usage?sector=x%00"):
+        r = service.call("GET", path)
+        assert r.status_code == 422 and "NUL" in r.json()["detail"], path
+    assert _counts(service) == before

@@ -1,8 +1,10 @@
 """``RequestBody``: the base of every request body the API accepts.
 
 This module owns what all bodies share: unknown fields are refused (``extra="forbid"``), and
-text must be valid Unicode. JSON may spell a lone surrogate (``"\\ud800"``), which Python keeps
-but no database can store: it is refused here as invalid input instead of failing later.
+text must be storable. JSON may spell a lone surrogate (``"\\ud800"``), which Python keeps but
+no database can store, or a NUL (``"\\u0000"``), which PostgreSQL's text columns refuse (a
+fuzzing run found a 500 that way): both are refused here as invalid input, on every database
+alike, instead of failing later.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
-def _has_surrogate(value: Any) -> bool:
+def _unstorable(value: Any) -> bool:
+    """Whether some text in ``value`` holds a lone surrogate or a NUL character."""
     if isinstance(value, str):
+        if "\x00" in value:
+            return True
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             return True
         return False
     if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return any(_has_surrogate(v) for v in value)
+        return any(_unstorable(v) for v in value)
     return False
 
 
@@ -32,6 +37,6 @@ class RequestBody(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _valid_text(cls, data: Any) -> Any:
-        if _has_surrogate(data):
-            raise ValueError("text must be valid Unicode (no lone surrogates)")
+        if _unstorable(data):
+            raise ValueError("text must be valid Unicode without NUL characters or lone surrogates")
         return data

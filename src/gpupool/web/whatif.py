@@ -147,6 +147,14 @@ def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _write_error(folder: Path, text: str) -> None:
+    """Write ``error.txt`` atomically: its presence says the run is over, so a reader that
+    saw it half-written reported an empty error (a flaky test showed it)."""
+    tmp = folder / "error.txt.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, folder / "error.txt")
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -229,9 +237,8 @@ class WhatIfRuns:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            (folder / "error.txt").write_text(
-                f"stopped: the run took longer than {self.max_wall_s:g} s (the what-if time limit)",
-                encoding="utf-8",
+            _write_error(
+                folder, f"stopped: the run took longer than {self.max_wall_s:g} s (the what-if time limit)"
             )
             return
         if code != 0 and not (folder / "error.txt").exists() and not (folder / "result.json").exists():
@@ -239,7 +246,7 @@ class WhatIfRuns:
             with contextlib.suppress(OSError):
                 tail = (folder / "child.log").read_text(encoding="utf-8", errors="replace")[-2000:]
             why = _exit_text(code)
-            (folder / "error.txt").write_text(f"{why}\n{tail}".strip(), encoding="utf-8")
+            _write_error(folder, f"{why}\n{tail}".strip())
 
     def cancel(self, run_id: str) -> bool:
         with self._lock:
@@ -353,7 +360,7 @@ def _run(folder: Path, max_jobs: int) -> int:
 
     req = _read_json(folder / "request.json")
     if req is None:
-        (folder / "error.txt").write_text("request.json is missing or unreadable", encoding="utf-8")
+        _write_error(folder, "request.json is missing or unreadable")
         return 2
     spec = req["spec"]
     policies: Sequence[str] = spec["policies"]
@@ -369,17 +376,17 @@ def _run(folder: Path, max_jobs: int) -> int:
             hours=float(spec["hours"]),
         )
     except (ValueError, FileNotFoundError) as e:
-        (folder / "error.txt").write_text(f"the scenario could not be built: {e}", encoding="utf-8")
+        _write_error(folder, f"the scenario could not be built: {e}")
         return 1
     n = len(scenario.jobs)
     if n == 0:
-        (folder / "error.txt").write_text("the workload has no jobs", encoding="utf-8")
+        _write_error(folder, "the workload has no jobs")
         return 1
     if n > max_jobs:
-        (folder / "error.txt").write_text(
+        _write_error(
+            folder,
             f"the workload has {n:,} jobs; what-if runs from the dashboard take at most {max_jobs:,} jobs "
             "(use a shorter or lighter workload, or `gpupool compare` for large studies)",
-            encoding="utf-8",
         )
         return 1
     last = [0.0]
@@ -433,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args.folder, args.max_jobs)
     except Exception as e:  # the service shows this text to the user: say what broke
-        (args.folder / "error.txt").write_text(f"the simulation failed: {type(e).__name__}: {e}", "utf-8")
+        _write_error(args.folder, f"the simulation failed: {type(e).__name__}: {e}")
         raise
 
 
