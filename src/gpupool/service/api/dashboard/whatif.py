@@ -244,7 +244,7 @@ REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sand
     "/v1/whatif/{run_id}/report.html",
     response_class=HTMLResponse,
     responses={**responses(401, 403, 404), 200: {"content": {"text/html": {}}, "description": "report"}},
-    summary="A finished run's report page (sim/report.py's report.html)",
+    summary="A finished run's report page (the report.html of gpupool.sim.report)",
 )
 def whatif_report(run_id: str, request: Request, caller: CallerDep) -> HTMLResponse:
     _require_viewer(caller)
