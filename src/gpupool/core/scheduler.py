@@ -812,6 +812,7 @@ class Scheduler:
                 head = q[0]
                 heap.append(((qkey[2], *head), head[-1], qkey))
         heapq.heapify(heap)
+        by_fair, by_seq, bulk_fail = self.policy.fair, self._by_seq, self._waits.bulk_fail
         while heap:
             if cyc.failures >= depth:
                 break
@@ -822,12 +823,17 @@ class Scheduler:
                 continue
             if project_failures.get(qkey[1], 0) >= per_project:
                 continue  # this project had its share of the cycle's tries
-            if self.policy.fair:
-                fresh = (*self._prefix(qkey, now), *q[i])
+            # Each entry is read once: indexing a SortedList costs a Python call, and the
+            # bulk pass makes this loop run about a thousand times per cycle.
+            e = q[i]
+            # the bulk pass below changes no state, so this prefix also keys the push after it
+            prefix = self._prefix(qkey, now)
+            if by_fair:
+                fresh = (*prefix, *e)
                 if fresh > key:
-                    heapq.heappush(heap, (fresh, q[i][-1], qkey))
+                    heapq.heappush(heap, (fresh, e[-1], qkey))
                     continue
-            j = self._by_seq[q[i][-1]]
+            j = by_seq[e[-1]]
             avail: Sequence[int] = j.candidates
             if cyc.blocked:
                 avail = [p for p in avail if p not in cyc.blocked]
@@ -843,13 +849,14 @@ class Scheduler:
                 self._set_reason(j, Reason.RESOURCES, f"waiting for {j.gpus} x {'/'.join(models)}", out)
                 break
             if easy and j.wait_sig is not None and not cyc.blocked:
-                n = self._waits.bulk_fail(j, q, qkey, i, cyc, can_preempt, heap)
+                n = bulk_fail(j, q, qkey, i, prefix, cyc, can_preempt, heap)
                 if n:
                     project_failures[j.project] = project_failures.get(j.project, 0) + 1
                     i += n
                     cursor[qkey] = i
                     if i < len(q):
-                        heapq.heappush(heap, ((*self._prefix(qkey, now), *q[i]), q[i][-1], qkey))
+                        e = q[i]
+                        heapq.heappush(heap, ((*prefix, *e), e[-1], qkey))  # the pass changed nothing
                     continue
             if multi_stack:
                 avail = portable_order(self, j, list(avail))
@@ -960,11 +967,7 @@ class Scheduler:
             out.append(Explain(j.spec.id, reason, detail))
             sig = self._waits.sig(j, reason, detail) if j.status == PENDING else None
             if sig != j.wait_sig:
-                if j.wait_sig is not None:
-                    self._waits.remove(j)
-                j.wait_sig = sig
-                if sig is not None:
-                    self._waits.add(j)
+                self._waits.change(j, sig)
 
     def _shadow(self, pool: int, need: int, now: int) -> tuple[float, int]:
         """When ``need`` accelerators of a pool will be free from walltimes; and the spare then."""

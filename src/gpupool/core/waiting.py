@@ -58,10 +58,15 @@ class WaitingJobs:
         #: per cycle, valid while the scheduler's ``_version`` holds: the most free in one
         #: of a set of pools, and whether one of them is reserved
         self._free_at: dict[tuple[int, ...], tuple[int, int, bool]] = {}
+        #: the same for a reservation wait on a set of pools and its holder: the pool the
+        #: holder's reservation is on (-1: none, -2: several) and the most free in the others.
+        #: Free counts and reservations change only with ``_version``, as for the above.
+        self._named_at: dict[tuple[tuple[int, ...], str], tuple[int, int, int]] = {}
 
     def new_cycle(self) -> None:
         """A cycle starts: its reservations are new, so what it memoised is stale."""
         self._free_at.clear()
+        self._named_at.clear()
 
     # -- signatures and their index ------------------------------------------------------
 
@@ -88,11 +93,7 @@ class WaitingJobs:
         if w is None:
             w = self.index[j.qkey] = _WaitIndex()
         w.keys.add(j.skey)
-        sj = w.sigs.get(j.wait_sig)
-        if sj is None:
-            sj = w.sigs[j.wait_sig] = _SigJobs()
-        sj.gpus[j.spec.gpus] = sj.gpus.get(j.spec.gpus, 0) + 1
-        sj.walls.add(self.s._walltime(j))
+        self._sig_add(w, j)
 
     def remove(self, j: JobState) -> None:
         """Take a pending job with a ``wait_sig`` out of its sub-queue's index."""
@@ -102,6 +103,37 @@ class WaitingJobs:
             del self.index[j.qkey]
             return
         w.keys.remove(j.skey)
+        self._sig_remove(w, j)
+
+    def change(self, j: JobState, sig: tuple[tuple[int, ...], str | None] | None) -> None:
+        """Set a pending job's ``wait_sig`` and keep the index in step.
+
+        A job that stays indexed under another signature keeps its key in place: only its
+        size and walltime move. That is the usual change (a reason that names another
+        reservation's job), a few hundred times a cycle at national scale.
+        """
+        if j.wait_sig is None or sig is None:
+            if j.wait_sig is not None:
+                self.remove(j)
+            j.wait_sig = sig
+            if sig is not None:
+                self.add(j)
+            return
+        w = self.index[j.qkey]
+        self._sig_remove(w, j)
+        j.wait_sig = sig
+        self._sig_add(w, j)
+
+    def _sig_add(self, w: _WaitIndex, j: JobState) -> None:
+        assert j.wait_sig is not None
+        sj = w.sigs.get(j.wait_sig)
+        if sj is None:
+            sj = w.sigs[j.wait_sig] = _SigJobs()
+        sj.gpus[j.spec.gpus] = sj.gpus.get(j.spec.gpus, 0) + 1
+        sj.walls.add(self.s._walltime(j))
+
+    def _sig_remove(self, w: _WaitIndex, j: JobState) -> None:
+        assert j.wait_sig is not None
         sj = w.sigs[j.wait_sig]
         if len(sj.walls) == 1:
             del w.sigs[j.wait_sig]
@@ -121,6 +153,7 @@ class WaitingJobs:
         q: SortedList,
         qkey: tuple[int, int, int],
         i: int,
+        prefix: tuple[float, ...],
         cyc: _Cycle,
         can_preempt: bool,
         heap: list[tuple[tuple[float, ...], int, tuple[int, int, int]]],
@@ -137,6 +170,7 @@ class WaitingJobs:
         Counting each job instead let a tenant that cannot run (its only accelerators
         taken, its backlog first in fair-share order) use up ``backfill_depth`` at every
         cycle, and the rest of the pool idled behind it.
+        ``prefix``: the sub-queue's (``Scheduler._prefix``), which the pass does not change.
         0 when ``j`` must be tried. A multi-stack job waits on the pools ``portable_order``
         picked for it (``usable``): the bulk pass relies on that set depending on the job
         alone (the order may change; the job's reason does not depend on it here).
@@ -153,8 +187,8 @@ class WaitingJobs:
             return 0
         n = 1
         rank = qkey[2] if s.policy.by_rank else 0  # class 0 bounds a mixed sub-queue
-        prefix = s._prefix(qkey, cyc.now)
-        if i + 1 >= len(q) or (heap and ((*prefix, *q[i + 1]), q[i + 1][-1], qkey) > heap[0]):
+        nxt = q[i + 1] if i + 1 < len(q) else None
+        if nxt is None or (heap and ((*prefix, *nxt), nxt[-1], qkey) > heap[0]):
             pass  # another sub-queue's job comes next: a run of one
         elif all(
             self.blocked_as(sig[0], sig[1], min(sj.gpus), max(sj.gpus), sj.walls[0], cyc, None)
@@ -199,6 +233,23 @@ class WaitingJobs:
                 self._free_at[pools] = got
             return got[1] < g_min and got[2]
         now = cyc.now
+        got_n = self._named_at.get((pools, holder))
+        if got_n is None or got_n[0] != s._version:
+            got_n = (s._version, *self._holder_pool(pools, holder, cyc))
+            self._named_at[(pools, holder)] = got_n
+        _, hp, others = got_n
+        if hp == -1 or others >= g_min:
+            return False  # no pool names ``holder``, or another pool has room
+        if hp >= 0:
+            # the loop below, for the only pool with room: ``holder``'s (its answer is the
+            # loop's, at one look instead of one per pool for every job of a sub-queue)
+            held = resvs[hp]
+            free = pl[hp].free
+            if free < g_min or held.job is job:
+                return False
+            if now + wall_min <= held.shadow or g_min <= held.extra:
+                return False
+            return free >= g_max
         named = reserved = False
         for p in pools:
             resv = resvs.get(p)
@@ -214,6 +265,21 @@ class WaitingJobs:
             if free >= g_max:
                 named = True
         return reserved if holder is None else named
+
+    def _holder_pool(self, pools: tuple[int, ...], holder: str, cyc: _Cycle) -> tuple[int, int]:
+        """The pool of ``pools`` that ``holder``'s reservation is on (-1: none, -2: several,
+        which ``blocked_as`` leaves to its loop), and the most free in one of the others (-1:
+        no other)."""
+        resvs = cyc.reservations
+        pl = self.s.capacity.pools
+        hp, others = -1, -1
+        for p in pools:
+            resv = resvs.get(p)
+            if resv is not None and resv.job.spec.id == holder:
+                hp = p if hp == -1 else -2
+            else:
+                others = max(others, pl[p].free)
+        return hp, others
 
     def _run(
         self,
