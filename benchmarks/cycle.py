@@ -221,6 +221,10 @@ def run(
     t0, c0 = time.perf_counter(), time.process_time()
     tick = sched.handle([Tick()], now)
     tick_s, tick_cpu = time.perf_counter() - t0, time.process_time() - c0
+    # the estimated start of every pending job (the live service refreshes them every 2 s)
+    t0 = time.perf_counter()
+    estimated = sched.estimate_starts(now)
+    estimate_s = time.perf_counter() - t0
     # 3. incremental cycles: churn arrivals + churn completions each
     times: list[float] = []
     cpu_times: list[float] = []
@@ -260,6 +264,8 @@ def run(
         "pending_after_full_cycle": pending_after,
         "tick_cycle_s": round(tick_s, 4),
         "tick_cycle_cpu_s": round(tick_cpu, 4),
+        "estimate_starts_s": round(estimate_s, 4),
+        "estimated_jobs": len(estimated),
         "incremental_cycles": cycles,
         "incremental_churn": {"arrivals": churn, "completions": churn},
         "incremental_cycle_p50_ms": round(statistics.median(times), 3) if times else 0.0,

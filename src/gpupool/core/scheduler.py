@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
 
+from gpupool.core import estimate
 from gpupool.core.capacity import Capacity, Placement
 from gpupool.core.decisions import Decision, Explain, Reason, Reject, Reserve, Start, Stop
 from gpupool.core.events import (
@@ -1011,47 +1012,10 @@ class Scheduler:
     def estimate_starts(self, now: int) -> dict[str, int | None]:
         """An estimated start for every pending job (ms), None when none can be given.
 
-        A fluid model per pool: accelerators come free at running jobs' walltime ends and
-        pending jobs take them in policy order. It ignores topology and future arrivals,
-        so it is an estimate, as every scheduler's is.
+        The fluid model of ``gpupool.core.estimate``: accelerators come free at running jobs'
+        walltime ends and pending jobs take them in policy order.
         """
-        releases: list[list[tuple[int, int]]] = [
-            [(end, self._by_seq[s].gpus) for end, s in rl] for rl in self._running_by_pool
-        ]
-        state = [[p.free, 0] for p in self.capacity.pools]  # free now, release cursor
-        clock = [now] * len(state)
-        out: dict[str, int | None] = {}
-        for j in self.pending_jobs():
-            best: int | None = None
-            best_pool = -1
-            for pi in j.candidates:
-                free, cur = state[pi]
-                t = clock[pi]
-                rel = releases[pi]
-                while free < j.gpus and cur < len(rel):
-                    t = max(t, rel[cur][0])
-                    free += rel[cur][1]
-                    cur += 1
-                if free >= j.gpus and (best is None or t < best):
-                    best, best_pool = t, pi
-            out[j.spec.id] = best
-            if best is not None:
-                free, cur = state[best_pool]
-                rel = releases[best_pool]
-                while free < j.gpus and cur < len(rel):
-                    free += rel[cur][1]
-                    cur += 1
-                state[best_pool] = [free - j.gpus, cur]
-                clock[best_pool] = max(clock[best_pool], best)
-                # the job itself releases its accelerators after its walltime
-                end = best + self._walltime(j)
-                rl = releases[best_pool]
-                k = len(rl)
-                rl.append((end, j.gpus))
-                while k > cur and rl[k - 1][0] > end:
-                    rl[k], rl[k - 1] = rl[k - 1], rl[k]
-                    k -= 1
-        return out
+        return estimate.estimate_starts(self, now)
 
     def validate(self) -> None:
         """Check the invariants; AssertionError names the first one broken."""

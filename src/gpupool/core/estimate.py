@@ -1,0 +1,67 @@
+"""Estimated starts: when each pending job would start if nothing else changed.
+
+This module owns ``estimate_starts``, the fluid model behind every pending job's estimated
+start (``gpupool explain``, the queue page, the service's ``estimated_start_ms``). Per pool,
+accelerators come free at running jobs' walltime ends; pending jobs, in policy order, take
+them in the pool where they would start soonest and then hold them for their own walltime.
+It ignores topology and future arrivals, so it is an estimate, as every scheduler's is.
+
+The releases of a pool are kept sorted by end time and consumed from a cursor; a job's own
+release is inserted with a binary search (``insort``), not by swapping it down the list:
+with 100,000 pending jobs on the national fleet the swapping took ~6 s a call, and the live
+loop calls this every few seconds.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gpupool.core.scheduler import Scheduler
+
+
+def _end(release: tuple[int, int]) -> int:
+    return release[0]
+
+
+def estimate_starts(sched: Scheduler, now: int) -> dict[str, int | None]:
+    """An estimated start (ms) for every pending job of ``sched``; None where none can be given."""
+    by_seq = sched._by_seq
+    releases: list[list[tuple[int, int]]] = [
+        [(end, by_seq[s].gpus) for end, s in rl] for rl in sched._running_by_pool
+    ]
+    free = [p.free for p in sched.capacity.pools]
+    cursor = [0] * len(free)
+    clock = [now] * len(free)
+    out: dict[str, int | None] = {}
+    for j in sched.pending_jobs():
+        g = j.gpus
+        best: int | None = None
+        best_pool = -1
+        for pi in j.candidates:
+            f, t = free[pi], clock[pi]
+            if f < g:
+                rel, cur, n = releases[pi], cursor[pi], len(releases[pi])
+                while f < g and cur < n:
+                    end, gpus = rel[cur]
+                    if end > t:
+                        t = end
+                    f += gpus
+                    cur += 1
+            if f >= g and (best is None or t < best):
+                best, best_pool = t, pi
+        out[j.spec.id] = best
+        if best is None:
+            continue
+        rel, cur, f = releases[best_pool], cursor[best_pool], free[best_pool]
+        while f < g and cur < len(rel):
+            f += rel[cur][1]
+            cur += 1
+        free[best_pool], cursor[best_pool] = f - g, cur
+        if best > clock[best_pool]:
+            clock[best_pool] = best
+        # the job itself releases its accelerators after its walltime: after every release
+        # that ends no later (the order the swapping kept), never before the cursor
+        insort(rel, (best + sched._walltime(j), g), lo=cur, key=_end)
+    return out
