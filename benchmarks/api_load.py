@@ -47,11 +47,12 @@ from typing import Any
 
 import httpx
 
-PROJECT = "vision"  # a project of the demo tenants
-MEMBER = "minjun.kim"  # one of its members
+MEMBER = "minjun.kim"  # a member of the project below, in the demo and korea-2025 tenants
+#: per fleet: the project the clients submit to and the model their jobs ask for
+FLEETS = {"demo": ("vision", "H100"), "korea-2025": ("vision-lab", "B200")}
 
 
-def serve(data_dir: Path, port: int, log_file: Path | None = None) -> None:
+def serve(data_dir: Path, port: int, log_file: Path | None = None, fleet: str = "demo") -> None:
     """The server side (``--serve``): the service's own app factory under uvicorn."""
     import logging
 
@@ -67,7 +68,7 @@ def serve(data_dir: Path, port: int, log_file: Path | None = None) -> None:
     from gpupool.service.settings import ServiceSettings
 
     # as ``gpupool serve`` does: the runtime started first, then the GC tuned, then uvicorn
-    settings = ServiceSettings(data_dir=data_dir, fleet="demo", executor="none", port=port)
+    settings = ServiceSettings(data_dir=data_dir, fleet=fleet, executor="none", port=port)
     runtime = Runtime(settings)
     runtime.start()
     tune_gc_for_serving()
@@ -90,10 +91,10 @@ def _free_port() -> int:
 
 
 def _start_server(
-    data_dir: Path, cpus: list[int], log_file: Path | None = None
+    data_dir: Path, cpus: list[int], log_file: Path | None = None, fleet: str = "demo"
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    cmd = [sys.executable, __file__, "--serve", str(data_dir), "--port", str(port)]
+    cmd = [sys.executable, __file__, "--serve", str(data_dir), "--port", str(port), "--fleet", fleet]
     if log_file is not None:
         cmd += ["--server-log", str(log_file)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -162,9 +163,12 @@ def _submission(host: str, token: str, body: bytes) -> bytes:
     ).encode() + body
 
 
-async def _load(url: str, token: str, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
+async def _load(
+    url: str, token: str, concurrency: int, seconds: float, warmup: float, fleet: str
+) -> dict[str, Any]:
+    project, model = FLEETS[fleet]
     body = json.dumps(
-        {"project": PROJECT, "gpus": 1, "models": ["H100"], "command": ["true"], "walltime_s": 3600}
+        {"project": project, "gpus": 1, "models": [model], "command": ["true"], "walltime_s": 3600}
     ).encode()
     parsed = httpx.URL(url)
     host, port = parsed.host, parsed.port or 80
@@ -197,8 +201,10 @@ async def _load(url: str, token: str, concurrency: int, seconds: float, warmup: 
     return {"latencies": latencies, "errors": errors}
 
 
-def _client_process(url: str, token: str, concurrency: int, seconds: float, warmup: float, out: Any) -> None:
-    out.put(asyncio.run(_load(url, token, concurrency, seconds, warmup)))
+def _client_process(
+    url: str, token: str, concurrency: int, seconds: float, warmup: float, fleet: str, out: Any
+) -> None:
+    out.put(asyncio.run(_load(url, token, concurrency, seconds, warmup, fleet)))
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -289,10 +295,13 @@ def main() -> None:
     ap.add_argument(
         "--sbatch-jobs", type=int, default=500, help="sbatch submissions to time, if sbatch exists"
     )
+    ap.add_argument(
+        "--fleet", choices=sorted(FLEETS), default="demo", help="the service's fleet preset (default demo)"
+    )
     ap.add_argument("--server-log", type=Path, help="write the server's log (a line per cycle) to this file")
     args = ap.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.port, args.server_log)
+        serve(args.serve, args.port, args.server_log, args.fleet)
         return
 
     # Other work on the machine skews the numbers: report the load average the run started at.
@@ -302,13 +311,14 @@ def main() -> None:
     warmup = 1.0
     with tempfile.TemporaryDirectory(prefix="gpupool-load-") as tmp:
         data_dir = Path(tmp)
-        server, url = _start_server(data_dir, server_cpus, args.server_log)
+        server, url = _start_server(data_dir, server_cpus, args.server_log, args.fleet)
         try:
             token = _member_token(url, data_dir)
             queue: Any = mp.get_context("spawn").Queue()
             procs = [
                 mp.get_context("spawn").Process(
-                    target=_client_process, args=(url, token, args.concurrency, args.seconds, warmup, queue)
+                    target=_client_process,
+                    args=(url, token, args.concurrency, args.seconds, warmup, args.fleet, queue),
                 )
                 for _ in range(args.clients)
             ]
@@ -339,6 +349,7 @@ def main() -> None:
         "benchmark": "api_load",
         "endpoint": "POST /v1/jobs",
         "database": "sqlite",
+        "fleet": args.fleet,
         "submissions": len(latencies),
         "seconds": args.seconds,
         "submissions_per_s": round(rate, 1),

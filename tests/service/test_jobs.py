@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow
@@ -205,3 +206,20 @@ def test_executor_none_runs_nothing_and_still_decides(tmp_path: Path) -> None:
         assert runtime.loop.cycle().starts == 1
         assert http.get(f"/v1/jobs/{job['id']}", headers=me).json()["state"] == "running"
         assert ex.allocations() == {f"{job['id']}.1"} and ex.poll() == []
+
+
+def test_many_starts_in_one_cycle_are_dispatched_once_and_marked_in_batches(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gpupool.service.loop as loop_module
+
+    monkeypatch.setattr(loop_module, "DISPATCH_MARK_BATCH", 3)
+    for _ in range(7):
+        assert service.submit("minjun.kim", project="vision", gpus=1, models=["H100"]).status_code == 201
+    report = service.cycle()
+    assert report.starts == 7 and report.dispatched == 7
+    assert len({launch.allocation_id for launch in service.executor.launches}) == 7
+    with service.runtime.factory() as s:
+        assert all(o.dispatched_ms is not None for o in s.scalars(select(OutboxRow)))
+    assert service.cycle().dispatched == 0  # nothing is sent twice
+    assert len(service.executor.launches) == 7
