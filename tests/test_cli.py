@@ -88,3 +88,18 @@ def test_demo_starts_the_platform_with_sample_jobs_and_prints_url_and_tokens(tmp
     assert "pool admin token: gpt_" in p.stdout and "minjun.kim" in p.stdout
     assert p.stdout.count("HTTP 201") == 4
     assert (tmp_path / "d" / "gpupool.db").exists()
+
+
+def test_the_cli_starts_without_the_simulator_scipy_or_matplotlib() -> None:
+    # ``gpupool queue`` is typed often: its process must not import what only ``simulate``
+    # needs (they took ~1 s to import together). The service must not need polars either.
+    import subprocess
+    import sys
+
+    heavy = ("scipy", "matplotlib", "polars", "gpupool.sim.scenario")
+    code = (
+        "import sys, gpupool.cli.main, gpupool.service.api.app; "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,16 +28,14 @@ from gpupool.cli.slurm_cmd import import_slurm
 from gpupool.core.accelerator import CatalogueError
 from gpupool.core.fleet import FleetError
 from gpupool.core.policy import POLICIES
-from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import TenancyError
 from gpupool.fleetfile import FleetFileError
-from gpupool.sim.metrics import compute_metrics
 from gpupool.sim.named_workloads import NAMED_WORKLOADS
-from gpupool.sim.records import RunResult
-from gpupool.sim.report import write_report
-from gpupool.sim.scenario import Scenario, build_scenario, parse_policy, run_policies
-from gpupool.sim.simulator import SimConfig
 from gpupool.sim.workload import TraceError
+
+if TYPE_CHECKING:
+    from gpupool.sim.records import RunResult
+    from gpupool.sim.scenario import Scenario
 
 app = typer.Typer(
     help="gpupool: share a national GPU pool fairly and fast. This build carries the scheduling "
@@ -159,6 +157,14 @@ def _run(
     title: str,
     usage: str = "raw",
 ) -> tuple[Scenario, list[RunResult], list[dict[str, Any]]]:
+    # The simulator, its LP solver and Matplotlib are imported here, not at the top: the
+    # client commands (``gpupool queue``) should start in a fraction of a second.
+    from gpupool.core.scheduler import SchedulerConfig
+    from gpupool.sim.metrics import compute_metrics
+    from gpupool.sim.report import write_report
+    from gpupool.sim.scenario import build_scenario, parse_policy, run_policies
+    from gpupool.sim.simulator import SimConfig
+
     if usage not in ("raw", "effective"):
         _fail(f"unknown --usage {usage!r} (expected raw or effective)")
     for p in policies:

@@ -30,8 +30,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linprog
-from scipy.sparse import csr_array
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -122,6 +120,12 @@ class _Rows:
 
     def solve(self, c: FloatArray, bounds: list[Bound]) -> FloatArray | None:
         """Minimise ``c . x`` with HiGHS; None if infeasible."""
+        # Imported here: SciPy takes a quarter of a second to import, and every process that
+        # imports the core (the CLI's client commands too) would pay it for round-based
+        # policies it may never run.
+        from scipy.optimize import linprog
+        from scipy.sparse import csr_array
+
         # Any: scipy-stubs types A_ub as dense only, but linprog's HiGHS methods take a sparse
         # matrix, which keeps an allocation over thousands of jobs small
         a: Any = csr_array(
