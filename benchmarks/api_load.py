@@ -164,11 +164,11 @@ def _submission(host: str, token: str, body: bytes) -> bytes:
 
 
 async def _load(
-    url: str, token: str, concurrency: int, seconds: float, warmup: float, fleet: str
+    url: str, token: str, concurrency: int, seconds: float, warmup: float, fleet: str, gpus: int
 ) -> dict[str, Any]:
     project, model = FLEETS[fleet]
     body = json.dumps(
-        {"project": project, "gpus": 1, "models": [model], "command": ["true"], "walltime_s": 3600}
+        {"project": project, "gpus": gpus, "models": [model], "command": ["true"], "walltime_s": 3600}
     ).encode()
     parsed = httpx.URL(url)
     host, port = parsed.host, parsed.port or 80
@@ -202,9 +202,9 @@ async def _load(
 
 
 def _client_process(
-    url: str, token: str, concurrency: int, seconds: float, warmup: float, fleet: str, out: Any
+    url: str, token: str, concurrency: int, seconds: float, warmup: float, fleet: str, gpus: int, out: Any
 ) -> None:
-    out.put(asyncio.run(_load(url, token, concurrency, seconds, warmup, fleet)))
+    out.put(asyncio.run(_load(url, token, concurrency, seconds, warmup, fleet, gpus)))
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -298,6 +298,9 @@ def main() -> None:
     ap.add_argument(
         "--fleet", choices=sorted(FLEETS), default="demo", help="the service's fleet preset (default demo)"
     )
+    ap.add_argument(
+        "--gpus", type=int, default=1, help="accelerators per job (default 1; larger gangs pile up pending)"
+    )
     ap.add_argument("--server-log", type=Path, help="write the server's log (a line per cycle) to this file")
     args = ap.parse_args()
     if args.serve is not None:
@@ -318,7 +321,7 @@ def main() -> None:
             procs = [
                 mp.get_context("spawn").Process(
                     target=_client_process,
-                    args=(url, token, args.concurrency, args.seconds, warmup, args.fleet, queue),
+                    args=(url, token, args.concurrency, args.seconds, warmup, args.fleet, args.gpus, queue),
                 )
                 for _ in range(args.clients)
             ]
@@ -350,6 +353,7 @@ def main() -> None:
         "endpoint": "POST /v1/jobs",
         "database": "sqlite",
         "fleet": args.fleet,
+        "gpus_per_job": args.gpus,
         "submissions": len(latencies),
         "seconds": args.seconds,
         "submissions_per_s": round(rate, 1),
