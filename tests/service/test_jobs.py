@@ -223,3 +223,24 @@ def test_many_starts_in_one_cycle_are_dispatched_once_and_marked_in_batches(
         assert all(o.dispatched_ms is not None for o in s.scalars(select(OutboxRow)))
     assert service.cycle().dispatched == 0  # nothing is sent twice
     assert len(service.executor.launches) == 7
+
+
+def test_a_job_that_finished_as_its_node_went_down_is_not_run_again(service: Service) -> None:
+    # The engine's poll says "node down" first and "the job exited 0" second (Slurm reported
+    # both in one scan): the job completed; requeueing it would run it twice.
+    from gpupool.service.executors.base import NodeChanged
+
+    r = service.submit("minjun.kim", project="vision", gpus=8, models=["H100"])
+    assert service.cycle().starts == 1
+    (launch,) = service.executor.launches
+    node = launch.placement[0][0]
+    service.clock.advance(60_000)
+    with service.executor._lock:
+        service.executor._events.append(NodeChanged(node, service.clock(), "down", "test"))
+    service.executor.finish(launch.allocation_id, 0)
+    report = service.cycle()
+    assert report.finishes == 1 and report.starts == 0
+    got = service.call("GET", f"/v1/jobs/{r.json()['id']}", "minjun.kim").json()
+    assert got["state"] == "completed" and got["preemptions"] == 0
+    assert len(service.executor.launches) == 1
+    service.runtime.loop.scheduler.validate()

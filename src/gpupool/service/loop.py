@@ -360,6 +360,9 @@ class Loop:
         finishes: dict[str, tuple[str, int | None, str]] = {}  # alloc -> (state, exit, detail)
         # engine start/end of allocations whose engine bills (Slurm: sacct); see _engine_usage
         engine_times: dict[str, list[int | None]] = {}
+        # Node changes go after this poll's finishes: a job that ended just before its node
+        # went down has ended; requeued first, it would run a second time.
+        node_events: list[Event] = []
         for e in ex_events:
             log_rows.append(_log_row(now, "executor", type(e).__name__, None, _payload(e)))
             if isinstance(e, NodeChanged):
@@ -373,7 +376,7 @@ class Loop:
                         if e.state == "drained"
                         else NodeUp(e.node)
                     )
-                    events.append(node_event)
+                    node_events.append(node_event)
                 continue
             if isinstance(e, AllocationStarted):
                 if self._bills(e.allocation_id):
@@ -387,6 +390,7 @@ class Loop:
                 engine_times.setdefault(e.allocation_id, [None, None])[1] = e.at_ms
             finishes[e.allocation_id] = (job_state, exit_code, detail)
             events.append(JobFinished(store.job_id(run.seq), run.core_allocation_id, outcome))
+        events.extend(node_events)
         events.extend(state.replay)  # pending jobs the rebuild could not restore
         state.replay = []
         cancelled_pending, inbox_ids = self._read_inbox(events)

@@ -448,7 +448,6 @@ class SlurmExecutor:
             log.info("slurm %s: the controller answers again", self.cluster)
             self._scan_error = ""
         states = {n.name: s for n in nodes if n.name in self.nodes and (s := node_state(n)) is not None}
-        self._report_nodes(states, {n.name: n.reason for n in nodes})
         ours = self._ours(jobs)
         vanished: list[_Alloc] = []
         with self._lock:
@@ -485,6 +484,9 @@ class SlurmExecutor:
                 self._apply(a2, job, states)
         if vanished:
             self._vanished(vanished, states)
+        # Nodes last: a job that completed just before its node went down is reported
+        # finished before the node's news, or the core would requeue it and run it twice.
+        self._report_nodes(states, {n.name: n.reason for n in nodes})
         self._last_ok_scan = started
         self._synced = True
 
