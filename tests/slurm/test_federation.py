@@ -190,6 +190,7 @@ def test_fifty_jobs_over_two_slurm_clusters_with_faults(
         ]
 
     hit = on_b2(wait(lambda s: bool(on_b2(s)), 60, "a job on b2"))
+    b2_down_at = time.time()
     beta.set_node("b2", "down", "test")
     time.sleep(1.5)
     beta.run("scontrol", "update", "nodename=b2", "state=resume", check=False)
@@ -201,7 +202,6 @@ def test_fifty_jobs_over_two_slurm_clusters_with_faults(
     assert Counter(x["state"] for x in final.values()) == {"completed": 50}, {
         j: (x["state"], x["detail"]) for j, x in final.items() if x["state"] != "completed"
     }
-    assert all(final[j]["preemptions"] >= 1 for j in hit)  # requeued off the down node
     assert {x["cluster"] for x in final.values()} == {"alpha", "beta"}
 
     # sacct: each gpupool job completed exactly once, on the cluster gpupool says, and no
@@ -227,6 +227,13 @@ def test_fifty_jobs_over_two_slurm_clusters_with_faults(
         a.split(".")[0] for a, rs in ours.items() if all(r["State"] == "COMPLETED" for r in rs)
     )
     assert completed_per_job == dict.fromkeys(jobs, 1)
+    # The jobs running on b2 were requeued off it, unless they had just completed there (they
+    # sleep 2-4 s): then they completed once, before the node went down.
+    down_stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(b2_down_at + 1))
+    for j in hit:
+        if final[j]["preemptions"] == 0:
+            first = ours[f"{j}.1"]  # its first allocation (one record per component)
+            assert all(r["State"] == "COMPLETED" and r["End"] <= down_stamp for r in first), (j, first)
     for x in final.values():
         assert {r["Cluster"] for r in ours[x["allocation_id"]]} == {x["cluster"]}
     # the other cluster kept working while alpha's controller was down
