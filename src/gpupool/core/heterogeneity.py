@@ -26,6 +26,7 @@ done in reference time) derived only from the scheduler's events and ``now``.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -274,11 +275,18 @@ class RoundMechanism:
     def _place(self, j: JobState, pool: int, now: int, out: list[Decision]) -> bool:
         """Start ``j`` in ``pool`` or another pool of the same model; explain if it cannot."""
         s = self.s
-        pools = s.capacity.pools
         t = self.pool_model[pool]
         tries = [pool] + [p for p in j.candidates if p != pool and self.pool_model[p] == t]
+        if self._start_in(j, tries, now, out):
+            return True
+        s._set_reason(j, Reason.TOPOLOGY, f"wanted on {self.models[t]}, but it is too fragmented", out)
+        return False
+
+    def _start_in(self, j: JobState, tries: Sequence[int], now: int, out: list[Decision]) -> bool:
+        """Start ``j`` in the first of ``tries`` with room and a placement; True if it started."""
+        s = self.s
         for pi in tries:
-            p = pools[pi]
+            p = s.capacity.pools[pi]
             if p.free < j.gpus:
                 continue
             plan = s.capacity.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)
@@ -286,7 +294,6 @@ class RoundMechanism:
                 s._start(j, pi, plan, now, out)
                 self._acct[j.seq] = now
                 return True
-        s._set_reason(j, Reason.TOPOLOGY, f"wanted on {self.models[t]}, but it is too fragmented", out)
         return False
 
     def _account_stop(self, j: JobState) -> None:
@@ -332,17 +339,9 @@ class RoundMechanism:
                 prefer = sorted(j.candidates, key=lambda p: (-xs[pm[p]], -thr[pm[p]], p))
             else:
                 prefer = sorted(j.candidates, key=lambda p: (rank[pm[p]], p))
-            for pi in prefer:
-                p = pools[pi]
-                if p.free < j.gpus:
-                    continue
-                plan = s.capacity.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)
-                if plan is not None:
-                    s._start(j, pi, plan, now, out)
-                    self._acct[j.seq] = now
-                    free_total -= j.gpus
-                    max_free = max(q.free for q in pools)
-                    break
+            if self._start_in(j, prefer, now, out):
+                free_total -= j.gpus
+                max_free = max(q.free for q in pools)
 
 
 def portable_order(sched: Scheduler, j: JobState, avail: list[int]) -> list[int]:
