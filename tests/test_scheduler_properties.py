@@ -9,25 +9,12 @@ from gpupool.core.decisions import Preempt, Start
 from gpupool.core.events import Event, JobCancelled, JobFinished, JobSubmitted, NodeDown, NodeUp, Tick
 from gpupool.core.fleet import Level
 from gpupool.core.job import TaskGroup
+from gpupool.core.policy import POLICIES as ALL_POLICIES
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 
 from .builders import fleet, job, tenants
 
-POLICIES = [
-    "fifo",
-    "priority",
-    "fairshare",
-    "sjf",
-    "srtf",
-    "las",
-    "tiresias",
-    "maxmin",
-    "ftf",
-    "gavel-las",
-    "gavel-fifo",
-    "gavel-ftf",
-    "gavel-makespan",
-]
+POLICIES = list(ALL_POLICIES)  # every registered policy, so a new one is tested too
 NODES = [f"c0b{b}r{r}n{n}" for b in range(2) for r in range(2) for n in range(2)]
 
 
