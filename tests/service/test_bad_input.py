@@ -140,12 +140,13 @@ def test_nul_characters_are_refused_not_a_server_error(service: Service) -> None
         assert r.status_code == 422, (path, raw, r.text)
         assert "NUL" in r.json()["detail"]
     h = {**service.auth("minjun.kim"), "content-type": "application/json"}
-    r = service.http.post(
-        "/v1/jobs",
-        content=b'{"project": "vision", "command": ["x"], "gpus": 1, "name": "\\u0000"}',
-        headers=h,
-    )
-    assert r.status_code == 422
+    for body in (
+        b'{"project": "vision", "command": ["x"], "gpus": 1, "name": "\\u0000"}',
+        b'{"project": "vision", "command": ["x", "a\\u0000"], "gpus": 1}',
+        b'{"project": "vision", "command": ["x"], "gpus": 1, "cwd": "/tmp\\u0000"}',
+    ):
+        r = service.http.post("/v1/jobs", content=body, headers=h)
+        assert r.status_code == 422 and "NUL" in r.json()["detail"], body
     for path in ("/v1/tenants/a%00b", "/v1/jobs/j%001", "/v1/jobs?project=%00", "/v1/usage?sector=x%00"):
         r = service.call("GET", path)
         assert r.status_code == 422 and "NUL" in r.json()["detail"], path
