@@ -154,10 +154,9 @@ def _software_stacks(
     smallest = min((n.gpus for n in fleet.nodes if fleet.catalogue[n.model].stack != "cuda"), default=0)
     reach: dict[str, tuple[str, ...]] = {}
     for p in tenancy.projects:
-        node = tenancy.nodes[p]
-        clusters = {fleet.cluster_by_name[c] for c in node.clusters if c in fleet.cluster_by_name}
-        models = {m for (c, m) in fleet.gpus_by_pool if not node.clusters or c in clusters}
-        reach[node.path] = tuple(sorted({fleet.catalogue[m].stack for m in models}))
+        clusters = _reach(fleet, tenancy, p)
+        models = {m for (c, m) in fleet.gpus_by_pool if c in clusters}
+        reach[tenancy.nodes[p].path] = tuple(sorted({fleet.catalogue[m].stack for m in models}))
     rng = np.random.default_rng([seed, 1])
     draws = rng.random(len(jobs)).tolist()
     out: list[WorkloadJob] = []
@@ -174,6 +173,12 @@ def _software_stacks(
     return out, portable
 
 
+def _reach(fleet: Fleet, tenancy: Tenancy, project: int) -> set[int]:
+    """The clusters (indexes) a project's affinity lets it run on: all without one."""
+    allowed = tenancy.nodes[project].clusters
+    return {c.index for c in fleet.clusters if not allowed or c.name in allowed}
+
+
 def _demand_weights(fleet: Fleet, tenancy: Tenancy) -> list[tuple[str, float]]:
     """Each project's share of a synthetic workload: what it is entitled to, where it can run.
 
@@ -186,14 +191,7 @@ def _demand_weights(fleet: Fleet, tenancy: Tenancy) -> list[tuple[str, float]]:
     """
     share = {p: _project_weight(tenancy, p) for p in tenancy.projects}
     pools = fleet.gpus_by_pool  # (cluster index, model) -> accelerators
-    reach = {
-        p: {
-            ci
-            for ci, _ in pools
-            if not tenancy.nodes[p].clusters or fleet.clusters[ci].name in tenancy.nodes[p].clusters
-        }
-        for p in tenancy.projects
-    }
+    reach = {p: _reach(fleet, tenancy, p) for p in tenancy.projects}
     guaranteed: dict[int, dict[int, float]] = {p: {} for p in tenancy.projects}
     for p in tenancy.projects:
         for model, g in tenancy.nodes[p].guaranteed.items():
@@ -217,7 +215,7 @@ def _demand_weights(fleet: Fleet, tenancy: Tenancy) -> list[tuple[str, float]]:
     out = []
     for p in tenancy.projects:
         w = sum(guaranteed[p].values())
-        w += sum(max(free[ci], 0.0) * share[p] / claim[ci] for ci in reach[p])
+        w += sum(max(free.get(ci, 0.0), 0.0) * share[p] / claim[ci] for ci in reach[p])
         out.append((tenancy.nodes[p].path, w))
     if not any(w > 0 for _, w in out):  # no project reaches any accelerator: by weight
         out = [(tenancy.nodes[p].path, share[p]) for p in tenancy.projects]
