@@ -111,10 +111,7 @@ class JobMix:
         self._models: dict[str, set[str]] = {}
         for p in t.projects:
             node = t.nodes[p]
-            affinity = set(node.clusters)
-            for anc in t.ancestors(p):
-                if t.nodes[anc].clusters:
-                    affinity = set(t.nodes[anc].clusters)
+            affinity = set(node.clusters)  # effective: inherited from the sector if not its own
             self._models[node.path] = {
                 nd.model
                 for nd in self.fleet.nodes
