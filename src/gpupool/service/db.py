@@ -282,9 +282,10 @@ class _LockedConnection(sqlite3.Connection):
 
 def sqlite_write_lock(path: str) -> threading.Lock:
     """The lock the writers of this process take on the SQLite file at ``path``."""
-    key = str(Path(path).resolve()) if path and path != ":memory:" else f":memory:{id(object())}"
+    if not path or path == ":memory:":
+        return threading.Lock()  # each connection to it is a database of its own
     with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(key, threading.Lock())
+        return _WRITE_LOCKS.setdefault(str(Path(path).resolve()), threading.Lock())
 
 
 def make_engine(url: str, *, writer: bool = True, synchronous: str = "NORMAL") -> Engine:
