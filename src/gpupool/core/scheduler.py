@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from sortedcontainers import SortedList
 
 from gpupool.core import estimate
-from gpupool.core.capacity import Capacity, Placement
+from gpupool.core.capacity import Capacity
 from gpupool.core.decisions import Decision, Explain, Reason, Reject, Reserve, Start, Stop
 from gpupool.core.events import (
     Event,
@@ -49,105 +49,22 @@ from gpupool.core.events import (
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.heterogeneity import RoundMechanism, portable_order
 from gpupool.core.job import PRIORITY_CLASSES, JobError, JobSpec
+from gpupool.core.job_state import DONE as DONE
+from gpupool.core.job_state import PENDING as PENDING
+from gpupool.core.job_state import RUNNING as RUNNING
+from gpupool.core.job_state import JobState as JobState
 from gpupool.core.ledger import Ledger
 from gpupool.core.policy import Policy, get_policy
 from gpupool.core.preemption import Preemptor
+from gpupool.core.scheduler_config import SchedulerConfig as SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.core.throughput import ThroughputTable
-from gpupool.core.tiresias import Promoter, TiresiasConfig
+from gpupool.core.tiresias import Promoter
 from gpupool.core.tiresias import key as tiresias_key
 from gpupool.core.waiting import DELAY, WaitingJobs
 
-PENDING, RUNNING, DONE = 0, 1, 2
-DAY_MS = 86_400_000
 PREEMPTIBLE_RANK = PRIORITY_CLASSES["preemptible"]
 INF = float("inf")
-
-
-@dataclass(slots=True)
-class SchedulerConfig:
-    """How the cycle behaves. Defaults follow Slurm/Kueue practice where one exists."""
-
-    policy: str = "fairshare"
-    backfill: str = "none"
-    #: pending jobs examined per cycle after the first that could not start (Slurm's
-    #: bf_max_job_test); bounds a cycle's cost at national scale. A run of one sub-queue's
-    #: jobs that the bulk pass passes over (they would fail exactly as they did: same pools,
-    #: same reason) counts as one: it costs one look, and counting each job would let one
-    #: tenant's blocked backlog end every cycle before any other tenant's job is examined.
-    backfill_depth: int = 1000
-    #: of those, at most this many per project (Slurm's bf_max_job_assoc): a project that
-    #: reaches it is passed over for the rest of the cycle, so one tenant's backlog that
-    #: cannot run (its only accelerators taken) never uses up the cycle for everyone else
-    backfill_depth_per_project: int = 100
-    preemption: bool = True
-    #: a running job younger than this is never preempted (thrashing guard)
-    min_runtime_ms: int = 0
-    #: preemption searches per cycle (each may look at every running job of a pool)
-    max_preemption_attempts: int = 16
-    decay_half_life_ms: int = 7 * DAY_MS
-    #: walltime assumed when a job gives neither a walltime nor a duration hint
-    default_walltime_ms: int = 7 * DAY_MS
-    #: period of Tick events a driver should send (0 = only on events); las needs them
-    round_ms: int = 0
-    #: throughput per (workload class, model); None = the fleet catalogue's figures
-    throughputs: ThroughputTable | None = None
-    #: what usage, budgets and fair share count: "raw" accelerator-hours or "effective"
-    #: ones (scaled by the job's throughput there, in reference-model hours)
-    usage: str = "raw"
-    tiresias: TiresiasConfig = field(default_factory=TiresiasConfig)
-    #: a portable job is steered to another stack's accelerators while the fast ones are
-    #: contended only where it runs at least this fraction of its speed on them
-    portable_min_speed: float = 0.2
-
-    def __post_init__(self) -> None:
-        get_policy(self.policy)
-        if self.usage not in ("raw", "effective"):
-            raise ValueError(f"unknown usage {self.usage!r} (expected raw or effective)")
-        if self.backfill not in ("none", "easy"):
-            raise ValueError(f"unknown backfill {self.backfill!r} (expected none or easy)")
-        if self.backfill_depth < 1:
-            raise ValueError("backfill_depth must be >= 1")
-        if self.backfill_depth_per_project < 1:
-            raise ValueError("backfill_depth_per_project must be >= 1")
-
-
-@dataclass(slots=True, eq=False)
-class JobState:
-    """The life of a job inside the scheduler."""
-
-    spec: JobSpec
-    seq: int
-    project: int
-    candidates: tuple[int, ...]
-    rank: int
-    status: int = PENDING
-    attempt: int = 0
-    allocation_id: str = ""
-    pool: int = -1
-    placement: Placement = ()
-    start_ms: int = -1
-    expected_end: int = 0
-    run_ms: int = 0
-    attained: float = 0.0
-    preemptions: int = 0
-    reason: Reason = Reason.QUEUED
-    detail: str = ""
-    qkey: tuple[int, int, int] = (0, 0, 0)
-    skey: tuple[float, ...] = ()
-    reserved_start: int = -1
-    #: pending and already told why it waits, in a way a cycle may find again with nothing
-    #: to say (see ``gpupool.core.waiting``): (its pools, None) for "waiting for
-    #: accelerators", (its pools, id of the job holding the reservation) for "would delay
-    #: job ..."; None if not
-    wait_sig: tuple[tuple[int, ...], str | None] | None = None
-    #: a multi-stack job's pools as ``portable_order`` last chose them (sorted; () = not
-    #: known): the set it is told it waits on
-    usable: tuple[int, ...] = ()
-
-    @property
-    def gpus(self) -> int:
-        return self.spec.gpus
 
 
 @dataclass(slots=True)

@@ -1,0 +1,57 @@
+"""A job's life inside the scheduler.
+
+This module owns ``JobState`` (what the scheduler knows of one job: its spec, its place in
+the pending queue, its allocation while it runs, the service it has had and why it waits)
+and the status codes it moves through (``PENDING``, ``RUNNING``, ``DONE``). It imports
+nothing of the scheduler, so the modules that make up the cycle can use them at run time.
+
+Part of the pure core, like the scheduler that drives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpupool.core.capacity import Placement
+from gpupool.core.decisions import Reason
+from gpupool.core.job import JobSpec
+
+PENDING, RUNNING, DONE = 0, 1, 2
+
+
+@dataclass(slots=True, eq=False)
+class JobState:
+    """The life of a job inside the scheduler."""
+
+    spec: JobSpec
+    seq: int
+    project: int
+    candidates: tuple[int, ...]
+    rank: int
+    status: int = PENDING
+    attempt: int = 0
+    allocation_id: str = ""
+    pool: int = -1
+    placement: Placement = ()
+    start_ms: int = -1
+    expected_end: int = 0
+    run_ms: int = 0
+    attained: float = 0.0
+    preemptions: int = 0
+    reason: Reason = Reason.QUEUED
+    detail: str = ""
+    qkey: tuple[int, int, int] = (0, 0, 0)
+    skey: tuple[float, ...] = ()
+    reserved_start: int = -1
+    #: pending and already told why it waits, in a way a cycle may find again with nothing
+    #: to say (see ``gpupool.core.waiting``): (its pools, None) for "waiting for
+    #: accelerators", (its pools, id of the job holding the reservation) for "would delay
+    #: job ..."; None if not
+    wait_sig: tuple[tuple[int, ...], str | None] | None = None
+    #: a multi-stack job's pools as ``portable_order`` last chose them (sorted; () = not
+    #: known): the set it is told it waits on
+    usable: tuple[int, ...] = ()
+
+    @property
+    def gpus(self) -> int:
+        return self.spec.gpus
