@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
 
-from gpupool.core import estimate
+from gpupool.core import estimate, invariants
 from gpupool.core.capacity import Capacity
 from gpupool.core.decisions import Decision, Explain, Reason, Reject, Reserve, Start, Stop
 from gpupool.core.events import (
@@ -936,39 +936,4 @@ class Scheduler:
 
     def validate(self) -> None:
         """Check the invariants; AssertionError names the first one broken."""
-        self.capacity.validate()
-        owner: dict[tuple[int, int], str] = {}
-        held: dict[int, int] = {}
-        for j in self.running.values():
-            if j.status != RUNNING:
-                raise AssertionError(f"job {j.spec.id} is in the running set but not running")
-            got = sum(len(ids) for _, ids in j.placement)
-            if got != j.gpus:
-                raise AssertionError(f"gang {j.spec.id} holds {got} of its {j.gpus} accelerators")
-            for node, ids in j.placement:
-                if self.capacity.node_pool[node] != j.pool:
-                    raise AssertionError(f"job {j.spec.id} spans pools")
-                for i in ids:
-                    if (node, i) in owner:
-                        raise AssertionError(
-                            f"accelerator {i} of node {node} held by {owner[(node, i)]} and {j.spec.id}"
-                        )
-                    owner[(node, i)] = j.spec.id
-                    if self.capacity.mask[node] >> i & 1:
-                        raise AssertionError(f"accelerator {i} of node {node} is both held and free")
-            held[j.project] = held.get(j.project, 0) + j.gpus
-        used: dict[int, int] = {}
-        for node, _ in owner:
-            used[node] = used.get(node, 0) + 1
-        for n, nd in enumerate(self.fleet.nodes):
-            if used.get(n, 0) + self.capacity.free[n] != nd.gpus:
-                raise AssertionError(f"node {nd.name}: {used.get(n, 0)} held + {self.capacity.free[n]} free")
-        for p in self.tenancy.projects:
-            if self.ledger.held_all[p] != held.get(p, 0):
-                raise AssertionError(
-                    f"ledger says {self.tenancy.nodes[p].path} holds "
-                    f"{self.ledger.held_all[p]}, running jobs hold {held.get(p, 0)}"
-                )
-        n_pending = sum(len(q) for q in self._queues.values())
-        if n_pending != self._pending:
-            raise AssertionError(f"pending count {self._pending} != queued {n_pending}")
+        invariants.validate(self)
