@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from sortedcontainers import SortedList
 
 from gpupool.core import estimate, invariants
+from gpupool.core.candidates import CandidatePools
 from gpupool.core.capacity import Capacity
 from gpupool.core.decisions import Decision, Explain, Reason, Reject, Reserve, Start, Stop
 from gpupool.core.events import (
@@ -107,12 +108,12 @@ class Scheduler:
         self._queues: dict[tuple[int, int, int], SortedList] = {}
         self._by_seq: dict[int, JobState] = {}
         self._pending = 0
-        self._candsets: dict[tuple[int, ...], int] = {}
-        self._candset_list: list[tuple[int, ...]] = []
-        self._cand_cache: dict[tuple[object, ...], tuple[tuple[int, ...], str]] = {}
+        #: candidate pools of jobs and the candidate sets sub-queues are keyed by
+        self._cands = CandidatePools(self)
+        #: per candidate set id: its pools (``CandidatePools.sets``, read by the cycle's parts)
+        self._candset_list = self._cands.sets
         # running jobs per pool by expected end, for EASY shadow times and victim search
         self._running_by_pool: list[SortedList] = [SortedList() for _ in self.capacity.pools]
-        self._pool_unit_gpus = self._unit_capacities()
         self._has_guarantees = any(n.guaranteed for n in tenancy.nodes)
         self._node_jobs: dict[int, set[int]] = {}
         #: per project: does any tree node on its path have a GPU-hour budget
@@ -121,8 +122,6 @@ class Scheduler:
             for k in range(len(tenancy.nodes))
         ]
         self._resolved: dict[str, int | None] = {}
-        #: per candidate set: its accelerator models, each once, in candidate order
-        self._candset_models: list[tuple[str, ...]] = []
         #: "A/B" labels of the models of a set of pools (reason details)
         self._model_labels: dict[tuple[int, ...], str] = {}
         #: fair-share keys per project at ``_fair_at`` (constant within an instant: usage
@@ -253,7 +252,7 @@ class Scheduler:
         if project is None:
             out.append(Reject(spec.id, Reason.UNKNOWN_PROJECT, f"unknown project {spec.project!r}"))
             return
-        cands, why = self._candidates(spec, project)
+        cands, why = self._cands.of(spec, project)
         if not cands:
             out.append(Reject(spec.id, Reason.UNSCHEDULABLE, why))
             return
@@ -292,7 +291,7 @@ class Scheduler:
         project = self.tenancy.resolve(spec.project)
         if project is None:
             raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
-        cands, why = self._candidates(spec, project)
+        cands, why = self._cands.of(spec, project)
         if not cands:
             raise ValueError(f"job {spec.id!r}: {why}")
         self._seq += 1
@@ -345,7 +344,7 @@ class Scheduler:
             for n, ids in taken:
                 self.capacity.release(n, ids)
             raise ValueError(f"job {spec.id!r}: {e}") from None
-        cands, _ = self._candidates(spec, project)
+        cands, _ = self._cands.of(spec, project)
         self._seq += 1
         j = JobState(spec, self._seq, project, cands or (pool,), spec.rank, status=RUNNING)
         j.attempt, j.allocation_id, j.pool = attempt, f"{spec.id}#{attempt}", pool
@@ -377,105 +376,6 @@ class Scheduler:
         self.ledger.change(idx, model, gpus, at_ms)
         self._held_changed(idx)
 
-    # -- candidate pools -----------------------------------------------------------------
-
-    def _unit_capacities(self) -> list[dict[Level, int]]:
-        """Per pool: the most accelerators one unit of each topology level holds."""
-        out: list[dict[Level, int]] = []
-        for p in self.capacity.pools:
-            per_rack: dict[int, int] = {}
-            per_block: dict[int, int] = {}
-            for n in p.nodes:
-                node = self.fleet.nodes[n]
-                per_rack[node.rack] = per_rack.get(node.rack, 0) + node.gpus
-                per_block[node.block] = per_block.get(node.block, 0) + node.gpus
-            rack = max(per_rack.values())
-            out.append(
-                {
-                    Level.NODE: p.gpus_per_node,
-                    Level.NVLINK: rack if p.nvlink_racks else p.gpus_per_node,
-                    Level.RACK: rack,
-                    Level.BLOCK: max(per_block.values()),
-                    Level.CLUSTER: p.total,
-                }
-            )
-        return out
-
-    def _candidates(self, spec: JobSpec, project: int) -> tuple[tuple[int, ...], str]:
-        """Pools that could ever hold this job, best first; or () and why none can."""
-        affinity = self.tenancy.nodes[project].clusters
-        sig = (
-            spec.models,
-            spec.min_memory_gib,
-            spec.stacks,
-            spec.topology,
-            spec.gpus,
-            spec.groups,
-            spec.clusters,
-            affinity,
-        )
-        got = self._cand_cache.get(sig)
-        if got is not None:
-            return got
-        cat = self.fleet.catalogue
-        for m in spec.models:
-            if m not in cat:
-                res: tuple[tuple[int, ...], str] = ((), f"unknown accelerator model {m!r}")
-                self._cand_cache[sig] = res
-                return res
-        allowed = set(spec.clusters) if spec.clusters else None
-        if affinity:
-            allowed = set(affinity) if allowed is None else allowed & set(affinity)
-        why = []
-        cands = []
-        for p in self.capacity.pools:
-            cname = self.fleet.clusters[p.cluster].name
-            model = cat[p.model]
-            if allowed is not None and cname not in allowed:
-                continue
-            if spec.models and p.model not in spec.models:
-                continue
-            if model.memory_gib < spec.min_memory_gib:
-                why.append(f"{p.model} has {model.memory_gib} GiB < {spec.min_memory_gib} GiB")
-                continue
-            if spec.stacks and model.stack not in spec.stacks:
-                why.append(f"{p.model} runs {model.stack}, not {'/'.join(spec.stacks)}")
-                continue
-            shape = spec.shape(p.gpus_per_node)
-            if any(t.gpus_per_worker > p.gpus_per_node for t in shape):
-                why.append(f"a worker needs more than the {p.gpus_per_node} {p.model} of one node")
-                continue
-            unit = self._pool_unit_gpus[p.index][spec.topology]
-            if spec.gpus > unit:
-                why.append(
-                    f"{spec.gpus} accelerators do not fit one {spec.topology.name.lower()} of {p.model} "
-                    f"in {cname} (at most {unit})"
-                )
-                continue
-            cands.append(p.index)
-        if not cands:
-            if not why:
-                what = []
-                if allowed is not None:
-                    what.append(f"clusters {sorted(allowed)}")
-                if spec.models:
-                    what.append(f"models {list(spec.models)}")
-                why.append("no accelerators match " + (" and ".join(what) or "the request"))
-            res = ((), "unschedulable because " + "; ".join(dict.fromkeys(why)))
-        else:
-            res = (tuple(cands), "")
-        self._cand_cache[sig] = res
-        return res
-
-    def _candset(self, cands: tuple[int, ...]) -> int:
-        cid = self._candsets.get(cands)
-        if cid is None:
-            cid = len(self._candset_list)
-            self._candsets[cands] = cid
-            self._candset_list.append(cands)
-            self._candset_models.append(tuple(dict.fromkeys(self.capacity.pools[p].model for p in cands)))
-        return cid
-
     # -- the pending queue ---------------------------------------------------------------
 
     def _static_key(self, j: JobState) -> tuple[float, ...]:
@@ -493,7 +393,7 @@ class Scheduler:
     def _enqueue(self, j: JobState) -> None:
         j.status = PENDING
         j.skey = self._static_key(j)
-        j.qkey = (self._candset(j.candidates), j.project, j.rank if self.policy.by_rank else 0)
+        j.qkey = (self._cands.set_id(j.candidates), j.project, j.rank if self.policy.by_rank else 0)
         q = self._queues.get(j.qkey)
         if q is None:
             q = self._queues[j.qkey] = SortedList()
@@ -585,7 +485,7 @@ class Scheduler:
         got = self._guard_cache.get((project, cid))
         if got is None:
             out = []
-            for model in self._candset_models[cid]:
+            for model in self._cands.models[cid]:
                 h = self.ledger.guarantee_holder(project, model)
                 if h is not None:
                     node, key = h

@@ -1,0 +1,139 @@
+"""Candidate pools: where a job could ever run, and the candidate sets the queue is keyed by.
+
+This module owns, for one ``Scheduler``:
+
+* per pool, the most accelerators one unit of each topology level holds (``unit_gpus``),
+  which bounds the gang a pool can ever place within a node, rack, block or cluster;
+* a job's candidate pools (``of``): the pools whose model, memory, software stack, node
+  size, topology and clusters (the job's and its tenant's affinity) could ever hold it,
+  best first, or why none can; memoised per request signature, since a national queue
+  repeats a few hundred shapes;
+* the ids of candidate sets (``set_id``), the first part of a sub-queue's key, with each
+  set's pools (``sets``) and its accelerator models (``models``).
+
+Part of the pure core, like the scheduler that drives it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gpupool.core.fleet import Level
+from gpupool.core.job import JobSpec
+
+if TYPE_CHECKING:
+    from gpupool.core.scheduler import Scheduler
+
+
+class CandidatePools:
+    """The candidate pools of one scheduler's jobs, and its candidate sets."""
+
+    def __init__(self, sched: Scheduler) -> None:
+        self.s = sched
+        #: candidate set -> its id
+        self.ids: dict[tuple[int, ...], int] = {}
+        #: per candidate set id: its pools
+        self.sets: list[tuple[int, ...]] = []
+        #: per candidate set id: its accelerator models, each once, in candidate order
+        self.models: list[tuple[str, ...]] = []
+        #: request signature -> (candidate pools, why none)
+        self.cache: dict[tuple[object, ...], tuple[tuple[int, ...], str]] = {}
+        self.unit_gpus = self.unit_capacities()
+
+    def unit_capacities(self) -> list[dict[Level, int]]:
+        """Per pool: the most accelerators one unit of each topology level holds."""
+        out: list[dict[Level, int]] = []
+        for p in self.s.capacity.pools:
+            per_rack: dict[int, int] = {}
+            per_block: dict[int, int] = {}
+            for n in p.nodes:
+                node = self.s.fleet.nodes[n]
+                per_rack[node.rack] = per_rack.get(node.rack, 0) + node.gpus
+                per_block[node.block] = per_block.get(node.block, 0) + node.gpus
+            rack = max(per_rack.values())
+            out.append(
+                {
+                    Level.NODE: p.gpus_per_node,
+                    Level.NVLINK: rack if p.nvlink_racks else p.gpus_per_node,
+                    Level.RACK: rack,
+                    Level.BLOCK: max(per_block.values()),
+                    Level.CLUSTER: p.total,
+                }
+            )
+        return out
+
+    def of(self, spec: JobSpec, project: int) -> tuple[tuple[int, ...], str]:
+        """Pools that could ever hold this job, best first; or () and why none can."""
+        affinity = self.s.tenancy.nodes[project].clusters
+        sig = (
+            spec.models,
+            spec.min_memory_gib,
+            spec.stacks,
+            spec.topology,
+            spec.gpus,
+            spec.groups,
+            spec.clusters,
+            affinity,
+        )
+        got = self.cache.get(sig)
+        if got is not None:
+            return got
+        cat = self.s.fleet.catalogue
+        for m in spec.models:
+            if m not in cat:
+                res: tuple[tuple[int, ...], str] = ((), f"unknown accelerator model {m!r}")
+                self.cache[sig] = res
+                return res
+        allowed = set(spec.clusters) if spec.clusters else None
+        if affinity:
+            allowed = set(affinity) if allowed is None else allowed & set(affinity)
+        why = []
+        cands = []
+        for p in self.s.capacity.pools:
+            cname = self.s.fleet.clusters[p.cluster].name
+            model = cat[p.model]
+            if allowed is not None and cname not in allowed:
+                continue
+            if spec.models and p.model not in spec.models:
+                continue
+            if model.memory_gib < spec.min_memory_gib:
+                why.append(f"{p.model} has {model.memory_gib} GiB < {spec.min_memory_gib} GiB")
+                continue
+            if spec.stacks and model.stack not in spec.stacks:
+                why.append(f"{p.model} runs {model.stack}, not {'/'.join(spec.stacks)}")
+                continue
+            shape = spec.shape(p.gpus_per_node)
+            if any(t.gpus_per_worker > p.gpus_per_node for t in shape):
+                why.append(f"a worker needs more than the {p.gpus_per_node} {p.model} of one node")
+                continue
+            unit = self.unit_gpus[p.index][spec.topology]
+            if spec.gpus > unit:
+                why.append(
+                    f"{spec.gpus} accelerators do not fit one {spec.topology.name.lower()} of {p.model} "
+                    f"in {cname} (at most {unit})"
+                )
+                continue
+            cands.append(p.index)
+        if not cands:
+            if not why:
+                what = []
+                if allowed is not None:
+                    what.append(f"clusters {sorted(allowed)}")
+                if spec.models:
+                    what.append(f"models {list(spec.models)}")
+                why.append("no accelerators match " + (" and ".join(what) or "the request"))
+            res = ((), "unschedulable because " + "; ".join(dict.fromkeys(why)))
+        else:
+            res = (tuple(cands), "")
+        self.cache[sig] = res
+        return res
+
+    def set_id(self, cands: tuple[int, ...]) -> int:
+        """The id of a candidate set (a new one the first time it is seen)."""
+        cid = self.ids.get(cands)
+        if cid is None:
+            cid = len(self.sets)
+            self.ids[cands] = cid
+            self.sets.append(cands)
+            self.models.append(tuple(dict.fromkeys(self.s.capacity.pools[p].model for p in cands)))
+        return cid
