@@ -17,9 +17,13 @@ and running jobs over a fleet's capacity and a tenancy's ledger) and its cycle:
 Parts of the cycle live in modules of their own, each given the scheduler: preemption
 (victim search and enactment, and the cycle of srtf/las/tiresias) in
 ``gpupool.core.preemption``; what waiting jobs were told and the bulk pass of an EASY cycle
-in ``gpupool.core.waiting``; round-based policies in ``gpupool.core.heterogeneity``; the
-tiresias queues in ``gpupool.core.tiresias``. The state they read and change is this
-module's ``Scheduler``, and ``handle`` remains the one entry point.
+in ``gpupool.core.waiting``; a job's candidate pools and the candidate sets in
+``gpupool.core.candidates``; the fair-share order of sub-queues in ``gpupool.core.fairshare``;
+round-based policies in ``gpupool.core.heterogeneity``; the tiresias queues in
+``gpupool.core.tiresias``; estimated starts in ``gpupool.core.estimate``; the invariants in
+``gpupool.core.invariants``. The state they read and change is this module's ``Scheduler``,
+and ``handle`` remains the one entry point. ``SchedulerConfig`` (``gpupool.core.scheduler_config``)
+and ``JobState`` (``gpupool.core.job_state``) are defined apart and importable from here.
 
 No I/O, no clock, no randomness: ``handle(events, now)`` is a function of the state and
 its arguments, so the simulator and the live service get the same decisions.
@@ -47,6 +51,7 @@ from gpupool.core.events import (
     NodeUp,
     Tick,
 )
+from gpupool.core.fairshare import FairShareOrder
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.heterogeneity import RoundMechanism, portable_order
 from gpupool.core.job import PRIORITY_CLASSES, JobError, JobSpec
@@ -124,27 +129,11 @@ class Scheduler:
         self._resolved: dict[str, int | None] = {}
         #: "A/B" labels of the models of a set of pools (reason details)
         self._model_labels: dict[tuple[int, ...], str] = {}
-        #: fair-share keys per project at ``_fair_at`` (constant within an instant: usage
-        #: decays with time only, and a change at ``now`` does not move the value at ``now``)
-        self._fair_keys: dict[int, tuple[float, ...]] = {}
-        self._decayed: dict[int, float] = {}
-        self._fair_at = -1
-        self._guard_cache: dict[tuple[int, int], tuple[tuple[int, str, int], ...]] = {}
-        #: per project: the projects whose guarantee holders are on its path (what its
-        #: holding changes can move), and a counter bumped when that may have happened
-        n_nodes = len(tenancy.nodes)
-        guarded = [{i for i in tenancy.ancestors(k) if tenancy.nodes[i].guaranteed} for k in range(n_nodes)]
-        self._affects = [
-            tuple(k2 for k2 in tenancy.projects if guarded[k2] & set(tenancy.ancestors(k)))
-            for k in range(n_nodes)
-        ]
-        self._held_ver = [0] * n_nodes
-        #: per sub-queue: (head seq, its project's _held_ver, within) of its last prefix
-        self._within: dict[tuple[int, int, int], tuple[int, int, int]] = {}
-        #: sub-queue prefixes of this cycle, valid while ``_version`` (bumped by every start,
-        #: stop and queue change: what moves a tenant's usage or a sub-queue's head) holds
-        self._prefixes: dict[tuple[int, int, int], tuple[int, tuple[float, ...]]] = {}
+        #: bumped by every start, stop and queue change (what moves a tenant's usage or a
+        #: sub-queue's head): what a cycle memoises is valid while it holds
         self._version = 0
+        #: the fair-share prefixes of sub-queues and what they memoise
+        self._fairshare = FairShareOrder(self)
         #: running jobs grouped for victim searches; preemptions and the srtf/las cycle
         self._preemption = Preemptor(self)
         #: pending jobs told why they wait, indexed for the bulk pass of an EASY cycle
@@ -359,9 +348,9 @@ class Scheduler:
             self._node_jobs.setdefault(n, set()).add(j.seq)
         model = self.capacity.pools[pool].model
         self.ledger.change(project, model, spec.gpus, start_ms, self._usage_rate(spec, model))
-        self._held_changed(project)
+        self._fairshare.held_changed(project)
         self._version += 1
-        self._fair_at = -1  # usage changed from a past instant: the value now moved
+        self._fairshare.usage_moved()
 
     def restore_usage(self, project: str, model: str, gpus: int, at_ms: int) -> None:
         """Replay one change of held accelerators (``gpus`` < 0 to release) into the ledger.
@@ -374,7 +363,7 @@ class Scheduler:
         if idx is None:
             raise ValueError(f"unknown project {project!r}")
         self.ledger.change(idx, model, gpus, at_ms)
-        self._held_changed(idx)
+        self._fairshare.held_changed(idx)
 
     # -- the pending queue ---------------------------------------------------------------
 
@@ -413,86 +402,6 @@ class Scheduler:
         self._pending -= 1
         self._version += 1
 
-    def _prefix(self, qkey: tuple[int, int, int], now: int) -> tuple[float, ...]:
-        """The dynamic part of a sub-queue's order (fair share: class, guarantee, usage).
-
-        Memoised within a cycle (``_prefixes`` is cleared when a cycle starts) until the
-        next start, stop or queue change. ``_cycle`` computes the first ones inline.
-        """
-        if not self.policy.fair:
-            return (qkey[2],)
-        got = self._prefixes.get(qkey)
-        if got is not None and got[0] == self._version:
-            return got[1]
-        project = qkey[1]
-        within = 1
-        if self._has_guarantees:
-            head = self._queues[qkey][0][-1]
-            got_w = self._within.get(qkey)
-            if got_w is not None and got_w[0] == head and got_w[1] == self._held_ver[project]:
-                within = got_w[2]
-            else:
-                within = self._within_now(qkey, head)
-        if self._fair_at != now:
-            self._fair_keys.clear()
-            self._decayed.clear()
-            self._fair_at = now
-        fair = self._fair_keys.get(project)
-        if fair is None:
-            fair = self._fair_key(project, now)
-        prefix = (qkey[2], within, *fair)
-        self._prefixes[qkey] = (self._version, prefix)
-        return prefix
-
-    def _within_now(self, qkey: tuple[int, int, int], head: int) -> int:
-        """0 if the head job of a sub-queue (seq ``head``) stays within a guarantee, else 1.
-
-        Ledger.within_guarantee for each model of the set, with the (static) holders of the
-        project's guarantees looked up once; memoised (``_within``) until the head of the
-        sub-queue or what those holders hold changes (``_held_ver``).
-        """
-        project = qkey[1]
-        gpus = self._by_seq[head].spec.gpus
-        held_of = self.ledger.held_of
-        within = 1
-        for node, key, guaranteed in self._guards(project, qkey[0]):
-            if held_of(node, key) + gpus <= guaranteed:
-                within = 0
-                break
-        self._within[qkey] = (head, self._held_ver[project], within)
-        return within
-
-    def _fair_key(self, project: int, now: int) -> tuple[float, ...]:
-        """Ledger.fair_key, with each tree node's decayed usage computed once per instant."""
-        decayed = self._decayed
-        parts = []
-        for i in self.tenancy.ancestors(project):
-            d = decayed.get(i)
-            if d is None:
-                d = decayed[i] = self.ledger.decayed(i, now)
-            parts.append(d / self.tenancy.nodes[i].weight)
-        fair = self._fair_keys[project] = tuple(parts)
-        return fair
-
-    def _held_changed(self, project: int) -> None:
-        """What ``project``'s tree path holds changed: prefixes that read it are stale."""
-        for k in self._affects[project]:
-            self._held_ver[k] += 1
-
-    def _guards(self, project: int, cid: int) -> tuple[tuple[int, str, int], ...]:
-        """Per model of a candidate set (each once, in order) that the project has a guarantee
-        for: the tree node holding it, its key (model or "*") and the amount."""
-        got = self._guard_cache.get((project, cid))
-        if got is None:
-            out = []
-            for model in self._cands.models[cid]:
-                h = self.ledger.guarantee_holder(project, model)
-                if h is not None:
-                    node, key = h
-                    out.append((node, key, self.tenancy.nodes[node].guaranteed[key]))
-            got = self._guard_cache[(project, cid)] = tuple(out)
-        return got
-
     # -- running -------------------------------------------------------------------------
 
     def _walltime(self, j: JobState) -> int:
@@ -530,7 +439,7 @@ class Scheduler:
         for node, _ in placement:
             self._node_jobs.setdefault(node, set()).add(j.seq)
         self.ledger.change(j.project, p.model, j.gpus, now, self._usage_rate(j.spec, p.model))
-        self._held_changed(j.project)
+        self._fairshare.held_changed(j.project)
         self._version += 1
         names = self.fleet.nodes
         out.append(
@@ -565,7 +474,7 @@ class Scheduler:
         del self.running[j.seq]
         rate = self._usage_rate(j.spec, p.model)
         self.ledger.change(j.project, p.model, -j.gpus, now, None if rate is None else -rate)
-        self._held_changed(j.project)
+        self._fairshare.held_changed(j.project)
         self._version += 1
         ran = now - j.start_ms
         j.run_ms += ran
@@ -585,10 +494,10 @@ class Scheduler:
         if not self._pending:
             return
         cyc = _Cycle(now, out)
-        self._prefixes.clear()
+        fairshare = self._fairshare
+        fairshare.new_cycle()
         self._preemption.new_cycle()
         self._waits.new_cycle()
-        self._fair_at = -1
         max_attempts = self.config.max_preemption_attempts
         depth = self.config.backfill_depth
         per_project = self.config.backfill_depth_per_project
@@ -600,30 +509,7 @@ class Scheduler:
         heap: list[tuple[tuple[float, ...], int, tuple[int, int, int]]] = []
         cursor: dict[tuple[int, int, int], int] = {}
         if self.policy.fair:
-            # the prefixes of every sub-queue, as ``_prefix`` computes them (inline: this
-            # loop runs over every sub-queue at every cycle)
-            self._fair_keys.clear()
-            self._decayed.clear()
-            self._fair_at = now
-            fair_keys, within_of, held_ver = self._fair_keys, self._within, self._held_ver
-            prefixes, version, guarantees = self._prefixes, self._version, self._has_guarantees
-            for qkey, q in self._queues.items():
-                cursor[qkey] = 0
-                head = q[0]
-                project = qkey[1]
-                within = 1
-                if guarantees:
-                    w = within_of.get(qkey)
-                    if w is not None and w[0] == head[-1] and w[1] == held_ver[project]:
-                        within = w[2]
-                    else:
-                        within = self._within_now(qkey, head[-1])
-                fair = fair_keys.get(project)
-                if fair is None:
-                    fair = self._fair_key(project, now)
-                prefix = (qkey[2], within, *fair)
-                prefixes[qkey] = (version, prefix)
-                heap.append(((*prefix, *head), head[-1], qkey))
+            fairshare.first_prefixes(now, heap, cursor)
         else:
             for qkey, q in self._queues.items():
                 cursor[qkey] = 0
@@ -631,6 +517,7 @@ class Scheduler:
                 heap.append(((qkey[2], *head), head[-1], qkey))
         heapq.heapify(heap)
         by_fair, by_seq, bulk_fail = self.policy.fair, self._by_seq, self._waits.bulk_fail
+        prefix_of = fairshare.prefix
         while heap:
             if cyc.failures >= depth:
                 break
@@ -645,7 +532,7 @@ class Scheduler:
             # bulk pass makes this loop run about a thousand times per cycle.
             e = q[i]
             # the bulk pass below changes no state, so this prefix also keys the push after it
-            prefix = self._prefix(qkey, now)
+            prefix = prefix_of(qkey, now)
             if by_fair:
                 fresh = (*prefix, *e)
                 if fresh > key:
@@ -714,7 +601,7 @@ class Scheduler:
             cursor[qkey] = i
             nq = self._queues.get(qkey)
             if nq is not None and nq is q and i < len(nq):
-                heapq.heappush(heap, ((*self._prefix(qkey, now), *nq[i]), nq[i][-1], qkey))
+                heapq.heappush(heap, ((*prefix_of(qkey, now), *nq[i]), nq[i][-1], qkey))
 
     def _ranks_differ(self) -> bool:
         if not self.running:
