@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
 
-from gpupool.core import estimate, invariants
+from gpupool.core import estimate, invariants, restore
 from gpupool.core.candidates import CandidatePools
 from gpupool.core.capacity import Capacity
 from gpupool.core.decisions import Decision, Explain, Reason, Reject, Reserve, Start, Stop
@@ -262,8 +262,7 @@ class Scheduler:
         self._dirty.update(cands)
 
     # -- restoring after a restart -------------------------------------------------------
-    # The service rebuilds the core from its database with these; they mirror ``_submit``
-    # and ``_start`` (the same state, without a decision or a cycle).
+    # The service rebuilds the core from its database with these (``gpupool.core.restore``).
 
     def restore_pending(
         self, spec: JobSpec, *, attempt: int = 0, run_ms: int = 0, attained: float = 0.0, preemptions: int = 0
@@ -274,24 +273,9 @@ class Scheduler:
         and ``srtf`` order it as before the restart. No decision, no cycle. ValueError if the
         job is invalid, its project is unknown or it could never be placed.
         """
-        spec.validate()
-        if spec.id in self.jobs:
-            raise ValueError(f"job {spec.id!r} is already in the scheduler")
-        project = self.tenancy.resolve(spec.project)
-        if project is None:
-            raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
-        cands, why = self._cands.of(spec, project)
-        if not cands:
-            raise ValueError(f"job {spec.id!r}: {why}")
-        self._seq += 1
-        j = JobState(spec, self._seq, project, cands, spec.rank)
-        j.attempt, j.run_ms, j.attained, j.preemptions = attempt, run_ms, attained, preemptions
-        if preemptions:
-            j.reason = Reason.PREEMPTED
-        self.jobs[spec.id] = j
-        self._by_seq[j.seq] = j
-        self._enqueue(j)
-        self._dirty.update(cands)
+        restore.restore_pending(
+            self, spec, attempt=attempt, run_ms=run_ms, attained=attained, preemptions=preemptions
+        )
 
     def restore_running(
         self,
@@ -308,49 +292,7 @@ class Scheduler:
         ValueError if the job is invalid, its project or a node is unknown, the placement
         spans pools or does not hold the job's accelerators, or an accelerator is taken.
         """
-        spec.validate()
-        if spec.id in self.jobs:
-            raise ValueError(f"job {spec.id!r} is already in the scheduler")
-        project = self.tenancy.resolve(spec.project)
-        if project is None:
-            raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
-        nodes = []
-        for name, ids in placement:
-            idx = self.fleet.node_by_name.get(name)
-            if idx is None:
-                raise ValueError(f"job {spec.id!r}: unknown node {name!r}")
-            nodes.append((idx, tuple(ids)))
-        pools = {self.capacity.node_pool[n] for n, _ in nodes}
-        if len(pools) != 1 or sum(len(ids) for _, ids in nodes) != spec.gpus:
-            raise ValueError(f"job {spec.id!r}: placement must hold its {spec.gpus} accelerators in one pool")
-        pool = pools.pop()
-        taken: list[tuple[int, tuple[int, ...]]] = []
-        try:
-            for n, ids in nodes:
-                self.capacity.take(n, ids)
-                taken.append((n, ids))
-        except AssertionError as e:
-            for n, ids in taken:
-                self.capacity.release(n, ids)
-            raise ValueError(f"job {spec.id!r}: {e}") from None
-        cands, _ = self._cands.of(spec, project)
-        self._seq += 1
-        j = JobState(spec, self._seq, project, cands or (pool,), spec.rank, status=RUNNING)
-        j.attempt, j.allocation_id, j.pool = attempt, f"{spec.id}#{attempt}", pool
-        j.placement, j.start_ms, j.run_ms, j.attained = tuple(taken), start_ms, run_ms, attained
-        j.expected_end = start_ms + self._remaining(j)
-        self.jobs[spec.id] = j
-        self._by_seq[j.seq] = j
-        self.running[j.seq] = j
-        self._running_by_pool[pool].add((j.expected_end, j.seq))
-        self._preemption.add(j, pool)
-        for n, _ in taken:
-            self._node_jobs.setdefault(n, set()).add(j.seq)
-        model = self.capacity.pools[pool].model
-        self.ledger.change(project, model, spec.gpus, start_ms, self._usage_rate(spec, model))
-        self._fairshare.held_changed(project)
-        self._version += 1
-        self._fairshare.usage_moved()
+        restore.restore_running(self, spec, placement, start_ms, attempt, run_ms, attained)
 
     def restore_usage(self, project: str, model: str, gpus: int, at_ms: int) -> None:
         """Replay one change of held accelerators (``gpus`` < 0 to release) into the ledger.
@@ -359,11 +301,7 @@ class Scheduler:
         ``restore_running``, since the ledger is closed-form in time and must see every
         change in the order it happened.
         """
-        idx = self.tenancy.resolve(project)
-        if idx is None:
-            raise ValueError(f"unknown project {project!r}")
-        self.ledger.change(idx, model, gpus, at_ms)
-        self._fairshare.held_changed(idx)
+        restore.restore_usage(self, project, model, gpus, at_ms)
 
     # -- the pending queue ---------------------------------------------------------------
 
