@@ -17,13 +17,16 @@ and running jobs over a fleet's capacity and a tenancy's ledger) and its cycle:
 Parts of the cycle live in modules of their own, each given the scheduler: preemption
 (victim search and enactment, and the cycle of srtf/las/tiresias) in
 ``gpupool.core.preemption``; what waiting jobs were told and the bulk pass of an EASY cycle
-in ``gpupool.core.waiting``; a job's candidate pools and the candidate sets in
-``gpupool.core.candidates``; the fair-share order of sub-queues in ``gpupool.core.fairshare``;
-round-based policies in ``gpupool.core.heterogeneity``; the tiresias queues in
-``gpupool.core.tiresias``; estimated starts in ``gpupool.core.estimate``; the invariants in
-``gpupool.core.invariants``. The state they read and change is this module's ``Scheduler``,
-and ``handle`` remains the one entry point. ``SchedulerConfig`` (``gpupool.core.scheduler_config``)
-and ``JobState`` (``gpupool.core.job_state``) are defined apart and importable from here.
+in ``gpupool.core.waiting``; EASY reservations and shadow times in
+``gpupool.core.reservations``; a job's candidate pools and the candidate sets in
+``gpupool.core.candidates``; the fair-share order of sub-queues in
+``gpupool.core.fairshare``; round-based policies in ``gpupool.core.heterogeneity``; the
+tiresias queues in ``gpupool.core.tiresias``; estimated starts in ``gpupool.core.estimate``;
+the invariants in ``gpupool.core.invariants``; restoring after a restart in
+``gpupool.core.restore``. The state they read and change is this module's ``Scheduler``,
+and ``handle`` remains the one entry point. ``SchedulerConfig``
+(``gpupool.core.scheduler_config``) and ``JobState`` (``gpupool.core.job_state``) are
+defined apart and importable from here.
 
 No I/O, no clock, no randomness: ``handle(events, now)`` is a function of the state and
 its arguments, so the simulator and the live service get the same decisions.
@@ -40,7 +43,7 @@ from sortedcontainers import SortedList
 from gpupool.core import estimate, invariants, restore
 from gpupool.core.candidates import CandidatePools
 from gpupool.core.capacity import Capacity
-from gpupool.core.decisions import Decision, Explain, Reason, Reject, Reserve, Start, Stop
+from gpupool.core.decisions import Decision, Explain, Reason, Reject, Start, Stop
 from gpupool.core.events import (
     Event,
     JobCancelled,
@@ -62,6 +65,7 @@ from gpupool.core.job_state import JobState as JobState
 from gpupool.core.ledger import Ledger
 from gpupool.core.policy import Policy, get_policy
 from gpupool.core.preemption import Preemptor
+from gpupool.core.reservations import Reservation, reserve
 from gpupool.core.scheduler_config import SchedulerConfig as SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.core.throughput import ThroughputTable
@@ -70,14 +74,6 @@ from gpupool.core.tiresias import key as tiresias_key
 from gpupool.core.waiting import DELAY, WaitingJobs
 
 PREEMPTIBLE_RANK = PRIORITY_CLASSES["preemptible"]
-INF = float("inf")
-
-
-@dataclass(slots=True)
-class _Reservation:
-    job: JobState
-    shadow: float
-    extra: int
 
 
 @dataclass(slots=True)
@@ -87,7 +83,7 @@ class _Cycle:
     now: int
     out: list[Decision]
     blocked: set[int] = field(default_factory=set)
-    reservations: dict[int, _Reservation] = field(default_factory=dict)
+    reservations: dict[int, Reservation] = field(default_factory=dict)
     preempt_attempts: int = 0
     failures: int = 0
     #: failures per project (``SchedulerConfig.backfill_depth_per_project``)
@@ -532,7 +528,7 @@ class Scheduler:
                         cyc.blocked.add(pi)
                         open_free -= pools[pi].free
                     continue
-                elif not self._reserve(j, avail, cyc):
+                elif not reserve(self, j, avail, cyc):
                     self._set_reason(j, *cyc.why, out)
             if not started:
                 i += 1
@@ -611,43 +607,6 @@ class Scheduler:
             sig = self._waits.sig(j, reason, detail) if j.status == PENDING else None
             if sig != j.wait_sig:
                 self._waits.change(j, sig)
-
-    def _shadow(self, pool: int, need: int, now: int) -> tuple[float, int]:
-        """When ``need`` accelerators of a pool will be free from walltimes; and the spare then."""
-        p = self.capacity.pools[pool]
-        free = p.free
-        if free >= need:
-            return float(now), free - need
-        for end, seq in self._running_by_pool[pool]:
-            free += self._by_seq[seq].gpus
-            if free >= need:
-                return float(max(end, now)), free - need
-        return INF, 0
-
-    def _reserve(self, j: JobState, avail: Sequence[int], cyc: _Cycle) -> bool:
-        """EASY: the first blocked job of a pool gets a reservation at its shadow time.
-
-        True when ``j`` got one (and was told so); False when it must say why it waits.
-        """
-        if any(cyc.reservations.get(p) is not None for p in avail):
-            return False  # a job ahead holds the reservation: this one is a backfill candidate
-        best: tuple[float, int, int] | None = None
-        for pi in avail:
-            shadow, extra = self._shadow(pi, j.gpus, cyc.now)
-            if best is None or shadow < best[0]:
-                best = (shadow, pi, extra)
-        if best is None or best[0] == INF:
-            return False
-        shadow, pi, extra = best
-        cyc.reservations[pi] = _Reservation(j, shadow, extra)
-        self._version += 1
-        start = int(shadow)
-        p = self.capacity.pools[pi]
-        if j.reserved_start != start:
-            j.reserved_start = start
-            cyc.out.append(Reserve(j.spec.id, self.fleet.clusters[p.cluster].name, p.model, start))
-        self._set_reason(j, Reason.RESERVED, f"expected start at {start} ms ({p.model})", cyc.out)
-        return True
 
     # -- estimates and invariants --------------------------------------------------------
 
