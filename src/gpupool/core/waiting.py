@@ -170,7 +170,7 @@ class WaitingJobs:
         Counting each job instead let a tenant that cannot run (its only accelerators
         taken, its backlog first in fair-share order) use up ``backfill_depth`` at every
         cycle, and the rest of the pool idled behind it.
-        ``prefix``: the sub-queue's (``Scheduler._prefix``), which the pass does not change.
+        ``prefix``: the sub-queue's (``FairShareOrder.prefix``), which the pass does not change.
         0 when ``j`` must be tried. A multi-stack job waits on the pools ``portable_order``
         picked for it (``usable``): the bulk pass relies on that set depending on the job
         alone (the order may change; the job's reason does not depend on it here).
@@ -216,7 +216,7 @@ class WaitingJobs:
         For every job of g_min..g_max accelerators and a walltime of at least wall_min
         (``job``: the one job asked about, else none of the holders). ``holder`` None:
         no pool has g_min free ("waiting for accelerators") and one is reserved (so
-        ``_reserve`` has nothing to do). Else every pool with g_min free is reserved by
+        ``reservations.reserve`` has nothing to do). Else every pool with g_min free is reserved by
         ``holder``, which the job cannot pass (it would not end before the reservation, nor
         fit its spare), and one such pool has g_max free (so the reason names ``holder``).
         Monotone: what holds for g_min and wall_min holds for more.
