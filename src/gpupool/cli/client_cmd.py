@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import time
+import webbrowser
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ from gpupool.client import (
     NotConfigured,
     page_items,
 )
+from gpupool.client.loopback import LoopbackReceiver
 
 __all__ = ["COMMANDS", "client_factory", "parse_duration", "register"]
 
@@ -166,11 +168,32 @@ def login(
     token: Annotated[
         str | None, typer.Option(help="API token (default: prompt, or read stdin when it is not a terminal).")
     ] = None,
+    oidc: Annotated[
+        bool,
+        typer.Option(
+            "--oidc",
+            help="Sign in as a person with the server's identity provider (a browser on this computer).",
+        ),
+    ] = False,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="With --oidc: print the sign-in URL, open no browser.")
+    ] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", min=1, help="With --oidc: seconds to wait for the sign-in.")
+    ] = 300,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a token against the server and save it with the URL in the config file."""
+    """Check a token against the server and save it with the URL in the config file.
+
+    With ``--oidc`` the token is a short-lived one of your own, from signing in with the
+    server's identity provider in a browser (the server says for how long).
+    """
     current = ClientConfig.load()
     base = (url or current.url).rstrip("/")
+    if oidc:
+        if token is not None:
+            _fail("--oidc and --token exclude each other", EXIT_INPUT, as_json)
+        token = _oidc_sign_in(base, no_browser, wait, as_json)
     if token is None:
         token = (
             typer.prompt("token", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
@@ -186,6 +209,25 @@ def login(
         _print_json({"url": base, "user": me, "config": str(path)})
     else:
         _out().print(f"logged in to {base} as [bold]{who}[/]; saved to {path}", highlight=False)
+
+
+def _oidc_sign_in(base: str, no_browser: bool, wait_s: float, as_json: bool) -> str:
+    """A session token from the server's identity provider, through a loopback receiver."""
+    with _client(as_json, ClientConfig(url=base)) as c:
+        info = c.oidc_info()
+    if not info.get("enabled"):
+        _fail(f"{base} has no sign-in with OpenID Connect: use an API token (--token)", EXIT_CONFIG, as_json)
+    with LoopbackReceiver() as receiver:
+        url = receiver.login_url(base)
+        provider = info.get("provider") or "the identity provider"
+        typer.echo(f"Sign in with {provider} in a browser on this computer:", err=True)
+        typer.echo(url, err=True)  # alone on its line, unwrapped: to copy, or for a program to read
+        if not no_browser:
+            webbrowser.open(url)
+        got = receiver.wait(wait_s)
+    if got is None:
+        _fail(f"no sign-in within {wait_s:g} s: run `gpupool login --oidc` again", EXIT_CONFIG, as_json)
+    return got
 
 
 def submit(

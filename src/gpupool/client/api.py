@@ -81,6 +81,10 @@ class GpupoolClient:
         """The caller's user, roles and memberships (``login`` checks a token with this)."""
         return self._json("GET", "/v1/users/me")
 
+    def oidc_info(self) -> JSON:
+        """Whether the server signs people in with OpenID Connect, and its provider's name."""
+        return self._json("GET", "/v1/auth/oidc")
+
     def submit(self, request: Mapping[str, Any], idempotency_key: str | None = None) -> Submitted:
         """Submit a job (``request`` is the body of ``POST /v1/jobs``).
 

@@ -51,6 +51,11 @@ class Caller:
     admin_of: frozenset[int]
     #: tenants the caller may see (None: all)
     visible: frozenset[int] | None
+    #: epoch ms at which the token stops working (None: never); an OIDC session token has one
+    expires_ms: int | None = None
+
+    def expired(self, now_ms: int) -> bool:
+        return self.expires_ms is not None and now_ms >= self.expires_ms
 
     @property
     def is_pool_admin(self) -> bool:
@@ -80,23 +85,27 @@ def caller_for_token(s: Session, plain: str) -> Caller | None:
 
 
 def caller_for_hash(s: Session, digest: str) -> Caller | None:
-    """The caller of the token whose SHA-256 is ``digest``, or None (unknown or revoked)."""
-    row = s.execute(
-        select(UserRow)
+    """The caller of the token whose SHA-256 is ``digest``, or None (unknown or revoked).
+
+    An expired token still resolves (with its ``expires_ms``), so that the refusal can say it
+    expired; every check of a caller refuses one whose ``expired(now)`` is true.
+    """
+    found = s.execute(
+        select(UserRow, TokenRow.expires_ms)
         .join(TokenRow, TokenRow.user_id == UserRow.id)
         .where(TokenRow.hash == digest, TokenRow.revoked.is_(False))
-    ).scalar_one_or_none()
-    if row is None:
+    ).one_or_none()
+    if found is None:
         return None
-    return caller_for_user(s, row)
+    return caller_for_user(s, found[0], expires_ms=found[1])
 
 
-def caller_for_user(s: Session, user: UserRow) -> Caller:
+def caller_for_user(s: Session, user: UserRow, expires_ms: int | None = None) -> Caller:
     members = s.execute(
         select(MembershipRow.tenant_id, MembershipRow.role).where(MembershipRow.user_id == user.id)
     ).all()
     if user.role in ("pool-admin", "viewer") and not members:
-        return Caller(user.id, user.name, user.role, frozenset(), frozenset(), None)
+        return Caller(user.id, user.name, user.role, frozenset(), frozenset(), None, expires_ms)
     parents = {k: v for k, v in s.execute(select(TenantRow.id, TenantRow.parent_id))}
     children: dict[int | None, list[int]] = {}
     for t, p in parents.items():
@@ -139,4 +148,5 @@ def caller_for_user(s: Session, user: UserRow) -> Caller:
         frozenset(member_of),
         frozenset(admin_of),
         None if everything else frozenset(visible),
+        expires_ms,
     )

@@ -91,6 +91,8 @@ class TokenRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_ms: Mapped[int] = mapped_column(Ms)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: epoch ms after which the token is refused (None: never; OIDC session tokens expire)
+    expires_ms: Mapped[int | None] = mapped_column(Ms, nullable=True, default=None)
 
 
 class AllocationRow(Base):

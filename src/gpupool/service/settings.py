@@ -73,12 +73,44 @@ class ServiceSettings(BaseSettings):
     terminate_grace_s: float = Field(default=10.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    #: sign-in of people through OpenID Connect (ADR 0008); empty issuer: off. The issuer's
+    #: ``/.well-known/openid-configuration`` names its endpoints and keys.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    #: the button's label: "Sign in with <name>" (default: the issuer's host)
+    oidc_provider_name: str = ""
+    #: the ID token claim whose value is the gpupool user name (``email``, ``preferred_username``)
+    oidc_claim: str = Field(default="email", pattern=r"^[A-Za-z0-9_:.-]{1,64}$")
+    #: a person the claim names who is no gpupool user: ``refuse`` (default), or ``create``
+    #: them as a plain user with no memberships (an admin then adds them to projects)
+    oidc_unknown_users: Literal["refuse", "create"] = "refuse"
+    #: lifetime of the session token a signed-in person gets
+    oidc_session_s: int = Field(default=12 * 3600, ge=60, le=7 * DAY_S)
+    oidc_scopes: str = "openid email profile"
+    #: this service's address as browsers reach it (behind a proxy); the callback registered
+    #: at the provider is ``<public_url>/v1/auth/oidc/callback``. Empty: the request's own
+    public_url: str = ""
 
     @model_validator(mode="after")
     def _walltimes(self) -> ServiceSettings:
         if self.default_walltime_s > self.max_walltime_s:
             raise ValueError("default_walltime_s must not exceed max_walltime_s")
         return self
+
+    @model_validator(mode="after")
+    def _oidc(self) -> ServiceSettings:
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
+            raise ValueError("oidc_issuer needs oidc_client_id and oidc_client_secret")
+        if self.oidc_issuer and not self.oidc_issuer.startswith(
+            ("https://", "http://127.0.0.1", "http://localhost")
+        ):
+            raise ValueError("oidc_issuer must be an https:// URL (http only for 127.0.0.1 or localhost)")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
 
     @property
     def url(self) -> str:

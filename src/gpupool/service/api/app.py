@@ -23,6 +23,7 @@ from gpupool.service.api import (
     health,
     jobs,
     metrics,
+    oidc,
     problems,
     tenants,
     usage,
@@ -134,6 +135,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     problems.install(app)
     for module in (health, metrics, fleet, tenants, users, allocations, jobs, usage, audit):
         app.include_router(module.router)
+    oidc.install(app)  # /v1/auth/oidc: people sign in with an identity provider (ADR 0008)
     dashboard.install(app)  # /v1/dashboard/*, /v1/whatif and the series sampler (issue #6)
     mount_dashboard(app)  # the web dashboard at / (issue #6)
     # well-formed submissions skip the framework (fast_submit.py); inside the body limit

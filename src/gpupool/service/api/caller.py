@@ -2,11 +2,13 @@
 
 This module owns the FastAPI dependencies every router uses: ``RuntimeDep`` (the service
 instance), ``SessionDep`` (a session per request, closed after it) and ``CallerDep`` (the
-``Caller`` behind ``Authorization: Bearer <token>``: 401 when missing, unknown or revoked).
+``Caller`` behind ``Authorization: Bearer <token>``: 401 when missing, unknown, revoked or
+expired).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated, cast
 
@@ -54,7 +56,18 @@ async def get_caller(
         caller = await run_in_threadpool(rt.directory.caller, token)
     if caller is None:
         raise ApiProblem(401, "unknown or revoked token", kind="unauthorized", headers=_CHALLENGE)
+    if caller.expired(rt.clock()):
+        raise ApiProblem(
+            401,
+            f"token expired at {_iso(caller.expires_ms)}: sign in again",
+            kind="unauthorized",
+            headers=_CHALLENGE,
+        )
     return caller
+
+
+def _iso(ms: int | None) -> str:
+    return dt.datetime.fromtimestamp((ms or 0) / 1000, tz=dt.UTC).isoformat(timespec="seconds")
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -66,6 +66,8 @@ class FastSubmit:
         caller = None
         if token and len(token) <= 512:
             _, caller = self.runtime.directory.cached_caller(token)
+            if caller is not None and caller.expired(self.runtime.clock()):
+                caller = None  # the route answers 401, saying the token expired
         if caller is None or not json_body or (key is not None and not KEY.fullmatch(key)):
             await self.app(scope, receive, send)
             return

@@ -1,5 +1,8 @@
-// Sign in with an API token. The token is kept in sessionStorage: it lasts while this tab is
-// open and is never written to disk by the page, nor sent anywhere but this service's API.
+// Sign in with an API token, or (when the service has an identity provider) with the
+// provider: "Sign in with <name>" goes to /v1/auth/oidc/login, and the callback page hands
+// the session token back (js/oidc-handoff.js). The token is kept in sessionStorage: it lasts
+// while this tab is open and is never written to disk by the page, nor sent anywhere but this
+// service's API.
 import { api, ApiError, token } from "../api.js";
 import { h } from "../dom.js";
 
@@ -63,6 +66,24 @@ export async function render(ctx) {
       input.select();
     }
   });
-  ctx.root.append(h("div", { class: "signin" }, form));
+  const wrap = h("div", { class: "signin" }, form);
+  ctx.root.append(wrap);
   input.focus();
+  // The provider's button, when the service has one (asked without a token: it is public).
+  try {
+    const info = await api.get("/v1/auth/oidc", undefined, { auth: "" });
+    if (info.enabled && ctx.alive()) {
+      const link = h("a", { class: "button", id: "oidc-signin", href: info.login_url }, `Sign in with ${info.provider}`);
+      const card = h(
+        "div",
+        { class: "card oidc" },
+        h("p", {}, "People of member institutions sign in with their own account:"),
+        h("div", { class: "actions" }, link),
+        h("p", { class: "muted small" }, "You get a token of your own for this tab, valid for a working day. Programs keep using API tokens."),
+      );
+      form.before(card);
+    }
+  } catch {
+    // no provider information: the token sign-in still works
+  }
 }
