@@ -74,14 +74,14 @@ export async function render(ctx) {
     const info = await api.get("/v1/auth/oidc", undefined, { auth: "" });
     if (info.enabled && ctx.alive()) {
       const link = h("a", { class: "button", id: "oidc-signin", href: info.login_url }, `Sign in with ${info.provider}`);
-      const card = h(
+      const block = h(
         "div",
-        { class: "card oidc" },
-        h("p", {}, "People of member institutions sign in with their own account:"),
+        { class: "oidc" },
         h("div", { class: "actions" }, link),
-        h("p", { class: "muted small" }, "You get a token of your own for this tab, valid for a working day. Programs keep using API tokens."),
+        h("p", { class: "muted small" }, "A person gets a short-lived token of their own for this tab. Programs use API tokens."),
+        h("p", { class: "or" }, "or with an API token"),
       );
-      form.before(card);
+      form.insertBefore(block, msg);
     }
   } catch {
     // no provider information: the token sign-in still works
