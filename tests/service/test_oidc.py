@@ -29,6 +29,7 @@ from sqlalchemy import select
 from gpupool.service.db import AuditRow, TokenRow
 from gpupool.service.oidc import OidcRefused, RelyingParty
 from gpupool.service.settings import ServiceSettings
+from tests.service.conftest import free_port
 from tests.service.oidc_fixture import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -210,6 +211,38 @@ def test_forged_callbacks_are_refused(gp: GpupoolServer, idp: Idp) -> None:
         b.get(gp.url + "/v1/auth/oidc/login", follow_redirects=False)
         r = b.get(gp.url + "/v1/auth/oidc/callback", params={"error": "access_denied"})
         assert r.status_code == 401 and "access_denied" in r.json()["detail"]
+
+
+def test_a_callback_cannot_be_replayed(gp: GpupoolServer) -> None:
+    with browser() as b:
+        login_page = b.get(gp.url + "/v1/auth/oidc/login")
+        cookie = b.cookies.get("gpupool_oidc")
+        page = sign_in_at_idp(b, login_page, "minjun.kim", PEOPLE["minjun.kim"]["password"])
+        assert page.status_code == 200 and b.cookies.get("gpupool_oidc") is None  # spent
+        again = b.get(page.url)
+        assert again.status_code == 401 and "no sign-in in progress" in again.json()["detail"]
+        # with the cookie kept (stolen), the provider refuses the used code
+        b.cookies.set("gpupool_oidc", cookie or "", domain="127.0.0.1", path="/v1/auth/oidc")
+        again = b.get(page.url)
+        assert again.status_code == 401 and "refused the authorization code" in again.json()["detail"]
+
+
+def test_a_provider_that_does_not_answer_is_a_503(tmp_path: Path, idp: Idp) -> None:
+    silent = f"http://127.0.0.1:{free_port()}/openid"
+    with GpupoolServer(tmp_path, idp, oidc_issuer=silent) as gp, browser() as b:
+        r = b.get(gp.url + "/v1/auth/oidc/login", follow_redirects=False)
+        assert r.status_code == 503 and r.headers["retry-after"] == "10", r.text
+        assert "did not answer" in r.json()["detail"]
+
+
+def test_settings_refuse_an_issuer_over_plain_http() -> None:
+    base = {"oidc_client_id": "c", "oidc_client_secret": "s"}
+    for bad in ("http://idp.example.org", "http://localhost.evil.example/x", "ftp://127.0.0.1/"):
+        with pytest.raises(ValueError, match="https://"):
+            ServiceSettings(oidc_issuer=bad, **base)
+    with pytest.raises(ValueError, match="oidc_client_id"):
+        ServiceSettings(oidc_issuer="https://idp.example.org")
+    assert ServiceSettings(oidc_issuer="https://idp.example.org", **base).oidc_enabled
 
 
 def test_a_code_issued_to_another_client_is_refused(gp: GpupoolServer, idp: Idp) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -102,9 +103,9 @@ class ServiceSettings(BaseSettings):
     def _oidc(self) -> ServiceSettings:
         if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
             raise ValueError("oidc_issuer needs oidc_client_id and oidc_client_secret")
-        if self.oidc_issuer and not self.oidc_issuer.startswith(
-            ("https://", "http://127.0.0.1", "http://localhost")
-        ):
+        issuer = urlsplit(self.oidc_issuer)
+        local = issuer.hostname in ("127.0.0.1", "localhost", "::1")
+        if self.oidc_issuer and not (issuer.scheme == "https" or (issuer.scheme == "http" and local)):
             raise ValueError("oidc_issuer must be an https:// URL (http only for 127.0.0.1 or localhost)")
         return self
 
