@@ -10,6 +10,7 @@ client.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -353,12 +354,9 @@ def test_id_tokens_are_verified_signature_audience_nonce_expiry_and_algorithm(id
     later = _party(idp, wall_s=lambda: time.time() + 3600)  # the provider's ID tokens last 600 s
     assert "expired" in _refused(later, good, "nonce-1")
 
-    elsewhere = RelyingParty(
-        ServiceSettings(
-            oidc_issuer=idp.issuer.replace("/openid", "/other"),
-            oidc_client_id=CLIENT_ID,
-            oidc_client_secret="x",
-        )
-    )
-    elsewhere._keys = rp.keys()  # the same keys, another issuer expected
+    # the same provider's keys, but this service expects another issuer (a provider that moved,
+    # or a token of a second realm on the same server)
+    elsewhere = _party(idp)
+    found = rp.provider()
+    elsewhere._provider = (dataclasses.replace(found, issuer=found.issuer + "/realm2"), time.monotonic())
     assert "issuer" in _refused(elsewhere, good, "nonce-1")

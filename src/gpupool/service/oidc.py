@@ -29,6 +29,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,7 +135,7 @@ def provider_label(settings: ServiceSettings) -> str:
 class RelyingParty:
     """This service as an OIDC client of one provider (thread-safe; one per runtime)."""
 
-    def __init__(self, settings: ServiceSettings, wall_s: Any = time.time) -> None:
+    def __init__(self, settings: ServiceSettings, wall_s: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.issuer = settings.oidc_issuer.rstrip("/")
         self._wall_s = wall_s
@@ -172,14 +173,14 @@ class RelyingParty:
         if cached is not None and time.monotonic() - cached[1] < METADATA_TTL_S:
             return cached[0]
         doc = self._get_json(self.issuer + "/.well-known/openid-configuration")
-        if str(doc.get("issuer", "")).rstrip("/") != self.issuer:
+        issuer = str(doc.get("issuer", ""))
+        if issuer.rstrip("/") != self.issuer:
             raise ProviderUnavailable(
                 f"the discovery document names issuer {doc.get('issuer')!r}, not {self.issuer!r}"
             )
         try:
-            found = Provider(
-                self.issuer, doc["authorization_endpoint"], doc["token_endpoint"], doc["jwks_uri"]
-            )
+            # ID tokens must name the issuer exactly as the provider spells it (a trailing "/")
+            found = Provider(issuer, doc["authorization_endpoint"], doc["token_endpoint"], doc["jwks_uri"])
         except KeyError as e:
             raise ProviderUnavailable(f"the discovery document has no {e.args[0]}") from None
         with self._lock:
@@ -296,7 +297,7 @@ class RelyingParty:
         registry = jwt.JWTClaimsRegistry(
             now=lambda: int(self._wall_s()),
             leeway=LEEWAY_S,
-            iss={"essential": True, "value": self.issuer},
+            iss={"essential": True, "value": self.provider().issuer},
             aud={"essential": True, "value": self.settings.oidc_client_id},
             sub={"essential": True},
             exp={"essential": True},
