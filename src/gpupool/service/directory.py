@@ -261,7 +261,7 @@ class Directory:
                     TenantRow.allowed_classes,
                 ).order_by(TenantRow.id)
             ):
-                inherited = classes.get(parent, frozenset(DEFAULT_CLASSES))
+                inherited = frozenset(DEFAULT_CLASSES) if parent is None else classes[parent]
                 classes[i] = frozenset(own) if own is not None else inherited
                 tenants[path] = Tenant(i, path, kind, classes[i])
             allocations: dict[int, list[Allocation]] = {}

@@ -159,12 +159,12 @@ def check_entitlements(
         if limit is None:
             raise _refuse("borrow_limit", path, f"no limit is more than its parent {parent.path} has")
         for model, v in limit.items():
-            cap = parent.borrow_limit.get(model, parent.borrow_limit.get(ANY_MODEL))
-            if cap is not None and v > cap:
+            most = parent.borrow_limit.get(model, parent.borrow_limit.get(ANY_MODEL))
+            if most is not None and v > most:
                 raise _refuse(
                     f"borrow_limit.{model}",
                     path,
-                    f"{v} is more than its parent {parent.path} may borrow ({cap})",
+                    f"{v} is more than its parent {parent.path} may borrow ({most})",
                 )
     if given.get("over_budget") == "preemptible" and parent.over_budget == "reject":
         raise _refuse("over_budget", path, f"its parent {parent.path} rejects jobs past budget: so must it")
