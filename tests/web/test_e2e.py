@@ -316,7 +316,7 @@ def test_tenants_for_a_viewer(tab: Tab) -> None:
 
 def test_whatif_runs_a_small_simulation_and_compares(tab: Tab) -> None:
     page = tab.page
-    tab.sign_in("analyst", "whatif")
+    tab.sign_in("admin", "whatif")  # a pool admin starts studies; a viewer only reads them
     expect(page.get_by_role("heading", name="What-if studies")).to_be_visible()
     page.select_option("#w-fleet", "demo")
     page.fill("#w-hours", "1")
