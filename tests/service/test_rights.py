@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from gpupool.cli.main import app
 from gpupool.service.auth import DEFAULT_TOKEN_TTL_MS
+from gpupool.service.refusals import Refusal
 from tests.service.conftest import Service
 
 runner = CliRunner()
@@ -404,3 +405,15 @@ def test_refusals_are_audited_and_a_flood_is_coalesced(sqlite_service: Service) 
     coalesced = service.call("GET", "/v1/audit?action=refused.coalesced").json()["items"]
     assert len(coalesced) == 1 and coalesced[0]["detail"]["repeats_not_written"] == 299
     assert len(service.call("GET", "/v1/audit?action=refused").json()["items"]) == 4
+
+
+def test_distinct_refusals_are_capped_per_minute(sqlite_service: Service) -> None:
+    service = sqlite_service
+    log = service.runtime.refusals
+    for i in range(log.per_minute + 80):  # e.g. bad tokens from many addresses
+        log.record(Refusal("anonymous", "GET", "/v1/jobs", "/v1/jobs", 401, "unknown token", f"10.0.{i}.1"))
+    assert len(service.call("GET", "/v1/audit?action=refused&limit=500").json()["items"]) == log.per_minute
+    service.clock.advance(60_000)
+    log.record(Refusal("anonymous", "GET", "/v1/jobs", "/v1/jobs", 401, "unknown token", "10.9.9.9"))
+    coalesced = service.call("GET", "/v1/audit?action=refused.coalesced").json()["items"]
+    assert [c["detail"]["dropped_over_cap"] for c in coalesced] == [80]

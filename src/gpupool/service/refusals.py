@@ -4,11 +4,11 @@ This module owns ``RefusalLog``. Each refusal becomes an audit row (action ``ref
 target ``METHOD path``, detail: status, reason, route, client address), readable by pool
 admins at ``GET /v1/audit?action=refused``. So that a flood of bad tokens cannot turn the
 audit log into a denial of service (a write per request, an unbounded table), refusals are
-coalesced: the first of each (who, method, route, status, reason) in a wall-clock minute is
-written, repeats in that minute are only counted, and at most ``per_minute`` rows are written
-a minute in all. The counts of what was coalesced or dropped go into one ``refused.coalesced``
-row, written with the first refusal of a later minute (no timer: nothing is written while
-nothing is refused).
+coalesced: the first of each (who, client address, method, route, status, reason) in a
+wall-clock minute is written, repeats in that minute are only counted, and at most
+``per_minute`` rows are written a minute in all. The counts of what was coalesced or dropped
+go into one ``refused.coalesced`` row, written with the first refusal of a later minute (no
+timer: nothing is written while nothing is refused).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ class Refusal:
     reason: str
     client: str
 
-    def key(self) -> tuple[str, str, str, int, str]:
-        return (self.actor, self.method, self.route, self.status, self.reason)
+    def key(self) -> tuple[str, str, str, str, int, str]:
+        return (self.actor, self.client, self.method, self.route, self.status, self.reason)
 
 
 class RefusalLog:
@@ -59,7 +59,7 @@ class RefusalLog:
         self.per_minute = per_minute
         self._lock = threading.Lock()
         self._minute = -1
-        self._seen: set[tuple[str, str, str, int, str]] = set()
+        self._seen: set[tuple[str, str, str, str, int, str]] = set()
         self._written = 0
         self._coalesced = 0
         self._dropped = 0

@@ -102,10 +102,10 @@ async def get_caller(
         caller = await run_in_threadpool(rt.directory.caller, token)
     if caller is None:
         raise ApiProblem(401, "unknown or revoked token", kind="unauthorized", headers=_CHALLENGE)
+    request.state.caller = caller  # who was refused, for the audit of refusals
     now = rt.clock()
     if caller.expired(now):
         raise expired_problem(caller)
-    request.state.caller = caller  # who was refused, for the audit of refusals
     needed = needed_scope(request.method, request.url.path)
     if not caller.has(needed):
         raise scope_refusal(caller, request.method, request.url.path, needed)
