@@ -13,15 +13,18 @@ timer: nothing is written while nothing is refused).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpupool.service import store
 
+log = logging.getLogger("gpupool.service")
 MINUTE_MS = 60_000
 #: refusal rows written per minute at most (beyond: counted, not written)
 PER_MINUTE = 120
@@ -105,12 +108,19 @@ class RefusalLog:
         return rows
 
     def write(self, actor: str, rows: list[tuple[str, str, dict[str, Any], int]]) -> None:
-        """Write rows ``admit`` gave (blocks: call it from a worker thread)."""
+        """Write rows ``admit`` gave (blocks: call it from a worker thread).
+
+        A database fault loses the rows (logged) but never changes the refusal's answer.
+        """
         if not rows:
             return
-        with self._factory.begin() as s:
-            for action, target, detail, at in rows:
-                store.audit(s, actor[:64] if action == "refused" else "gpupool", action, target, detail, at)
+        try:
+            with self._factory.begin() as s:
+                for action, target, detail, at in rows:
+                    who = actor[:64] if action == "refused" else "gpupool"
+                    store.audit(s, who, action, target, detail, at)
+        except SQLAlchemyError as e:
+            log.warning("could not audit %d refusal row(s): %s", len(rows), e)
 
     def record(self, r: Refusal) -> None:
         """``admit`` then ``write`` (blocks)."""
