@@ -15,6 +15,8 @@ from gpupool.fleetfile import (
     load_tenants,
     tenant_presets,
 )
+from gpupool.sim.scenario import build_scenario
+from gpupool.sim.workload import TraceError
 
 PHILLY_VCS = (
     "6214e9 11cb48 6c71a0 b436b2 103959 ee9e8c 0e4a51 ed69ec 7f04ca 2869ce e13805 23dbec 51b7ef 925e2b 795a4c"
@@ -312,3 +314,58 @@ def test_children_above_parent_without_a_fleet(tmp_path: Path) -> None:
 def test_unknown_preset() -> None:
     with pytest.raises(FleetFileError, match="did you mean 'philly'"):
         load_tenants("phily")
+
+
+# --- priority classes (ADR 0007) ----------------------------------------------------------------
+
+
+def test_priority_classes_are_granted_down_the_tree(tmp_path: Path, demo_fleet: Fleet) -> None:
+    text = BASE.replace(
+        "    weight: 2\n", "    weight: 2\n    allowed_classes: [normal, low, preemptible, high]\n"
+    )
+    text = text.replace(
+        "            over_budget: reject\n",
+        "            over_budget: reject\n            allowed_classes: [normal]\n",
+    )
+    t = load_tenants(str(_write(tmp_path, text)), demo_fleet)
+    assert t.allowed_classes(t.by_path["academia/snu/nlp"]) == {"normal", "low", "preemptible", "high"}
+    assert t.allowed_classes(t.by_path["academia/snu/vision"]) == {"normal"}  # narrows
+    assert t.allowed_classes(t.by_path["startups/upstage/solar"]) == {"normal", "low", "preemptible"}
+    korea = load_tenants("korea-2025", load_fleet("korea-2025"))
+    assert "reserved" in korea.allowed_classes(korea.by_path["sovereign-ai"])
+    assert "reserved" not in korea.allowed_classes(korea.by_path["academia"])
+
+
+def test_a_tenant_may_not_widen_its_parents_classes(tmp_path: Path, demo_fleet: Fleet) -> None:
+    text = BASE.replace(
+        "            over_budget: reject\n",
+        "            over_budget: reject\n            allowed_classes: [normal, reserved]\n",
+    )
+    with pytest.raises(FleetFileError) as err:
+        load_tenants(str(_write(tmp_path, text)), demo_fleet)
+    assert err.value.location == f"{VISION}.allowed_classes[1]"
+    assert "class 'reserved' is not allowed to its parent" in err.value.message
+    assert err.value.line == 17
+    bad = BASE.replace("    weight: 2\n", "    weight: 2\n    allowed_classes: [urgent]\n")
+    with pytest.raises(FleetFileError) as err:
+        load_tenants(str(_write(tmp_path, bad)), demo_fleet)
+    assert err.value.location == "sectors.academia.allowed_classes[0]"
+
+
+def test_a_trace_row_with_a_class_its_project_lacks_is_refused(tmp_path: Path) -> None:
+    tenants = _write(tmp_path, BASE)
+    trace = tmp_path / "jobs.csv"
+    trace.write_text(
+        "submit_s,duration_s,gpus,tenant,priority_class\n"
+        "0,60,1,academia/snu/vision,normal\n"
+        "5,60,1,academia/snu/vision,high\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(TraceError) as err:
+        build_scenario("demo", str(tenants), str(trace))
+    e = err.value
+    assert (e.path, e.line, e.field) == (str(trace), 3, "priority_class")
+    assert "'high' is not allowed in project 'academia/snu/vision'" in e.message
+    granted = BASE.replace("    weight: 2\n", "    weight: 2\n    allowed_classes: [normal, high]\n")
+    scenario = build_scenario("demo", str(_write(tmp_path, granted, "g.yaml")), str(trace))
+    assert [j.priority_class for j in scenario.jobs] == ["normal", "high"]

@@ -160,3 +160,34 @@ def test_login_and_usage(env: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     usage = runner.invoke(app, ["usage", "--by", "organisation", "--json"])
     assert usage.exit_code == 0, usage.output
     assert json.loads(usage.stdout)["by"] == "organisation"
+
+
+def test_tokens_create_list_and_revoke_through_the_cli(env: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    got = runner.invoke(
+        app, ["tokens", "create", "--name", "노트북", "--scope", "read", "--expires-in", "30d"]
+    )
+    assert got.exit_code == 0, got.output
+    secret = got.stdout.strip().splitlines()[-1]
+    assert secret.startswith("gpt_") and "(read)" in got.stdout
+    listed = runner.invoke(app, ["tokens", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    mine = [t for t in json.loads(listed.stdout)["items"] if t["name"] == "노트북"]
+    assert len(mine) == 1 and mine[0]["scopes"] == ["read"] and "token" not in mine[0]
+    assert mine[0]["expires_ms"] - mine[0]["created_ms"] == 30 * 86_400_000
+    table = runner.invoke(app, ["tokens", "list"])
+    assert table.exit_code == 0 and "노트북" in table.output and "active" in table.output
+    # the read token reads and cannot submit
+    monkeypatch.setenv("GPUPOOL_TOKEN", secret)
+    assert runner.invoke(app, ["queue"]).exit_code == 0
+    refused = runner.invoke(app, ["submit", "-p", "vision", "--", PY, "-c", "pass"])
+    assert refused.exit_code == 4 and "403" in refused.output and "submit" in refused.output
+    wider = runner.invoke(app, ["tokens", "create", "--scope", "admin"])
+    assert wider.exit_code == 4
+    # revoked with the member's own token: it stops working
+    monkeypatch.setenv("GPUPOOL_TOKEN", env.token)
+    gone = runner.invoke(app, ["tokens", "revoke", str(mine[0]["id"])])
+    assert gone.exit_code == 0, gone.output
+    with GpupoolClient(env.url, secret) as c, pytest.raises(Unauthorized):
+        c.me()
+    bad = runner.invoke(app, ["tokens", "create", "--expires-in", "90"])
+    assert bad.exit_code == 2 and "unit" in bad.output

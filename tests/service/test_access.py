@@ -99,8 +99,14 @@ def test_org_admin_manages_inside_their_organisation(service: Service) -> None:
         == 403
     )
     audit = service.call("GET", "/v1/audit").json()["items"]
-    mine = [a["action"] for a in audit if a["actor"] == "prof.lee"]
+    mine = [a["action"] for a in audit if a["actor"] == "prof.lee" and a["action"] != "refused"]
     assert mine == ["membership.set", "user.create", "tenant.create"]  # newest first
+    # the two 403s are audited too (ADR 0007); the 404 (an unseen tenant) is not a refusal
+    refused = [a for a in audit if a["actor"] == "prof.lee" and a["action"] == "refused"]
+    assert [(a["target"], a["detail"]["status"]) for a in refused] == [
+        ("POST /v1/users", 403),
+        ("POST /v1/tenants", 403),
+    ]
     assert {"actor": "admin", "action": "membership.set", "target": "tenant/academia/snu"}.items() <= audit[
         -2
     ].items()

@@ -37,6 +37,9 @@ def test_past_budget_jobs_run_preemptible_and_explain_says_so(service: Service) 
     _use_one_gpu_hour(service, "minjun.kim", "vision")
     listed = service.call("GET", "/v1/allocations?project=academia/snu/vision", "minjun.kim").json()
     assert listed[0]["state"] == "exhausted" and listed[0]["used_gpu_hours"] == 1.0
+    # high is a right (ADR 0007): the pool admin grants it to the sector, vision inherits it
+    grant = {"allowed_classes": ["normal", "low", "preemptible", "high"]}
+    assert service.call("PATCH", "/v1/tenants/academia", json=grant).status_code == 200
     r = service.submit("minjun.kim", project="vision", gpus=1, priority_class="high")
     assert r.status_code == 201
     job = r.json()

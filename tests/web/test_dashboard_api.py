@@ -103,6 +103,8 @@ def test_session_says_what_each_role_may_do(service: Service) -> None:
     assert admin["submit_projects"] == []  # a pool admin is no project member: the API refuses
     viewer = service.call("GET", "/v1/dashboard/session", "auditor").json()
     assert (viewer["can_whatif"], viewer["can_drain"], viewer["submit_projects"]) == (True, False, [])
+    # a viewer reads what-if studies; only a pool admin starts them (ADR 0007)
+    assert (admin["can_start_whatif"], viewer["can_start_whatif"]) == (True, False)
     member = service.call("GET", "/v1/dashboard/session", "minjun.kim").json()
     assert member["submit_projects"] == ["academia/snu/vision"]
     assert (member["sees_all"], member["can_whatif"], member["can_drain"]) == (False, False, False)
@@ -171,6 +173,9 @@ def test_fleet_occupancy_per_level_and_drill_down(sqlite_service: Service) -> No
 
 def test_queue_filters_sorts_and_pages(service: Service) -> None:
     ids = []
+    # high is granted from above (ADR 0007): the pool admin grants it to the academia sector
+    grant = {"allowed_classes": ["normal", "low", "preemptible", "high"]}
+    assert service.call("PATCH", "/v1/tenants/academia", json=grant).status_code == 200
     for i, (user, project, gpus, models, prio) in enumerate(
         [
             ("minjun.kim", "vision", 8, ["H100"], "normal"),

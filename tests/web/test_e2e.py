@@ -314,9 +314,17 @@ def test_tenants_for_a_viewer(tab: Tab) -> None:
     tab.shot("tenants")
 
 
-def test_whatif_runs_a_small_simulation_and_compares(tab: Tab) -> None:
+def test_a_viewer_reads_whatif_studies_and_starts_none(tab: Tab) -> None:
     page = tab.page
     tab.sign_in("analyst", "whatif")
+    expect(page.get_by_role("heading", name="What-if studies")).to_be_visible()
+    expect(page.locator("#w-readonly")).to_contain_text("a pool admin starts and stops them")
+    assert page.get_by_role("button", name="Run simulation").count() == 0
+
+
+def test_whatif_runs_a_small_simulation_and_compares(tab: Tab) -> None:
+    page = tab.page
+    tab.sign_in("admin", "whatif")  # a pool admin starts studies; a viewer only reads them
     expect(page.get_by_role("heading", name="What-if studies")).to_be_visible()
     page.select_option("#w-fleet", "demo")
     page.fill("#w-hours", "1")

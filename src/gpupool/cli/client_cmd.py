@@ -1,10 +1,11 @@
-"""The client commands: ``gpupool login|submit|queue|show|cancel|explain|logs|usage``.
+"""The client commands: ``gpupool login|submit|queue|show|cancel|explain|logs|usage|tokens``.
 
 This module owns the command-line surface of the live service for its users. Each command is
 a thin Typer function over ``gpupool.client.GpupoolClient``: it parses options (walltimes
 like ``30m``, ``1h``, ``2d``), calls one API endpoint, and prints a Rich table, or with
 ``--json`` the server's JSON unchanged on stdout (Hangul and all, not ``\\uXXXX``-escaped).
-``register`` mounts them on the ``gpupool`` app.
+``register`` mounts them on the ``gpupool`` app, and ``tokens_app`` (``gpupool tokens list|
+create|revoke``: the caller's own API tokens).
 
 Errors end in one red line on stderr (with ``--json``, the problem document on stdout too) and
 a non-zero exit: 2 for bad input caught here, 3 when no server or token is configured or the
@@ -484,6 +485,77 @@ def _instant(text: str) -> str:
     return t.astimezone(dt.UTC).isoformat()
 
 
+tokens_app = typer.Typer(help="Your own API tokens: list, create (shown once), revoke.", no_args_is_help=True)
+
+
+@tokens_app.command("list")
+def tokens_list(as_json: JsonOpt = False) -> None:
+    """Your tokens: scopes, expiry, last use (never their secrets)."""
+    with _client(as_json) as c:
+        items = c.tokens()
+    if as_json:
+        _print_json({"items": items})
+        return
+    t = _table(f"{len(items)} token(s)", ["id", "name", "scopes", "created", "expires", "last used", "state"])
+    for tok in items:
+        t.add_row(
+            _text(tok.get("id")),
+            _text(tok.get("name") or None),
+            _text(" ".join(tok.get("scopes") or [])),
+            _when(tok.get("created_ms")),
+            _when(tok.get("expires_ms")),
+            _when(tok.get("last_used_ms")),
+            "revoked" if tok.get("revoked") else "active",
+        )
+    _out().print(t)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="read, submit or admin (repeat; default: your token's scopes)."),
+    ] = None,
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="Lifetime, e.g. 30d, 12h (default 90 days).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mint a token for yourself; its secret is printed this once."""
+    try:
+        seconds = parse_duration(expires_in) if expires_in is not None else None
+    except ValueError as e:
+        _fail(f"--expires-in: {e}", EXIT_INPUT, as_json)
+    bad = [s for s in scope or [] if s not in ("read", "submit", "admin")]
+    if bad:
+        _fail(f"--scope {bad[0]!r}: give read, submit or admin", EXIT_INPUT, as_json)
+    with _client(as_json) as c:
+        tok = c.create_token(name=name, scopes=scope, expires_in_s=seconds)
+    if as_json:
+        _print_json(tok)
+        return
+    _out().print(
+        f"token {_text(tok.get('id'))} ({' '.join(tok.get('scopes') or [])}), "
+        f"expires {_when(tok.get('expires_ms'))}; the secret, shown once:",
+        highlight=False,
+    )
+    typer.echo(str(tok.get("token", "")))
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[int, typer.Argument(help="Token id (gpupool tokens list).")], as_json: JsonOpt = False
+) -> None:
+    """Revoke one of your tokens (it stops working at once)."""
+    with _client(as_json) as c:
+        c.revoke_token(token_id)
+    if as_json:
+        _print_json({"revoked": token_id})
+    else:
+        _out().print(f"revoked token {token_id}", highlight=False)
+
+
 COMMANDS: tuple[Callable[..., None], ...] = (login, submit, queue, show, cancel, explain, logs, usage)
 
 
@@ -491,3 +563,4 @@ def register(app: typer.Typer) -> None:
     """Mount the client commands on ``app`` (the ``gpupool`` command)."""
     for fn in COMMANDS:
         app.command(fn.__name__)(fn)
+    app.add_typer(tokens_app, name="tokens")

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gpupool.cli.admin_cmd import admin_app
 from gpupool.cli.client_cmd import register as register_client_commands
 from gpupool.cli.fleet_cmd import fleet_app, tenants_app
 from gpupool.cli.serve_cmd import serve
@@ -51,6 +52,8 @@ app.add_typer(tenants_app, name="tenants")
 register_client_commands(app)
 # The live service itself (gpupool.service).
 app.command("serve")(serve)
+# Local recovery of a pool-admin token on the server's machine (gpupool.cli.admin_cmd).
+app.add_typer(admin_app, name="admin")
 
 out_console = Console()
 err_console = Console(stderr=True)

@@ -13,7 +13,7 @@ production uses the network. The client holds a connection pool: close it (or us
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -159,6 +159,24 @@ class GpupoolClient:
 
     def fleet(self) -> JSON:
         return self._json("GET", "/v1/fleet")
+
+    def tokens(self) -> list[JSON]:
+        """The caller's own tokens (never their secrets)."""
+        return page_items(self._json("GET", "/v1/tokens"))
+
+    def create_token(
+        self, *, name: str = "", scopes: Sequence[str] | None = None, expires_in_s: int | None = None
+    ) -> JSON:
+        """Mint a token for the caller: the answer holds its secret, shown this once."""
+        body: dict[str, Any] = {"name": name}
+        if scopes:
+            body["scopes"] = list(scopes)
+        if expires_in_s is not None:
+            body["expires_in"] = expires_in_s
+        return self._json("POST", "/v1/tokens", json=body)
+
+    def revoke_token(self, token_id: int) -> None:
+        self._send("DELETE", f"/v1/tokens/{int(token_id)}")
 
     # -- plumbing -------------------------------------------------------------------------
 

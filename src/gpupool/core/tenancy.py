@@ -14,6 +14,11 @@ from dataclasses import dataclass, field, replace
 
 ANY_MODEL = "*"
 KINDS = ("sector", "organisation", "project")
+#: every priority class, most urgent first (the order of ``gpupool.core.job.PRIORITY_CLASSES``)
+CLASSES = ("reserved", "high", "normal", "low", "preemptible")
+#: the classes a tenant allows when nobody above it granted more: ``reserved`` and ``high``
+#: preempt others, so they are a right granted from above (as Slurm's QOS per association)
+DEFAULT_CLASSES = ("normal", "low", "preemptible")
 
 
 class TenancyError(ValueError):
@@ -37,6 +42,8 @@ class TenantNode:
     clusters: tuple[str, ...] = ()
     members: tuple[str, ...] = ()
     sector: str = ""
+    #: priority classes its members may use; None: its parent's (``DEFAULT_CLASSES`` at the top)
+    allowed_classes: tuple[str, ...] | None = None
 
 
 class Tenancy:
@@ -79,6 +86,15 @@ class Tenancy:
     @property
     def projects_set(self) -> frozenset[int]:
         return frozenset(self.projects)
+
+    def allowed_classes(self, index: int) -> frozenset[str]:
+        """The priority classes members of this tenant may use (inherited down the tree)."""
+        allowed = frozenset(DEFAULT_CLASSES)
+        for i in self._ancestors[index]:
+            own = self.nodes[i].allowed_classes
+            if own is not None:
+                allowed = frozenset(own)
+        return allowed
 
     def sector_of(self, index: int) -> str:
         root = self._ancestors[index][0]
@@ -145,6 +161,7 @@ class TenancyBuilder:
         over_budget: str = "preemptible",
         clusters: Sequence[str] = (),
         members: Sequence[str] = (),
+        allowed_classes: Sequence[str] | None = None,
     ) -> int:
         if not key or "/" in key:
             raise TenancyError(f"tenant key {key!r} must be non-empty and contain no '/'")
@@ -163,6 +180,22 @@ class TenancyBuilder:
             raise TenancyError(f"tenant {path!r}: budget_gpu_hours must be >= 0")
         if over_budget not in ("preemptible", "reject"):
             raise TenancyError(f"tenant {path!r}: over_budget must be 'preemptible' or 'reject'")
+        if allowed_classes is not None:
+            unknown = [c for c in allowed_classes if c not in CLASSES]
+            if unknown:
+                raise TenancyError(
+                    f"tenant {path!r}: allowed_classes: unknown class {unknown[0]!r} "
+                    f"(known: {', '.join(CLASSES)})"
+                )
+            # A child may narrow what its parent allows, never widen it.
+            if parent >= 0:
+                held = self._allowed(parent)
+                wider = [c for c in allowed_classes if c not in held]
+                if wider:
+                    raise TenancyError(
+                        f"tenant {path!r}: allowed_classes: {', '.join(wider)} not allowed to its parent "
+                        f"{self._nodes[parent].path!r} (which allows {', '.join(sorted(held))})"
+                    )
         depth = path.count("/")
         kind = kind or KINDS[min(depth, 2)]
         sector = path.split("/", 1)[0]
@@ -183,9 +216,19 @@ class TenancyBuilder:
                 tuple(clusters),
                 tuple(members),
                 sector,
+                None if allowed_classes is None else tuple(dict.fromkeys(allowed_classes)),
             )
         )
         return idx
+
+    def _allowed(self, index: int) -> frozenset[str]:
+        """The classes a node added so far allows (its own list, else its parent's)."""
+        while index >= 0:
+            own = self._nodes[index].allowed_classes
+            if own is not None:
+                return frozenset(own)
+            index = self._nodes[index].parent
+        return frozenset(DEFAULT_CLASSES)
 
     def build(self, capacity_by_model: Mapping[str, int] | None = None) -> Tenancy:
         """Validate and build; with ``capacity_by_model`` also check guarantees fit the fleet."""

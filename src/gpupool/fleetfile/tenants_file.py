@@ -23,10 +23,14 @@ Format (YAML shown; TOML has the same keys)::
                 budget_gpu_hours: 20000
                 over_budget: preemptible  # or reject
                 clusters: [kisti]         # affinity
+                allowed_classes: [normal, low, preemptible, high]  # priority classes
                 members: [minjun.kim, seoyeon.lee]
 
 Every level takes ``name``, ``weight``, ``guaranteed``, ``borrow_limit``, ``budget_gpu_hours``,
-``over_budget`` and ``clusters``; projects also take ``members``.
+``over_budget``, ``clusters`` and ``allowed_classes``; projects also take ``members``.
+``allowed_classes`` is inherited down the tree (default ``normal, low, preemptible``: the
+classes that preempt, ``reserved`` and ``high``, must be granted); a tenant may narrow its
+parent's list, never widen it.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from pydantic import BeforeValidator, Field
 
 from gpupool.core.accelerator import Catalogue
 from gpupool.core.fleet import Fleet
-from gpupool.core.tenancy import ANY_MODEL, Tenancy, TenancyBuilder, TenancyError
+from gpupool.core.tenancy import ANY_MODEL, DEFAULT_CLASSES, Tenancy, TenancyBuilder, TenancyError
 from gpupool.fleetfile.catalogue import load_catalogue
 from gpupool.fleetfile.document import (
     FleetFileError,
@@ -63,6 +67,7 @@ def _any_model_shorthand(value: object) -> object:
 
 
 _Gpus = Annotated[int, Field(ge=0)]
+_Class = Literal["reserved", "high", "normal", "low", "preemptible"]
 
 
 class _TenantSpec(StrictSpec):
@@ -73,6 +78,7 @@ class _TenantSpec(StrictSpec):
     budget_gpu_hours: Annotated[float, Field(ge=0)] | None = None
     over_budget: Literal["preemptible", "reject"] = "preemptible"
     clusters: list[str] = Field(default_factory=list)
+    allowed_classes: list[_Class] | None = None
 
 
 class ProjectSpec(_TenantSpec):
@@ -141,6 +147,7 @@ class _Build:
         self.catalogue: Catalogue = fleet.catalogue if fleet is not None else load_catalogue()
         self.locs: list[Loc] = []  # tenant index -> its place in the document
         self.clusters: list[tuple[str, ...]] = []  # tenant index -> its effective clusters
+        self.classes: list[frozenset[str]] = []  # tenant index -> its allowed priority classes
         self.specs: list[_TenantSpec] = []
 
     def fail(self, loc: Loc, message: str) -> FleetFileError:
@@ -186,6 +193,17 @@ class _Build:
                     "a tenant may narrow its parent's affinity, not leave it",
                 )
         clusters = tuple(t.clusters) or inherited
+        held = self.classes[parent] if parent >= 0 else frozenset(DEFAULT_CLASSES)
+        if t.allowed_classes is not None and parent >= 0:
+            for i, c in enumerate(t.allowed_classes):
+                if c not in held:
+                    raise self.fail(
+                        (*loc, "allowed_classes", i),
+                        f"class {c!r} is not allowed to its parent (which allows "
+                        f"{', '.join(sorted(held))}): a tenant may narrow its parent's classes, "
+                        "not widen them",
+                    )
+        classes = frozenset(t.allowed_classes) if t.allowed_classes is not None else held
         dup = sorted({m for m in members if members.count(m) > 1})
         if dup:
             raise self.fail((*loc, "members"), f"member {dup[0]!r} is listed twice")
@@ -203,11 +221,13 @@ class _Build:
                 over_budget=t.over_budget,
                 clusters=t.clusters,
                 members=members,
+                allowed_classes=t.allowed_classes,
             )
         except TenancyError as e:
             raise self.fail(loc, str(e)) from None
         self.locs.append(loc)
         self.clusters.append(clusters)
+        self.classes.append(classes)
         self.specs.append(t)
         return idx
 

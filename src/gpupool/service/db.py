@@ -56,6 +56,8 @@ class TenantRow(Base):
     borrow_limit: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     clusters: Mapped[list[str]] = mapped_column(JSON, default=list)
     over_budget: Mapped[str] = mapped_column(String(16), default="preemptible")
+    #: priority classes its members may use; null: its parent's (the default set at the top)
+    allowed_classes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_ms: Mapped[int] = mapped_column(Ms)
 
 
@@ -82,7 +84,12 @@ class MembershipRow(Base):
 
 
 class TokenRow(Base):
-    """An API token: only the SHA-256 of the secret is kept."""
+    """An API token: only the SHA-256 of the secret is kept.
+
+    ``scopes`` is a space-separated subset of ``read submit admin`` (what the token may do, on
+    top of what its user may do); ``expires_ms`` null means it never expires (tokens made
+    before expiry existed); ``last_used_ms`` is written at most once a minute per token.
+    """
 
     __tablename__ = "tokens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -91,8 +98,9 @@ class TokenRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_ms: Mapped[int] = mapped_column(Ms)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: epoch ms after which the token is refused (None: never; OIDC session tokens expire)
-    expires_ms: Mapped[int | None] = mapped_column(Ms, nullable=True, default=None)
+    scopes: Mapped[str] = mapped_column(String(64), default="read submit admin")
+    expires_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+    last_used_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
 
 
 class AllocationRow(Base):

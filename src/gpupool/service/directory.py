@@ -14,6 +14,11 @@ invalidation happened since it began, so a read that raced a commit is never kep
 revoked token, a removed membership or a new tenant is in force for the next request of this
 process. Changes made by another process (a second service on the same PostgreSQL) are seen
 after at most ``ttl_s`` seconds; ``ttl_s = 0`` turns caching off.
+
+It also owns two token writes that must not cost a request much: ``issue_token`` (minting a
+token for a user: the token API, the recovery command and OIDC sign-in call it) and
+``touch`` (a token's last-used time, written at most once per ``LAST_USED_EVERY_MS`` per
+token, by a statement marked ``directory_neutral`` so that it does not drop the caches).
 """
 
 from __future__ import annotations
@@ -24,18 +29,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
 
-from gpupool.service import auth
-from gpupool.service.auth import Caller
-from gpupool.service.db import AllocationRow, TenantRow, UserRow
+from gpupool.core.tenancy import DEFAULT_CLASSES
+from gpupool.service import auth, store
+from gpupool.service.auth import Caller, Scope
+from gpupool.service.db import AllocationRow, TenantRow, TokenRow, UserRow
 
 #: tables whose changes may change a caller, a project's name or a budget
 WATCHED = frozenset({"tokens", "users", "memberships", "tenants", "allocations"})
 #: at most this many tokens are remembered (a flood of unknown tokens must not grow memory)
 MAX_TOKENS = 10_000
+#: a token's last-used time is written at most this often (not a write per request)
+LAST_USED_EVERY_MS = 60_000
+#: execution option of a write to a watched table that changes no caller (``touch``)
+NEUTRAL = "directory_neutral"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +55,8 @@ class Tenant:
     id: int
     path: str
     kind: str
+    #: the priority classes its members may use (its own list, else its parent's)
+    classes: frozenset[str] = frozenset(DEFAULT_CLASSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +101,25 @@ class Directory:
         self._callers: dict[str, tuple[Caller | None, float]] = {}
         self._snapshot: tuple[_Snapshot, float] | None = None
         self._dirty = threading.local()
+        self._writer: sessionmaker[Session] | None = None
+        #: token id -> when its last use was last written (epoch ms)
+        self._last_used: dict[int, int] = {}
 
     # -- invalidation -----------------------------------------------------------------------
 
     def watch(self, engine: Engine, factory: sessionmaker[Session]) -> None:
         """Invalidate on every committed change of a watched table written through ``factory``."""
+        self._writer = factory
 
         @event.listens_for(engine, "before_execute")
         def _seen(conn: Any, clause: Any, *_: Any) -> None:
             # A session and its connection stay in one thread: a thread-local flag links the
             # statement to the commit that follows it.
-            if isinstance(clause, UpdateBase) and getattr(clause.table, "name", "") in WATCHED:
+            if (
+                isinstance(clause, UpdateBase)
+                and getattr(clause.table, "name", "") in WATCHED
+                and not clause.get_execution_options().get(NEUTRAL)
+            ):
                 self._dirty.flag = True
 
         @event.listens_for(factory, "after_commit")
@@ -155,6 +175,72 @@ class Directory:
             if generation == self._generation:  # nothing was invalidated while we read
                 put()
 
+    # -- token writes -------------------------------------------------------------------------
+
+    def issue_token(
+        self,
+        user_id: int,
+        *,
+        name: str,
+        scopes: frozenset[Scope] | set[Scope],
+        expires_at_ms: int | None,
+        now_ms: int,
+        actor: str = "",
+    ) -> tuple[int, str]:
+        """Mint a token for ``user_id``: (its id, the secret to show once), audited.
+
+        ``expires_at_ms`` is epoch milliseconds (None: never; give one). ``actor`` names who
+        asked in the audit log (default: the user). Callers outside the API (OIDC sign-in, the
+        recovery command) use this, so that every token is made the same way.
+        """
+        if self._writer is None:
+            raise RuntimeError("Directory.watch was not called: no writer to mint tokens with")
+        with self._writer.begin() as s:
+            user = s.get(UserRow, user_id)
+            if user is None:
+                raise ValueError(f"no user with id {user_id}")
+            row, plain = auth.issue(
+                s, user_id, name=name, scopes=scopes, expires_ms=expires_at_ms, now_ms=now_ms
+            )
+            store.audit(
+                s,
+                actor or user.name,
+                "token.create",
+                f"user/{user.name}",
+                {
+                    "token_id": row.id,
+                    "name": name,
+                    "scopes": auth.scopes_text(scopes),
+                    "expires_ms": expires_at_ms,
+                },
+                now_ms,
+            )
+            return row.id, plain
+
+    def touch(self, token_id: int | None, now_ms: int) -> bool:
+        """Is the token's last-used time due for a write (``write_last_used``)? Memory only."""
+        if token_id is None:
+            return False
+        last = self._last_used.get(token_id)
+        if last is not None and now_ms - last < LAST_USED_EVERY_MS:
+            return False
+        if len(self._last_used) >= MAX_TOKENS:
+            self._last_used.clear()
+        self._last_used[token_id] = now_ms
+        return True
+
+    def write_last_used(self, token_id: int, now_ms: int) -> None:
+        """Record a token's last use (blocks: a write; neutral to the caches)."""
+        if self._writer is None:
+            return
+        with self._writer.begin() as s:
+            s.execute(
+                update(TokenRow)
+                .where(TokenRow.id == token_id)
+                .values(last_used_ms=now_ms)
+                .execution_options(**{NEUTRAL: True})
+            )
+
     # -- tenants, users and allocations ---------------------------------------------------------
 
     def _current(self) -> _Snapshot:
@@ -163,10 +249,21 @@ class Directory:
             return snap[0]
         generation = self._generation
         with self._reader() as s:
-            tenants = {
-                path: Tenant(i, path, kind)
-                for i, path, kind in s.execute(select(TenantRow.id, TenantRow.path, TenantRow.kind))
-            }
+            tenants: dict[str, Tenant] = {}
+            classes: dict[int, frozenset[str]] = {}
+            # parents before children (ids grow as tenants are added under parents)
+            for i, path, kind, parent, own in s.execute(
+                select(
+                    TenantRow.id,
+                    TenantRow.path,
+                    TenantRow.kind,
+                    TenantRow.parent_id,
+                    TenantRow.allowed_classes,
+                ).order_by(TenantRow.id)
+            ):
+                inherited = frozenset(DEFAULT_CLASSES) if parent is None else classes[parent]
+                classes[i] = frozenset(own) if own is not None else inherited
+                tenants[path] = Tenant(i, path, kind, classes[i])
             allocations: dict[int, list[Allocation]] = {}
             for a in s.scalars(select(AllocationRow).order_by(AllocationRow.id)):
                 allocations.setdefault(a.project_id, []).append(

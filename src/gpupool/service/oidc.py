@@ -45,7 +45,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpupool.service import auth, store
-from gpupool.service.db import TokenRow, UserRow
+from gpupool.service.db import UserRow
 from gpupool.service.settings import ServiceSettings
 
 #: signature algorithms an ID token may use: asymmetric only (see the module's rules)
@@ -396,10 +396,9 @@ def stranger(person: Person) -> OidcRefused:
 def issue_session_token(s: Session, user_id: int, *, name: str, expires_ms: int, now_ms: int) -> str:
     """Mint a token of ``user_id`` that expires at ``expires_ms``; the secret, shown once.
 
-    The one place OIDC mints tokens: at merge it becomes the tokens module's ``issue_token``
-    (with the session's scopes), and the column ``tokens.expires_ms`` of migration 0005 theirs.
+    The session token carries every scope: the person's role and memberships already bound what
+    it may do (ADR 0007), and a person signed in to the dashboard submits and administers as
+    their role allows.
     """
-    plain, hashed = auth.new_token()
-    s.add(TokenRow(user_id=user_id, name=name, hash=hashed, created_ms=now_ms, expires_ms=expires_ms))
-    s.flush()
+    _, plain = auth.issue(s, user_id, name=name, scopes=auth.ALL_SCOPES, expires_ms=expires_ms, now_ms=now_ms)
     return plain

@@ -25,7 +25,7 @@ from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.fleetfile import default_tenants_for, fleet_presets, load_fleet, load_tenants
 from gpupool.service import auth
-from gpupool.service.db import TenantRow, TokenRow, UserRow, make_engine, migrate, session_factory
+from gpupool.service.db import TenantRow, UserRow, make_engine, migrate, session_factory
 from gpupool.service.directory import Directory
 from gpupool.service.dry_run import DryRunExecutor
 from gpupool.service.executors.base import Executor
@@ -33,6 +33,7 @@ from gpupool.service.executors.gpus import LocalMachine
 from gpupool.service.local_fleet import machine_scenario
 from gpupool.service.loop import Clock, Loop, wall_clock
 from gpupool.service.metrics import ServiceMetrics
+from gpupool.service.refusals import RefusalLog
 from gpupool.service.settings import ServiceSettings
 from gpupool.service.tenant_tree import seed
 
@@ -92,6 +93,8 @@ class Runtime:
         #: callers, tenants and allocations as requests read them, invalidated by our writes
         self.directory = Directory(self.reader, ttl_s=settings.directory_cache_s)
         self.directory.watch(self.engine, self.factory)
+        #: the audit of 401 and 403 answers, coalesced per minute (refusals.py)
+        self.refusals = RefusalLog(self.factory, clock)
         self._executors = dict(executors) if executors is not None else None
         # the same per-policy defaults as the twin (las: rounds and a quantum)
         self.config = with_policy_defaults(
@@ -172,8 +175,14 @@ class Runtime:
                 )
                 s.add(admin)
                 s.flush()
-                plain, hashed = auth.new_token()
-                s.add(TokenRow(user_id=admin.id, name="bootstrap", hash=hashed, created_ms=now))
+                _, plain = auth.issue(
+                    s,
+                    admin.id,
+                    name="bootstrap",
+                    scopes=auth.ALL_SCOPES,
+                    expires_ms=now + auth.DEFAULT_TOKEN_TTL_MS,
+                    now_ms=now,
+                )
                 self.new_admin_token = plain
         if self.new_admin_token is not None:
             write_secret(self.settings.admin_token_path, self.new_admin_token)

@@ -233,8 +233,10 @@ def audit(s: Session, actor: str, action: str, target: str, detail: dict[str, An
     s.add(AuditRow(at_ms=now, actor=actor, action=action, target=target, detail=detail))
 
 
-def audit_page(s: Session, limit: int, before: int | None) -> list[AuditRow]:
+def audit_page(s: Session, limit: int, before: int | None, action: str | None = None) -> list[AuditRow]:
     q = select(AuditRow)
+    if action is not None:
+        q = q.where(AuditRow.action == action)
     if before is not None:
         q = q.where(AuditRow.id < before)
     return list(s.scalars(q.order_by(AuditRow.id.desc()).limit(limit)))

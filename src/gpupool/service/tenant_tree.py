@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpupool.core.fleet import Fleet
-from gpupool.core.tenancy import ANY_MODEL, Tenancy, TenancyBuilder
+from gpupool.core.tenancy import ANY_MODEL, DEFAULT_CLASSES, Tenancy, TenancyBuilder
 from gpupool.service.db import AllocationRow, MembershipRow, TenantRow, UserRow
 
 log = logging.getLogger("gpupool.service")
@@ -56,6 +56,20 @@ def guarantees(rows: list[TenantRow], allocations: list[AllocationRow]) -> dict[
     return out
 
 
+def effective_classes(rows: list[TenantRow]) -> dict[int, frozenset[str]]:
+    """Each tenant's allowed priority classes by id: its own list, else its parent's (give
+    the rows parents first, as ``tenant_rows`` does)."""
+    out: dict[int, frozenset[str]] = {}
+    for r in rows:
+        inherited = out.get(r.parent_id, frozenset(DEFAULT_CLASSES)) if r.parent_id is not None else None
+        own = r.allowed_classes
+        if own is not None:
+            out[r.id] = frozenset(own)
+        else:
+            out[r.id] = inherited if inherited is not None else frozenset(DEFAULT_CLASSES)
+    return out
+
+
 def build_tenancy(
     rows: list[TenantRow], allocations: list[AllocationRow], fleet: Fleet, name: str = "service"
 ) -> Tenancy:
@@ -76,6 +90,7 @@ def build_tenancy(
             borrow_limit=r.borrow_limit,
             over_budget=r.over_budget,
             clusters=r.clusters,
+            allowed_classes=r.allowed_classes,
         )
     return b.build(capacity_by_model=fleet.gpus_by_model())
 
@@ -100,6 +115,7 @@ def seed(s: Session, tenancy: Tenancy, now: int) -> None:
             borrow_limit=None if n.borrow_limit is None else dict(n.borrow_limit),
             clusters=list(n.clusters),
             over_budget=n.over_budget,
+            allowed_classes=None if n.allowed_classes is None else list(n.allowed_classes),
             created_ms=now,
         )
         s.add(row)

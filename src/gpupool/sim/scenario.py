@@ -39,7 +39,7 @@ from gpupool.sim.records import RunResult
 from gpupool.sim.simulator import SimConfig, simulate
 from gpupool.sim.throughputs import GAVEL_MODELS, gavel_throughput_table, gavel_throughputs
 from gpupool.sim.trace import read_trace, shipped_trace
-from gpupool.sim.workload import WorkloadJob
+from gpupool.sim.workload import TraceError, WorkloadJob
 
 HELIOS_WINDOW = ("2017-10-01", "2017-11-30 23:59:59")
 #: Share of a synthetic workload's single-node jobs that are portable inference services
@@ -248,6 +248,28 @@ def map_tenants(jobs: list[WorkloadJob], tenancy: Tenancy) -> tuple[list[Workloa
     return out, f"{len(unknown)} trace tenants mapped onto {len(projects)} projects round-robin"
 
 
+def check_classes(jobs: Sequence[WorkloadJob], tenancy: Tenancy, source: str) -> None:
+    """Refuse a job whose priority class its project does not allow (``TraceError``).
+
+    The twin keeps the service's rule: ``reserved`` and ``high`` are granted in the tenants
+    file (``allowed_classes``), so a trace cannot preempt with a class its tenant lacks.
+    """
+    for j in jobs:
+        project = tenancy.resolve(j.tenant)
+        if project is None:
+            continue
+        allowed = tenancy.allowed_classes(project)
+        if j.priority_class not in allowed:
+            raise TraceError(
+                source,
+                j.source_line,
+                "priority_class",
+                f"job {j.id!r}: class {j.priority_class!r} is not allowed in project "
+                f"{tenancy.nodes[project].path!r} (allowed: {', '.join(sorted(allowed))}); "
+                "grant it with allowed_classes in the tenants file",
+            )
+
+
 def build_scenario(
     fleet_name: str,
     tenants_name: str | None,
@@ -264,6 +286,7 @@ def build_scenario(
     tenancy = load_tenants(tname, fleet)
     jobs, what = load_workload(workload, fleet, tenancy, seed=seed, load=load, hours=hours, fmt=fmt)
     jobs, mapped = map_tenants(jobs, tenancy)
+    check_classes(jobs, tenancy, workload)
     context = {
         "fleet": f"{fleet_name}: {fleet.total_gpus:,} accelerators on {len(fleet.nodes):,} nodes",
         "tenants": f"{tname}: {len(tenancy.projects)} projects",

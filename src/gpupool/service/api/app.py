@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpupool.service.api import (
@@ -30,6 +31,7 @@ from gpupool.service.api import (
     users,
 )
 from gpupool.service.api.fast_submit import FastSubmit
+from gpupool.service.refusals import Refusal
 from gpupool.service.runtime import Runtime
 from gpupool.web import mount_dashboard
 
@@ -132,7 +134,25 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    problems.install(app)
+
+    async def refused(request: Request, status: int, detail: str) -> None:
+        # every 401 and 403 is audited (coalesced: refusals.py); memory decides, a thread writes
+        caller = getattr(request.state, "caller", None)
+        route = getattr(request.scope.get("route"), "path", request.url.path)
+        r = Refusal(
+            actor=caller.name if caller is not None else "anonymous",
+            method=request.method,
+            path=request.url.path,
+            route=str(route),
+            status=status,
+            reason=detail,
+            client=request.client.host if request.client else "",
+        )
+        rows = runtime.refusals.admit(r)
+        if rows:
+            await run_in_threadpool(runtime.refusals.write, r.actor, rows)
+
+    problems.install(app, on_refusal=refused)
     for module in (health, metrics, fleet, tenants, users, allocations, jobs, usage, audit):
         app.include_router(module.router)
     oidc.install(app)  # /v1/auth/oidc: people sign in with an identity provider (ADR 0008)

@@ -8,11 +8,12 @@ the directory cache, the body validated by ``JobRequest.model_validate_json``, a
 same ``jobs.accept_job`` the route calls, in one worker thread.
 
 Anything else goes on to the FastAPI route unchanged, with the body replayed: no or an
-unknown token, a token not cached yet (the route reads it and caches it), another content
-type, a malformed ``Idempotency-Key``, a body that does not validate. So every error answer,
+unknown token, a token not cached yet (the route reads it and caches it), an expired token
+or one without the ``submit`` scope, another content type, a malformed ``Idempotency-Key``,
+a body that does not validate. So every error answer,
 and every schema in ``/openapi.json``, is the route's own. The problems ``accept_job`` raises
 (403, 404, 409, 422) are answered here with the same ``problem_response`` the app's handler
-uses.
+uses, and a 403 among them is audited as the route's would be (``refusals``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpupool.service.api import problems
+from gpupool.service.api.caller import touch
 from gpupool.service.api.jobs import accept_job
+from gpupool.service.auth import Caller
+from gpupool.service.auth import Scope as TokenScope
 from gpupool.service.job_request import JobRequest
+from gpupool.service.refusals import Refusal
 from gpupool.service.runtime import Runtime
 
 PATH = "/v1/jobs"
@@ -66,8 +71,8 @@ class FastSubmit:
         caller = None
         if token and len(token) <= 512:
             _, caller = self.runtime.directory.cached_caller(token)
-            if caller is not None and caller.expired(self.runtime.clock()):
-                caller = None  # the route answers 401, saying the token expired
+        if caller is not None and (caller.expired(self.runtime.clock()) or not caller.has(TokenScope.SUBMIT)):
+            caller = None  # the route answers (401 or 403) and audits it
         if caller is None or not json_body or (key is not None and not KEY.fullmatch(key)):
             await self.app(scope, receive, send)
             return
@@ -87,14 +92,26 @@ class FastSubmit:
             await self.app(scope, _replay(messages, receive), send)  # the route's 422
             return
         try:
-            status, out = await to_thread.run_sync(accept_job, self.runtime, caller, req, key)
+            status, out = await to_thread.run_sync(self._accept, caller, req, key)
         except problems.ApiProblem as p:
+            if p.status in (401, 403):
+                client = scope.get("client")
+                host = client[0] if client else ""
+                refusal = Refusal(caller.name, "POST", PATH, PATH, p.status, p.detail, host)
+                await to_thread.run_sync(self.runtime.refusals.record, refusal)
             answer = problems.problem_response(p.status, p.detail, p.kind, p.errors, p.headers)
             await answer(scope, receive, send)
             return
         headers = [*_JSON_HEADERS, (b"content-length", str(len(out)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": out})
+
+    def _accept(self, caller: Caller, req: JobRequest, key: str | None) -> tuple[int, bytes]:
+        rt = self.runtime
+        now = rt.clock()
+        if caller.token_id is not None and rt.directory.touch(caller.token_id, now):
+            touch(rt, caller.token_id, now)
+        return accept_job(rt, caller, req, key)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

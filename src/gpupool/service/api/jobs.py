@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gpupool.core.tenancy import CLASSES
 from gpupool.service import budget, store
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
 from gpupool.service.api.paging import CursorQ, LimitQ, Page, after, next_cursor
@@ -203,6 +204,15 @@ def accept_job(
     project = resolve_submit_project(rt, caller, req.project)
     if not caller.can_submit(project.id):
         raise ApiProblem(403, f"you are not a member of project {project.path}", kind="forbidden")
+    if req.priority_class not in project.classes:
+        # reserved and high preempt others: a right granted from above (allowed_classes)
+        raise ApiProblem(
+            403,
+            f"priority class {req.priority_class!r} is not allowed in project {project.path} "
+            f"(allowed: {', '.join(c for c in CLASSES if c in project.classes)}); "
+            "an admin above the project grants it with allowed_classes",
+            kind="class-not-allowed",
+        )
     settings = rt.settings
     try:
         check_against(req, rt.fleet, settings)

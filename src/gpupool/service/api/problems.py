@@ -10,6 +10,7 @@ document with ``type``, ``title``, ``status``, ``detail`` and, for invalid input
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -115,11 +116,17 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return out
 
 
-def install(app: FastAPI) -> None:
+#: told of every 401 and 403 before it is answered (the audit of refusals)
+OnRefusal = Callable[[Request, int, str], Awaitable[None]]
+
+
+def install(app: FastAPI, on_refusal: OnRefusal | None = None) -> None:
     """Register the handlers that make every error a problem document."""
 
     @app.exception_handler(ApiProblem)
-    async def _ours(_: Request, exc: ApiProblem) -> JSONResponse:
+    async def _ours(request: Request, exc: ApiProblem) -> JSONResponse:
+        if on_refusal is not None and exc.status in (401, 403):
+            await on_refusal(request, exc.status, exc.detail)
         return problem_response(exc.status, exc.detail, exc.kind, exc.errors, exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -2,21 +2,25 @@
 
 This module owns the tenant routes. Reading: viewers and admins see every tenant; members see
 their projects' branch. Writing: a pool admin anywhere; an org admin inside their organisation.
+Entitlements (``ENTITLEMENTS``: guarantee, weight, borrow limit, over-budget action, allowed
+priority classes, clusters) are set from above only (ADR 0007): a pool admin sets anyone's, an
+admin only those of tenants strictly below one she administers, never her own, and within what
+the parent holds (``check_entitlements``); refused with 403 naming the field and the tenant.
 Every change is checked by building the core's tenancy from the changed rows (guarantees must
-fit their parents and the fleet), written with an audit row in one transaction, and makes the
-loop rebuild the core.
+fit their parents and the fleet, classes and clusters only narrow down the tree), written with
+an audit row in one transaction, and makes the loop rebuild the core.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from gpupool.core.tenancy import ANY_MODEL, TenancyError
+from gpupool.core.tenancy import ANY_MODEL, CLASSES, TenancyError
 from gpupool.service import store
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
@@ -24,7 +28,14 @@ from gpupool.service.auth import MEMBER_ROLES, Caller
 from gpupool.service.db import MembershipRow, TenantRow, UserRow
 from gpupool.service.request_body import RequestBody
 from gpupool.service.runtime import Runtime
-from gpupool.service.tenant_tree import active_allocations, build_tenancy, leaf_kind, tenant_rows
+from gpupool.service.tenant_tree import (
+    active_allocations,
+    build_tenancy,
+    effective_classes,
+    guarantees,
+    leaf_kind,
+    tenant_rows,
+)
 
 router = APIRouter(tags=["tenants"])
 
@@ -32,6 +43,13 @@ Key = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A
 Gpus = Annotated[int, Field(ge=0, le=10_000_000)]
 ModelKey = Annotated[str, Field(min_length=1, max_length=32)]
 ClusterName = Annotated[str, Field(min_length=1, max_length=64)]
+ClassName = Literal["reserved", "high", "normal", "low", "preemptible"]
+Classes = Annotated[
+    list[ClassName],
+    Field(max_length=5, description="Priority classes its members may use (null: as its parent)"),
+]
+#: the fields only an admin above a tenant may set (never the tenant's own admin)
+ENTITLEMENTS = ("guaranteed", "weight", "borrow_limit", "over_budget", "allowed_classes", "clusters")
 
 
 class TenantOut(BaseModel):
@@ -44,6 +62,8 @@ class TenantOut(BaseModel):
     borrow_limit: dict[str, int] | None
     clusters: list[str]
     over_budget: str
+    allowed_classes: list[str] | None = Field(description="Its own list (null: as its parent)")
+    classes: list[str] = Field(description="The priority classes its members may use, in effect")
 
 
 class TenantIn(RequestBody):
@@ -55,6 +75,7 @@ class TenantIn(RequestBody):
     borrow_limit: Annotated[dict[ModelKey, Gpus] | None, Field(max_length=64)] = None
     clusters: Annotated[list[ClusterName], Field(max_length=64)] = Field(default_factory=list)
     over_budget: Literal["preemptible", "reject"] = "preemptible"
+    allowed_classes: Classes | None = None
 
 
 class TenantPatch(RequestBody):
@@ -64,6 +85,7 @@ class TenantPatch(RequestBody):
     borrow_limit: Annotated[dict[ModelKey, Gpus] | None, Field(max_length=64)] = None
     clusters: Annotated[list[ClusterName] | None, Field(max_length=64)] = None
     over_budget: Literal["preemptible", "reject"] | None = None
+    allowed_classes: Classes | None = None
 
 
 class MemberIn(RequestBody):
@@ -77,7 +99,7 @@ class MemberOut(BaseModel):
     role: str
 
 
-def tenant_out(row: TenantRow, paths: dict[int, str]) -> TenantOut:
+def tenant_out(row: TenantRow, paths: dict[int, str], classes: frozenset[str]) -> TenantOut:
     return TenantOut(
         path=row.path,
         name=row.name,
@@ -88,7 +110,75 @@ def tenant_out(row: TenantRow, paths: dict[int, str]) -> TenantOut:
         borrow_limit=None if row.borrow_limit is None else dict(row.borrow_limit),
         clusters=list(row.clusters),
         over_budget=row.over_budget,
+        allowed_classes=None if row.allowed_classes is None else list(row.allowed_classes),
+        classes=[c for c in CLASSES if c in classes],
     )
+
+
+def _out(s: Session, row: TenantRow) -> TenantOut:
+    """``tenant_out`` of one row, with its parent's path and its classes in effect."""
+    s.flush()
+    rows = tenant_rows(s)
+    paths = {r.id: r.path for r in rows}
+    return tenant_out(row, paths, effective_classes(rows)[row.id])
+
+
+def _refuse(field: str, path: str, why: str) -> ApiProblem:
+    return ApiProblem(403, f"{field} of {path}: {why}", kind="forbidden", errors=[(field, why)])
+
+
+def check_entitlements(
+    s: Session, rt: Runtime, caller: Caller, path: str, parent: TenantRow | None, given: dict[str, Any]
+) -> None:
+    """403 unless ``caller`` may set the entitlements in ``given`` of the tenant at ``path``.
+
+    A pool admin may set any (the tree's own rules still apply: 422). An admin only of a
+    tenant strictly below one she administers (so never her own: she cannot raise what she
+    holds against the others), and within what its parent holds: a guarantee no larger than
+    the parent's, a borrow limit no larger than the parent's, ``preemptible`` past budget only
+    if the parent has it, classes the parent allows. A weight only divides the parent's share
+    among its children, so any weight is within what the parent holds.
+    """
+    fields = [f for f in ENTITLEMENTS if f in given]
+    if not fields or caller.is_pool_admin:
+        return
+    if parent is None or not caller.sets_entitlements_of(parent.id):
+        above = f"an admin of {parent.path} or a pool admin" if parent is not None else "a pool admin"
+        raise _refuse(
+            fields[0], path, f"the entitlements of a tenant you administer are set from above ({above})"
+        )
+    held = guarantees([parent], active_allocations(s, rt.clock()))[parent.id]
+    for model, g in (given.get("guaranteed") or {}).items():
+        cap = sum(held.values()) if model == ANY_MODEL else held.get(model, held.get(ANY_MODEL, 0))
+        if g > cap:
+            raise _refuse(
+                f"guaranteed.{model}", path, f"{g} is more than its parent {parent.path} holds ({cap})"
+            )
+    if "borrow_limit" in given and parent.borrow_limit is not None:
+        limit = given["borrow_limit"]
+        if limit is None:
+            raise _refuse("borrow_limit", path, f"no limit is more than its parent {parent.path} has")
+        for model, v in limit.items():
+            most = parent.borrow_limit.get(model, parent.borrow_limit.get(ANY_MODEL))
+            if most is not None and v > most:
+                raise _refuse(
+                    f"borrow_limit.{model}",
+                    path,
+                    f"{v} is more than its parent {parent.path} may borrow ({most})",
+                )
+    if given.get("over_budget") == "preemptible" and parent.over_budget == "reject":
+        raise _refuse("over_budget", path, f"its parent {parent.path} rejects jobs past budget: so must it")
+    wanted = given.get("allowed_classes")
+    if wanted is not None:
+        allowed = effective_classes(tenant_rows(s))[parent.id]
+        wider = [c for c in wanted if c not in allowed]
+        if wider:
+            raise _refuse(
+                "allowed_classes",
+                path,
+                f"{', '.join(wider)} not allowed to its parent {parent.path} "
+                f"(which allows {', '.join(c for c in CLASSES if c in allowed)})",
+            )
 
 
 def visible_tenant(s: Session, caller: Caller, path: str) -> TenantRow:
@@ -130,16 +220,19 @@ def list_tenants(
 ) -> list[TenantOut]:
     rows = tenant_rows(s)
     paths = {r.id: r.path for r in rows}
-    return [tenant_out(r, paths) for r in rows if caller.can_see(r.id) and (kind is None or r.kind == kind)]
+    classes = effective_classes(rows)
+    return [
+        tenant_out(r, paths, classes[r.id])
+        for r in rows
+        if caller.can_see(r.id) and (kind is None or r.kind == kind)
+    ]
 
 
 @router.get(
     "/v1/tenants/{path:path}", response_model=TenantOut, responses=responses(401, 404), summary="A tenant"
 )
 def get_tenant(path: str, caller: CallerDep, s: SessionDep) -> TenantOut:
-    row = visible_tenant(s, caller, path)
-    parent = s.get(TenantRow, row.parent_id) if row.parent_id is not None else None
-    return tenant_out(row, {parent.id: parent.path} if parent else {})
+    return _out(s, visible_tenant(s, caller, path))
 
 
 @router.post(
@@ -167,6 +260,7 @@ def create_tenant(body: TenantIn, caller: CallerDep, rt: RuntimeDep) -> TenantOu
         path = body.key if parent is None else f"{parent.path}/{body.key}"
         if s.scalars(select(TenantRow.id).where(TenantRow.path == path)).first() is not None:
             raise ApiProblem(409, f"tenant {path!r} exists", kind="conflict")
+        check_entitlements(s, rt, caller, path, parent, body.model_dump(exclude_unset=True))
         row = TenantRow(
             path=path,
             name=body.name or body.key,
@@ -177,12 +271,13 @@ def create_tenant(body: TenantIn, caller: CallerDep, rt: RuntimeDep) -> TenantOu
             borrow_limit=body.borrow_limit,
             clusters=list(body.clusters),
             over_budget=body.over_budget,
+            allowed_classes=body.allowed_classes,
             created_ms=now,
         )
         s.add(row)
         validate_tree(s, rt)
         store.audit(s, caller.name, "tenant.create", f"tenant/{path}", body.model_dump(), now)
-        out = tenant_out(row, {parent.id: parent.path} if parent else {})
+        out = _out(s, row)
     rt.loop.request_rebuild()
     return out
 
@@ -204,13 +299,15 @@ def patch_tenant(path: str, body: TenantPatch, caller: CallerDep, rt: RuntimeDep
         if not caller.can_manage(row.id):
             raise ApiProblem(403, f"you do not administer {path}", kind="forbidden")
         for k, v in changes.items():
-            if v is None and k != "borrow_limit":
+            if v is None and k not in ("borrow_limit", "allowed_classes"):
                 raise invalid(k, "must not be null")
+        parent = s.get(TenantRow, row.parent_id) if row.parent_id is not None else None
+        check_entitlements(s, rt, caller, path, parent, changes)
+        for k, v in changes.items():
             setattr(row, k, v)
         validate_tree(s, rt)
         store.audit(s, caller.name, "tenant.update", f"tenant/{path}", changes, now)
-        parent = s.get(TenantRow, row.parent_id) if row.parent_id is not None else None
-        out = tenant_out(row, {parent.id: parent.path} if parent else {})
+        out = _out(s, row)
     rt.loop.request_rebuild()
     return out
 

@@ -40,6 +40,7 @@ class SessionOut(BaseModel):
     memberships: list[MembershipOut]
     submit_projects: list[str] = Field(description="Projects the caller may submit jobs to")
     can_whatif: bool
+    can_start_whatif: bool = Field(description="May start and stop what-if studies (pool admins)")
     can_drain: bool
     fleet: str
     models: list[str]
@@ -67,6 +68,7 @@ def session(caller: CallerDep, rt: RuntimeDep, s: SessionDep) -> SessionOut:
         memberships=[MembershipOut(tenant=p, role=r) for p, r in memberships(s, user.id)],
         submit_projects=[p for i, p in projects if caller.can_submit(i)],
         can_whatif=caller.sees_all,
+        can_start_whatif=caller.is_pool_admin,
         can_drain=caller.is_pool_admin,
         fleet=rt.fleet.name,
         models=sorted(rt.fleet.gpus_by_model()),

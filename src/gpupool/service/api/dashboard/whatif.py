@@ -3,7 +3,8 @@
 This module owns the what-if routes over ``gpupool.web.whatif.WhatIfRuns``: the options and
 limits of a study, starting one (one at a time, bounded in size and time), listing, following
 and stopping runs, and a finished run's figures and report page (served with a policy that
-allows no script). Studies are for viewers and pool admins only.
+allows no script). Studies are read by viewers and pool admins; only a pool admin starts one
+(a viewer only reads: ADR 0007), and only its owner or a pool admin stops it.
 """
 
 from __future__ import annotations
@@ -164,6 +165,8 @@ def whatif_options(request: Request, caller: CallerDep, rt: RuntimeDep) -> WhatI
 )
 def whatif_start(body: WhatIfIn, request: Request, caller: CallerDep, rt: RuntimeDep) -> WhatIfRunOut:
     _require_viewer(caller)
+    if not caller.is_pool_admin:
+        raise ApiProblem(403, "only a pool admin may start a what-if study", kind="forbidden")
     if body.fleet not in fleets():
         raise invalid("fleet", f"not a fleet preset (known: {', '.join(fleets())})")
     if body.tenants is not None and body.tenants not in tenants():
@@ -216,6 +219,8 @@ def whatif_cancel(run_id: str, request: Request, caller: CallerDep) -> WhatIfRun
     _require_viewer(caller)
     runs = _runs(request)
     doc = _status(runs, run_id)
+    if doc["owner"] != caller.name and not caller.is_pool_admin:
+        raise ApiProblem(403, f"what-if run {run_id} is {doc['owner']}'s: only they or a pool admin stop it")
     # Only a run still running (by its files: a finished child may linger a moment) can stop.
     if doc["state"] != "running" or not runs.cancel(run_id):
         raise ApiProblem(409, f"what-if run {run_id} is not running", kind="not-running")

@@ -152,7 +152,10 @@ export async function render(ctx) {
   const runsCard = h("section", { class: "card", "aria-labelledby": "w-runs-h" });
   const view = h("section", { class: "card", "aria-labelledby": "w-view-h", hidden: true, id: "w-view" });
   const cmp = h("section", { class: "card", "aria-labelledby": "w-cmp-h", hidden: true, id: "w-compare" });
-  root.append(form, runsCard, view, cmp);
+  // viewers read studies; only a pool admin starts or stops one (ADR 0007)
+  const canStart = Boolean(ctx.session && ctx.session.can_start_whatif);
+  const readOnly = h("p", { class: "notice", id: "w-readonly" }, "You may read these studies; a pool admin starts and stops them.");
+  root.append(canStart ? form : readOnly, runsCard, view, cmp);
 
   let runs = [];
   let shownState = "";
@@ -256,7 +259,7 @@ export async function render(ctx) {
         h("p", {}, specText(run.spec), " · ", (run.spec.policies || []).join(", ")),
         h("label", { for: "w-progress" }, p.stage ? `${p.stage}${p.total ? `: ${f.int(p.done)} of ${f.jobs(p.total)}` : ""}` : "starting…"),
         h("progress", { id: "w-progress", max: 1, value: overall }, f.pct(overall, 0)),
-        h("div", { class: "actions" }, cancel),
+        canStart ? h("div", { class: "actions" }, cancel) : null,
       );
       shownState = "running";
       return;
