@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import shlex
 import threading
 import time
@@ -53,6 +54,7 @@ from gpupool.service.executors.base import (
     NodeChanged,
     NodeState,
 )
+from gpupool.service.executors.job_account import WORK_DIR, JobAccount, prepare_job_dirs
 from gpupool.service.executors.local import log_paths
 from gpupool.service.executors.slurm_client import (
     BatchComponent,
@@ -106,9 +108,16 @@ def node_state(node: SlurmNode) -> NodeState | None:
 
 
 def batch_request(
-    launch: Launch, node_models: Mapping[str, str], options: SlurmOptions
+    launch: Launch,
+    node_models: Mapping[str, str],
+    options: SlurmOptions,
+    account: JobAccount | None = None,
 ) -> BatchRequest | str:
-    """The batch job for ``launch``, or why it cannot be one (a node outside the cluster)."""
+    """The batch job for ``launch``, or why it cannot be one (a node outside the cluster).
+
+    ``account``: the resolved ``launch.run_as``; the job runs as it (``--uid/--gid``), with its
+    home and name in the environment and, without a ``cwd``, its private work directory.
+    """
     if not launch.argv:
         return "empty command line"
     if not launch.placement:
@@ -127,6 +136,9 @@ def batch_request(
     env["GPUPOOL_GPUS"] = str(sum(len(ids) for _, ids in launch.placement))
     env["GPUPOOL_PLACEMENT"] = ";".join(f"{n}:{','.join(map(str, ids))}" for n, ids in launch.placement)
     lines = ["#!/bin/bash", "# gpupool allocation " + launch.allocation_id.replace("\n", " ")]
+    if account is not None:
+        # sbatch exports its own (root's) HOME and USER: the job's are its account's.
+        env.update(HOME=account.home, USER=account.name, LOGNAME=account.name)
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
     lines.append('export GPUPOOL_NODE="${SLURMD_NODENAME:-$(hostname)}"')
     lines.append("exec " + shlex.join(launch.argv))
@@ -137,8 +149,10 @@ def batch_request(
         components=comps,
         stdout=str(out),
         stderr=str(err),
-        chdir=str(launch.cwd or launch.log_dir),
+        chdir=str(launch.cwd or (launch.log_dir / WORK_DIR if account else launch.log_dir)),
         time_s=math.ceil(launch.walltime_s) if launch.walltime_s > 0 else 0,
+        uid=account.uid if account else None,
+        gid=account.gid if account else None,
     )
 
 
@@ -210,6 +224,7 @@ class SlurmExecutor:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._scan_error: str = ""
+        self._warned_root = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._scan()
@@ -340,18 +355,23 @@ class SlurmExecutor:
                 # Until sbatch answers, the job may or may not exist: terminate must wait.
                 a.unsure_since = time.monotonic()
             assert a.launch is not None
-            req = batch_request(a.launch, self.nodes, self.options)
+            account = JobAccount.lookup(a.launch.run_as) if a.launch.run_as is not None else None
+            if isinstance(account, str):
+                with self._lock:
+                    self._submits.popleft()
+                self._fail(a, f"cannot run on Slurm cluster {self.cluster}: {account}")
+                continue
+            req = batch_request(a.launch, self.nodes, self.options, account)
             if isinstance(req, str):
                 with self._lock:
                     self._submits.popleft()
                 self._fail(a, f"cannot submit to Slurm cluster {self.cluster}: {req}")
                 continue
-            try:
-                a.launch.log_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
+            why = self._prepare(a.launch, account)
+            if why:
                 with self._lock:
                     self._submits.popleft()
-                self._fail(a, f"cannot create the log directory {a.launch.log_dir}: {e.strerror or e}")
+                self._fail(a, why)
                 continue
             a.tries += 1
             try:
@@ -384,6 +404,28 @@ class SlurmExecutor:
                 if a.phase == "queued":
                     a.phase, a.slurm_id, a.submitted_at, a.unsure_since = "submitted", job_id, now, None
             log.info("slurm %s: allocation %s is Slurm job %d", self.cluster, aid, job_id)
+
+    def _prepare(self, launch: Launch, account: JobAccount | None) -> str | None:
+        """Make the job's log (and, for a mapped account, work) directory; why not, if not."""
+        if account is None:
+            if os.geteuid() == 0 and not self._warned_root:
+                # No identity map: the job is the service's user, here root. Said once.
+                self._warned_root = True
+                log.warning(
+                    "slurm %s: jobs without a mapped account run as root (the service's user); "
+                    "map gpupool users to Unix accounts to run them as their owners",
+                    self.cluster,
+                )
+            try:
+                launch.log_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                return f"cannot create the log directory {launch.log_dir}: {e.strerror or e}"
+            return None
+        try:
+            prepare_job_dirs(launch.log_dir, log_paths(launch.log_dir, launch.allocation_id), account)
+        except OSError as e:
+            return f"cannot prepare the job's directories for {account.name!r}: {e}"
+        return None
 
     def _work_cancels(self, now: float) -> None:
         while True:

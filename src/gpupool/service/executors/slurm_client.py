@@ -159,6 +159,10 @@ class BatchRequest:
     stderr: str
     chdir: str
     time_s: int = 0  # 0: the partition's limit
+    #: run as this Unix uid and gid (``sbatch --uid/--gid``, the submitter being root);
+    #: ``None``: as the submitting user
+    uid: int | None = None
+    gid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +383,11 @@ class SlurmCli:
             # gpupool requeues itself (on a new placement); Slurm must not restart the job on
             # the node it was pinned to.
             argv += [f"--job-name={req.name}", f"--comment={req.comment}", "--no-requeue"]
+            if req.uid is not None:
+                # Root submits, Slurm runs the job as the mapped account: slurmctld records that
+                # user (squeue, sacct, limits), and slurmstepd drops to it before it opens the
+                # output files or runs the script. Every component names it (heterogeneous jobs).
+                argv += [f"--uid={req.uid}", f"--gid={req.gid if req.gid is not None else req.uid}"]
             argv += [f"--nodelist={','.join(comp.nodes)}", f"--nodes={len(comp.nodes)}"]
             argv.append("--ntasks-per-node=1")
             if comp.gpus:
@@ -549,6 +558,14 @@ class SlurmRest:
         return job
 
     def submit(self, request: BatchRequest) -> int:
+        if request.uid is not None:
+            # slurmrestd runs a job as the user its token names; one service token cannot
+            # submit for a mapped account (that needs a JWT per user).
+            raise SlurmError(
+                "submit: slurmrestd cannot run a job as a mapped Unix account with one service "
+                "token; leave rest_url empty (the CLI submits as root with --uid/--gid)",
+                transient=False,
+            )
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "TZ")}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         jobs = [self._job_body(request, c, env) for c in request.components]
