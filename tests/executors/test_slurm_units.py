@@ -155,6 +155,9 @@ class FakeSlurm:
     def accounting(self, job_ids: Iterable[int]) -> list[SlurmJob]:
         return []
 
+    def ended_since(self, since_s: float) -> list[SlurmJob]:
+        return []
+
 
 class Client:
     """FakeSlurm as a SlurmClient (jobs/nodes are methods there, data here)."""
@@ -164,6 +167,7 @@ class Client:
         self.submit = fake.submit
         self.cancel = fake.cancel
         self.accounting = fake.accounting
+        self.ended_since = fake.ended_since
         self.jobs = fake.jobs_
         self.nodes = fake.nodes_
 

@@ -228,6 +228,8 @@ class SlurmExecutor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._scan()
+        #: gpupool jobs sacct says ended, that squeue no longer lists: the restart's record
+        self._history: dict[str, SlurmJob] = self._ended_in_accounting()
         if start:
             self._thread = threading.Thread(target=self._run, name=f"gpupool-slurm-{cluster}", daemon=True)
             self._thread.start()
@@ -235,14 +237,34 @@ class SlurmExecutor:
     # -- the protocol -------------------------------------------------------------------
 
     def launch(self, launch: Launch) -> None:
-        """Queue a submission (a no-op for an allocation id seen before, or found in Slurm)."""
+        """Queue a submission (a no-op for an allocation id seen before, or found in Slurm).
+
+        An allocation whose Slurm job ended while the service was down, and is known only to
+        accounting now, is not run again: its end is reported as sacct recorded it.
+        """
         aid = launch.allocation_id
         with self._lock:
             if aid in self._seen:
                 return
             self._seen.add(aid)
-            self._allocs[aid] = _Alloc(aid, launch, "queued", queued_at=time.monotonic())
-            self._submits.append(aid)
+            ended = self._history.pop(aid, None)
+            if ended is None:
+                self._allocs[aid] = _Alloc(aid, launch, "queued", queued_at=time.monotonic())
+                self._submits.append(aid)
+                return
+        a = _Alloc(aid, launch, "done", slurm_id=ended.job_id, started=True, seen_live=False)
+        event = self._final(a, ended, {})
+        if event is None:  # NODE_FAIL long ago: no node to report now, and it did not finish
+            at = ended.end_s * 1000 if ended.end_s else self._now_ms()
+            event = AllocationFailed(aid, at, f"Slurm job {ended.job_id} lost its node (NODE_FAIL)")
+        log.info(
+            "slurm %s: allocation %s ended while gpupool was down (Slurm job %d, %s in sacct)",
+            self.cluster,
+            aid,
+            ended.job_id,
+            ended.state,
+        )
+        self._emit(event)
 
     def terminate(self, allocation_id: str, grace_s: float) -> None:
         """Cancel the allocation's Slurm job: TERM now, KILL after ``grace_s``; never blocks."""
@@ -543,6 +565,32 @@ class SlurmExecutor:
             old = out.get(aid)
             if old is None or old.state not in ACTIVE_STATES | PENDING_STATES:
                 out[aid] = j
+        return out
+
+    def _ended_in_accounting(self) -> dict[str, SlurmJob]:
+        """gpupool's jobs that ended within the lookback and that squeue no longer lists.
+
+        After a restart longer than ``MinJobAge``, squeue has forgotten jobs that ended while
+        the service was down; the database still calls them running, and reconcile would run
+        them again. Read once at start; a failure is logged (relaunch then decides).
+        """
+        o = self.options
+        if not o.accounting or o.accounting_lookback_s <= 0:
+            return {}
+        try:
+            jobs = self.client.ended_since(self._clock() - o.accounting_lookback_s)
+        except SlurmError as e:
+            log.warning("slurm %s: cannot read accounting for jobs ended while down: %s", self.cluster, e)
+            return {}
+        with self._lock:
+            known = set(self._seen)
+        out: dict[str, SlurmJob] = {}
+        for j in sorted(jobs, key=lambda j: j.job_id):
+            if not j.comment.startswith(o.comment_prefix) or j.state in ACTIVE_STATES | PENDING_STATES:
+                continue
+            aid = j.comment[len(o.comment_prefix) :]
+            if aid not in known:
+                out[aid] = j  # the newest Slurm job of an allocation wins
         return out
 
     def _report_nodes(self, states: Mapping[str, NodeState], reasons: Mapping[str, str]) -> None:
