@@ -11,6 +11,9 @@ batch job (``slurm_client.BatchRequest``):
 - the script exports the job's environment and ``GPUPOOL_*`` and ``exec``-s its argv on the
   first node (multi-node jobs use ``srun`` or ``GPUPOOL_PLACEMENT`` to reach the others).
   Slurm picks the GPU indices on each node; gpupool's accelerator ids count, they do not pin.
+- with ``Launch.run_as``, the job runs as that Unix account (root submits with
+  ``sbatch --uid/--gid``; ``job_account`` lays out its log and work directories). Without it,
+  the job runs as the service's own user: tenants are then not isolated from each other.
 
 One worker thread does all talking to Slurm, so no protocol method ever waits on a
 controller: ``launch`` and ``terminate`` queue work, ``poll`` drains events. The worker
@@ -30,6 +33,8 @@ earlier one submitted (``allocations`` after the first scan), re-reports exits i
 launch of an allocation that already has a Slurm job is an adoption, never a second job. A job
 that vanishes from Slurm (slurmctld lost its state) is resubmitted if it never started, and
 reported failed if it had (it may have run partly; running it again is the user's call).
+With ``accounting``, a new executor also reads sacct once for jobs that ended while it was
+down and left squeue: relaunching one reports its recorded end instead of running it again.
 """
 
 from __future__ import annotations
