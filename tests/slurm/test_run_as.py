@@ -14,6 +14,7 @@ job through ``SlurmExecutor`` with ``Launch.run_as`` set; then:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -55,7 +56,10 @@ probe b_workdir_file cat "$B_WORK/b-private.txt"
 probe service_secret cat "$SECRET"
 probe data_dir_list ls -a "$DATA"
 pid=""
-for i in $(seq 100); do pid=$(pgrep -u "$B_USER" -x sleep | head -n1); [ -n "$pid" ] && break; sleep 0.1; done
+for i in $(seq 100); do
+  for p in /proc/[0-9]*; do [ "$(stat -c %U "$p" 2>/dev/null)" = "$B_USER" ] && pid=${p#/proc/} && break; done
+  [ -n "$pid" ] && break; sleep 0.1
+done
 echo "b_pid=$pid"
 probe b_signal kill -TERM "$pid"
 probe b_signal0 kill -0 "$pid"
@@ -76,8 +80,8 @@ def _useradd(name: str) -> None:
 @pytest.fixture
 def tenants() -> Iterator[tuple[str, str]]:
     """Two fresh Unix accounts with their own groups; removed (and their jobs cancelled) after."""
-    if shutil.which("useradd") is None or shutil.which("pgrep") is None:
-        pytest.skip("useradd (passwd) and pgrep (procps) are needed to make tenant accounts")
+    if shutil.which("useradd") is None:
+        pytest.skip("useradd (Debian's passwd) is needed to make tenant accounts")
     tag = secrets.token_hex(3)
     names = (f"gpt{tag}a", f"gpt{tag}b")
     made: list[str] = []
@@ -88,8 +92,20 @@ def tenants() -> Iterator[tuple[str, str]]:
         yield names
     finally:
         for n in made:
-            subprocess.run(["pkill", "-KILL", "-u", n], capture_output=True, check=False)
+            uid = pwd.getpwnam(n).pw_uid
+            with contextlib.suppress(TimeoutError):  # their jobs were cancelled: let them go
+                wait_for(lambda uid=uid: not _processes_of(uid), 20, f"the processes of {n} to end")
             subprocess.run(["userdel", n], capture_output=True, check=False)
+
+
+def _processes_of(uid: int) -> list[int]:
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            with contextlib.suppress(OSError):
+                if p.stat().st_uid == uid:
+                    pids.append(int(p.name))
+    return pids
 
 
 @pytest.fixture
