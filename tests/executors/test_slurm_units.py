@@ -155,6 +155,9 @@ class FakeSlurm:
     def accounting(self, job_ids: Iterable[int]) -> list[SlurmJob]:
         return []
 
+    def ended_since(self, since_s: float) -> list[SlurmJob]:
+        return []
+
 
 class Client:
     """FakeSlurm as a SlurmClient (jobs/nodes are methods there, data here)."""
@@ -164,6 +167,7 @@ class Client:
         self.submit = fake.submit
         self.cancel = fake.cancel
         self.accounting = fake.accounting
+        self.ended_since = fake.ended_since
         self.jobs = fake.jobs_
         self.nodes = fake.nodes_
 
@@ -344,3 +348,47 @@ def test_an_old_node_fail_found_at_start_takes_no_node_down(tmp_path: Path) -> N
     step(ex)
     fake.set(6, "NODE_FAIL", "NodeDown")
     assert [(e.node, e.state) for e in step(ex) if hasattr(e, "node")] == [("n2", "down"), ("n2", "up")]
+
+
+def test_a_mapped_account_is_in_every_component_with_its_home_and_work_dir() -> None:
+    from gpupool.service.executors.job_account import JobAccount
+
+    alice = JobAccount("alice", 2001, 3001, frozenset({3001}), "/home/alice")
+    opts = SlurmOptions()
+    gang = (("n1", (0, 1)), ("n2", (0,)))  # unequal counts: two components
+    req = batch_request(launch("j5.1", gang), {"n1": "H100", "n2": "H100"}, opts, alice)
+    assert isinstance(req, BatchRequest) and (req.uid, req.gid) == (2001, 3001)
+    argv = SlurmCli(opts).sbatch_argv(req)
+    assert argv.count("--uid=2001") == 2 and argv.count("--gid=3001") == 2
+    assert "--chdir=/tmp/gp/logs/work" in argv  # the account's own directory, not the log dir
+    assert "export HOME=/home/alice" in req.script and "export USER=alice" in req.script
+    plain = batch_request(launch("j5.1"), {"n1": "H100"}, opts)
+    assert isinstance(plain, BatchRequest) and plain.uid is None
+    assert not [a for a in SlurmCli(opts).sbatch_argv(plain) if a.startswith(("--uid", "--gid"))]
+
+
+def test_slurmrestd_refuses_a_mapped_account_rather_than_run_it_as_the_token_user() -> None:
+    opts = SlurmOptions.parse({"rest_url": "http://x", "jwt_token_file": "/nonexistent"})
+    req = BatchRequest("n", "c", "#!/bin/sh\n", (), "/o", "/e", "/", uid=2001, gid=2001)
+    with pytest.raises(SlurmError, match="mapped Unix account") as err:
+        SlurmRest(opts).submit(req)
+    assert not err.value.transient
+
+
+def test_a_relaunch_of_a_job_accounting_saw_end_reports_that_end_and_submits_nothing() -> None:
+    fake = FakeSlurm()
+    ended = [
+        SlurmJob(50, "gpupool:j1.1", "gpupool-j1", "FAILED", "", 7 << 8, ("n1",), 1000, 1010),
+        SlurmJob(51, "gpupool:j2.1", "gpupool-j2", "FAILED", "", 9, ("n1",), 1000, 1012),
+        SlurmJob(52, "other:j3.1", "x", "COMPLETED", "", 0, ("n1",), 1000, 1012),  # not ours
+    ]
+    fake.ended_since = lambda since_s: ended  # type: ignore[method-assign]
+    ex = executor(fake, accounting="true")
+    ex.launch(launch("j1.1"))
+    ex.launch(launch("j2.1"))
+    ex.launch(launch("j3.1"))
+    ex.step()
+    evs = {e.allocation_id: e for e in ex.poll() if isinstance(e, AllocationExited)}
+    assert (evs["j1.1"].exit_code, evs["j1.1"].signal, evs["j1.1"].at_ms) == (7, None, 1_010_000)
+    assert (evs["j2.1"].exit_code, evs["j2.1"].signal) == (None, 9)
+    assert [r.comment for r in fake.submitted] == ["gpupool:j3.1"]  # only the one never run

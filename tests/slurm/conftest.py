@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -424,7 +425,7 @@ class SlurmSite:
 
 
 @pytest.fixture(scope="session")
-def slurm_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmSite]:
+def slurm_site() -> Iterator[SlurmSite]:
     lacking = missing(SLURM_PROGRAMS)
     if lacking:
         pytest.skip(
@@ -433,7 +434,9 @@ def slurm_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmSite]:
         )
     if os.geteuid() != 0:
         pytest.skip("the Slurm tests start slurmd, which must run as root")
-    base = Path(tmp_path_factory.mktemp("slurm"))
+    # Outside pytest's temporary root, which is 0700: jobs that run as other accounts
+    # (tests/slurm/test_run_as.py) must reach slurmd's spool (their batch script) and munge.
+    base = Path(tempfile.mkdtemp(prefix="gpupool-slurm-", dir="/tmp"))
     os.chmod(base, 0o755)
     munge = Munge(base)
     started: list[object] = []
@@ -462,6 +465,7 @@ def slurm_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmSite]:
         if accounting is not None:
             accounting.stop()
         munge.stop()
+        shutil.rmtree(base, ignore_errors=True)
         print(f"slurm site stopped in {time.monotonic() - t0:.1f} s")
 
 

@@ -11,6 +11,9 @@ batch job (``slurm_client.BatchRequest``):
 - the script exports the job's environment and ``GPUPOOL_*`` and ``exec``-s its argv on the
   first node (multi-node jobs use ``srun`` or ``GPUPOOL_PLACEMENT`` to reach the others).
   Slurm picks the GPU indices on each node; gpupool's accelerator ids count, they do not pin.
+- with ``Launch.run_as``, the job runs as that Unix account (root submits with
+  ``sbatch --uid/--gid``; ``job_account`` lays out its log and work directories). Without it,
+  the job runs as the service's own user: tenants are then not isolated from each other.
 
 One worker thread does all talking to Slurm, so no protocol method ever waits on a
 controller: ``launch`` and ``terminate`` queue work, ``poll`` drains events. The worker
@@ -30,6 +33,8 @@ earlier one submitted (``allocations`` after the first scan), re-reports exits i
 launch of an allocation that already has a Slurm job is an adoption, never a second job. A job
 that vanishes from Slurm (slurmctld lost its state) is resubmitted if it never started, and
 reported failed if it had (it may have run partly; running it again is the user's call).
+With ``accounting``, a new executor also reads sacct once for jobs that ended while it was
+down and left squeue: relaunching one reports its recorded end instead of running it again.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import shlex
 import threading
 import time
@@ -53,6 +59,7 @@ from gpupool.service.executors.base import (
     NodeChanged,
     NodeState,
 )
+from gpupool.service.executors.job_account import WORK_DIR, JobAccount, prepare_job_dirs
 from gpupool.service.executors.local import log_paths
 from gpupool.service.executors.slurm_client import (
     BatchComponent,
@@ -106,9 +113,16 @@ def node_state(node: SlurmNode) -> NodeState | None:
 
 
 def batch_request(
-    launch: Launch, node_models: Mapping[str, str], options: SlurmOptions
+    launch: Launch,
+    node_models: Mapping[str, str],
+    options: SlurmOptions,
+    account: JobAccount | None = None,
 ) -> BatchRequest | str:
-    """The batch job for ``launch``, or why it cannot be one (a node outside the cluster)."""
+    """The batch job for ``launch``, or why it cannot be one (a node outside the cluster).
+
+    ``account``: the resolved ``launch.run_as``; the job runs as it (``--uid/--gid``), with its
+    home and name in the environment and, without a ``cwd``, its private work directory.
+    """
     if not launch.argv:
         return "empty command line"
     if not launch.placement:
@@ -127,6 +141,9 @@ def batch_request(
     env["GPUPOOL_GPUS"] = str(sum(len(ids) for _, ids in launch.placement))
     env["GPUPOOL_PLACEMENT"] = ";".join(f"{n}:{','.join(map(str, ids))}" for n, ids in launch.placement)
     lines = ["#!/bin/bash", "# gpupool allocation " + launch.allocation_id.replace("\n", " ")]
+    if account is not None:
+        # sbatch exports its own (root's) HOME and USER: the job's are its account's.
+        env.update(HOME=account.home, USER=account.name, LOGNAME=account.name)
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
     lines.append('export GPUPOOL_NODE="${SLURMD_NODENAME:-$(hostname)}"')
     lines.append("exec " + shlex.join(launch.argv))
@@ -137,8 +154,10 @@ def batch_request(
         components=comps,
         stdout=str(out),
         stderr=str(err),
-        chdir=str(launch.cwd or launch.log_dir),
+        chdir=str(launch.cwd or (launch.log_dir / WORK_DIR if account else launch.log_dir)),
         time_s=math.ceil(launch.walltime_s) if launch.walltime_s > 0 else 0,
+        uid=account.uid if account else None,
+        gid=account.gid if account else None,
     )
 
 
@@ -210,9 +229,12 @@ class SlurmExecutor:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._scan_error: str = ""
+        self._warned_root = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._scan()
+        #: gpupool jobs sacct says ended, that squeue no longer lists: the restart's record
+        self._history: dict[str, SlurmJob] = self._ended_in_accounting()
         if start:
             self._thread = threading.Thread(target=self._run, name=f"gpupool-slurm-{cluster}", daemon=True)
             self._thread.start()
@@ -220,14 +242,34 @@ class SlurmExecutor:
     # -- the protocol -------------------------------------------------------------------
 
     def launch(self, launch: Launch) -> None:
-        """Queue a submission (a no-op for an allocation id seen before, or found in Slurm)."""
+        """Queue a submission (a no-op for an allocation id seen before, or found in Slurm).
+
+        An allocation whose Slurm job ended while the service was down, and is known only to
+        accounting now, is not run again: its end is reported as sacct recorded it.
+        """
         aid = launch.allocation_id
         with self._lock:
             if aid in self._seen:
                 return
             self._seen.add(aid)
-            self._allocs[aid] = _Alloc(aid, launch, "queued", queued_at=time.monotonic())
-            self._submits.append(aid)
+            ended = self._history.pop(aid, None)
+            if ended is None:
+                self._allocs[aid] = _Alloc(aid, launch, "queued", queued_at=time.monotonic())
+                self._submits.append(aid)
+                return
+        a = _Alloc(aid, launch, "done", slurm_id=ended.job_id, started=True, seen_live=False)
+        event = self._final(a, ended, {})
+        if event is None:  # NODE_FAIL long ago: no node to report now, and it did not finish
+            at = ended.end_s * 1000 if ended.end_s else self._now_ms()
+            event = AllocationFailed(aid, at, f"Slurm job {ended.job_id} lost its node (NODE_FAIL)")
+        log.info(
+            "slurm %s: allocation %s ended while gpupool was down (Slurm job %d, %s in sacct)",
+            self.cluster,
+            aid,
+            ended.job_id,
+            ended.state,
+        )
+        self._emit(event)
 
     def terminate(self, allocation_id: str, grace_s: float) -> None:
         """Cancel the allocation's Slurm job: TERM now, KILL after ``grace_s``; never blocks."""
@@ -340,18 +382,23 @@ class SlurmExecutor:
                 # Until sbatch answers, the job may or may not exist: terminate must wait.
                 a.unsure_since = time.monotonic()
             assert a.launch is not None
-            req = batch_request(a.launch, self.nodes, self.options)
+            account = JobAccount.lookup(a.launch.run_as) if a.launch.run_as is not None else None
+            if isinstance(account, str):
+                with self._lock:
+                    self._submits.popleft()
+                self._fail(a, f"cannot run on Slurm cluster {self.cluster}: {account}")
+                continue
+            req = batch_request(a.launch, self.nodes, self.options, account)
             if isinstance(req, str):
                 with self._lock:
                     self._submits.popleft()
                 self._fail(a, f"cannot submit to Slurm cluster {self.cluster}: {req}")
                 continue
-            try:
-                a.launch.log_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
+            why = self._prepare(a.launch, account)
+            if why:
                 with self._lock:
                     self._submits.popleft()
-                self._fail(a, f"cannot create the log directory {a.launch.log_dir}: {e.strerror or e}")
+                self._fail(a, why)
                 continue
             a.tries += 1
             try:
@@ -384,6 +431,28 @@ class SlurmExecutor:
                 if a.phase == "queued":
                     a.phase, a.slurm_id, a.submitted_at, a.unsure_since = "submitted", job_id, now, None
             log.info("slurm %s: allocation %s is Slurm job %d", self.cluster, aid, job_id)
+
+    def _prepare(self, launch: Launch, account: JobAccount | None) -> str | None:
+        """Make the job's log (and, for a mapped account, work) directory; why not, if not."""
+        if account is None:
+            if os.geteuid() == 0 and not self._warned_root:
+                # No identity map: the job is the service's user, here root. Said once.
+                self._warned_root = True
+                log.warning(
+                    "slurm %s: jobs without a mapped account run as root (the service's user); "
+                    "map gpupool users to Unix accounts to run them as their owners",
+                    self.cluster,
+                )
+            try:
+                launch.log_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                return f"cannot create the log directory {launch.log_dir}: {e.strerror or e}"
+            return None
+        try:
+            prepare_job_dirs(launch.log_dir, log_paths(launch.log_dir, launch.allocation_id), account)
+        except OSError as e:
+            return f"cannot prepare the job's directories for {account.name!r}: {e}"
+        return None
 
     def _work_cancels(self, now: float) -> None:
         while True:
@@ -501,6 +570,32 @@ class SlurmExecutor:
             old = out.get(aid)
             if old is None or old.state not in ACTIVE_STATES | PENDING_STATES:
                 out[aid] = j
+        return out
+
+    def _ended_in_accounting(self) -> dict[str, SlurmJob]:
+        """gpupool's jobs that ended within the lookback and that squeue no longer lists.
+
+        After a restart longer than ``MinJobAge``, squeue has forgotten jobs that ended while
+        the service was down; the database still calls them running, and reconcile would run
+        them again. Read once at start; a failure is logged (relaunch then decides).
+        """
+        o = self.options
+        if not o.accounting or o.accounting_lookback_s <= 0:
+            return {}
+        try:
+            jobs = self.client.ended_since(self._clock() - o.accounting_lookback_s)
+        except SlurmError as e:
+            log.warning("slurm %s: cannot read accounting for jobs ended while down: %s", self.cluster, e)
+            return {}
+        with self._lock:
+            known = set(self._seen)
+        out: dict[str, SlurmJob] = {}
+        for j in sorted(jobs, key=lambda j: j.job_id):
+            if not j.comment.startswith(o.comment_prefix) or j.state in ACTIVE_STATES | PENDING_STATES:
+                continue
+            aid = j.comment[len(o.comment_prefix) :]
+            if aid not in known:
+                out[aid] = j  # the newest Slurm job of an allocation wins
         return out
 
     def _report_nodes(self, states: Mapping[str, NodeState], reasons: Mapping[str, str]) -> None:

@@ -25,6 +25,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,9 @@ class SlurmOptions(BaseModel):
     rest_api: str = "v0.0.39"
     #: whether ``sacct`` (slurmdbd) answers for jobs that left squeue
     accounting: bool = False
+    #: how far back a starting executor asks ``sacct`` for gpupool jobs that ended while the
+    #: service was down (and left squeue after ``MinJobAge``); 0: not at all
+    accounting_lookback_s: float = Field(default=7 * 86_400.0, ge=0)
     #: the executor's pace and patience
     poll_interval_s: float = Field(default=1.0, gt=0)
     command_timeout_s: float = Field(default=30.0, gt=0)
@@ -159,6 +163,10 @@ class BatchRequest:
     stderr: str
     chdir: str
     time_s: int = 0  # 0: the partition's limit
+    #: run as this Unix uid and gid (``sbatch --uid/--gid``, the submitter being root);
+    #: ``None``: as the submitting user
+    uid: int | None = None
+    gid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +210,7 @@ class SlurmClient(Protocol):
     def nodes(self) -> list[SlurmNode]: ...
     def cancel(self, job_id: int, signal: str | None = None) -> None: ...
     def accounting(self, job_ids: Iterable[int]) -> list[SlurmJob]: ...
+    def ended_since(self, since_s: float) -> list[SlurmJob]: ...
 
 
 # -- parsing the OpenAPI v0.0.38 documents ---------------------------------------------------
@@ -312,6 +321,14 @@ def parse_nodes(doc: Mapping[str, Any]) -> list[SlurmNode]:
     return out
 
 
+def _sacct_time(text: str) -> int:
+    """sacct's ``Start``/``End`` (local ``YYYY-MM-DDTHH:MM:SS``) in epoch seconds; 0 if none."""
+    try:
+        return int(time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:  # Unknown, None, empty
+        return 0
+
+
 def _sacct_status(exit_code: str) -> int:
     """sacct's ``ExitCode`` ``code:signal`` as a wait status."""
     code, _, sig = exit_code.partition(":")
@@ -379,6 +396,11 @@ class SlurmCli:
             # gpupool requeues itself (on a new placement); Slurm must not restart the job on
             # the node it was pinned to.
             argv += [f"--job-name={req.name}", f"--comment={req.comment}", "--no-requeue"]
+            if req.uid is not None:
+                # Root submits, Slurm runs the job as the mapped account: slurmctld records that
+                # user (squeue, sacct, limits), and slurmstepd drops to it before it opens the
+                # output files or runs the script. Every component names it (heterogeneous jobs).
+                argv += [f"--uid={req.uid}", f"--gid={req.gid if req.gid is not None else req.uid}"]
             argv += [f"--nodelist={','.join(comp.nodes)}", f"--nodes={len(comp.nodes)}"]
             argv.append("--ntasks-per-node=1")
             if comp.gpus:
@@ -439,11 +461,18 @@ class SlurmCli:
         ids = sorted(set(job_ids))
         if not ids or not self.options.accounting:
             return []
+        return self._sacct(["-j", ",".join(map(str, ids))])
+
+    def ended_since(self, since_s: float) -> list[SlurmJob]:
+        if not self.options.accounting:
+            return []
+        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since_s))
+        # --allusers: jobs that ran as mapped accounts are gpupool's too
+        return self._sacct(["--allusers", f"--starttime={start}", "--endtime=now"])
+
+    def _sacct(self, select: list[str]) -> list[SlurmJob]:
         fmt = "JobIDRaw,JobName,State,ExitCode,Start,End,NodeList,Comment"
-        out = self._run(
-            ["sacct", "-X", "-n", "-P", "--delimiter=|", "-o", fmt, "-j", ",".join(map(str, ids))],
-            "sacct",
-        )
+        out = self._run(["sacct", "-X", "-n", "-P", "--delimiter=|", "-o", fmt, *select], "sacct")
         jobs = []
         for line in out.splitlines():
             cols = line.split("|")
@@ -458,8 +487,8 @@ class SlurmCli:
                     reason="",
                     exit_status=_sacct_status(cols[3]),
                     nodes=expand_hostlist(cols[6]) if cols[6] not in ("", "None assigned") else (),
-                    start_s=0,
-                    end_s=0,
+                    start_s=_sacct_time(cols[4]),
+                    end_s=_sacct_time(cols[5]),
                 )
             )
         return jobs
@@ -549,6 +578,14 @@ class SlurmRest:
         return job
 
     def submit(self, request: BatchRequest) -> int:
+        if request.uid is not None:
+            # slurmrestd runs a job as the user its token names; one service token cannot
+            # submit for a mapped account (that needs a JWT per user).
+            raise SlurmError(
+                "submit: slurmrestd cannot run a job as a mapped Unix account with one service "
+                "token; leave rest_url empty (the CLI submits as root with --uid/--gid)",
+                transient=False,
+            )
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "TZ")}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         jobs = [self._job_body(request, c, env) for c in request.components]
@@ -582,6 +619,9 @@ class SlurmRest:
 
     def accounting(self, job_ids: Iterable[int]) -> list[SlurmJob]:
         return []  # slurmdb over REST is left out: the CLI's sacct covers it
+
+    def ended_since(self, since_s: float) -> list[SlurmJob]:
+        return []
 
     def close(self) -> None:
         self._http.close()
