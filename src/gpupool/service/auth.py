@@ -7,7 +7,8 @@ This module owns API tokens (a random secret shown once; only its SHA-256 is sto
 - ``viewer``: sees everything, changes nothing but its own tokens;
 - an ``admin`` membership of an organisation (org admin) or project: sees that subtree and
   manages its tenants and memberships;
-- a ``member`` of a project: sees that project (and its ancestors), submits and cancels its jobs.
+- a ``member`` of a project: sees that project (and its ancestors), submits and cancels its jobs;
+- a ``lead`` of a project: a member who also writes the project's applications to calls (ADR 0010).
 
 An object the caller may not see is reported as absent (404), never as forbidden.
 """
@@ -25,7 +26,7 @@ from gpupool.service.db import MembershipRow, TenantRow, TokenRow, UserRow
 
 TOKEN_PREFIX = "gpt_"
 USER_ROLES = ("pool-admin", "viewer", "user")
-MEMBER_ROLES = ("member", "admin")
+MEMBER_ROLES = ("member", "lead", "admin")
 
 
 def new_token() -> tuple[str, str]:
