@@ -8,8 +8,13 @@ hayoon.choi of academia/snu/nlp.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import pytest
+
+from gpupool.service.db import ApplicationRow, CallRow
+from gpupool.service.programme import awards
 from tests.service.conftest import Service
 
 HOUR = 3_600_000
@@ -323,3 +328,36 @@ def test_bad_calls_are_refused_naming_the_field(service: Service) -> None:
     dup = [CRITERIA[0], CRITERIA[0]]
     assert service.call("POST", "/v1/calls", json={**body, "criteria": dup}).status_code == 422
     refused(service.call("POST", "/v1/calls", "minjun.kim", json=body), 403, "forbidden")
+
+
+def test_two_awards_at_once_do_not_both_spend_what_is_left(service: Service) -> None:
+    """An award holds its call's row while it counts what is left (PostgreSQL: SELECT FOR UPDATE;
+    SQLite's writers are serial): a competing award committed meanwhile is counted."""
+    if not service.runtime.settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite's writers are serial: there is no concurrent award to race")
+    lead(service, "academia/kaist/llm", "jiwoo.han")
+    lead(service, "academia/snu/vision", "minjun.kim")
+    cid = new_call(service)["id"]
+    ok(service.call("POST", f"/v1/calls/{cid}/open"))
+    first = apply(service, "jiwoo.han", cid, "llm")["id"]
+    second = apply(service, "minjun.kim", cid, "vision")["id"]
+    for app_id, who in ((first, "jiwoo.han"), (second, "minjun.kim")):
+        ok(service.call("POST", f"/v1/applications/{app_id}/submit", who))
+    ok(service.call("POST", f"/v1/calls/{cid}/close"))
+    answers: list[Any] = []
+    with service.runtime.factory.begin() as s:
+        # another award of 600 H100-hours, in progress: it holds the call
+        call = s.get(CallRow, cid, with_for_update=True)
+        app = s.get(ApplicationRow, first)
+        assert call is not None and app is not None
+        awards.award(s, call, app, {"H100": 600}, {}, "", "admin", service.clock())
+        racer = threading.Thread(
+            target=lambda: answers.append(
+                service.call("POST", f"/v1/applications/{second}/award", json={"gpu_hours": {"H100": 600}})
+            )
+        )
+        racer.start()
+        racer.join(timeout=1.0)
+        assert racer.is_alive(), "the second award did not wait for the first"
+    racer.join(timeout=30)
+    assert "H100: 600.0 GPU-hours asked, 400.0 left" in refused(answers[0], 409, "over-award")

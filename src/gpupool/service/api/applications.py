@@ -408,8 +408,11 @@ def review_application(
 def _decidable(s: Session, caller: Caller, application_id: int) -> tuple[ApplicationRow, CallRow]:
     require_pool_admin(caller)
     app = readable(s, caller, application_id)
-    call = s.get(CallRow, app.call_id)
+    # Lock the call's row (PostgreSQL; SQLite's writers are serial anyway): two awards made at
+    # once must not both spend what the call has left.
+    call = s.get(CallRow, app.call_id, with_for_update=True)
     assert call is not None
+    s.refresh(app, with_for_update=True)
     if call.state != CallState.CLOSED:
         raise ApiProblem(
             409,
