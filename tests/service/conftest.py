@@ -34,6 +34,9 @@ from gpupool.service.runtime import Runtime
 from gpupool.service.settings import ServiceSettings
 from tests.service.fakes import Clock, RecordingExecutor
 
+#: tokens the tests mint outlive a clock moved by a year (the default lifetime is 90 days)
+LONG_TOKEN_S = 3 * 365 * 86_400
+
 PG_DIRS = [
     Path("/usr/lib/postgresql/15/bin"),
     *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True),
@@ -148,10 +151,22 @@ class Service:
     def cycle(self) -> CycleReport:
         return self.runtime.loop.cycle()
 
+    def long_lived_admin(self) -> None:
+        """Swap the admin's token for one that outlives a test that moves the clock by a year."""
+        r = self.http.post(
+            "/v1/tokens", headers=self.auth("admin"), json={"name": "long", "expires_in": LONG_TOKEN_S}
+        )
+        assert r.status_code == 201, r.text
+        self.admin_token = r.json()["token"]
+
     def token(self, user: str) -> str:
         """A token of ``user`` (minted by the admin through the API)."""
         if user not in self._tokens:
-            r = self.http.post("/v1/tokens", headers=self.auth("admin"), json={"user": user, "name": "test"})
+            r = self.http.post(
+                "/v1/tokens",
+                headers=self.auth("admin"),
+                json={"user": user, "name": "test", "expires_in": LONG_TOKEN_S},
+            )
             assert r.status_code == 201, r.text
             self._tokens[user] = r.json()["token"]
         return self._tokens[user]

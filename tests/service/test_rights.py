@@ -213,6 +213,9 @@ def test_a_viewer_is_refused_every_write_route_of_the_schema(sqlite_service: Ser
         "token_id": str(admin_token),
         "name": service.runtime.fleet.nodes[0].name,
         "run_id": "w0000000000000000",
+        # the scope check refuses a viewer's write before any lookup, so ids need not exist
+        "call_id": "1",
+        "application_id": "1",
     }
     bodies: dict[str, Any] = {
         "/v1/jobs": {"project": "vision", "gpus": 1, "command": ["true"]},

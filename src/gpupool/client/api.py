@@ -178,6 +178,53 @@ class GpupoolClient:
     def revoke_token(self, token_id: int) -> None:
         self._send("DELETE", f"/v1/tokens/{int(token_id)}")
 
+    # -- the national programme: calls and applications (ADR 0010) ------------------------
+
+    def calls(self, *, state: str | None = None) -> list[JSON]:
+        return _items(self._json("GET", "/v1/calls", params=_params(state=state)))
+
+    def call(self, call_id: int) -> JSON:
+        return self._json("GET", f"/v1/calls/{int(call_id)}")
+
+    def create_call(self, body: Mapping[str, Any]) -> JSON:
+        """Write a call (a draft; ``body`` is the body of ``POST /v1/calls``)."""
+        return self._json("POST", "/v1/calls", json=dict(body))
+
+    def call_step(self, call_id: int, step: str) -> JSON:
+        """``open``, ``close`` or ``decide`` a call."""
+        if step not in ("open", "close", "decide"):
+            raise ValueError(f"a call is opened, closed or decided, not {step!r}")
+        return self._json("POST", f"/v1/calls/{int(call_id)}/{step}")
+
+    def add_reviewer(self, call_id: int, user: str) -> JSON:
+        return self._json("POST", f"/v1/calls/{int(call_id)}/reviewers", json={"user": user})
+
+    def ranking(self, call_id: int) -> JSON:
+        return self._json("GET", f"/v1/calls/{int(call_id)}/ranking")
+
+    def call_report(self, call_id: int) -> JSON:
+        return self._json("GET", f"/v1/calls/{int(call_id)}/report")
+
+    def applications(
+        self, *, call: int | None = None, project: str | None = None, state: str | None = None
+    ) -> list[JSON]:
+        params = _params(call=call, project=project, state=state)
+        return _items(self._json("GET", "/v1/applications", params=params))
+
+    def application(self, application_id: int) -> JSON:
+        return self._json("GET", f"/v1/applications/{int(application_id)}")
+
+    def create_application(self, body: Mapping[str, Any]) -> JSON:
+        """Write an application (a draft; ``body`` is the body of ``POST /v1/applications``)."""
+        return self._json("POST", "/v1/applications", json=dict(body))
+
+    def application_step(self, application_id: int, step: str, body: Mapping[str, Any] | None = None) -> JSON:
+        """``submit``, ``withdraw``, ``reviews``, ``award``, ``decline`` or ``outputs``."""
+        if step not in ("submit", "withdraw", "reviews", "award", "decline", "outputs"):
+            raise ValueError(f"unknown step {step!r} of an application")
+        kwargs: dict[str, Any] = {} if body is None else {"json": dict(body)}
+        return self._json("POST", f"/v1/applications/{int(application_id)}/{step}", **kwargs)
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> JSON:
@@ -213,6 +260,12 @@ def _body_json(resp: httpx.Response) -> JSON:
         return {}
     body = resp.json()
     return body if isinstance(body, dict) else {"items": body}
+
+
+def _items(body: JSON) -> list[JSON]:
+    """A JSON list answer (``_body_json`` wraps it as ``{"items": [...]}``)."""
+    got = body.get("items", [])
+    return got if isinstance(got, list) else []
 
 
 def _params(**kwargs: Any) -> dict[str, Any]:

@@ -8,7 +8,8 @@ ADR 0002:
 - ``viewer``: sees everything, changes nothing (its tokens carry the ``read`` scope only);
 - an ``admin`` membership of an organisation (org admin) or project: sees that subtree and
   manages its tenants and memberships (entitlements only strictly below it: ``entitlements``);
-- a ``member`` of a project: sees that project (and its ancestors), submits and cancels its jobs.
+- a ``member`` of a project: sees that project (and its ancestors), submits and cancels its jobs;
+- a ``lead`` of a project: a member who also writes the project's applications to calls (ADR 0010).
 
 A token's scopes cap what its user may do: ``read`` (safe methods only), ``submit`` (jobs and
 allocation requests too), ``admin`` (everything the user's role allows). An object the caller
@@ -31,7 +32,7 @@ from gpupool.service.db import MembershipRow, TenantRow, TokenRow, UserRow
 
 TOKEN_PREFIX = "gpt_"
 USER_ROLES = ("pool-admin", "viewer", "user")
-MEMBER_ROLES = ("member", "admin")
+MEMBER_ROLES = ("member", "lead", "admin")
 DAY_MS = 86_400_000
 #: lifetime of a token minted without ``expires_in`` (API tokens are for programs: rotate them)
 DEFAULT_TOKEN_TTL_MS = 90 * DAY_MS

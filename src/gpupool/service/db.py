@@ -29,6 +29,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     create_engine,
     event,
@@ -368,3 +369,107 @@ def alembic_config(engine: Engine) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (``alembic upgrade head``)."""
     command.upgrade(alembic_config(engine), "head")
+
+
+# -- the national programme: calls, applications, reviews, awards, outputs (ADR 0010) -----------
+
+
+class CallRow(Base):
+    """A call for applications: what it offers (GPU-hours and guarantee per model), to whom, when."""
+
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title_ko: Mapped[str] = mapped_column(String(255))
+    title_en: Mapped[str] = mapped_column(String(255))
+    #: sector paths whose projects may apply
+    eligible_sectors: Mapped[list[str]] = mapped_column(JSON)
+    #: GPU-hours offered per accelerator model (or ``*``)
+    gpu_hours: Mapped[dict[str, float]] = mapped_column(JSON)
+    #: accelerators that awards may guarantee, per model (all awards together)
+    guaranteed: Mapped[dict[str, int]] = mapped_column(JSON)
+    period_start_ms: Mapped[int] = mapped_column(Ms)
+    period_end_ms: Mapped[int] = mapped_column(Ms)
+    opens_ms: Mapped[int] = mapped_column(Ms)
+    closes_ms: Mapped[int] = mapped_column(Ms)
+    #: ``[{"key", "name", "weight"}]``
+    criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    #: draft, open, closed, decided
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_ms: Mapped[int] = mapped_column(Ms)
+
+
+class CallReviewerRow(Base):
+    """A reviewer of a call (assigned by a pool admin)."""
+
+    __tablename__ = "call_reviewers"
+    __table_args__ = (UniqueConstraint("call_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class ApplicationRow(Base):
+    """A project's application to a call (or a renewal/extension of one of its allocations)."""
+
+    __tablename__ = "applications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    renews_allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"), nullable=True)
+    title: Mapped[str] = mapped_column(String(255))
+    #: GPU-hours asked per model key of the call
+    gpu_hours: Mapped[dict[str, float]] = mapped_column(JSON)
+    #: accelerators asked to be guaranteed per model key of the call
+    guaranteed: Mapped[dict[str, int]] = mapped_column(JSON)
+    period_start_ms: Mapped[int] = mapped_column(Ms)
+    period_end_ms: Mapped[int] = mapped_column(Ms)
+    justification: Mapped[str] = mapped_column(Text)
+    expected_outputs: Mapped[str] = mapped_column(Text)
+    #: draft, submitted, under_review, awarded, partly_awarded, declined, withdrawn
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_ms: Mapped[int] = mapped_column(Ms)
+    submitted_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+    decided_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+
+
+class ReviewRow(Base):
+    """One reviewer's scores (per criterion key) and comment on one application."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("application_id", "reviewer_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    scores: Mapped[dict[str, float]] = mapped_column(JSON)
+    comment: Mapped[str] = mapped_column(Text)
+    at_ms: Mapped[int] = mapped_column(Ms)
+
+
+class AwardRow(Base):
+    """What an application was granted, and the allocations that grant became."""
+
+    __tablename__ = "awards"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    gpu_hours: Mapped[dict[str, float]] = mapped_column(JSON)
+    guaranteed: Mapped[dict[str, int]] = mapped_column(JSON)
+    allocation_ids: Mapped[list[int]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(String(1024), default="")
+    decided_by: Mapped[str] = mapped_column(String(64))
+    at_ms: Mapped[int] = mapped_column(Ms)
+
+
+class OutputRow(Base):
+    """A result a project reports against an award: a paper, a model, a product, with a link."""
+
+    __tablename__ = "award_outputs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    award_id: Mapped[int] = mapped_column(ForeignKey("awards.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(512))
+    url: Mapped[str] = mapped_column(String(2048))
+    reported_by: Mapped[str] = mapped_column(String(64))
+    at_ms: Mapped[int] = mapped_column(Ms)

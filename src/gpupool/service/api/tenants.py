@@ -90,7 +90,7 @@ class TenantPatch(RequestBody):
 
 class MemberIn(RequestBody):
     user: Annotated[str, Field(min_length=1, max_length=64)]
-    role: Literal["member", "admin"] = "member"
+    role: Literal["member", "lead", "admin"] = "member"
 
 
 class MemberOut(BaseModel):
@@ -343,8 +343,8 @@ def add_member(path: str, body: MemberIn, caller: CallerDep, rt: RuntimeDep, res
         row = visible_tenant(s, caller, path)
         if not caller.can_manage(row.id):
             raise ApiProblem(403, f"you do not administer {path}", kind="forbidden")
-        if body.role == "member" and row.kind != "project":
-            raise invalid("role", "members belong to projects; an organisation or sector takes admins")
+        if body.role in ("member", "lead") and row.kind != "project":
+            raise invalid("role", "members and leads belong to projects; other tenants take admins")
         user = s.scalars(select(UserRow).where(UserRow.name == body.user)).first()
         if user is None:
             raise invalid("user", f"no user {body.user!r}")
