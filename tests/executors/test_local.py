@@ -30,7 +30,9 @@ from gpupool.service.executors import (
 )
 from tests.builders import fleet as build_fleet
 
-PY = sys.executable
+#: The Python a job runs: jobs run as an unprivileged account, which may not reach the
+#: service's own interpreter (a virtual environment under /root, say).
+PY = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if Path(p).exists()), sys.executable)
 NODE = "box"
 
 
@@ -186,19 +188,40 @@ def test_terminate_kills_a_job_that_ignores_sigterm_after_the_grace(
     assert time.monotonic() - t0 >= 0.4
 
 
-def test_the_whole_process_group_ends_with_the_job(executor: LocalExecutor, tmp_path: Path) -> None:
+@pytest.mark.parametrize("escape", [False, True])
+def test_the_whole_process_group_ends_with_the_job(
+    executor: LocalExecutor, tmp_path: Path, escape: bool
+) -> None:
+    # The job sees its own PID namespace, so the test finds the child by a mark in its command
+    # line. A child that leaves the group (setsid) dies too: the sandbox's PID 1 ends with the
+    # job, and the kernel kills what is left in its PID namespace.
+    mark = f"gpupool-child-{os.getpid()}-{escape}"
     code = (
         "import subprocess, sys\n"
-        f"p = subprocess.Popen([{PY!r}, '-c', 'import time; time.sleep(60)'])\n"
+        f"p = subprocess.Popen([{PY!r}, '-c', 'import time; time.sleep(60)', {mark!r}],"
+        f" start_new_session={escape})\n"
         "print(p.pid, flush=True)\n"
     )
     executor.launch(launch(tmp_path, "g#1", code))
     wait_for(executor, exited("g#1"))
-    child = int(log_paths(tmp_path / "logs", "g#1")[0].read_text())
+    assert int(log_paths(tmp_path / "logs", "g#1")[0].read_text()) < 100  # a pid of its own namespace
     deadline = time.monotonic() + 5
-    while _alive(child):
+    while _marked(mark):
         assert time.monotonic() < deadline, "the job's child outlived the job"
         time.sleep(0.02)
+
+
+def _marked(mark: str) -> list[int]:
+    """Live processes (host pids) whose command line holds ``mark``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark.encode() in (entry / "cmdline").read_bytes() and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def _alive(pid: int) -> bool:

@@ -38,6 +38,10 @@ class Launch:
     ``env`` is added to the job's environment (the executor adds its own ``GPUPOOL_*`` and
     ``CUDA_VISIBLE_DEVICES`` on top). ``walltime_s`` of 0 means no limit. The job's stdout and
     stderr go to files under ``log_dir``.
+
+    ``run_as`` is the Unix account the job runs as (``service/identity.py`` fills it from the
+    site's map, or the project's own account when the service is root); ``None`` leaves it to
+    the executor (the local executor never runs a job as root: see ADR 0005).
     """
 
     allocation_id: str
@@ -48,6 +52,7 @@ class Launch:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     walltime_s: float = 0.0
+    run_as: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
