@@ -56,11 +56,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
-    admin = (
-        (data / "admin-token").read_text().strip()
-        if runtime.new_admin_token is None
-        else runtime.new_admin_token
-    )
+    admin = runtime.new_admin_token or runtime.mint_admin_token("test")
     with GpupoolClient(url, admin) as c:
         token = str(c._json("POST", "/v1/tokens", json={"user": MEMBER})["token"])
     try:

@@ -91,7 +91,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                     break
             assert time.monotonic() < deadline, "gpupool serve did not become ready"
             time.sleep(0.1)
-        srv = Server(url, (data / "admin-token").read_text().strip())
+        # printed once by serve (only its hash is stored)
+        printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", (data / "serve.log").read_text(errors="replace"))
+        assert printed, "serve did not print the admin token"
+        srv = Server(url, printed.group(1))
         with srv.api("admin") as c:
             r = c.post("/v1/users", json={"name": "analyst", "role": "viewer", "display_name": "정책 분석가"})
             assert r.status_code == 201, r.text
