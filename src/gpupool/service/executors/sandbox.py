@@ -148,9 +148,17 @@ class Sandbox:
             args += ["--dev-bind", dev, dev]
         args += ["--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
         if real_cwd is not None and not writable_root:
+            # Under a private tmpfs the cwd's parents are made anew; bubblewrap would make them
+            # 0700 root, which the job's account cannot cross. They hold nothing but the path.
+            for scratch in (Path("/tmp"), Path("/var/tmp")):
+                if is_within(real_cwd, scratch) and real_cwd != scratch:
+                    for parent in reversed(real_cwd.relative_to(scratch).parents[:-1]):
+                        args += ["--perms", "0755", "--dir", str(scratch / parent)]
             args += ["--bind", str(real_cwd), str(real_cwd)]
         # Last, so that they cover whatever the binds above brought back (a cwd above them).
         for h in self.hidden:
+            if any(h != o and is_within(h, o) for o in self.hidden):
+                continue  # covered by a hidden folder above it (mounting it would show its name)
             if h.exists() or is_within(h, Path("/tmp")) or is_within(h, Path("/var/tmp")):
                 args += ["--tmpfs", str(h)]
         args += ["--cap-drop", "ALL"]
