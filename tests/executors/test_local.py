@@ -484,3 +484,24 @@ def test_a_launch_cut_short_by_a_crash_is_adopted_not_run_twice(tmp_path: Path) 
     finally:
         orphan.kill()
         orphan.wait()
+
+
+def test_adopted_jobs_report_the_exit_status_their_process_had(tmp_path: Path) -> None:
+    # The sandbox's wrapper records each job's status where the next executor reads it: a job
+    # that ends while no executor runs, and one that ends under the adopting executor.
+    machine = simulated_machine(4, node_name=NODE)
+    first = LocalExecutor(tmp_path / "state", machine=machine, tick_s=0.02)
+    first.launch(launch(tmp_path, "down#1", "import time; time.sleep(0.3); raise SystemExit(5)", ids=(0,)))
+    first.launch(launch(tmp_path, "later#1", "import time; time.sleep(1.5); raise SystemExit(6)", ids=(1,)))
+    segv = "import os, signal, time; time.sleep(0.3); os.kill(os.getpid(), signal.SIGSEGV)"
+    first.launch(launch(tmp_path, "segv#1", segv, ids=(2,)))
+    first.close()  # the server stops before any of them ends
+    time.sleep(0.8)
+    second = LocalExecutor(tmp_path / "state", machine=machine, tick_s=0.02)
+    try:
+        events = wait_for(second, lambda evs: all(exited(a)(evs) for a in ("down#1", "later#1", "segv#1")))
+    finally:
+        second.close()
+    assert exit_of(events, "down#1").exit_code == 5
+    assert exit_of(events, "later#1").exit_code == 6
+    assert (exit_of(events, "segv#1").exit_code, exit_of(events, "segv#1").signal) == (None, signal.SIGSEGV)

@@ -90,9 +90,9 @@ def job_processes(tmp_path: Path) -> Iterator[str]:
 
 
 def marked(mark: str) -> dict[int, str]:
-    """Live job processes whose environment holds ``GPUPOOL_TEST_MARK=mark``: pid -> allocation."""
+    """Live job processes whose environment holds ``CRASH_TEST_MARK=mark``: pid -> allocation."""
     found: dict[int, str] = {}
-    want = f"GPUPOOL_TEST_MARK={mark}".encode()
+    want = f"CRASH_TEST_MARK={mark}".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -119,7 +119,7 @@ def test_sigkill_during_a_burst(tmp_path: Path, database_url: str, job_processes
                        headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
         tokens[user] = r.json()["token"]
     command = ["sh", "-c", 'echo "$GPUPOOL_JOB_ID $GPUPOOL_ALLOCATION_ID"; exec sleep 120']
-    job_env = {"GPUPOOL_TEST_MARK": job_processes}
+    job_env = {"CRASH_TEST_MARK": job_processes}
     acked: dict[str, str] = {}  # idempotency key -> job id, for every 2xx
     lock = threading.Lock()
     stop = threading.Event()
