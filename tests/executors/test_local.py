@@ -28,11 +28,10 @@ from gpupool.service.executors import (
     simulated_fleet_machine,
     simulated_machine,
 )
+from gpupool.service.executors.sandbox import job_python
 from tests.builders import fleet as build_fleet
 
-#: The Python a job runs: jobs run as an unprivileged account, which may not reach the
-#: service's own interpreter (a virtual environment under /root, say).
-PY = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if Path(p).exists()), sys.executable)
+PY = job_python()  # jobs run as unprivileged accounts (ADR 0005)
 NODE = "box"
 
 

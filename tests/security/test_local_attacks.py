@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gpupool.service.executors.sandbox import job_python
 from gpupool.service.identity import account, ensure_project_account
 from tests.service.conftest import free_port
 
@@ -34,7 +35,7 @@ pytestmark = [
 ]
 
 GPUPOOL = Path(sys.executable).parent / "gpupool"
-PY = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if Path(p).exists()), sys.executable)
+PY = job_python()  # jobs run as unprivileged accounts (ADR 0005)
 SERVICE_SECRET = "service-secret-7d1f0c"  # in the server's environment
 VICTIM_TOKEN = "hf_victim_token_93ab2e"  # in the victim job's environment
 VICTIM_OUTPUT = "victim-private-output-55c1"  # in the victim's log and working directory

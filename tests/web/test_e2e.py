@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gpupool.service.executors.sandbox import job_python
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(
@@ -48,7 +50,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SLEEPER = f"{shlex.quote(sys.executable)} -c 'import time; print(\"학습 시작\", flush=True); time.sleep(600)'"
+SLEEPER = f"{shlex.quote(job_python())} -c 'import time; print(\"학습 시작\", flush=True); time.sleep(600)'"
 
 
 @dataclass

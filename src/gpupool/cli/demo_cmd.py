@@ -10,8 +10,6 @@ synthetic workload, with a report.
 
 from __future__ import annotations
 
-import shutil
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,11 +18,12 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from gpupool.service.executors.sandbox import job_python
+
 #: The researcher the demo acts as: a member of academia/snu/vision in the demo tenants.
 DEMO_USER = "minjun.kim"
-#: The Python the demo's jobs run: found on the PATH jobs get, since a job runs as an
-#: unprivileged account that may not reach this process's interpreter (a venv under /root).
-PY = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or sys.executable
+#: The Python the demo's jobs run: jobs run as unprivileged accounts (ADR 0005).
+PY = job_python()
 DEMO_JOBS: list[dict[str, Any]] = [
     {"project": "academia/snu/vision", "name": "resnet-sweep", "gpus": 2, "models": ["H100"],
      "walltime_s": 600, "command": [PY, "-c", "import time; print('training'); time.sleep(30)"]},

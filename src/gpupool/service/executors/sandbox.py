@@ -49,6 +49,15 @@ JOB_INIT = Path(__file__).with_name("job_init.py")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
+def job_python() -> str:
+    """A Python a job's account can run: ``python3`` on the jobs' default PATH, else this one.
+
+    Jobs run as unprivileged accounts, which may not reach the service's own interpreter (a
+    virtual environment under ``/root``, say): the demo and the tests give jobs this one.
+    """
+    return shutil.which("python3", path=DEFAULT_PATH) or sys.executable
+
+
 class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or does not work here, and running unsandboxed was not allowed."""
 
