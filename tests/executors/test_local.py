@@ -504,3 +504,19 @@ def test_adopted_jobs_report_the_exit_status_their_process_had(tmp_path: Path) -
     assert exit_of(events, "down#1").exit_code == 5
     assert exit_of(events, "later#1").exit_code == 6
     assert (exit_of(events, "segv#1").exit_code, exit_of(events, "segv#1").signal) == (None, signal.SIGSEGV)
+
+
+def test_each_job_has_its_own_writable_tmp_and_shm(executor: LocalExecutor, tmp_path: Path) -> None:
+    writer = (
+        "import os, time\n"
+        "for d in ('/tmp', '/var/tmp', '/dev/shm'):\n"
+        "    open(os.path.join(d, 'mine'), 'w').write('x')\n"
+        "print('ready', flush=True); time.sleep(60)\n"
+    )
+    executor.launch(launch(tmp_path, "w1#1", writer, ids=(0,)))
+    wait_ready(tmp_path, "w1#1")
+    reader = "import os; print(sorted(os.listdir('/tmp') + os.listdir('/var/tmp') + os.listdir('/dev/shm')))"
+    executor.launch(launch(tmp_path, "r1#1", reader, ids=(1,)))
+    assert exit_of(wait_for(executor, exited("r1#1")), "r1#1").exit_code == 0
+    assert log_paths(tmp_path / "logs", "r1#1")[0].read_text() == "[]\n"  # nothing of the other job
+    assert "mine" not in os.listdir("/tmp")  # nor on the host

@@ -14,9 +14,11 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,9 +152,24 @@ class Serve:
             self.proc.kill()
 
 
+@pytest.fixture(params=["tmp", "elsewhere"])
+def data_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """The service's data directory: under /tmp (each job has its own /tmp, so it is absent
+    there) or elsewhere on the host (the sandbox covers it with an empty tmpfs)."""
+    if request.param == "tmp":
+        yield (tmp_path / "data").resolve()
+        return
+    where = Path(tempfile.mkdtemp(prefix=".gpupool-attack-", dir=Path.cwd())).resolve()
+    where.chmod(0o755)  # only the sandbox's tmpfs (and the data directory's 0700) stand in the way
+    try:
+        yield where / "data"
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    srv = Serve(tmp_path / "data", tmp_path / "serve.log")
+def serve(data_dir: Path, tmp_path: Path) -> Iterator[Serve]:
+    srv = Serve(data_dir, tmp_path / "serve.log")
     try:
         yield srv
     finally:
@@ -173,8 +190,10 @@ def _job_pid(mark: str) -> int:
     raise AssertionError("the victim's process never appeared")
 
 
-def test_a_members_job_reaches_nothing_of_the_service_or_another_tenant(serve: Serve, tmp_path: Path) -> None:
-    data = (tmp_path / "data").resolve()
+def test_a_members_job_reaches_nothing_of_the_service_or_another_tenant(
+    serve: Serve, data_dir: Path, tmp_path: Path
+) -> None:
+    data = data_dir
     victim_acct = account(ensure_project_account("academia/snu/nlp"))
     attacker_acct = account(ensure_project_account("academia/snu/vision"))
     victim_cwd = tmp_path / "victim"
@@ -223,9 +242,14 @@ def test_a_members_job_reaches_nothing_of_the_service_or_another_tenant(serve: S
         assert secret not in logs and secret not in errs
     # what the job saw, attempt by attempt (the log says it; these pin the reasons)
     saw = {a["attempt"]: a["saw"] for a in attempts}
-    assert "No such file" in saw["read the admin token file"]
-    assert saw["list the data directory"] == "None"  # an empty tmpfs: nothing of the service
-    assert "No such file" in saw["read another tenant's log"]
+    # absent (under the job's own /tmp), or behind an empty tmpfs / a folder it may not enter
+    gone = ("No such file", "Permission denied")
+    assert any(g in saw["read the admin token file"] for g in gone)
+    if str(data).startswith("/tmp/"):
+        assert "No such file" in saw["list the data directory"]  # the job's /tmp is its own
+    else:
+        assert saw["list the data directory"] == "None"  # an empty tmpfs covers it
+    assert any(g in saw["read another tenant's log"] for g in gone)
     assert "No such file" in saw["read another tenant's working directory"]
     assert "ProcessLookupError" in saw["signal another tenant's process"]
     assert "ProcessLookupError" in saw["signal the server"]
@@ -241,11 +265,13 @@ def test_a_members_job_reaches_nothing_of_the_service_or_another_tenant(serve: S
     os.kill(victim_pid, signal.SIGKILL)  # (the service leaves jobs running when it stops)
 
 
-def test_a_working_directory_reaching_the_service_by_dotdot_is_refused(serve: Serve, tmp_path: Path) -> None:
-    data = (tmp_path / "data").resolve()
+def test_a_working_directory_reaching_the_service_by_dotdot_is_refused(
+    serve: Serve, data_dir: Path, tmp_path: Path
+) -> None:
+    data = data_dir
     h = serve.token("minjun.kim")
-    sneaky = str(tmp_path / "x" / ".." / "data")
-    (tmp_path / "x").mkdir()
+    sneaky = str(data.parent / "x" / ".." / "data")
+    (data.parent / "x").mkdir()
     r = httpx.post(f"{serve.base}/v1/jobs", headers=h, json={
         "project": "vision", "gpus": 1, "command": ["sh", "-c", "cat gpupool.db"], "cwd": sneaky})  # fmt: skip
     assert r.status_code == 201, r.text

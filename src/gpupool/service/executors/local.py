@@ -182,6 +182,8 @@ def _find_session_leader(allocation_id: str) -> int | None:
             fields = stat[stat.rfind(")") + 2 :].split()
             if int(fields[3]) != pid or fields[0] in ("Z", "X"):
                 continue  # not a session leader (the job's children share its environment)
+            if entry.stat().st_uid != os.geteuid():
+                continue  # not started by us: a job (another account) may forge the variable
             if mark in (entry / "environ").read_bytes().split(b"\0"):
                 return pid
         except (OSError, ValueError, IndexError):

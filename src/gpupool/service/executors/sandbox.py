@@ -45,6 +45,8 @@ DEVICE_GLOBS: tuple[str, ...] = (
 )  # fmt: skip
 
 JOB_INIT = Path(__file__).with_name("job_init.py")
+#: Folders each job gets empty and private (a tmpfs of its own, 1777 like the host's).
+SCRATCH: tuple[str, ...] = ("/tmp", "/var/tmp", "/dev/shm")
 #: The PATH a job gets unless its submitter gives one.
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -155,11 +157,14 @@ class Sandbox:
         args += ["--dev", "/dev"]
         for dev in sorted({d for g in DEVICE_GLOBS for d in glob.glob(g)}):
             args += ["--dev-bind", dev, dev]
-        args += ["--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
-        if real_cwd is not None and not writable_root:
+        # Private scratch space, writable by the job's account like the host's (sticky, 1777).
+        args += ["--proc", "/proc"]
+        for scratch in SCRATCH:
+            args += ["--perms", "1777", "--tmpfs", scratch]
+        if real_cwd is not None:
             # Under a private tmpfs the cwd's parents are made anew; bubblewrap would make them
             # 0700 root, which the job's account cannot cross. They hold nothing but the path.
-            for scratch in (Path("/tmp"), Path("/var/tmp")):
+            for scratch in map(Path, SCRATCH):
                 if is_within(real_cwd, scratch) and real_cwd != scratch:
                     for parent in reversed(real_cwd.relative_to(scratch).parents[:-1]):
                         args += ["--perms", "0755", "--dir", str(scratch / parent)]
@@ -168,7 +173,11 @@ class Sandbox:
         for h in self.hidden:
             if any(h != o and is_within(h, o) for o in self.hidden):
                 continue  # covered by a hidden folder above it (mounting it would show its name)
-            if h.exists() or is_within(h, Path("/tmp")) or is_within(h, Path("/var/tmp")):
+            in_scratch = any(is_within(h, Path(d)) for d in SCRATCH)
+            bound = real_cwd is not None and is_within(h, real_cwd)
+            # Under a fresh scratch tmpfs a hidden path is absent already, unless the bound cwd
+            # brought it back (mounting it anyway would show its name).
+            if (in_scratch and bound) or (not in_scratch and h.exists()):
                 args += ["--tmpfs", str(h)]
         args += ["--cap-drop", "ALL"]
         if root:
