@@ -164,10 +164,10 @@ class Sandbox:
         if real_cwd is not None:
             # Under a private tmpfs the cwd's parents are made anew; bubblewrap would make them
             # 0700 root, which the job's account cannot cross. They hold nothing but the path.
-            for scratch in map(Path, SCRATCH):
-                if is_within(real_cwd, scratch) and real_cwd != scratch:
-                    for parent in reversed(real_cwd.relative_to(scratch).parents[:-1]):
-                        args += ["--perms", "0755", "--dir", str(scratch / parent)]
+            for top in map(Path, SCRATCH):
+                if is_within(real_cwd, top) and real_cwd != top:
+                    for parent in reversed(real_cwd.relative_to(top).parents[:-1]):
+                        args += ["--perms", "0755", "--dir", str(top / parent)]
             args += ["--bind", str(real_cwd), str(real_cwd)]
         # Last, so that they cover whatever the binds above brought back (a cwd above them).
         for h in self.hidden:
