@@ -310,8 +310,10 @@ class LocalExecutor:
         fds: list[int] = []
         try:
             launch.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            out, err = (_open_log(p, acct) for p in (out_path, err_path))
-            fds += [out, err]
+            out = _open_log(out_path, acct)
+            fds.append(out)
+            err = _open_log(err_path, acct)
+            fds.append(err)
             # The wrapper writes the job's exit status here; the file lies in the state
             # directory, which the sandbox hides, and the job never inherits the descriptor.
             status_fd = os.open(_status_file(state_file), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
