@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +156,53 @@ def test_a_mapped_job_runs_as_its_site_account_and_owns_its_logs(tmp_path: Path,
     assert isinstance(got["r#1"], AllocationFailed) and "it is root" in got["r#1"].reason
     assert isinstance(got["n#1"], AllocationFailed) and "no Unix account" in got["n#1"].reason
     assert isinstance(got["h#1"], AllocationFailed) and "inside the service's own files" in got["h#1"].reason
+
+
+NON_ROOT_SCRIPT = """
+import sys, time
+from pathlib import Path
+from gpupool.service.executors import AllocationStarted, Launch, LocalExecutor, log_paths
+from gpupool.service.executors.gpus import simulated_machine
+d = Path(sys.argv[1])
+ex = LocalExecutor(d / "state", machine=simulated_machine(1), tick_s=0.02)
+cmd = "id -u; ls /proc | grep -c '^[0-9]'; ls STATE || echo hidden; exit 3".replace("STATE", str(d / "state"))
+ex.launch(Launch("a#1", "a", ("sh", "-c", cmd), (), d / "logs"))
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    done = [e for e in ex.poll() if not isinstance(e, AllocationStarted)]
+    if done:
+        print("EVENT", done[0].exit_code)
+        break
+    time.sleep(0.05)
+ex.close()
+print(log_paths(d / "logs", "a#1")[0].read_text(), end="")
+"""
+
+
+@root_only
+def test_a_service_that_is_not_root_runs_jobs_as_itself_in_a_user_namespace() -> None:
+    # The executor as ``nobody``: bubblewrap makes an unprivileged user namespace, the job runs
+    # as the same uid, sees its own processes only and not the executor's state directory.
+    system = Path("/usr/bin/python3")
+    probe = subprocess.run(
+        [str(system), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+    )
+    if not system.exists() or probe.stdout.strip() != str(sys.version_info[:2]):
+        pytest.skip("needs a system python3 of this version that 'nobody' can run")
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    work = Path(tempfile.mkdtemp(prefix="gpupool-nonroot-"))
+    try:
+        work.chmod(0o777)
+        r = subprocess.run(
+            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+             str(system), "-c", NON_ROOT_SCRIPT, str(work)],
+            capture_output=True, text=True, timeout=60, cwd=work,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{src}:{site}"},
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines = r.stdout.split()
+    assert lines[:2] == ["EVENT", "3"], (r.stdout, r.stderr)  # the job's own status
+    uid, nprocs = int(lines[2]), int(lines[3])
+    assert uid == 65534 and nprocs < 10 and lines[-1] == "hidden", r.stdout
