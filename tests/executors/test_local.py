@@ -520,3 +520,24 @@ def test_each_job_has_its_own_writable_tmp_and_shm(executor: LocalExecutor, tmp_
     assert exit_of(wait_for(executor, exited("r1#1")), "r1#1").exit_code == 0
     assert log_paths(tmp_path / "logs", "r1#1")[0].read_text() == "[]\n"  # nothing of the other job
     assert "mine" not in os.listdir("/tmp")  # nor on the host
+
+
+def test_accelerator_device_files_are_passed_into_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No /dev/nvidia* here: stand in with another device file the sandbox's own /dev lacks.
+    from gpupool.service.executors import sandbox
+
+    present = next((d for d in ("/dev/fuse", "/dev/kvm", "/dev/loop-control") if Path(d).exists()), None)
+    if present is None:
+        pytest.skip("no spare device file to stand in for an accelerator")
+    code = f"import os; print(os.path.exists({present!r}))"
+    with LocalExecutor(tmp_path / "s1", machine=simulated_machine(1, node_name=NODE)) as ex:
+        ex.launch(launch(tmp_path, "nodev#1", code))
+        wait_for(ex, exited("nodev#1"))
+    monkeypatch.setattr(sandbox, "DEVICE_GLOBS", (present[:-1] + "*",))
+    with LocalExecutor(tmp_path / "s2", machine=simulated_machine(1, node_name=NODE)) as ex:
+        ex.launch(launch(tmp_path, "dev#1", code))
+        wait_for(ex, exited("dev#1"))
+    assert log_paths(tmp_path / "logs", "nodev#1")[0].read_text() == "False\n"
+    assert log_paths(tmp_path / "logs", "dev#1")[0].read_text() == "True\n"
