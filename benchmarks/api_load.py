@@ -5,7 +5,7 @@ Steps:
 1. start the service in a subprocess (this file with ``--serve``: ``create_app`` over a
    ``Runtime`` on a fresh SQLite database, the demo fleet, the ``none`` executor so that no
    process is spawned per job, served by uvicorn), pinned to ``--server-cpus`` CPUs;
-2. bootstrap: read the admin token the service wrote, mint a token for a project member;
+2. bootstrap: read the admin token the benchmark's server wrote, mint a token for a project member;
 3. load: ``--clients`` client processes, each with ``--concurrency`` asyncio keep-alive
    connections (a minimal HTTP/1.1 client: see ``_Connection`` for why not httpx), submit 1-GPU
    jobs (each with its own ``Idempotency-Key``) for ``--seconds`` seconds; the first second
@@ -71,6 +71,11 @@ def serve(data_dir: Path, port: int, log_file: Path | None = None, fleet: str = 
     settings = ServiceSettings(data_dir=data_dir, fleet=fleet, executor="none", port=port)
     runtime = Runtime(settings)
     runtime.start()
+    # The service stores its admin token only as a hash: hand the load generator a token of its own.
+    token = runtime.new_admin_token or runtime.mint_admin_token("benchmark")
+    fd = os.open(data_dir / "bench-admin-token", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
     tune_gc_for_serving()
     try:
         uvicorn.run(
@@ -116,7 +121,7 @@ def _start_server(
 
 
 def _member_token(url: str, data_dir: Path) -> str:
-    admin = (data_dir / "admin-token").read_text().strip()
+    admin = (data_dir / "bench-admin-token").read_text().strip()
     r = httpx.post(f"{url}/v1/tokens", json={"user": MEMBER}, headers={"Authorization": f"Bearer {admin}"})
     r.raise_for_status()
     return str(r.json()["token"])

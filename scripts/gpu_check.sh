@@ -96,7 +96,12 @@ try:
     HAVE_TORCH = True
 except ImportError:
     HAVE_TORCH = False
-ex = LocalExecutor(work / "state", machine=machine, telemetry_interval_s=1.0, walltime_grace_s=2)
+# Jobs run sandboxed (ADR 0005); a device machine without bubblewrap (no package index) runs
+# them unconfined, saying so, since this checks GPUs, not isolation.
+from gpupool.service.executors.sandbox import Sandbox
+sandbox = Sandbox.create(unsafe_no_sandbox=True)
+print("sandbox:", "bubblewrap" if sandbox.enabled else "none (bwrap missing): jobs run unconfined")
+ex = LocalExecutor(work / "state", machine=machine, telemetry_interval_s=1.0, walltime_grace_s=2, sandbox=sandbox)
 t0 = time.monotonic()
 ex.launch(Launch("check#1", "check", (sys.executable, "-c", job), ((node, (len(devices) - 1,)),), work / "logs"))
 # A second job that overruns its walltime, to see SIGTERM/SIGKILL on this machine too.
@@ -156,7 +161,9 @@ fleet = machine.fleet()
 tenants = work / "tenants.yaml"
 tenants.write_text("name: local\nsectors:\n  lab:\n    organisations:\n      here:\n"
                    "        projects:\n          check: {members: [gpu.checker]}\n")
-executor = LocalExecutor(work / "executor", machine=machine, telemetry_interval_s=1.0)
+from gpupool.service.executors.sandbox import Sandbox
+executor = LocalExecutor(work / "executor", machine=machine, telemetry_interval_s=1.0,
+                         sandbox=Sandbox.create([work], unsafe_no_sandbox=True))
 settings = ServiceSettings(data_dir=work, simulated_gpus=False, cycle_interval_ms=100)
 runtime = Runtime(settings, fleet=fleet, tenancy=load_tenants(str(tenants), fleet), executors={"*": executor})
 with socket.socket() as s:
@@ -169,7 +176,7 @@ while not server.started:
     assert thread.is_alive(), "the service did not start"
     time.sleep(0.05)
 url = f"http://127.0.0.1:{port}"
-admin = (work / "admin-token").read_text().strip()
+admin = runtime.new_admin_token or runtime.mint_admin_token("gpu-check")
 with GpupoolClient(url, admin) as c:
     token = c._json("POST", "/v1/tokens", json={"user": "gpu.checker"})["token"]
 job_code = ("import os, pynvml; pynvml.nvmlInit(); cvd = os.environ['CUDA_VISIBLE_DEVICES']; "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,12 +22,13 @@ from typer.testing import CliRunner
 from gpupool.cli.main import app
 from gpupool.client import BadRequest, GpupoolClient, NotFound, Unauthorized
 from gpupool.service.api.app import create_app
+from gpupool.service.executors.sandbox import job_python
 from gpupool.service.runtime import Runtime
 from gpupool.service.settings import ServiceSettings
 
 runner = CliRunner()
 MEMBER = "minjun.kim"  # a member of academia/snu/vision in the demo tenants
-PY = sys.executable
+PY = job_python()  # jobs run as unprivileged accounts (ADR 0005)
 
 
 @dataclass
@@ -56,11 +56,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
-    admin = (
-        (data / "admin-token").read_text().strip()
-        if runtime.new_admin_token is None
-        else runtime.new_admin_token
-    )
+    admin = runtime.new_admin_token or runtime.mint_admin_token("test")
     with GpupoolClient(url, admin) as c:
         token = str(c._json("POST", "/v1/tokens", json={"user": MEMBER})["token"])
     try:
@@ -91,6 +87,7 @@ def wait_state(c: GpupoolClient, job_id: str, states: set[str], timeout: float =
 
 def test_submit_run_and_read_logs_through_the_cli(env: Live, tmp_path: Path) -> None:
     code = "import os; print('cvd=' + os.environ['CUDA_VISIBLE_DEVICES'], os.environ['GPUPOOL_GPUS'])"
+    tmp_path.chmod(0o755)  # the job's account (not root: ADR 0005) must be able to enter its cwd
     got = runner.invoke(
         app,
         ["submit", "-p", "vision", "-g", "2", "-m", "H100", "-t", "5m", "--name", "첫 작업", "--json",

@@ -28,9 +28,10 @@ from gpupool.service.executors import (
     simulated_fleet_machine,
     simulated_machine,
 )
+from gpupool.service.executors.sandbox import job_python
 from tests.builders import fleet as build_fleet
 
-PY = sys.executable
+PY = job_python()  # jobs run as unprivileged accounts (ADR 0005)
 NODE = "box"
 
 
@@ -186,19 +187,40 @@ def test_terminate_kills_a_job_that_ignores_sigterm_after_the_grace(
     assert time.monotonic() - t0 >= 0.4
 
 
-def test_the_whole_process_group_ends_with_the_job(executor: LocalExecutor, tmp_path: Path) -> None:
+@pytest.mark.parametrize("escape", [False, True])
+def test_the_whole_process_group_ends_with_the_job(
+    executor: LocalExecutor, tmp_path: Path, escape: bool
+) -> None:
+    # The job sees its own PID namespace, so the test finds the child by a mark in its command
+    # line. A child that leaves the group (setsid) dies too: the sandbox's PID 1 ends with the
+    # job, and the kernel kills what is left in its PID namespace.
+    mark = f"gpupool-child-{os.getpid()}-{escape}"
     code = (
         "import subprocess, sys\n"
-        f"p = subprocess.Popen([{PY!r}, '-c', 'import time; time.sleep(60)'])\n"
+        f"p = subprocess.Popen([{PY!r}, '-c', 'import time; time.sleep(60)', {mark!r}],"
+        f" start_new_session={escape})\n"
         "print(p.pid, flush=True)\n"
     )
     executor.launch(launch(tmp_path, "g#1", code))
     wait_for(executor, exited("g#1"))
-    child = int(log_paths(tmp_path / "logs", "g#1")[0].read_text())
+    assert int(log_paths(tmp_path / "logs", "g#1")[0].read_text()) < 100  # a pid of its own namespace
     deadline = time.monotonic() + 5
-    while _alive(child):
+    while _marked(mark):
         assert time.monotonic() < deadline, "the job's child outlived the job"
         time.sleep(0.02)
+
+
+def _marked(mark: str) -> list[int]:
+    """Live processes (host pids) whose command line holds ``mark``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark.encode() in (entry / "cmdline").read_bytes() and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -461,3 +483,61 @@ def test_a_launch_cut_short_by_a_crash_is_adopted_not_run_twice(tmp_path: Path) 
     finally:
         orphan.kill()
         orphan.wait()
+
+
+def test_adopted_jobs_report_the_exit_status_their_process_had(tmp_path: Path) -> None:
+    # The sandbox's wrapper records each job's status where the next executor reads it: a job
+    # that ends while no executor runs, and one that ends under the adopting executor.
+    machine = simulated_machine(4, node_name=NODE)
+    first = LocalExecutor(tmp_path / "state", machine=machine, tick_s=0.02)
+    first.launch(launch(tmp_path, "down#1", "import time; time.sleep(0.3); raise SystemExit(5)", ids=(0,)))
+    first.launch(launch(tmp_path, "later#1", "import time; time.sleep(1.5); raise SystemExit(6)", ids=(1,)))
+    segv = "import os, signal, time; time.sleep(0.3); os.kill(os.getpid(), signal.SIGSEGV)"
+    first.launch(launch(tmp_path, "segv#1", segv, ids=(2,)))
+    first.close()  # the server stops before any of them ends
+    time.sleep(0.8)
+    second = LocalExecutor(tmp_path / "state", machine=machine, tick_s=0.02)
+    try:
+        events = wait_for(second, lambda evs: all(exited(a)(evs) for a in ("down#1", "later#1", "segv#1")))
+    finally:
+        second.close()
+    assert exit_of(events, "down#1").exit_code == 5
+    assert exit_of(events, "later#1").exit_code == 6
+    assert (exit_of(events, "segv#1").exit_code, exit_of(events, "segv#1").signal) == (None, signal.SIGSEGV)
+
+
+def test_each_job_has_its_own_writable_tmp_and_shm(executor: LocalExecutor, tmp_path: Path) -> None:
+    writer = (
+        "import os, time\n"
+        "for d in ('/tmp', '/var/tmp', '/dev/shm'):\n"
+        "    open(os.path.join(d, 'mine'), 'w').write('x')\n"
+        "print('ready', flush=True); time.sleep(60)\n"
+    )
+    executor.launch(launch(tmp_path, "w1#1", writer, ids=(0,)))
+    wait_ready(tmp_path, "w1#1")
+    reader = "import os; print(sorted(os.listdir('/tmp') + os.listdir('/var/tmp') + os.listdir('/dev/shm')))"
+    executor.launch(launch(tmp_path, "r1#1", reader, ids=(1,)))
+    assert exit_of(wait_for(executor, exited("r1#1")), "r1#1").exit_code == 0
+    assert log_paths(tmp_path / "logs", "r1#1")[0].read_text() == "[]\n"  # nothing of the other job
+    assert "mine" not in os.listdir("/tmp")  # nor on the host
+
+
+def test_accelerator_device_files_are_passed_into_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No /dev/nvidia* here: stand in with another device file the sandbox's own /dev lacks.
+    from gpupool.service.executors import sandbox
+
+    present = next((d for d in ("/dev/fuse", "/dev/kvm", "/dev/loop-control") if Path(d).exists()), None)
+    if present is None:
+        pytest.skip("no spare device file to stand in for an accelerator")
+    code = f"import os; print(os.path.exists({present!r}))"
+    with LocalExecutor(tmp_path / "s1", machine=simulated_machine(1, node_name=NODE)) as ex:
+        ex.launch(launch(tmp_path, "nodev#1", code))
+        wait_for(ex, exited("nodev#1"))
+    monkeypatch.setattr(sandbox, "DEVICE_GLOBS", (present[:-1] + "*",))
+    with LocalExecutor(tmp_path / "s2", machine=simulated_machine(1, node_name=NODE)) as ex:
+        ex.launch(launch(tmp_path, "dev#1", code))
+        wait_for(ex, exited("dev#1"))
+    assert log_paths(tmp_path / "logs", "nodev#1")[0].read_text() == "False\n"
+    assert log_paths(tmp_path / "logs", "dev#1")[0].read_text() == "True\n"

@@ -1,14 +1,16 @@
 """Kill the real server (uvicorn in a subprocess) with SIGKILL during a burst of submissions.
 
 After a restart: every submission that got a 2xx is there; the rebuilt core validates and no
-two running jobs share an accelerator; no job ran twice (each job's process writes a marker
-when it starts, and the local executor adopts the processes that outlived the server).
+two running jobs share an accelerator; no job ran twice (each job's process prints a line to
+its log when it starts, and the local executor adopts the processes that outlived the server;
+jobs run sandboxed, so the test finds their processes by a mark in their environment).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,10 +36,10 @@ GPUPOOL = Path(sys.executable).parent / "gpupool"
 
 
 class Server:
-    def __init__(self, data_dir: Path, url: str, markers: Path) -> None:
+    def __init__(self, data_dir: Path, url: str) -> None:
         self.data_dir = data_dir
         self.url = url
-        self.markers = markers
+        self.logs: list[Path] = []
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -46,7 +48,8 @@ class Server:
         env = {**os.environ, "GPUPOOL_DATABASE_URL": self.url}
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        log = open(self.data_dir / f"server-{self.port}.log", "wb")  # noqa: SIM115 - closed with the process
+        self.logs.append(self.data_dir.parent / f"server-{self.port}.log")
+        log = open(self.logs[-1], "wb")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [str(GPUPOOL), "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
              "--cycle-interval-ms", "50", "--log-level", "warning"],
@@ -60,9 +63,15 @@ class Server:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None:
-                raise AssertionError((self.data_dir / f"server-{self.port}.log").read_text())
+                raise AssertionError(self.logs[-1].read_text())
             time.sleep(0.1)
         raise AssertionError("the server did not become ready")
+
+    def admin_token(self) -> str:
+        """The pool admin's token, as the first start printed it (once)."""
+        printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", self.logs[0].read_text(errors="replace"))
+        assert printed, self.logs[0].read_text(errors="replace")
+        return printed.group(1)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
@@ -71,34 +80,46 @@ class Server:
 
 
 @pytest.fixture
-def job_processes(tmp_path: Path) -> Iterator[Path]:
-    """The marker file jobs write; afterwards every job process group still alive is killed."""
-    markers = tmp_path / "markers"
-    markers.touch()
-    yield markers
-    for line in markers.read_text().splitlines():
-        pid = int(line.split()[2])
+def job_processes(tmp_path: Path) -> Iterator[str]:
+    """A mark for the jobs' environment; afterwards every job process still alive is killed."""
+    mark = f"crash-{os.getpid()}-{tmp_path.name}"
+    yield mark
+    for pid in marked(mark):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
 
 
-def test_sigkill_during_a_burst(tmp_path: Path, database_url: str, job_processes: Path) -> None:
+def marked(mark: str) -> dict[int, str]:
+    """Live job processes whose environment holds ``CRASH_TEST_MARK=mark``: pid -> allocation."""
+    found: dict[int, str] = {}
+    want = f"CRASH_TEST_MARK={mark}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if want in env and _alive(int(entry.name)):
+            alloc = [v for v in env if v.startswith(b"GPUPOOL_ALLOCATION_ID=")]
+            found[int(entry.name)] = alloc[0].split(b"=", 1)[1].decode() if alloc else ""
+    return found
+
+
+def test_sigkill_during_a_burst(tmp_path: Path, database_url: str, job_processes: str) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    server = Server(data, database_url, job_processes)
+    server = Server(data, database_url)
     server.start()
-    admin = (data / "admin-token").read_text().strip()
-    assert (data / "admin-token").stat().st_mode & 0o777 == 0o600
+    admin = server.admin_token()
+    assert not (data / "admin-token").exists()  # shown once, stored only as a hash
     tokens = {}
     for user in USERS:
         r = httpx.post(f"{server.base}/v1/tokens", json={"user": user},
                        headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
         tokens[user] = r.json()["token"]
-    command = [
-        "sh",
-        "-c",
-        f'echo "$GPUPOOL_JOB_ID $GPUPOOL_ALLOCATION_ID $$" >> {job_processes}; exec sleep 120',
-    ]
+    command = ["sh", "-c", 'echo "$GPUPOOL_JOB_ID $GPUPOOL_ALLOCATION_ID"; exec sleep 120']
+    job_env = {"CRASH_TEST_MARK": job_processes}
     acked: dict[str, str] = {}  # idempotency key -> job id, for every 2xx
     lock = threading.Lock()
     stop = threading.Event()
@@ -109,7 +130,8 @@ def test_sigkill_during_a_burst(tmp_path: Path, database_url: str, job_processes
             if stop.is_set():
                 return
             key = f"{user}-{i}"
-            body = {"project": USERS[user], "command": command, "gpus": 1 + i % 2, "walltime_s": 600}
+            body = {"project": USERS[user], "command": command, "gpus": 1 + i % 2, "walltime_s": 600,
+                    "env": job_env}  # fmt: skip
             headers = {"Authorization": f"Bearer {tokens[user]}", "Idempotency-Key": key}
             try:
                 r = client.post(f"{server.base}/v1/jobs", json=body, headers=headers)
@@ -139,7 +161,7 @@ def test_sigkill_during_a_burst(tmp_path: Path, database_url: str, job_processes
             h = {"Authorization": f"Bearer {tokens[user]}"}
             assert httpx.get(f"{server.base}/v1/jobs/{job}", headers=h).status_code == 200
             body = {"project": USERS[user], "command": command, "gpus": 1 + int(key.rsplit("-", 1)[1]) % 2,
-                    "walltime_s": 600}  # fmt: skip
+                    "walltime_s": 600, "env": job_env}  # fmt: skip
             r = httpx.post(f"{server.base}/v1/jobs", json=body, headers={**h, "Idempotency-Key": key})
             assert (r.status_code, r.json()["id"]) == (200, job)
         time.sleep(1.0)  # a few cycles: launches dispatched, adopted processes reported
@@ -162,20 +184,22 @@ def test_sigkill_during_a_burst(tmp_path: Path, database_url: str, job_processes
     state.scheduler.validate()
     assert len(state.scheduler.running) == len(running)
     engine.dispose()
-    # no job ran twice: an allocation is launched once, and at most one process per job lives
-    # (a job preempted and restarted has two allocations, one after the other)
-    starts: dict[str, list[tuple[str, int]]] = {}
-    for line in job_processes.read_text().splitlines():
-        job, alloc, pid = line.split()
-        starts.setdefault(job, []).append((alloc, int(pid)))
-    alive = {j: [a for a, pid in runs if _alive(pid)] for j, runs in starts.items()}
+    # no job ran twice: an allocation is launched once (its log holds one start line), and at
+    # most one process per job lives (a job preempted and restarted has two allocations, one
+    # after the other)
+    starts: dict[str, list[str]] = {}
+    for out in (data / "logs").glob("*/*.out"):
+        for line in out.read_text().splitlines():
+            job, alloc = line.split()
+            starts.setdefault(job, []).append(alloc)
     assert {j["id"] for j in running} <= set(starts)
-    relaunched = {
-        j: [a for a, _ in runs] for j, runs in starts.items() if len({a for a, _ in runs}) < len(runs)
-    }
+    relaunched = {j: allocs for j, allocs in starts.items() if len(set(allocs)) < len(allocs)}
     # (the local executor records a launch before its process exists, so even a kill inside
     # Popen leaves a process that the restarted executor adopts instead of relaunching)
     assert not relaunched, f"allocations launched twice across the crash: {relaunched}"
+    alive: dict[str, list[str]] = {}
+    for alloc in marked(job_processes).values():
+        alive.setdefault(alloc.split(".")[0], []).append(alloc)
     assert all(len(a) <= 1 for a in alive.values()), f"jobs running twice: {alive}"
 
 

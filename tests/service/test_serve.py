@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -33,18 +34,11 @@ def _serve(data: Path, port: int) -> tuple[str, str]:
                 time.sleep(0.1)
         else:
             raise AssertionError("not ready")
-        token = ""
-        admin = data / "admin-token"
-        if admin.exists():
-            token = admin.read_text().strip()
-            me = httpx.get(
-                f"http://127.0.0.1:{port}/v1/users/me", headers={"Authorization": f"Bearer {token}"}
-            )
-            assert me.json()["role"] == "pool-admin"
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
-    return out.decode(), token
+    printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", out.decode())
+    return out.decode(), printed.group(1) if printed else ""
 
 
 @pytest.mark.slow
@@ -54,10 +48,34 @@ def test_serve_prints_url_and_the_first_admin_token_once(tmp_path: Path) -> None
     out, token = _serve(data, port)
     assert f"http://127.0.0.1:{port}" in out
     assert token.startswith("gpt_") and token in out
-    assert (data / "admin-token").stat().st_mode & 0o777 == 0o600
-    assert (data / "gpupool.db").exists()
-    again, same = _serve(data, free_port())
-    assert same == token and token not in again and "admin-token" in again
+    # stored only as a hash: no file holds it; the data directory and database are private
+    assert not (data / "admin-token").exists()
+    assert not any(token in p.read_text(errors="replace") for p in data.rglob("*") if p.is_file())
+    assert (data / "gpupool.db").stat().st_mode & 0o777 == 0o600
+    assert data.stat().st_mode & 0o777 == 0o700
+    again, shown = _serve(data, free_port())
+    assert shown == "" and token not in again and "only its hash is stored" in again
+    # the token printed on the first start still answers as the pool admin
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(GPUPOOL), "serve", "--data-dir", str(data), "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                me = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/users/me", headers={"Authorization": f"Bearer {token}"}
+                )
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert me.json()["role"] == "pool-admin"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
 
 
 def test_serve_refuses_bad_options(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gpupool.service.executors.sandbox import job_python
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(
@@ -48,7 +50,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SLEEPER = f"{shlex.quote(sys.executable)} -c 'import time; print(\"학습 시작\", flush=True); time.sleep(600)'"
+SLEEPER = f"{shlex.quote(job_python())} -c 'import time; print(\"학습 시작\", flush=True); time.sleep(600)'"
 
 
 @dataclass
@@ -91,7 +93,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                     break
             assert time.monotonic() < deadline, "gpupool serve did not become ready"
             time.sleep(0.1)
-        srv = Server(url, (data / "admin-token").read_text().strip())
+        # printed once by serve (only its hash is stored)
+        printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", (data / "serve.log").read_text(errors="replace"))
+        assert printed, "serve did not print the admin token"
+        srv = Server(url, printed.group(1))
         with srv.api("admin") as c:
             r = c.post("/v1/users", json={"name": "analyst", "role": "viewer", "display_name": "정책 분석가"})
             assert r.status_code == 201, r.text

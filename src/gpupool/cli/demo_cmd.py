@@ -10,7 +10,6 @@ synthetic workload, with a report.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,17 +18,21 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from gpupool.service.executors.sandbox import job_python
+
 #: The researcher the demo acts as: a member of academia/snu/vision in the demo tenants.
 DEMO_USER = "minjun.kim"
+#: The Python the demo's jobs run: jobs run as unprivileged accounts (ADR 0005).
+PY = job_python()
 DEMO_JOBS: list[dict[str, Any]] = [
     {"project": "academia/snu/vision", "name": "resnet-sweep", "gpus": 2, "models": ["H100"],
-     "walltime_s": 600, "command": [sys.executable, "-c", "import time; print('training'); time.sleep(30)"]},
+     "walltime_s": 600, "command": [PY, "-c", "import time; print('training'); time.sleep(30)"]},
     {"project": "academia/snu/vision", "name": "vit-pretrain", "gpus": 16, "topology": "block",
-     "walltime_s": 3600, "command": [sys.executable, "-c", "import time; time.sleep(120)"]},
+     "walltime_s": 3600, "command": [PY, "-c", "import time; time.sleep(120)"]},
     {"project": "academia/snu/vision", "name": "eval", "gpus": 1, "walltime_s": 300,
-     "command": [sys.executable, "-c", "print('eval done')"]},
+     "command": [PY, "-c", "print('eval done')"]},
     {"project": "academia/snu/vision", "name": "all-h100", "gpus": 24, "models": ["H100"], "walltime_s": 600,
-     "command": [sys.executable, "-c", "pass"]},
+     "command": [PY, "-c", "pass"]},
 ]  # fmt: skip
 
 
@@ -44,7 +47,9 @@ def run_service_demo(data_dir: Path, host: str, port: int, serve_for: float | No
     settings = ServiceSettings(fleet="demo", data_dir=data_dir, host=host, port=port, cycle_interval_ms=500)
     runtime = Runtime(settings)
     runtime.start()
-    admin = runtime.new_admin_token or settings.admin_token_path.read_text(encoding="utf-8").strip()
+    # The first admin token is shown once and stored only as a hash: on an existing database the
+    # demo mints itself a new one (it runs on the server's machine, with its data directory).
+    admin = runtime.new_admin_token or runtime.mint_admin_token("demo")
     app = create_app(runtime, manage_runtime=False)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)

@@ -2,9 +2,10 @@
 
 This module owns the ``serve`` command. It starts the service on the embedded SQLite database
 under ``--data-dir`` (or ``GPUPOOL_DATABASE_URL``) with a fleet and tenants (the demo ones by
-default), prints the URL and, on the first start, the pool admin's token (written once to
-``<data-dir>/admin-token``, mode 0600; the database keeps only its hash), then serves until
-interrupted. Options left out fall back to ``GPUPOOL_*`` environment variables.
+default), prints the URL and, on the first start, the pool admin's token (shown once: the
+database keeps only its hash, and no file holds it), then serves until interrupted. Local jobs
+run sandboxed as the accounts ``--accounts`` maps (ADR 0005). Options left out fall back to
+``GPUPOOL_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def serve(
     ] = None,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Database, admin token and job logs (default ./gpupool-data)."),
+        typer.Option("--data-dir", help="Database, executor state and job logs (default ./gpupool-data)."),
     ] = None,
     database_url: Annotated[
         str | None, typer.Option("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db.")
@@ -62,6 +63,20 @@ def serve(
         str | None,
         typer.Option("--gpu-model", help="Catalogue model of this machine's GPUs (default: from NVML)."),
     ] = None,
+    accounts: Annotated[
+        Path | None,
+        typer.Option(
+            "--accounts",
+            help="YAML file: gpupool users/projects -> the Unix accounts their jobs run as (ADR 0005).",
+        ),
+    ] = None,
+    unsafe_no_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-no-sandbox",
+            help="Run local jobs without bubblewrap if it is missing (they can see the service files).",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve the gpupool API and run the scheduling loop."""
@@ -72,6 +87,7 @@ def serve(
     from gpupool.core.tenancy import TenancyError
     from gpupool.fleetfile import FleetFileError
     from gpupool.service.api.app import create_app
+    from gpupool.service.executors.sandbox import SandboxUnavailable
     from gpupool.service.runtime import Runtime, tune_gc_for_serving
     from gpupool.service.settings import ServiceSettings
 
@@ -84,6 +100,8 @@ def serve(
         "port": port,
         "policy": policy,
         "cycle_interval_ms": cycle_interval_ms,
+        "accounts": str(accounts) if accounts is not None else None,
+        "unsafe_no_sandbox": True if unsafe_no_sandbox else None,
     }
     if real_gpus and simulated_gpus:
         _fail("give --real-gpus or --simulated-gpus, not both")
@@ -103,17 +121,25 @@ def serve(
     except ValidationError as e:
         err = e.errors()[0]
         _fail(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
-    except (FleetFileError, FleetError, TenancyError, CatalogueError, FileNotFoundError, ValueError) as e:
+    except (
+        FleetFileError,
+        FleetError,
+        TenancyError,
+        CatalogueError,
+        FileNotFoundError,
+        ValueError,
+        SandboxUnavailable,
+    ) as e:
         _fail(str(e))
     url = f"http://{settings.host}:{settings.port}"
     out = Console()
     out.print(f"gpupool serving fleet [bold]{runtime.fleet.name}[/] at {url}  (API docs: {url}/docs)")
     out.print(f"database: {_redact(settings.url)}")
     if runtime.new_admin_token is not None:
-        out.print(f"admin token (shown once; also in {settings.admin_token_path}, mode 0600):")
+        out.print("admin token (shown once; only its hash is stored):")
         out.print(runtime.new_admin_token, highlight=False, soft_wrap=True)
     else:
-        out.print(f"admin token: created on the first start (see {settings.admin_token_path})")
+        out.print("admin token: shown on the first start (only its hash is stored)")
     app = create_app(runtime, manage_runtime=False)
     tune_gc_for_serving()
     try:

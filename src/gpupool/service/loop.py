@@ -138,6 +138,7 @@ class Loop:
         terminate_grace_s: float = 10.0,
         reconcile: str = "relaunch",
         reader: sessionmaker[Session] | None = None,
+        run_as: Callable[[JobRow], str | None] | None = None,
     ) -> None:
         self.factory = factory
         #: sessions that read without taking SQLite's write lock (the inbox, job rows)
@@ -152,6 +153,8 @@ class Loop:
         self.min_gap_ms = min_gap_ms
         self.terminate_grace_s = terminate_grace_s
         self.reconcile_policy = reconcile
+        #: the Unix account a job runs as (``service/identity.py``), for ``Launch.run_as``
+        self.run_as = run_as
         #: held while the core is used or replaced (a cycle, a rebuild)
         self.lock = threading.RLock()
         self._wake = threading.Event()
@@ -256,6 +259,7 @@ class Loop:
             env=dict(spec.get("env", {})),
             cwd=Path(cwd) if cwd else None,
             walltime_s=float(spec.get("walltime_s", 0)),
+            run_as=self.run_as(row) if self.run_as is not None else None,
         )
 
     # -- the thread -------------------------------------------------------------------------
@@ -647,6 +651,7 @@ class Loop:
             "env": dict(launch.env),
             "cwd": str(launch.cwd) if launch.cwd else None,
             "walltime_s": launch.walltime_s,
+            "run_as": launch.run_as,
         }
         self._outbox_dirty = True
         s.add(
@@ -741,4 +746,5 @@ class Loop:
             env=dict(p.get("env") or {}),
             cwd=Path(p["cwd"]) if p.get("cwd") else None,
             walltime_s=float(p.get("walltime_s") or 0),
+            run_as=str(p["run_as"]) if p.get("run_as") else None,
         )

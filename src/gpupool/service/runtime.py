@@ -1,10 +1,13 @@
 """The running service: database, fleet, tenancy seed, loop and executors, started together.
 
-This module owns ``Runtime``: ``start`` migrates the database (``upgrade head``), seeds an
-empty one from the tenants file and creates the first pool admin (its token written once to
-``<data_dir>/admin-token``, mode 0600; only the hash is stored), rebuilds the core, reconciles
-the executors and starts the loop thread; ``stop`` stops the loop. The API reaches everything
-through one ``Runtime``.
+This module owns ``Runtime``: ``start`` makes the data directory private (0700, the SQLite
+files 0600), migrates the database (``upgrade head``), seeds an empty one from the tenants file
+and creates the first pool admin (its token is handed to the caller once, in
+``new_admin_token``, and stored only as a hash: no file holds it), rebuilds the core,
+reconciles the executors and starts the loop thread; ``stop`` stops the loop. It also owns the
+wiring of job isolation (ADR 0005): the identity map that names each job's account and the
+sandbox that hides the data directory from local jobs. The API reaches everything through one
+``Runtime``.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.fleetfile import default_tenants_for, fleet_presets, load_fleet, load_tenants
 from gpupool.service import auth
-from gpupool.service.db import TenantRow, UserRow, make_engine, migrate, session_factory
+from gpupool.service.db import JobRow, TenantRow, UserRow, make_engine, migrate, session_factory
 from gpupool.service.directory import Directory
 from gpupool.service.dry_run import DryRunExecutor
 from gpupool.service.executors.base import Executor
 from gpupool.service.executors.gpus import LocalMachine
+from gpupool.service.executors.sandbox import Sandbox
+from gpupool.service.identity import IdentityError, IdentityMap, load_identity_map, project_account_name
 from gpupool.service.local_fleet import machine_scenario
 from gpupool.service.loop import Clock, Loop, wall_clock
 from gpupool.service.metrics import ServiceMetrics
@@ -67,6 +72,9 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.run_loop = run_loop
+        #: which Unix account runs each job (raises ``IdentityError`` for a bad accounts file)
+        self.identity: IdentityMap = load_identity_map(settings.accounts)
+        self._accounts: dict[tuple[int, int], str | None] = {}
         #: this machine, when it is what is served (``machine`` real or simulated)
         self.machine: LocalMachine | None = None
         if settings.machine != "fleet" and fleet is None:
@@ -111,8 +119,12 @@ class Runtime:
         return self._loop
 
     def start(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.settings.data_dir, 0o700)  # the database, job logs and executor state
+        self.settings.log_dir.mkdir(exist_ok=True, mode=0o700)
+        os.chmod(self.settings.log_dir, 0o700)
         migrate(self.engine)
+        self._private_database_files()
         self._seed()
         executors = self._executors if self._executors is not None else self._default_executors()
         self._loop = Loop(
@@ -128,6 +140,7 @@ class Runtime:
             terminate_grace_s=self.settings.terminate_grace_s,
             reconcile=self.settings.reconcile,
             reader=self.reader,
+            run_as=self.run_as,
         )
         self._loop.reconcile()
         if self.run_loop:
@@ -150,7 +163,11 @@ class Runtime:
             # the machine the fleet was made of: the executor pins jobs to its very devices
             from gpupool.service.executors.local import LocalExecutor
 
-            return {"*": LocalExecutor(self.settings.data_dir / "executor", machine=self.machine)}
+            return {
+                "*": LocalExecutor(
+                    self.settings.data_dir / "executor", machine=self.machine, sandbox=self.sandbox()
+                )
+            }
         # executor=fleet: each cluster's own backend from the fleet file (executors/registry.py);
         # otherwise one local executor for every cluster, as before.
         from gpupool.service.executors.registry import build_executors
@@ -160,7 +177,39 @@ class Runtime:
             state_dir=self.settings.data_dir / "executor",
             simulated_gpus=self.settings.simulated_gpus,
             per_cluster=self.settings.executor == "fleet",
+            sandbox=self.sandbox(),
         )
+
+    def sandbox(self) -> Sandbox:
+        """How local jobs are confined: the data directory and the database's folder hidden."""
+        hidden = [self.settings.data_dir]
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database:
+            hidden.append(Path(self.engine.url.database).parent)
+        return Sandbox.create(hidden, unsafe_no_sandbox=self.settings.unsafe_no_sandbox)
+
+    def run_as(self, row: JobRow) -> str | None:
+        """The Unix account a job runs as (``Launch.run_as``), from the identity map."""
+        key = (row.user_id, row.project_id)
+        if key not in self._accounts:
+            with self.reader() as s:
+                user = s.scalar(select(UserRow.name).where(UserRow.id == row.user_id)) or ""
+                project = s.scalar(select(TenantRow.path).where(TenantRow.id == row.project_id)) or ""
+            try:
+                self._accounts[key] = self.identity.run_as(user, project)
+            except IdentityError as e:
+                # Fail closed: the executor refuses a job whose account does not exist.
+                log.error("no account for %s's job in %s: %s", user, project, e)
+                return project_account_name(project)
+        return self._accounts[key]
+
+    def _private_database_files(self) -> None:
+        """SQLite's files readable by the service only (its -wal and -shm take the file's mode)."""
+        if self.engine.dialect.name != "sqlite" or not self.engine.url.database:
+            return
+        db = Path(self.engine.url.database)
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if path.exists():
+                os.chmod(path, 0o600)
 
     def _seed(self) -> None:
         now = self.clock()
@@ -184,8 +233,26 @@ class Runtime:
                     now_ms=now,
                 )
                 self.new_admin_token = plain
-        if self.new_admin_token is not None:
-            write_secret(self.settings.admin_token_path, self.new_admin_token)
+
+    def mint_admin_token(self, name: str) -> str:
+        """A new token for the first pool admin (for ``gpupool demo`` on an existing database,
+        which must print a working token: the first one was shown once and is kept only as a hash)."""
+        now = self.clock()
+        with self.factory.begin() as s:
+            admin = s.scalars(
+                select(UserRow).where(UserRow.role == "pool-admin").order_by(UserRow.id)
+            ).first()
+            if admin is None:
+                raise RuntimeError("no pool admin: start the service first")
+            _, plain = auth.issue(
+                s,
+                admin.id,
+                name=name,
+                scopes=auth.ALL_SCOPES,
+                expires_ms=now + auth.DEFAULT_TOKEN_TTL_MS,
+                now_ms=now,
+            )
+        return plain
 
     def database_ok(self) -> bool:
         try:
@@ -208,12 +275,3 @@ def tune_gc_for_serving() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-
-
-def write_secret(path: Path, secret: str) -> None:
-    """Write ``secret`` to a file only its owner can read (created 0600, never wider)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
-    os.chmod(path, 0o600)

@@ -23,7 +23,7 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GPUPOOL_", extra="forbid")
 
-    #: where the SQLite database, the admin token and job logs live
+    #: where the SQLite database, executor state and job logs live (made 0700; no job sees it)
     data_dir: Path = Path("gpupool-data")
     #: SQLAlchemy URL; empty means ``sqlite:///<data_dir>/gpupool.db``
     database_url: str = ""
@@ -72,6 +72,12 @@ class ServiceSettings(BaseSettings):
     reconcile: Literal["relaunch", "fail"] = "relaunch"
     #: seconds an executor gives a process between SIGTERM and SIGKILL
     terminate_grace_s: float = Field(default=10.0, ge=0)
+    #: YAML file mapping gpupool users and projects to the Unix accounts their jobs run as
+    #: (``service/identity.py``; empty: per-project accounts when root, else the service's user)
+    accounts: str = ""
+    #: run local jobs without bubblewrap where it is missing (no namespaces, nothing hidden by
+    #: mounts: only the account switch and the environment rules hold). Off: refuse to start.
+    unsafe_no_sandbox: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     #: sign-in of people through OpenID Connect (ADR 0008); empty issuer: off. The issuer's
@@ -123,7 +129,3 @@ class ServiceSettings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
-
-    @property
-    def admin_token_path(self) -> Path:
-        return self.data_dir / "admin-token"

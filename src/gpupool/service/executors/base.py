@@ -37,8 +37,11 @@ class Launch:
     ``placement`` is the core's ``Start.placement``: (node name, accelerator ids) per node.
     ``env`` is added to the job's environment (the executor adds its own ``GPUPOOL_*`` and
     ``CUDA_VISIBLE_DEVICES`` on top). ``walltime_s`` of 0 means no limit. The job's stdout and
-    stderr go to files under ``log_dir``. ``run_as`` is the Unix account the job must run as
-    (from the service's identity map); ``None`` runs it as the executor's own user.
+    stderr go to files under ``log_dir``.
+
+    ``run_as`` is the Unix account the job runs as (``service/identity.py`` fills it from the
+    site's map, or the project's own account when the service is root); ``None`` leaves it to
+    the executor (the local executor never runs a job as root: see ADR 0005).
     """
 
     allocation_id: str
@@ -49,7 +52,6 @@ class Launch:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     walltime_s: float = 0.0
-    #: the Unix account the job runs as (the identity map's answer); ``None``: the executor's own
     run_as: str | None = None
 
 

@@ -9,7 +9,12 @@ on a workstation or one GPU server). For each ``Launch`` it
   ``GPUPOOL_PLACEMENT`` (``node:0,1;node2:0,1``);
 - starts ``argv`` in a new session, so the whole process group (the job and anything it
   forks) can be signalled and is killed when the leader ends;
-- writes stdout and stderr to ``<log_dir>/<allocation>.out`` / ``.err``;
+- confines it in a bubblewrap sandbox (``sandbox.Sandbox``: its own PID namespace, the service's
+  files hidden) as the account ``Launch.run_as`` names, never as root (a root executor given no
+  account uses ``gpupool-job``), with only the environment its submitter gave plus the
+  platform's variables and a minimal PATH/HOME/LANG: nothing of the service's environment;
+- writes stdout and stderr to ``<log_dir>/<allocation>.out`` / ``.err`` (0600, owned by the
+  job's account);
 - enforces the walltime and ``terminate``'s grace period (SIGTERM to the group, SIGKILL after);
 - samples GPU utilisation and memory from NVML every few seconds (``telemetry``).
 
@@ -22,10 +27,13 @@ and completed once its pid is known. A new executor on the same ``state_dir`` ad
 processes that still run (``allocations`` names them, walltime still enforced; a record that
 never got its pid is matched to the process carrying its ``GPUPOOL_ALLOCATION_ID``) and
 re-reports exits that happened before anyone polled them, so reconcile never relaunches a job
-that is still running. The exit status of an adopted process is not ours to collect (it is no
-longer our child): it is reported as ``exit_code=None``. One window stays open: a job that
-starts and ends entirely while no executor runs, before its pid was recorded, looks never
-started and is launched again by reconcile.
+that is still running. An adopted process is no longer our child, so its exit status is read
+from the ``<allocation>.status`` file the sandbox's wrapper (``job_init.py``) writes when the
+job ends: the true status survives a restart, graceful or SIGKILL. Only a job killed with its
+wrapper (SIGKILL of the group) has no status file: it is reported as killed by SIGKILL when
+this executor killed it, else as ``exit_code=None``. One window stays open: a job that starts
+and ends entirely while no executor runs, before its pid was recorded, looks never started and
+is launched again by reconcile.
 
 It must not decide anything: placement comes from the core, and what an exit means for the
 job is the loop's business.
@@ -38,6 +46,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -48,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gpupool.service import identity
 from gpupool.service.executors.base import (
     AllocationExited,
     AllocationFailed,
@@ -66,30 +76,17 @@ from gpupool.service.executors.gpus import (
     simulated_machine,
     visible_devices,
 )
+from gpupool.service.executors.sandbox import DEFAULT_PATH, Sandbox, SandboxUnavailable
 
 __all__ = ["DEFAULT_INHERITED_ENV", "LocalExecutor", "log_paths"]
 
 log = logging.getLogger("gpupool.executors.local")
 
-#: What a job inherits from the server's environment. The rest is left out on purpose: the
-#: server's environment holds its database URL and tokens, which a job must not see. Names
-#: ending in ``*`` are prefixes.
-DEFAULT_INHERITED_ENV: tuple[str, ...] = (
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "TERM",
-    "TZ",
-    "TMPDIR",
-    "LANG",
-    "LC_*",
-    "LD_LIBRARY_PATH",
-    "CUDA_HOME",
-    "CUDA_PATH",
-    "NCCL_*",
-)
+#: What a job inherits from the server's environment: nothing. The server's environment holds
+#: its database URL and tokens, which a job must not see; a job gets what its submitter gave,
+#: the platform's variables and a minimal PATH/HOME/LANG. A site that wants some of its own
+#: variables in every job names them in ``inherit_env`` (names ending in ``*`` are prefixes).
+DEFAULT_INHERITED_ENV: tuple[str, ...] = ()
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._#@+=-]")
 
@@ -105,6 +102,52 @@ def log_paths(log_dir: Path, allocation_id: str) -> tuple[Path, Path]:
     """Where an allocation's stdout and stderr go (the service's ``/logs`` reads these)."""
     stem = _file_stem(allocation_id)
     return log_dir / f"{stem}.out", log_dir / f"{stem}.err"
+
+
+def _status_file(state_file: Path) -> Path:
+    """Where the sandbox's wrapper records the allocation's exit status."""
+    return state_file.with_suffix(".status")
+
+
+def _read_status(state_file: Path) -> tuple[int | None, int | None] | None:
+    """(exit code, signal) the wrapper recorded, or ``None`` if it recorded nothing."""
+    try:
+        doc = json.loads(_status_file(state_file).read_bytes() or b"null")
+    except (OSError, ValueError):
+        return None
+    if isinstance(doc, dict):
+        code, sig = doc.get("exit_code"), doc.get("signal")
+        if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 255:
+            return code, None
+        if isinstance(sig, int) and not isinstance(sig, bool) and 0 < sig < 128:
+            return None, sig
+    return None
+
+
+def _open_log(path: Path, acct: identity.Account | None) -> int:
+    """A job's log, opened for appending: 0600, owned by the job's account (the service is root)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        if acct is not None:
+            os.fchown(fd, acct.uid, acct.gid)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _missing_program(program: str, path: str, cwd: Path | None) -> str:
+    """Why ``program`` cannot be started (empty if it looks startable), checked before launching
+    so that a typo is a failed launch with a reason, not a job that exits 127."""
+    if "/" in program:
+        target = Path(program) if program.startswith("/") or cwd is None else cwd / program
+        if (program.startswith("/") or cwd is not None) and not target.exists():
+            return f"cannot start {program!r}: No such file or directory"
+        return ""
+    if shutil.which(program, path=path) is None:
+        return f"cannot start {program!r}: not found on PATH {path}"
+    return ""
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -139,6 +182,8 @@ def _find_session_leader(allocation_id: str) -> int | None:
             fields = stat[stat.rfind(")") + 2 :].split()
             if int(fields[3]) != pid or fields[0] in ("Z", "X"):
                 continue  # not a session leader (the job's children share its environment)
+            if entry.stat().st_uid != os.geteuid():
+                continue  # not started by us: a job (another account) may forge the variable
             if mark in (entry / "environ").read_bytes().split(b"\0"):
                 return pid
         except (OSError, ValueError, IndexError):
@@ -192,12 +237,24 @@ class LocalExecutor:
         sampler: GpuSampler | None = None,
         inherit_env: Iterable[str] = DEFAULT_INHERITED_ENV,
         clock: Callable[[], float] = time.time,
+        sandbox: Sandbox | None = None,
     ) -> None:
         if machine is None:
             machine = simulated_machine(simulated_gpus) if simulated_gpus else discover_machine()
         self.machine = machine
         self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.state_dir, 0o700)
+        # The state directory holds every job's status file: no job may see it.
+        self.sandbox = sandbox if sandbox is not None else Sandbox.create()
+        if self.state_dir.resolve() not in self.sandbox.hidden:
+            self.sandbox = Sandbox(
+                hidden=(*self.sandbox.hidden, self.state_dir.resolve()),
+                bwrap=self.sandbox.bwrap,
+                unsafe_no_sandbox=self.sandbox.unsafe_no_sandbox,
+                python=self.sandbox.python,
+            )
+        self.sandbox.check()
         self.walltime_grace_s = walltime_grace_s
         self.telemetry_interval_s = telemetry_interval_s
         self._tick_s = tick_s
@@ -232,7 +289,15 @@ class LocalExecutor:
         if problem:
             self._fail(aid, problem)
             return
-        env = self._environment(launch, devices, node)
+        acct, problem = self._account(launch)
+        if not problem and launch.cwd is not None:
+            problem = self.sandbox.problem_with_cwd(launch.cwd)
+        env = self._environment(launch, devices, node, acct)
+        if not problem:
+            problem = _missing_program(launch.argv[0], env["PATH"], launch.cwd)
+        if problem:
+            self._fail(aid, problem)
+            return
         out_path, err_path = log_paths(launch.log_dir, aid)
         state_file = self._state_file(aid)
         deadline_unix = time.time() + launch.walltime_s if launch.walltime_s > 0 else None
@@ -242,23 +307,51 @@ class LocalExecutor:
         intent = {"allocation_id": aid, "job_id": launch.job_id, "pid": None, "deadline_unix": deadline_unix,
                   "devices": [d.index for d in devices]}  # fmt: skip
         self._write_doc(state_file, intent)
+        fds: list[int] = []
         try:
-            launch.log_dir.mkdir(parents=True, exist_ok=True)
-            with open(out_path, "ab") as out, open(err_path, "ab") as err:
-                popen = subprocess.Popen(
-                    list(launch.argv),
-                    cwd=launch.cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,  # its own process group: signal the job and its children
-                    close_fds=True,
-                )
-        except OSError as e:
+            launch.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            out = _open_log(out_path, acct)
+            fds.append(out)
+            err = _open_log(err_path, acct)
+            fds.append(err)
+            # The wrapper writes the job's exit status here; the file lies in the state
+            # directory, which the sandbox hides, and the job never inherits the descriptor.
+            status_fd = os.open(_status_file(state_file), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fds.append(status_fd)
+            # The environment travels in a memfd: a command line is readable by every local user.
+            env_fd = os.memfd_create("gpupool-job-env", 0)
+            fds.append(env_fd)
+            os.write(env_fd, json.dumps(env).encode())
+            os.lseek(env_fd, 0, os.SEEK_SET)
+            cmd = self.sandbox.command(
+                launch.argv,
+                status_fd=status_fd,
+                env_fd=env_fd,
+                account=acct,
+                writable_root=acct is not None and not identity.is_gpupool_account(acct.name),
+                cwd=launch.cwd,
+            )
+            popen = subprocess.Popen(
+                # SIGTERM ignored across exec: bubblewrap must outlive the SIGTERM the group gets
+                # on terminate, or the sandbox would be orphaned; job_init restores it for the job.
+                ["/bin/sh", "-c", 'trap "" TERM; exec "$@"', "gpupool-job", *cmd],
+                env={"PATH": DEFAULT_PATH, "GPUPOOL_ALLOCATION_ID": aid},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # its own process group: signal the job and its children
+                close_fds=True,
+                pass_fds=(status_fd, env_fd),
+            )
+        except (OSError, SandboxUnavailable) as e:
             state_file.unlink(missing_ok=True)
-            self._fail(aid, f"cannot start {launch.argv[0]!r}: {e.strerror or e}")
+            _status_file(state_file).unlink(missing_ok=True)
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self._fail(aid, f"cannot start {launch.argv[0]!r}: {reason}")
             return
+        finally:
+            for fd in fds:
+                os.close(fd)
         now = time.monotonic()
         proc = _Proc(
             allocation_id=aid,
@@ -299,6 +392,7 @@ class LocalExecutor:
         # crash between the exit and this poll re-reports it instead of losing it.
         for path in done.values():
             path.unlink(missing_ok=True)
+            _status_file(path).unlink(missing_ok=True)
         return events
 
     def allocations(self) -> set[str]:
@@ -357,10 +451,40 @@ class LocalExecutor:
                 first = tuple(devs[i] for i in ids)
         return "", first, launch.placement[0][0]
 
-    def _environment(self, launch: Launch, devices: tuple[GpuDevice, ...], node: str) -> dict[str, str]:
+    def _account(self, launch: Launch) -> tuple[identity.Account | None, str]:
+        """(account, problem): who the job runs as. Never root; ``None``: the service's user."""
+        root = os.geteuid() == 0
+        name = launch.run_as
+        if name is None and not root:
+            return None, ""
+        try:
+            if name is None:
+                name = identity.ensure_account(
+                    identity.FALLBACK_ACCOUNT, "gpupool jobs without a mapped account"
+                )
+            acct = identity.account(name)
+        except identity.IdentityError as e:
+            return None, str(e)
+        if acct.uid == 0:
+            return None, f"refusing to run a job as {name!r}: it is root"
+        if not root and acct.uid != os.geteuid():
+            return None, f"cannot run a job as {name!r}: the service is not root"
+        return (acct if root else None), ""
+
+    def _environment(
+        self, launch: Launch, devices: tuple[GpuDevice, ...], node: str, acct: identity.Account | None
+    ) -> dict[str, str]:
         exact = {n for n in self._inherit if not n.endswith("*")}
         prefixes = tuple(n[:-1] for n in self._inherit if n.endswith("*"))
-        env = {k: v for k, v in os.environ.items() if k in exact or k.startswith(prefixes)}
+        env = {k: v for k, v in os.environ.items() if k in exact or (prefixes and k.startswith(prefixes))}
+        # A minimal base; the submitter's own values win over it.
+        env.setdefault("PATH", DEFAULT_PATH)
+        env.setdefault("LANG", "C.UTF-8")
+        home = acct.home if acct is not None and acct.home not in ("", "/nonexistent") else "/tmp"
+        env.setdefault("HOME", home)
+        if acct is not None:
+            env.setdefault("USER", acct.name)
+            env.setdefault("LOGNAME", acct.name)
         env.update(launch.env)
         # Set last: the job must not pick its own devices or identity.
         env["CUDA_VISIBLE_DEVICES"] = visible_devices(devices)
@@ -441,7 +565,7 @@ class LocalExecutor:
             # Not our child, so its exit was reaped elsewhere; the group id stays reserved only
             # while members live, which is exactly when this kill has something to do.
             self._signal(proc, signal.SIGKILL)
-            return None, None
+            return self._adopted_status(proc)
         try:
             # WNOWAIT: look without reaping, so the group id stays ours while we kill the rest.
             if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
@@ -450,7 +574,22 @@ class LocalExecutor:
             pass  # already reaped (by Popen itself): its returncode below is the status
         self._signal(proc, signal.SIGKILL)  # children that outlive the job must not hold its GPUs
         rc = proc.popen.wait()
+        recorded = _read_status(proc.state_file)
+        if recorded is not None:
+            return recorded  # the job's own status (bubblewrap's would fold a signal into 128+n)
         return (rc, None) if rc >= 0 else (None, -rc)
+
+    @staticmethod
+    def _adopted_status(proc: _Proc) -> tuple[int | None, int | None]:
+        """How an adopted allocation ended: what its wrapper recorded, else what we know."""
+        recorded = _read_status(proc.state_file)
+        if recorded is not None:
+            return recorded
+        # No record: the wrapper died with the job, which only SIGKILL of the group does. If
+        # we sent it, say so; otherwise (killed from outside) the status is unknown.
+        return (
+            (None, int(signal.SIGKILL)) if proc.cause is not None and proc.kill_at is None else (None, None)
+        )
 
     def _finish(self, proc: _Proc, exit_code: int | None, sig: int | None) -> None:
         del self._procs[proc.allocation_id]
@@ -533,8 +672,10 @@ class LocalExecutor:
                 continue
             ticks = doc.get("start_ticks")
             if ticks is None or _start_ticks(pid) != ticks:
-                # It ended while no executor watched: the status is lost, the exit is not.
-                self._events.append(AllocationExited(aid, self._now_ms(), None, None, "exited"))
+                # It ended while no executor watched: its wrapper recorded the status, unless it
+                # was killed with it (then the status is lost, the exit is not).
+                code, sig = _read_status(path) or (None, None)
+                self._events.append(AllocationExited(aid, self._now_ms(), code, sig, "exited"))
                 self._done_files[aid] = path
                 continue
             deadline_unix = doc.get("deadline_unix")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gpupool.core.fleet import Cluster, Fleet
 from gpupool.service.executors.base import Executor
+from gpupool.service.executors.sandbox import Sandbox
 
 __all__ = ["BuildContext", "ExecutorRegistry", "build_executors", "default_registry"]
 
@@ -30,6 +31,8 @@ class BuildContext:
     state_dir: Path
     simulated_gpus: bool = True
     shared: dict[str, Executor] = field(default_factory=dict)
+    #: how local jobs are confined (``executors/sandbox.py``); ``None``: bubblewrap, defaults
+    sandbox: Sandbox | None = None
 
     def nodes_of(self, cluster: Cluster) -> dict[str, str]:
         """The cluster's node names and their accelerator models."""
@@ -48,9 +51,9 @@ def _local(cluster: Cluster, ctx: BuildContext) -> Executor:
         from gpupool.service.executors.local import LocalExecutor
 
         if ctx.simulated_gpus:
-            ex = LocalExecutor(ctx.state_dir, machine=simulated_fleet_machine(ctx.fleet))
+            ex = LocalExecutor(ctx.state_dir, machine=simulated_fleet_machine(ctx.fleet), sandbox=ctx.sandbox)
         else:
-            ex = LocalExecutor(ctx.state_dir)
+            ex = LocalExecutor(ctx.state_dir, sandbox=ctx.sandbox)
         ctx.shared["local"] = ex
     return ex
 
@@ -123,10 +126,11 @@ def build_executors(
     simulated_gpus: bool = True,
     per_cluster: bool = True,
     registry: ExecutorRegistry | None = None,
+    sandbox: Sandbox | None = None,
 ) -> dict[str, Executor]:
     """The service's executors: each cluster's own backend, or (``per_cluster=False``) one
     local executor for every cluster under the key ``*`` (a workstation or a demo)."""
-    ctx = BuildContext(fleet, state_dir, simulated_gpus)
+    ctx = BuildContext(fleet, state_dir, simulated_gpus, sandbox=sandbox)
     if not per_cluster:
         return {"*": _local(fleet.clusters[0], ctx)}
     return (registry or default_registry()).build(ctx)
