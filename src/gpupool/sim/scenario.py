@@ -39,7 +39,8 @@ from gpupool.sim.records import RunResult
 from gpupool.sim.simulator import SimConfig, simulate
 from gpupool.sim.throughputs import GAVEL_MODELS, gavel_throughput_table, gavel_throughputs
 from gpupool.sim.trace import read_trace, shipped_trace
-from gpupool.sim.workload import WorkloadJob
+from gpupool.sim.vetting import vet_workload
+from gpupool.sim.workload import TraceError, WorkloadJob
 
 HELIOS_WINDOW = ("2017-10-01", "2017-11-30 23:59:59")
 #: Share of a synthetic workload's single-node jobs that are portable inference services
@@ -59,6 +60,8 @@ class Scenario:
     reference_model: str | None = None
     #: throughputs the workload's classes need beyond the catalogue's (Gavel's job types)
     throughputs: ThroughputTable | None = None
+    #: trace rows left out as bad (``skip_bad_rows``), in line order
+    skipped: list[TraceError] = field(default_factory=list)
 
 
 def parse_policy(text: str) -> tuple[str, str]:
@@ -257,12 +260,22 @@ def build_scenario(
     load: float = 0.8,
     hours: float = 24.0,
     fmt: str = "auto",
+    skip_bad_rows: bool = False,
 ) -> Scenario:
-    """Load the fleet and tenants, and resolve the workload against them."""
+    """Load the fleet and tenants, and resolve the workload against them.
+
+    A trace row the scheduler would refuse (unknown priority class, kind, topology, model or
+    stack; a gang shape that does not add up) raises ``TraceError`` naming file, line and
+    field (``gpupool.sim.vetting``); with ``skip_bad_rows`` such rows are left out instead
+    and listed in ``Scenario.skipped``.
+    """
     fleet = load_fleet(fleet_name)
     tname = tenants_name or default_tenants_for(fleet.name)
     tenancy = load_tenants(tname, fleet)
     jobs, what = load_workload(workload, fleet, tenancy, seed=seed, load=load, hours=hours, fmt=fmt)
+    skipped: list[TraceError] = []
+    if not (workload == "synthetic" or workload.startswith("synthetic:")):
+        jobs, skipped = vet_workload(jobs, fleet.catalogue, workload, skip=skip_bad_rows)
     jobs, mapped = map_tenants(jobs, tenancy)
     context = {
         "fleet": f"{fleet_name}: {fleet.total_gpus:,} accelerators on {len(fleet.nodes):,} nodes",
@@ -272,6 +285,9 @@ def build_scenario(
     }
     if mapped:
         context["tenant mapping"] = mapped
+    if skipped:
+        first = skipped[0]
+        context["skipped rows"] = f"{len(skipped):,} bad trace rows left out (first: {first})"
     reference = None
     table = None
     if workload == "synthetic" or workload.startswith("synthetic:"):
@@ -282,7 +298,7 @@ def build_scenario(
         table = gavel_throughput_table()
         reference = table.reference
         context["durations"] = "on V100, scaled by Gavel's measured throughput of the job type"
-    return Scenario(fleet, tenancy, jobs, context, reference, table)
+    return Scenario(fleet, tenancy, jobs, context, reference, table, skipped)
 
 
 def _gavel_workload(jobs: Sequence[WorkloadJob], fleet: Fleet) -> bool:
@@ -311,5 +327,7 @@ def run_policies(
         if simcfg.reference_model is None and scenario.reference_model is not None:
             simcfg = replace(simcfg, reference_model=scenario.reference_model)
         cb = None if progress is None else (lambda d, n, _t=text: progress(_t, d, n))
-        results.append(simulate(scenario.fleet, scenario.tenancy, scenario.jobs, simcfg, progress=cb))
+        result = simulate(scenario.fleet, scenario.tenancy, scenario.jobs, simcfg, progress=cb)
+        result.meta["skipped_rows"] = len(scenario.skipped)
+        results.append(result)
     return results
