@@ -125,9 +125,12 @@ def load_workload(
             size_scale=scale,
         )
         jobs, portable = _software_stacks(jobs, fleet, tenancy, seed)
+        jobs, narrowed = _within_reach(jobs, fleet, tenancy)
         desc = f"synthetic, calibrated from {what}: {load:.0%} offered load for {hours:g} h, seed {seed}"
         if portable:
             desc += f"; {portable:,} portable inference services"
+        if narrowed:
+            desc += f"; {narrowed:,} gangs narrowed to their project's borrowing limit"
         return jobs, desc
     path = Path(name)
     if not path.exists():
@@ -174,6 +177,56 @@ def _software_stacks(
         else:
             out.append(replace(j, stacks=("cuda",)))
     return out, portable
+
+
+def _most_held(fleet: Fleet, tenancy: Tenancy, project: int, stacks: tuple[str, ...]) -> int | None:
+    """The most accelerators of one model the project's borrowing limits (its own and its
+    ancestors', guarantee + limit, per model or ``*``) let it hold at once, over the models
+    of the fleet it can use; None = no limit."""
+    nodes = tenancy.nodes
+    best = 0
+    for model in fleet.gpus_by_model():
+        if stacks and fleet.catalogue[model].stack not in stacks:
+            continue
+        cap: int | None = None
+        for i in tenancy.ancestors(project):
+            lim = nodes[i].borrow_limit
+            if lim is None:
+                continue
+            for key in (model, ANY_MODEL):
+                if key in lim:
+                    here = nodes[i].guaranteed.get(key, 0) + lim[key]
+                    cap = here if cap is None else min(cap, here)
+        if cap is None:
+            return None
+        best = max(best, cap)
+    return best
+
+
+def _within_reach(jobs: list[WorkloadJob], fleet: Fleet, tenancy: Tenancy) -> tuple[list[WorkloadJob], int]:
+    """Narrow synthetic gangs wider than their project may ever hold to what it may.
+
+    A generated job is drawn for a project by what it is entitled to; one wider than the
+    project's borrowing limit allows could never start (and would stall the twin on an idle
+    fleet). Multi-node gangs stay whole nodes. Returns the jobs and how many were narrowed.
+    """
+    memo: dict[tuple[str, tuple[str, ...]], int | None] = {}
+    out: list[WorkloadJob] = []
+    narrowed = 0
+    for j in jobs:
+        key = (j.tenant, j.stacks)
+        if key not in memo:
+            p = tenancy.resolve(j.tenant)
+            memo[key] = None if p is None else _most_held(fleet, tenancy, p, j.stacks)
+        most = memo[key]
+        if most is None or j.gpus <= most or most < 1:
+            out.append(j)
+            continue
+        gpw = j.gpus_per_worker
+        gpus = most - most % gpw if gpw and most >= gpw else most
+        out.append(replace(j, gpus=gpus, gpus_per_worker=gpw if gpw and gpus > gpw else 0))
+        narrowed += 1
+    return out, narrowed
 
 
 def _reach(fleet: Fleet, tenancy: Tenancy, project: int) -> set[int]:
