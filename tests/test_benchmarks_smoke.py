@@ -79,3 +79,35 @@ def test_sim_speed_benchmark_small() -> None:
     context = out["context"]
     assert isinstance(context, dict)
     assert {"slurm", "kueue", "kai_scheduler"} <= set(context)
+
+
+def test_itp_policies_benchmark_small() -> None:
+    out = _run(
+        "itp_policies.py", "--clusters", "05", "--loads", "0.8", "--max-jobs", "200",
+        "--policies", "fifo,sjf+easy,las", "--timeout-s", "120",
+    )  # fmt: skip
+    assert out["benchmark"] == "itp_policies" and out["max_jobs"] == 200
+    assert "priority" in out["skipped_policies"]
+    (case,) = out["cases"]
+    assert isinstance(case, dict)
+    assert (case["cluster"], case["load"], case["jobs"]) == ("05", 0.8, 200)
+    assert case["gpus"] == 8 * case["nodes"] and case["nodes"] >= case["nodes_from_load"] >= 1
+    runs = case["policies"]
+    assert set(runs) == {"fifo", "sjf+easy", "las"}
+    for r in runs.values():
+        assert r["status"] == "ok", r
+        assert r["finished"] == 200
+        for key in ("avg_jct_s", "avg_queue_s", "jain_fairness", "wall_s", "jct_ratio_vs_fifo"):
+            assert isinstance(r[key], float), key
+    assert runs["fifo"]["jct_ratio_vs_fifo"] == 1.0
+
+
+def test_itp_policies_benchmark_records_a_run_past_its_limit_as_timeout() -> None:
+    # The whole of cluster 04 (15,802 jobs) under las cannot finish in a second.
+    out = _run(
+        "itp_policies.py", "--clusters", "04", "--loads", "0.8", "--policies", "fifo,las", "--timeout-s", "1"
+    )
+    (case,) = out["cases"]
+    assert isinstance(case, dict)
+    las = case["policies"]["las"]
+    assert las["status"] == "timeout" and las["limit_s"] == 1.0 and las["jct_ratio_vs_fifo"] is None

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from gpupool.core.policy import PREEMPTION_QUANTUM_MS
 from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow
 from tests.service.conftest import Service, make_service
 
@@ -161,7 +162,7 @@ def test_metrics_after_a_cycle(service: Service) -> None:
 
 def test_las_gets_rounds_like_the_twin(tmp_path: Path) -> None:
     runtime, clock, _ = make_service(tmp_path, f"sqlite:///{tmp_path / 'db'}", policy="las")
-    assert runtime.config.round_ms == 60_000 and runtime.config.min_runtime_ms == 600_000
+    assert runtime.config.round_ms == 60_000 and runtime.config.min_runtime_ms == PREEMPTION_QUANTUM_MS
     runtime.start()
     try:
         runtime.loop.cycle()

@@ -33,6 +33,7 @@ from gpupool.core.policy import POLICIES
 from gpupool.core.tenancy import TenancyError
 from gpupool.fleetfile import FleetFileError
 from gpupool.sim.named_workloads import NAMED_WORKLOADS
+from gpupool.sim.stall import SimulationStuck
 from gpupool.sim.workload import TraceError
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ BAD_INPUT = (
     FileNotFoundError,
     ValueError,
 )
+#: Bad rows named one per line on stderr with --skip-bad-rows; the rest are counted.
+SHOWN_SKIPPED = 5
 
 HEADLINE = [
     ("jobs", "jobs", "{:,.0f}"),
@@ -93,7 +96,7 @@ HEADLINE = [
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -162,6 +165,7 @@ def _run(
     half_life_h: float,
     title: str,
     usage: str = "raw",
+    skip_bad_rows: bool = False,
 ) -> tuple[Scenario, list[RunResult], list[dict[str, Any]]]:
     # The simulator, its LP solver and Matplotlib are imported here, not at the top: the
     # client commands (``gpupool queue``) should start in a fraction of a second.
@@ -180,8 +184,11 @@ def _run(
         if backfill not in ("none", "easy"):
             _fail(f"unknown backfill {backfill!r} in {p!r} (expected none or easy)")
     scenario = _guard(
-        lambda: build_scenario(fleet, tenants, workload, seed=seed, load=load, hours=hours, fmt=fmt)
+        lambda: build_scenario(
+            fleet, tenants, workload, seed=seed, load=load, hours=hours, fmt=fmt, skip_bad_rows=skip_bad_rows
+        )
     )
+    _warn_skipped(scenario)
     if not scenario.jobs:
         _fail(f"workload {workload!r} has no jobs")
     base = SchedulerConfig(
@@ -192,7 +199,10 @@ def _run(
     )
     sim = SimConfig(validate=validate)
     with _progress(sys.stderr.isatty() or not as_json) as cb:
-        results = run_policies(scenario, policies, base=base, sim=sim, progress=cb)
+        try:
+            results = run_policies(scenario, policies, base=base, sim=sim, progress=cb)
+        except SimulationStuck as e:
+            _fail(str(e))
     metrics = [compute_metrics(r) for r in results]
     if out is not None:
         ctx = dict(scenario.context)
@@ -201,6 +211,20 @@ def _run(
         if not as_json:
             err_console.print(f"report: [link=file://{path.resolve()}]{path}[/]")
     return scenario, results, metrics
+
+
+def _warn_skipped(scenario: Scenario) -> None:
+    """One yellow line per skipped row (the first few), then how many in all."""
+    skipped = scenario.skipped
+    if not skipped:
+        return
+    for e in skipped[:SHOWN_SKIPPED]:
+        err_console.print(f"[bold yellow]skipped:[/] {e}", highlight=False, soft_wrap=True)
+    more = f" ({len(skipped) - SHOWN_SKIPPED:,} not shown)" if len(skipped) > SHOWN_SKIPPED else ""
+    err_console.print(
+        f"[bold yellow]skipped {len(skipped):,} bad trace rows[/]{more}; `skipped_rows` in the metrics",
+        highlight=False,
+    )
 
 
 FleetOpt = Annotated[
@@ -234,6 +258,14 @@ UsageOpt = Annotated[
         help="What budgets and fair share count: raw GPU-hours or effective ones (scaled by throughput)."
     ),
 ]
+SkipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-bad-rows",
+        help="Leave out trace rows the scheduler would refuse (unknown priority class, model, ...) "
+        "and count them as skipped_rows, instead of stopping at the first.",
+    ),
+]
 
 
 @app.command()
@@ -256,12 +288,14 @@ def simulate(
     min_runtime: MinRunOpt = 0.0,
     half_life: HalfLifeOpt = 168.0,
     usage: UsageOpt = "raw",
+    skip_bad_rows: SkipOpt = False,
 ) -> None:
     """Simulate one policy on a fleet, tenants and workload; print its metrics."""
     name = policy if "+" in policy or backfill == "none" else f"{policy}+{backfill}"
     _, _, metrics = _run(
         fleet, tenants, workload, [name], seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool simulation: {name} on {fleet}", usage,
+        skip_bad_rows,
     )  # fmt: skip
     if as_json:
         out_console.print_json(json.dumps(metrics[0]))
@@ -291,6 +325,7 @@ def compare(
     min_runtime: MinRunOpt = 0.0,
     half_life: HalfLifeOpt = 168.0,
     usage: UsageOpt = "raw",
+    skip_bad_rows: SkipOpt = False,
 ) -> None:
     """Simulate several policies on the same scenario, side by side."""
     names = [p.strip() for p in policies.split(",") if p.strip()]
@@ -301,6 +336,7 @@ def compare(
     _, _, metrics = _run(
         fleet, tenants, workload, names, seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool comparison on {fleet}", usage,
+        skip_bad_rows,
     )  # fmt: skip
     if as_json:
         out_console.print_json(json.dumps({m["policy"]: m for m in metrics}))

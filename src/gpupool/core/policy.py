@@ -39,6 +39,13 @@ if TYPE_CHECKING:
 
 #: Gavel's round: 360 s (Narayanan et al., OSDI'20, section 7).
 GAVEL_ROUND_MS = 360_000
+#: The default quantum of ``las`` and ``tiresias`` (a job runs this long before the policy
+#: may preempt it): two checkpoints of the common 10-minute cadence plus the largest restart
+#: overhead (1 min), so a preempted attempt, resumed or not, keeps its second checkpoint.
+#: A quantum of exactly one interval (600 s, the old ``las`` default) preempted resumed jobs
+#: just before their first checkpoint: they kept nothing and ITP cluster 02 never finished;
+#: 1,200 s lost 18 % of GPU-hours there, 1,260 s 2 % (``benchmarks/itp_policies.py``).
+PREEMPTION_QUANTUM_MS = 1_260_000
 
 POLICIES = (
     "fifo",
@@ -102,22 +109,21 @@ def get_policy(name: str) -> Policy:
 def with_policy_defaults(cfg: SchedulerConfig) -> SchedulerConfig:
     """Fill in what a policy needs and the user left at zero.
 
-    ``las`` re-ranks as service accrues, so it needs rounds (a decision every minute), and
-    a quantum: without a minimum runtime every round would preempt everything that runs in
-    favour of jobs that have had no service yet, and under overload the restart overheads
-    would eat the pool (Tiresias bounds the same thrashing with discretised queues).
-    ``tiresias`` needs rounds to demote and promote (a minute, no quantum: its discrete
-    queues are the thrashing guard); the round-based policies (``gavel-*``, ``maxmin``,
-    ``ftf``) re-decide once a round: Gavel's 6 minutes.
+    ``las`` and ``tiresias`` re-rank as service accrues, so they need rounds (a decision
+    every minute), and a quantum (``PREEMPTION_QUANTUM_MS``): without a minimum runtime
+    every round would preempt what runs in favour of jobs that have had no service yet, and
+    under load the restart overheads and lost work would eat the pool. Tiresias' discrete
+    queues alone do not prevent it: its promotions put gangs back in the top queue, which
+    then preempt each other before any checkpoint (on ITP cluster 02, 88 % of GPU-hours
+    lost). The round-based policies (``gavel-*``, ``maxmin``, ``ftf``) re-decide once a
+    round: Gavel's 6 minutes (their leases end with a checkpoint).
     """
-    if cfg.policy == "las":
+    if cfg.policy in ("las", "tiresias"):
         return replace(
             cfg,
             round_ms=cfg.round_ms or 60_000,
-            min_runtime_ms=cfg.min_runtime_ms or 600_000,
+            min_runtime_ms=cfg.min_runtime_ms or PREEMPTION_QUANTUM_MS,
         )
-    if cfg.policy == "tiresias":
-        return replace(cfg, round_ms=cfg.round_ms or 60_000)
     if get_policy(cfg.policy).allocation:
         return replace(cfg, round_ms=cfg.round_ms or GAVEL_ROUND_MS)
     return cfg

@@ -349,11 +349,17 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
+def _skipped_rows(result: RunResult) -> int:
+    got = result.meta.get("skipped_rows", 0)
+    return got if isinstance(got, int) else 0
+
+
 def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict[str, Any]:
     """The metrics of one run as a JSON-serialisable dict (plain ints, floats, str, None).
 
     Headline keys: ``policy``, job counts by state (``jobs``, ``finished``,
-    ``unschedulable``, ``unfinished``, ``cancelled``), JCT over finished jobs
+    ``unschedulable``, ``unfinished``, ``cancelled``; ``skipped_rows``: trace rows left out
+    as bad with ``--skip-bad-rows``, never submitted), JCT over finished jobs
     (``avg/p50/p95/p99_jct_s``), queueing delay over started jobs (``avg/p50/p95/p99_queue_s``),
     ``makespan_s`` (last end minus first submit), ``utilization`` (see ``utilization``),
     ``jain_fairness``, ``preemptions``, ``gpu_hours``, ``lost_gpu_hours``,
@@ -497,6 +503,7 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
         "unschedulable": int(a.state_is("unschedulable").sum()),
         "unfinished": int(a.state_is("unfinished").sum()),
         "cancelled": int(a.state_is("cancelled").sum()),
+        "skipped_rows": _skipped_rows(result),
         "avg_jct_s": _mean(jct),
         "p50_jct_s": _pct(jct, 50),
         "p95_jct_s": _pct(jct, 95),

@@ -39,6 +39,7 @@ from gpupool.sim.records import RunResult
 from gpupool.sim.simulator import SimConfig, simulate
 from gpupool.sim.throughputs import GAVEL_MODELS, gavel_throughput_table, gavel_throughputs
 from gpupool.sim.trace import read_trace, shipped_trace
+from gpupool.sim.vetting import vet_workload
 from gpupool.sim.workload import TraceError, WorkloadJob
 
 HELIOS_WINDOW = ("2017-10-01", "2017-11-30 23:59:59")
@@ -59,6 +60,8 @@ class Scenario:
     reference_model: str | None = None
     #: throughputs the workload's classes need beyond the catalogue's (Gavel's job types)
     throughputs: ThroughputTable | None = None
+    #: trace rows left out as bad (``skip_bad_rows``), in line order
+    skipped: list[TraceError] = field(default_factory=list)
 
 
 def parse_policy(text: str) -> tuple[str, str]:
@@ -122,9 +125,12 @@ def load_workload(
             size_scale=scale,
         )
         jobs, portable = _software_stacks(jobs, fleet, tenancy, seed)
+        jobs, narrowed = _within_reach(jobs, fleet, tenancy)
         desc = f"synthetic, calibrated from {what}: {load:.0%} offered load for {hours:g} h, seed {seed}"
         if portable:
             desc += f"; {portable:,} portable inference services"
+        if narrowed:
+            desc += f"; {narrowed:,} gangs narrowed to their project's borrowing limit"
         return jobs, desc
     path = Path(name)
     if not path.exists():
@@ -171,6 +177,56 @@ def _software_stacks(
         else:
             out.append(replace(j, stacks=("cuda",)))
     return out, portable
+
+
+def _most_held(fleet: Fleet, tenancy: Tenancy, project: int, stacks: tuple[str, ...]) -> int | None:
+    """The most accelerators of one model the project's borrowing limits (its own and its
+    ancestors', guarantee + limit, per model or ``*``) let it hold at once, over the models
+    of the fleet it can use; None = no limit."""
+    nodes = tenancy.nodes
+    best = 0
+    for model in fleet.gpus_by_model():
+        if stacks and fleet.catalogue[model].stack not in stacks:
+            continue
+        cap: int | None = None
+        for i in tenancy.ancestors(project):
+            lim = nodes[i].borrow_limit
+            if lim is None:
+                continue
+            for key in (model, ANY_MODEL):
+                if key in lim:
+                    here = nodes[i].guaranteed.get(key, 0) + lim[key]
+                    cap = here if cap is None else min(cap, here)
+        if cap is None:
+            return None
+        best = max(best, cap)
+    return best
+
+
+def _within_reach(jobs: list[WorkloadJob], fleet: Fleet, tenancy: Tenancy) -> tuple[list[WorkloadJob], int]:
+    """Narrow synthetic gangs wider than their project may ever hold to what it may.
+
+    A generated job is drawn for a project by what it is entitled to; one wider than the
+    project's borrowing limit allows could never start (and would stall the twin on an idle
+    fleet). Multi-node gangs stay whole nodes. Returns the jobs and how many were narrowed.
+    """
+    memo: dict[tuple[str, tuple[str, ...]], int | None] = {}
+    out: list[WorkloadJob] = []
+    narrowed = 0
+    for j in jobs:
+        key = (j.tenant, j.stacks)
+        if key not in memo:
+            p = tenancy.resolve(j.tenant)
+            memo[key] = None if p is None else _most_held(fleet, tenancy, p, j.stacks)
+        most = memo[key]
+        if most is None or j.gpus <= most or most < 1:
+            out.append(j)
+            continue
+        gpw = j.gpus_per_worker
+        gpus = most - most % gpw if gpw and most >= gpw else most
+        out.append(replace(j, gpus=gpus, gpus_per_worker=gpw if gpw and gpus > gpw else 0))
+        narrowed += 1
+    return out, narrowed
 
 
 def _reach(fleet: Fleet, tenancy: Tenancy, project: int) -> set[int]:
@@ -279,12 +335,22 @@ def build_scenario(
     load: float = 0.8,
     hours: float = 24.0,
     fmt: str = "auto",
+    skip_bad_rows: bool = False,
 ) -> Scenario:
-    """Load the fleet and tenants, and resolve the workload against them."""
+    """Load the fleet and tenants, and resolve the workload against them.
+
+    A trace row the scheduler would refuse (unknown priority class, kind, topology, model or
+    stack; a gang shape that does not add up) raises ``TraceError`` naming file, line and
+    field (``gpupool.sim.vetting``); with ``skip_bad_rows`` such rows are left out instead
+    and listed in ``Scenario.skipped``.
+    """
     fleet = load_fleet(fleet_name)
     tname = tenants_name or default_tenants_for(fleet.name)
     tenancy = load_tenants(tname, fleet)
     jobs, what = load_workload(workload, fleet, tenancy, seed=seed, load=load, hours=hours, fmt=fmt)
+    skipped: list[TraceError] = []
+    if not (workload == "synthetic" or workload.startswith("synthetic:")):
+        jobs, skipped = vet_workload(jobs, fleet.catalogue, workload, skip=skip_bad_rows)
     jobs, mapped = map_tenants(jobs, tenancy)
     check_classes(jobs, tenancy, workload)
     context = {
@@ -295,6 +361,9 @@ def build_scenario(
     }
     if mapped:
         context["tenant mapping"] = mapped
+    if skipped:
+        first = skipped[0]
+        context["skipped rows"] = f"{len(skipped):,} bad trace rows left out (first: {first})"
     reference = None
     table = None
     if workload == "synthetic" or workload.startswith("synthetic:"):
@@ -305,7 +374,7 @@ def build_scenario(
         table = gavel_throughput_table()
         reference = table.reference
         context["durations"] = "on V100, scaled by Gavel's measured throughput of the job type"
-    return Scenario(fleet, tenancy, jobs, context, reference, table)
+    return Scenario(fleet, tenancy, jobs, context, reference, table, skipped)
 
 
 def _gavel_workload(jobs: Sequence[WorkloadJob], fleet: Fleet) -> bool:
@@ -334,5 +403,7 @@ def run_policies(
         if simcfg.reference_model is None and scenario.reference_model is not None:
             simcfg = replace(simcfg, reference_model=scenario.reference_model)
         cb = None if progress is None else (lambda d, n, _t=text: progress(_t, d, n))
-        results.append(simulate(scenario.fleet, scenario.tenancy, scenario.jobs, simcfg, progress=cb))
+        result = simulate(scenario.fleet, scenario.tenancy, scenario.jobs, simcfg, progress=cb)
+        result.meta["skipped_rows"] = len(scenario.skipped)
+        results.append(result)
     return results

@@ -25,6 +25,7 @@ from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.sim.records import JobRecord, PoolSample, RunResult
 from gpupool.sim.runtime import RuntimeModel
+from gpupool.sim.stall import MIN_STALL_MS, SimulationStuck, StallWatch
 from gpupool.sim.workload import WorkloadJob
 
 # Event kinds, in the order they are applied within one instant: finishes free capacity
@@ -53,6 +54,10 @@ class SimConfig:
     #: stop as soon as every one of these jobs has ended (a measurement window, e.g.
     #: Gavel's jobs 4000-5000), instead of draining the whole workload
     stop_after: frozenset[str] = frozenset()
+    #: the livelock bound (see ``gpupool.sim.stall``): simulated ms after the last
+    #: submission with no job ending before ``SimulationStuck``; None = twice the longest
+    #: uninterrupted attempt of the workload (at least a day)
+    stall_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -107,7 +112,11 @@ def simulate(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
-    """Run ``workload`` through the production scheduler on ``fleet``; return what happened."""
+    """Run ``workload`` through the production scheduler on ``fleet``; return what happened.
+
+    Raises ``SimulationStuck`` when the run can never finish (``gpupool.sim.stall``): jobs
+    pending on an idle fleet with no submission ahead, or no job ending for the stall bound.
+    """
     cfg = config or SimConfig()
     sched = Scheduler(fleet, tenancy, cfg.scheduler)
     runtime = RuntimeModel(
@@ -139,6 +148,12 @@ def simulate(
     start_ms = heap[0][0] if heap else 0
     horizon = None if cfg.horizon_ms is None else start_ms + cfg.horizon_ms
     round_ms = cfg.scheduler.round_ms
+    last_submit = max((w.submit_ms for w in workload), default=start_ms)
+    stall_ms = cfg.stall_ms
+    if stall_ms is None:
+        stall_ms = max(MIN_STALL_MS, 2 * _longest_attempt_ms(workload, fleet, runtime))
+    watch = StallWatch(last_submit, stall_ms, round_ms)
+    submits_left = len(workload)
     tick_at: int | None = None
     samples: list[PoolSample] = []
     cycle_ms: list[float] = []
@@ -157,6 +172,7 @@ def simulate(
             _, kind, _, payload = heapq.heappop(heap)
             if kind == _SUBMIT:
                 events.append(JobSubmitted(cast(JobSpec, payload)))
+                submits_left -= 1
             elif kind == _FINISH:
                 job_id, alloc = cast(tuple[str, str], payload)
                 lv = live[job_id]
@@ -167,6 +183,7 @@ def simulate(
                 busy -= lv.record.gpus
                 done += 1
                 window.discard(job_id)
+                watch.ended(now)
             else:
                 events.append(Tick())
                 tick_at = None
@@ -200,12 +217,14 @@ def simulate(
                 lv.record.state = "cancelled"
                 busy -= lv.record.gpus
                 done += 1
+                watch.ended(now)
             elif isinstance(d, Reject):
                 rec = live[d.job_id].record
                 rec.state = "unschedulable"
                 rec.reason = f"{d.reason.value}: {d.detail}"
                 done += 1
                 window.discard(d.job_id)
+                watch.ended(now)
         if cfg.validate:
             sched.validate()
         if not samples or samples[-1].busy_gpus != busy or samples[-1].pending_jobs != sched.pending_count:
@@ -217,6 +236,14 @@ def simulate(
             seq += 1
         if cfg.stop_after and not window:
             break
+        stuck = watch.check(now, submits_left, sched.pending_count, len(sched.running))
+        if stuck:
+            raise SimulationStuck(
+                cfg.scheduler.policy + ("+easy" if cfg.scheduler.backfill == "easy" else ""),
+                stuck,
+                now - start_ms,
+                _stuck_jobs(sched, records),
+            )
         if progress is not None and done - last_progress >= 1000:
             progress(done, n_jobs)
             last_progress = done
@@ -245,6 +272,37 @@ def simulate(
         sim_end_ms=now,
         meta={"first_submit_ms": start_ms},
     )
+
+
+def _longest_attempt_ms(workload: Sequence[WorkloadJob], fleet: Fleet, runtime: RuntimeModel) -> int:
+    """The longest wall time any job could need in one attempt: its work on the slowest
+    model of the fleet for its class and size, plus the largest restart overhead."""
+    longest: dict[tuple[str, int], int] = {}
+    for w in workload:
+        k = (w.workload_class, w.gpus)
+        if w.duration_ms > longest.get(k, -1):
+            longest[k] = w.duration_ms
+    models = list(fleet.gpus_by_model())
+    worst = 0.0
+    for (wclass, gpus), duration in longest.items():
+        speeds = [v for m in models if (v := runtime.speed(m, wclass, gpus)) > 0]
+        worst = max(worst, duration / min(speeds, default=1.0))
+    overhead = max(runtime.overhead_1_ms, runtime.overhead_node_ms, runtime.overhead_multi_ms)
+    return int(worst) + overhead
+
+
+def _stuck_jobs(sched: Scheduler, records: list[JobRecord]) -> list[tuple[str, str]]:
+    """(id, the scheduler's reason) of every job still pending or running, in workload order."""
+    out = []
+    for rec in records:
+        if rec.state != "unfinished":
+            continue
+        st = sched.job(rec.id)
+        if st is None:
+            continue
+        reason = f"{st.reason.value}: {st.detail}" if st.detail else st.reason.value
+        out.append((rec.id, reason))
+    return out
 
 
 def _finish(lv: _Live, now: int) -> None:
