@@ -4,7 +4,9 @@ This module owns ``create_app``. The app starts and stops its ``Runtime`` with i
 (unless told the caller manages it), answers every error as ``application/problem+json``, and
 refuses request bodies above ``max_body_bytes`` with 413 before any of it is parsed (by the
 declared ``Content-Length`` or, without one, by reading the body first), and URLs that spell
-a NUL character with 422 (``NoNulInUrl``).
+a NUL character with 422 (``NoNulInUrl``). Outermost, a database outage anywhere inside is
+answered 503 with ``Retry-After`` (``outage``), then requests over the rate limits get 429
+(``rate_limit``). The OpenAPI pages serve their own assets (``docs``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from gpupool.service.api import (
     allocations,
     audit,
     dashboard,
+    docs,
     fleet,
     health,
     jobs,
@@ -29,6 +32,8 @@ from gpupool.service.api import (
     users,
 )
 from gpupool.service.api.fast_submit import FastSubmit
+from gpupool.service.api.outage import OutageGuard
+from gpupool.service.api.rate_limit import RateLimit
 from gpupool.service.runtime import Runtime
 from gpupool.web import mount_dashboard
 
@@ -123,6 +128,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
                 runtime.stop()
 
     app = FastAPI(
+        docs_url=None,  # docs.install: the same pages without a CDN
+        redoc_url=None,
         title="gpupool",
         version="1",
         summary="Share a national GPU pool fairly and fast",
@@ -132,6 +139,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     )
     app.state.runtime = runtime
     problems.install(app)
+    docs.install(app)
     for module in (health, metrics, fleet, tenants, users, allocations, jobs, usage, audit):
         app.include_router(module.router)
     dashboard.install(app)  # /v1/dashboard/*, /v1/whatif and the series sampler (issue #6)
@@ -140,4 +148,6 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.add_middleware(FastSubmit, runtime=runtime, enabled=runtime.settings.fast_submit)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(NoNulInUrl)
+    app.add_middleware(RateLimit, settings=runtime.settings)
+    app.add_middleware(OutageGuard, retry_after_s=runtime.settings.retry_after_s)
     return app

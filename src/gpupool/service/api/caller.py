@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from gpupool.service.api.problems import ApiProblem
+from gpupool.service.api.rate_limit import AUTHENTICATED
 from gpupool.service.auth import Caller
 from gpupool.service.runtime import Runtime
 
@@ -40,7 +41,9 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 async def get_caller(
-    rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    rt: RuntimeDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     # async: a cached caller costs no thread-pool hop; only a miss reads the database (in
     # the pool, never on the event loop)
@@ -54,6 +57,7 @@ async def get_caller(
         caller = await run_in_threadpool(rt.directory.caller, token)
     if caller is None:
         raise ApiProblem(401, "unknown or revoked token", kind="unauthorized", headers=_CHALLENGE)
+    request.scope[AUTHENTICATED] = True  # the rate limiter's proof the token is valid
     return caller
 
 

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpupool.service.api import problems
 from gpupool.service.api.jobs import accept_job
+from gpupool.service.api.rate_limit import AUTHENTICATED
 from gpupool.service.job_request import JobRequest
 from gpupool.service.runtime import Runtime
 
@@ -69,6 +70,7 @@ class FastSubmit:
         if caller is None or not json_body or (key is not None and not KEY.fullmatch(key)):
             await self.app(scope, receive, send)
             return
+        scope[AUTHENTICATED] = True  # the rate limiter's proof the token is valid
         messages: list[Message] = []
         body = b""
         while True:
