@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -106,12 +107,26 @@ class NoNulInUrl:
             or b"%00" in scope.get("query_string", b"")
             or b"\x00" in scope.get("query_string", b"")
         ):
+            fields = _fields_with_nul(scope)
             resp = problems.problem_response(
-                422, "the URL must not contain NUL characters (%00)", "invalid-request"
+                422,
+                f"{', '.join(fields)}: must not contain NUL characters (%00)",
+                "invalid-request",
+                errors=[(f, "must not contain NUL characters (%00)") for f in fields],
             )
             await resp(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _fields_with_nul(scope: Scope) -> list[str]:
+    """The query parameters (or ``path``) whose value holds a NUL, to name them in the 422."""
+    names = [] if "\x00" not in scope.get("path", "") else ["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "\x00" in name + value and name not in names:
+            names.append(name.replace("\x00", "") or "query")
+    return names or ["query"]
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
