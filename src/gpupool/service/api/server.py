@@ -140,10 +140,13 @@ def limited_protocol(settings: ServiceSettings) -> type[LimitedHttpProtocol]:
     return Limited
 
 
-def uvicorn_config(app: FastAPI, settings: ServiceSettings, *, log_level: str = "info") -> uvicorn.Config:
+def uvicorn_config(
+    app: FastAPI, settings: ServiceSettings, *, log_level: str = "info", access_log: bool = True
+) -> uvicorn.Config:
     """The uvicorn configuration that serves ``app`` by ``settings``."""
     return uvicorn.Config(
         app,
+        access_log=access_log,
         host=settings.host,
         port=settings.port,
         log_level=log_level.lower(),
@@ -156,6 +159,6 @@ def uvicorn_config(app: FastAPI, settings: ServiceSettings, *, log_level: str = 
     )
 
 
-def run(app: FastAPI, settings: ServiceSettings, *, log_level: str = "info") -> None:
+def run(app: FastAPI, settings: ServiceSettings, *, log_level: str = "info", access_log: bool = True) -> None:
     """Serve ``app`` until interrupted (the caller starts and stops the runtime)."""
-    uvicorn.Server(uvicorn_config(app, settings, log_level=log_level)).run()
+    uvicorn.Server(uvicorn_config(app, settings, log_level=log_level, access_log=access_log)).run()
