@@ -1,11 +1,12 @@
-"""``/docs`` and ``/redoc``: the OpenAPI pages, their assets served by the service itself.
+"""``/docs``: the OpenAPI page (Swagger UI), its assets served by the service itself.
 
-This module owns the documentation pages. FastAPI's own pages load Swagger UI and ReDoc
+This module owns the documentation page. FastAPI's own pages load Swagger UI and ReDoc
 from a CDN: a pool on a closed network (or a browser that refuses third-party scripts)
 showed a blank page, and every visit told the CDN who reads the API. Here the assets come
-from the ``fastapi-offline`` package (Swagger UI 5 and ReDoc 2, MIT; their licences in
-that package), under ``/docs-assets/``; Swagger UI's online validator badge is off, so the
-pages make no request beyond this service.
+from the ``fastapi-offline`` package (Swagger UI 5, Apache-2.0; the package itself MIT),
+under ``/docs-assets/``; Swagger UI's online validator badge is off, so the page makes no
+request beyond this service. There is no ``/redoc``: ReDoc's bundle fetches its logo from
+its vendor's CDN whatever it is told.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import fastapi_offline
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -23,7 +24,7 @@ ASSETS_URL = "/docs-assets"
 
 
 def install(app: FastAPI) -> None:
-    """Serve ``/docs``, ``/redoc`` and their assets (create ``app`` with ``docs_url=None``)."""
+    """Serve ``/docs`` and its assets (create ``app`` with ``docs_url=None, redoc_url=None``)."""
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
     openapi = app.openapi_url or "/openapi.json"
     redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
@@ -43,13 +44,3 @@ def install(app: FastAPI) -> None:
     @app.get(redirect, include_in_schema=False)
     async def swagger_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi,
-            title=f"{app.title} API",
-            redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
-            with_google_fonts=False,
-        )
