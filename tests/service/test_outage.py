@@ -196,3 +196,17 @@ def test_sqlite_locked_answers_503_and_recovers(tmp_path: Path) -> None:
         if holder is not None and holder.poll() is None:
             holder.kill()
         srv.stop()
+
+
+def test_serve_says_the_database_is_unavailable_at_start(tmp_path: Path) -> None:
+    from tests.service.conftest import free_port
+
+    url = f"postgresql://postgres:secret@127.0.0.1:{free_port()}/gpupool"  # nothing listens there
+    r = subprocess.run(
+        [sys.executable, "-c", "from gpupool.cli.main import app; app()", "serve",
+         "--data-dir", str(tmp_path), "--database-url", url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "database is unavailable" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "secret" not in r.stderr  # the password is not printed

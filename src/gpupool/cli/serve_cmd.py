@@ -116,6 +116,7 @@ def serve(
     from gpupool.fleetfile import FleetFileError
     from gpupool.service.api import server
     from gpupool.service.api.app import create_app
+    from gpupool.service.db import unavailable
     from gpupool.service.runtime import Runtime, tune_gc_for_serving
     from gpupool.service.settings import ServiceSettings
 
@@ -162,6 +163,11 @@ def serve(
         _fail(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
     except (FleetFileError, FleetError, TenancyError, CatalogueError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
+    except Exception as e:
+        if not unavailable(e):
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        _fail(f"the database is unavailable ({_redact(settings.url)}): {first}")
     url = f"{'https' if settings.tls_cert else 'http'}://{settings.host}:{settings.port}"
     out = Console()
     out.print(f"gpupool serving fleet [bold]{runtime.fleet.name}[/] at {url}  (API docs: {url}/docs)")
