@@ -71,8 +71,8 @@ def test_a_burst_of_bad_tokens_gets_429_and_a_valid_token_goes_on(default_servic
     assert service.http.get("/v1/users/me", headers=member).status_code == 200
     sub = service.submit("minjun.kim", project="vision", gpus=1)
     assert sub.status_code == 201, sub.text
-    # no token at all counts as a failure too, and is refused while the address is locked out
-    assert service.http.get("/v1/jobs").status_code == 429
+    # a request without a token guesses nothing: a plain 401, not locked out
+    assert service.http.get("/v1/jobs").status_code == 401
 
 
 def test_bad_token_sent_to_an_open_route_is_not_taken_as_valid(default_service: Service) -> None:

@@ -5,9 +5,10 @@ This module owns ``TokenBuckets`` (a bucket per key: ``burst`` requests at once,
 other work a request takes one unit from its client address's bucket and, when it carries a
 bearer token, one from that token's bucket; an empty bucket answers ``429 Too Many Requests``
 as a problem document with ``Retry-After`` (the seconds until a unit is back) and naming the
-limit. Failed authentications (answers 401) also take a unit from the address's failure
-bucket, much smaller: once it is empty, the address gets 429 for any token not seen valid
-recently (a guessing run stops there; a valid user behind the same address is unaffected).
+limit. A failed authentication (a request with a token answered 401) also takes a unit from
+the address's failure bucket, much smaller: once it is empty, the address gets 429 for any
+token not seen valid recently (a guessing run stops there; a valid user behind the same
+address is unaffected, and so are requests without a token, which guess nothing).
 
 Tokens are keyed by a digest of the secret, never the secret, and without looking them up:
 the limit applies before (and whether or not) the token is known. Addresses are the peer's,
@@ -141,7 +142,7 @@ class RateLimit:
                 await self._refuse(scope, receive, send, "token", wait, "requests with this token")
                 return
         failures = self.auth_failures
-        if failures is None:
+        if failures is None or token is None:  # without a token nothing is guessed
             await self.app(scope, receive, send)
             return
         if token not in self.good:
@@ -156,9 +157,8 @@ class RateLimit:
             if message["type"] == "http.response.start":
                 if message["status"] == 401:
                     failures.take(address, self.clock())
-                    if token is not None:
-                        self.good.pop(token, None)
-                elif token is not None and token not in self.good and scope.get(AUTHENTICATED):
+                    self.good.pop(token, None)
+                elif token not in self.good and scope.get(AUTHENTICATED):
                     if len(self.good) >= MAX_GOOD_TOKENS:
                         self.good.pop(next(iter(self.good)))
                     self.good[token] = None
