@@ -69,6 +69,8 @@ def test_a_burst_of_bad_tokens_gets_429_and_a_valid_token_goes_on(default_servic
     assert statuses[401] <= 21 and statuses[429] >= 479, statuses
     print(f"\n500 bad tokens from one address: {dict(statuses)}")
     assert service.http.get("/v1/users/me", headers=member).status_code == 200
+    metrics = service.call("GET", "/metrics").text
+    assert f'gpupool_http_refused_total{{reason="rate_limit_auth"}} {statuses[429]}.0' in metrics
     sub = service.submit("minjun.kim", project="vision", gpus=1)
     assert sub.status_code == 201, sub.text
     # a request without a token guesses nothing: a plain 401, not locked out

@@ -163,6 +163,6 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.add_middleware(FastSubmit, runtime=runtime, enabled=runtime.settings.fast_submit)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(NoNulInUrl)
-    app.add_middleware(RateLimit, settings=runtime.settings)
-    app.add_middleware(OutageGuard, retry_after_s=runtime.settings.retry_after_s)
+    app.add_middleware(RateLimit, settings=runtime.settings, metrics=runtime.metrics)
+    app.add_middleware(OutageGuard, retry_after_s=runtime.settings.retry_after_s, metrics=runtime.metrics)
     return app

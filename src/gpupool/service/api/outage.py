@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpupool.service.api import problems
 from gpupool.service.db import unavailable
+from gpupool.service.metrics import ServiceMetrics
 
 log = logging.getLogger("gpupool.service.api")
 #: at most one log line per this many seconds while the database stays unavailable
@@ -28,8 +29,9 @@ LOG_EVERY_S = 10.0
 class OutageGuard:
     """Answer 503 + ``Retry-After`` for a request that failed because the database is unavailable."""
 
-    def __init__(self, app: ASGIApp, retry_after_s: int) -> None:
+    def __init__(self, app: ASGIApp, retry_after_s: int, metrics: ServiceMetrics | None = None) -> None:
         self.app = app
+        self.counted = metrics.refused.labels("database_unavailable") if metrics is not None else None
         self.retry_after = str(retry_after_s)
         self.answered = 0  # 503s answered for outages (the log says how many)
         self._logged = -LOG_EVERY_S
@@ -52,6 +54,8 @@ class OutageGuard:
             if started or not unavailable(e):
                 raise
             self.answered += 1
+            if self.counted is not None:
+                self.counted.inc()
             now = time.monotonic()
             if now - self._logged >= LOG_EVERY_S:
                 self._logged = now

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpupool.service.api import problems
+from gpupool.service.metrics import ServiceMetrics
 from gpupool.service.settings import ServiceSettings
 
 #: keys a set of buckets holds before it forgets the full ones (then the oldest half)
@@ -102,9 +103,14 @@ class RateLimit:
     """Refuse requests over the limits with 429; count failed authentications."""
 
     def __init__(
-        self, app: ASGIApp, settings: ServiceSettings, clock: Callable[[], float] = time.monotonic
+        self,
+        app: ASGIApp,
+        settings: ServiceSettings,
+        metrics: ServiceMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
+        self.metrics = metrics
         self.clock = clock
         self.per_token = _buckets(settings.rate_limit_token_per_s, settings.rate_limit_token_burst)
         self.per_address = _buckets(settings.rate_limit_address_per_s, settings.rate_limit_address_burst)
@@ -170,6 +176,8 @@ class RateLimit:
         self, scope: Scope, receive: Receive, send: Send, limit: str, wait: float, what: str
     ) -> None:
         self.refused[limit] += 1
+        if self.metrics is not None:
+            self.metrics.refused.labels(f"rate_limit_{limit}").inc()
         answer = problems.problem_response(
             429,
             f"too many {what}; retry after the Retry-After seconds",
