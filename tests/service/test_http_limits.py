@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,6 +207,13 @@ def test_tls_with_a_self_signed_certificate(tmp_path: Path) -> None:
             assert me.status_code == 200 and me.json()["role"] == "pool-admin"
             assert c.get("/v1/ready").json()["status"] == "ready"
         assert "https://127.0.0.1:" in srv.log()
+        # the gpupool client trusts a private CA through SSL_CERT_FILE (httpx reads it)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GPUPOOL_URL": srv.url,
+               "GPUPOOL_TOKEN": srv.admin, "SSL_CERT_FILE": str(cert)}  # fmt: skip
+        cli = [sys.executable, "-c", "from gpupool.cli.main import app; app()", "queue", "--json"]
+        q = subprocess.run(cli, capture_output=True, text=True, timeout=60, env=env)
+        assert q.returncode == 0, q.stderr
+        json.loads(q.stdout)
         with pytest.raises(httpx.ConnectError):  # not trusted by the system's CAs
             httpx.get(f"{srv.url}/v1/health", timeout=10)
         plain = srv.url.replace("https://", "http://")
@@ -214,9 +224,6 @@ def test_tls_with_a_self_signed_certificate(tmp_path: Path) -> None:
 
 
 def test_tls_needs_both_files(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     r = subprocess.run(
         [sys.executable, "-c", "from gpupool.cli.main import app; app()", "serve",
          "--data-dir", str(tmp_path), "--tls-cert", str(tmp_path / "nothing.pem")],
