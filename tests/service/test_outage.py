@@ -216,3 +216,32 @@ def test_serve_says_the_database_is_unavailable_at_start(tmp_path: Path) -> None
     assert r.returncode == 2, r.stderr
     assert "database is unavailable" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert "secret" not in r.stderr  # the password is not printed
+
+
+def test_the_loop_keeps_the_exits_it_could_not_record(own_pg: PgCluster, tmp_path: Path) -> None:
+    """A job ends while PostgreSQL is down: failed cycles keep its exit, the first good one records it."""
+    from fastapi.testclient import TestClient
+
+    from gpupool.service.api.app import create_app
+    from gpupool.service.db import unavailable
+    from tests.service.conftest import Service, make_service
+
+    runtime, clock, executor = make_service(tmp_path, own_pg.url(), database_timeout_s=3)
+    with TestClient(create_app(runtime)) as http:
+        svc = Service(runtime, http, clock, executor)
+        job = svc.submit(MEMBER, project="vision", gpus=1).json()["id"]
+        svc.cycle()
+        svc.cycle()
+        assert svc.call("GET", f"/v1/jobs/{job}").json()["state"] == "running"
+        executor.finish(executor.launches[0].allocation_id, exit_code=3)
+        own_pg.stop()
+        for _ in range(3):  # the cycle fails, and so does the rebuild that follows it
+            with pytest.raises(Exception) as failed:
+                svc.cycle()
+            assert unavailable(failed.value), repr(failed.value)
+        own_pg.start()
+        report = svc.cycle()
+        assert report.finishes == 1
+        done = svc.call("GET", f"/v1/jobs/{job}").json()
+        assert done["state"] == "failed" and done["exit_code"] == 3, done
+        runtime.loop.scheduler.validate()
