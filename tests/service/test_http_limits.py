@@ -230,3 +230,24 @@ def test_tls_needs_both_files(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert r.returncode == 2 and "tls_key" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    """A client cannot slip past the per-address limit by claiming addresses; a trusted proxy can."""
+    env = {"GPUPOOL_EXECUTOR": "none", "GPUPOOL_RATE_LIMIT_ADDRESS_PER_S": "0.01",
+           "GPUPOOL_RATE_LIMIT_ADDRESS_BURST": "3"}  # fmt: skip
+    for trusted in (False, True):
+        args = ("--forwarded-allow-ips", "127.0.0.1") if trusted else ()
+        srv = LiveServer.start(tmp_path / f"data-{trusted}", *args, env=env, ready_s=120)
+        try:
+            with httpx.Client(base_url=srv.url, timeout=10) as c:
+                claimed = [c.get("/v1/health", headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
+                           for i in range(1, 6)]  # fmt: skip
+                same = [c.get("/v1/health", headers={"X-Forwarded-For": "10.9.9.9"}).status_code
+                        for _ in range(5)]  # fmt: skip
+        finally:
+            srv.stop()
+        if trusted:  # each forwarded client has its own bucket
+            assert claimed == [200] * 5 and same == [200] * 3 + [429] * 2, (claimed, same)
+        else:  # one peer, one bucket (the readiness polls of the start may have used some of it)
+            assert 429 in claimed and set(same) == {429}, (claimed, same)
