@@ -18,7 +18,6 @@ rebuilt from the database before the next cycle. Time comes from an injected clo
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -321,8 +320,12 @@ class Loop:
             t0 = time.perf_counter()
             now = self.clock()
             if self._rebuild_wanted:
-                self._state = self._rebuild(now)
-                self._rebuild_wanted = False  # after: a rebuild that failed is tried again
+                self._rebuild_wanted = False  # before: a request made during the rebuild stays
+                try:
+                    self._state = self._rebuild(now)
+                except Exception:
+                    self._rebuild_wanted = True  # the database is down: tried again next cycle
+                    raise
             report = CycleReport(now)
             ex_events = self._lost
             self._lost = []
@@ -337,10 +340,10 @@ class Loop:
                 # events are kept first: a rebuild that fails too (the database is down)
                 # must not lose them; it is retried before the next cycle.
                 self._lost = [e for e in ex_events if not isinstance(e, AllocationStarted)]
-                self._rebuild_wanted = True
-                with contextlib.suppress(Exception):
+                try:
                     self._state = self._rebuild(self.clock())
-                    self._rebuild_wanted = False
+                except Exception:
+                    self._rebuild_wanted = True
                 raise
             report.dispatched = self.dispatch()
             report.seconds = time.perf_counter() - t0
