@@ -56,19 +56,29 @@ def serve(data_dir: Path, port: int, log_file: Path | None = None, fleet: str = 
     """The server side (``--serve``): the service's own app factory under uvicorn."""
     import logging
 
-    import uvicorn
-
     if log_file is not None:  # the loop's line per cycle (its duration, events, decisions)
         logging.basicConfig(
             filename=log_file, level=logging.INFO, format="%(relativeCreated)d %(name)s %(message)s"
         )
 
+    from gpupool.service.api import server
     from gpupool.service.api.app import create_app
     from gpupool.service.runtime import Runtime, tune_gc_for_serving
     from gpupool.service.settings import ServiceSettings
 
     # as ``gpupool serve`` does: the runtime started first, then the GC tuned, then uvicorn
-    settings = ServiceSettings(data_dir=data_dir, fleet=fleet, executor="none", port=port)
+    # The rate limiter runs (its cost is measured) but far above the load: one token from a
+    # few clients at 1,000+/s is this benchmark, not abuse (the default is 500/s per token).
+    settings = ServiceSettings(
+        data_dir=data_dir,
+        fleet=fleet,
+        executor="none",
+        port=port,
+        rate_limit_token_per_s=1e6,
+        rate_limit_token_burst=1_000_000,
+        rate_limit_address_per_s=1e6,
+        rate_limit_address_burst=1_000_000,
+    )
     runtime = Runtime(settings)
     runtime.start()
     # The service stores its admin token only as a hash: hand the load generator a token of its own.
@@ -78,13 +88,8 @@ def serve(data_dir: Path, port: int, log_file: Path | None = None, fleet: str = 
         f.write(token + "\n")
     tune_gc_for_serving()
     try:
-        uvicorn.run(
-            create_app(runtime, manage_runtime=False),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
+        # served as ``gpupool serve`` serves (its connection limits included)
+        server.run(create_app(runtime, manage_runtime=False), settings, log_level="warning", access_log=False)
     finally:
         runtime.stop()
 

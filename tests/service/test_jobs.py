@@ -153,7 +153,7 @@ def test_list_filters_and_cursor_pages(service: Service) -> None:
 def test_metrics_after_a_cycle(service: Service) -> None:
     service.submit("minjun.kim", project="vision", gpus=8, models=["H100"])
     service.cycle()
-    text = service.http.get("/metrics").text
+    text = service.call("GET", "/metrics").text
     assert 'gpupool_utilisation{cluster="kisti",model="H100"} 0.333' in text
     assert "gpupool_jobs_running 1.0" in text
     assert 'gpupool_submissions_total{outcome="accepted"} 1.0' in text

@@ -77,16 +77,61 @@ def serve(
             help="Run local jobs without bubblewrap if it is missing (they can see the service files).",
         ),
     ] = False,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Serve HTTPS: the certificate chain (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="Serve HTTPS: the certificate's private key (PEM).")
+    ] = None,
+    rate_limit_token: Annotated[
+        float | None,
+        typer.Option("--rate-limit-token", min=0, help="Requests a second per token (0: none; default 500)."),
+    ] = None,
+    rate_limit_address: Annotated[
+        float | None,
+        typer.Option(
+            "--rate-limit-address", min=0, help="Requests a second per address (0: none; default 1000)."
+        ),
+    ] = None,
+    rate_limit_auth_failures: Annotated[
+        float | None,
+        typer.Option(
+            "--rate-limit-auth-failures",
+            min=0,
+            help="Failed authentications a second per address, after a burst of 20 (default 1).",
+        ),
+    ] = None,
+    max_header_bytes: Annotated[
+        int | None, typer.Option("--max-header-bytes", help="Largest request line + headers (default 65536).")
+    ] = None,
+    request_read_timeout_s: Annotated[
+        float | None,
+        typer.Option("--request-read-timeout", help="Seconds a request may take to arrive (default 30)."),
+    ] = None,
+    keep_alive_timeout_s: Annotated[
+        int | None, typer.Option("--keep-alive-timeout", help="Seconds an idle connection stays (default 5).")
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Reverse proxies trusted for X-Forwarded-For/-Proto (comma separated; default none).",
+        ),
+    ] = None,
+    metrics_public: Annotated[
+        bool | None,
+        typer.Option("--metrics-public/--metrics-token", help="/metrics without a token (default: token)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve the gpupool API and run the scheduling loop."""
-    import uvicorn
-
     from gpupool.core.accelerator import CatalogueError
     from gpupool.core.fleet import FleetError
     from gpupool.core.tenancy import TenancyError
     from gpupool.fleetfile import FleetFileError
+    from gpupool.service.api import server
     from gpupool.service.api.app import create_app
+    from gpupool.service.db import unavailable
     from gpupool.service.executors.sandbox import SandboxUnavailable
     from gpupool.service.runtime import Runtime, tune_gc_for_serving
     from gpupool.service.settings import ServiceSettings
@@ -102,6 +147,16 @@ def serve(
         "cycle_interval_ms": cycle_interval_ms,
         "accounts": str(accounts) if accounts is not None else None,
         "unsafe_no_sandbox": True if unsafe_no_sandbox else None,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "rate_limit_token_per_s": rate_limit_token,
+        "rate_limit_address_per_s": rate_limit_address,
+        "rate_limit_auth_failures_per_s": rate_limit_auth_failures,
+        "max_header_bytes": max_header_bytes,
+        "request_read_timeout_s": request_read_timeout_s,
+        "keep_alive_timeout_s": keep_alive_timeout_s,
+        "forwarded_allow_ips": forwarded_allow_ips,
+        "metrics_public": metrics_public,
     }
     if real_gpus and simulated_gpus:
         _fail("give --real-gpus or --simulated-gpus, not both")
@@ -116,6 +171,9 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = ServiceSettings(**{k: v for k, v in given.items() if v is not None})
+        for pem in (settings.tls_cert, settings.tls_key):
+            if pem is not None and not pem.is_file():
+                _fail(f"no such file: {pem}")
         runtime = Runtime(settings)
         runtime.start()
     except ValidationError as e:
@@ -131,7 +189,12 @@ def serve(
         SandboxUnavailable,
     ) as e:
         _fail(str(e))
-    url = f"http://{settings.host}:{settings.port}"
+    except Exception as e:
+        if not unavailable(e):
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        _fail(f"the database is unavailable ({_redact(settings.url)}): {first}")
+    url = f"{'https' if settings.tls_cert else 'http'}://{settings.host}:{settings.port}"
     out = Console()
     out.print(f"gpupool serving fleet [bold]{runtime.fleet.name}[/] at {url}  (API docs: {url}/docs)")
     out.print(f"database: {_redact(settings.url)}")
@@ -143,7 +206,7 @@ def serve(
     app = create_app(runtime, manage_runtime=False)
     tune_gc_for_serving()
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level.lower())
+        server.run(app, settings, log_level=log_level)
     finally:
         runtime.stop()
 

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
@@ -34,6 +35,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 Ms = BigInteger
@@ -257,13 +259,14 @@ class _LockedConnection(sqlite3.Connection):
     """
 
     write_lock: threading.Lock | None = None
+    write_lock_timeout_s = WRITE_LOCK_TIMEOUT_S
     holding = False
 
     def begin_write(self) -> None:
         lock = self.write_lock
         if lock is None:
             return
-        if not lock.acquire(timeout=WRITE_LOCK_TIMEOUT_S):
+        if not lock.acquire(timeout=self.write_lock_timeout_s):
             raise sqlite3.OperationalError("database is locked (waited for another writer of this process)")
         self.holding = True
         try:
@@ -299,8 +302,15 @@ def sqlite_write_lock(path: str) -> threading.Lock:
         return _WRITE_LOCKS.setdefault(str(Path(path).resolve()), threading.Lock())
 
 
-def make_engine(url: str, *, writer: bool = True, synchronous: str = "NORMAL") -> Engine:
+def make_engine(
+    url: str, *, writer: bool = True, synchronous: str = "NORMAL", timeout_s: float = WRITE_LOCK_TIMEOUT_S
+) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and, for writers, immediate locks.
+
+    ``timeout_s`` bounds every wait on the database (``ServiceSettings.database_timeout_s``):
+    on SQLite the busy timeout and this process's writer queue, on PostgreSQL a new
+    connection and a connection from the pool. Past it the statement fails (the API answers
+    503, see ``api/outage``) instead of holding the request.
 
     ``synchronous`` is SQLite's pragma (``NORMAL`` or ``FULL``; see ``ServiceSettings``):
     with WAL, ``NORMAL`` keeps every commit across a killed process but not across a power
@@ -316,7 +326,14 @@ def make_engine(url: str, *, writer: bool = True, synchronous: str = "NORMAL") -
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+            pool_timeout=timeout_s,
+            connect_args={"connect_timeout": max(1, round(timeout_s))},
+        )
     sync = synchronous.upper()
     if sync not in ("NORMAL", "FULL"):
         raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
@@ -325,7 +342,7 @@ def make_engine(url: str, *, writer: bool = True, synchronous: str = "NORMAL") -
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     lock = sqlite_write_lock(path) if writer else None
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 30, "factory": _LockedConnection}
+        url, connect_args={"check_same_thread": False, "timeout": timeout_s, "factory": _LockedConnection}
     )
 
     @event.listens_for(engine, "connect")
@@ -337,9 +354,10 @@ def make_engine(url: str, *, writer: bool = True, synchronous: str = "NORMAL") -
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={sync}")  # WAL + NORMAL survives a killed process
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={round(timeout_s * 1000)}")
         cur.close()
         dbapi_conn.write_lock = lock
+        dbapi_conn.write_lock_timeout_s = timeout_s
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
@@ -349,6 +367,43 @@ def make_engine(url: str, *, writer: bool = True, synchronous: str = "NORMAL") -
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+#: what SQLite says when the file is locked by another writer or cannot be reached (its other
+#: OperationalErrors, e.g. a missing table, are bugs, not outages)
+_SQLITE_OUTAGES = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database",
+    "disk i/o error",
+    "database or disk is full",
+    "attempt to write a readonly database",
+)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is down, locked or unreachable (a fault that passes).
+
+    PostgreSQL: any ``OperationalError`` or ``InterfaceError`` (refused or lost connections,
+    a server shutting down, a statement cancelled) and a connection the pool found dead; no
+    free connection in the pool within the timeout. SQLite: a lock held past the busy timeout
+    or a file it cannot open. Errors of the statement itself (``DataError``,
+    ``IntegrityError``, ``ProgrammingError``) are not outages.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return any(unavailable(e) for e in exc.exceptions)
+    if isinstance(exc, sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(m in text for m in _SQLITE_OUTAGES)
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

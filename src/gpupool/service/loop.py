@@ -44,7 +44,7 @@ from gpupool.core.events import (
 from gpupool.core.fleet import Fleet
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.service import store
-from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow, UsageRow, UserRow
+from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow, UsageRow, UserRow, unavailable
 from gpupool.service.event_codec import about, encode
 from gpupool.service.executors.base import (
     AllocationExited,
@@ -62,6 +62,8 @@ log = logging.getLogger("gpupool.service.loop")
 Clock = Callable[[], int]
 #: inbox rows handled per cycle (bounds one transaction; the rest wait for the next cycle)
 INBOX_BATCH = 5000
+#: the longest wait between retries while cycles fail (the database is down or locked)
+OUTAGE_BACKOFF_MAX_S = 5.0
 #: outbox rows marked dispatched per transaction (at most this many are re-sent after a crash)
 DISPATCH_MARK_BATCH = 500
 #: estimated starts are recomputed at most this often (they are a fluid-model estimate)
@@ -90,6 +92,10 @@ _CONSUME = delete(_INBOX).where(_INBOX.c.id.in_(bindparam("ids", expanding=True)
 _ESTIMATE = (
     update(_JOBS).where(_JOBS.c.seq == bindparam("b_seq")).values(estimated_start_ms=bindparam("b_est"))
 )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def wall_clock() -> int:
@@ -284,13 +290,25 @@ class Loop:
         self._wake.set()
 
     def _run(self) -> None:
+        failed = 0  # cycles failed in a row
         while not self._stop.is_set():
             began = time.monotonic()
             try:
                 self.cycle()
-            except Exception:  # keep serving: a failed cycle is logged and retried
-                log.exception("cycle failed")
-            self._wake.wait(self.interval_ms / 1000)
+                if failed:
+                    log.warning("cycles run again after %d failed", failed)
+                failed = 0
+            except Exception as e:  # keep serving: a failed cycle is logged and retried
+                failed += 1
+                if not unavailable(e):
+                    log.exception("cycle failed")
+                elif failed == 1 or failed % 20 == 0:  # an outage: a line, not a traceback a second
+                    log.warning("cycle failed: the database is unavailable (%s); retrying", _first_line(e))
+            # After failures, back off (doubling, at most OUTAGE_BACKOFF_MAX_S) and retry.
+            wait = self.interval_ms / 1000
+            if failed:
+                wait = min(wait * 2 ** min(failed - 1, 6), max(wait, OUTAGE_BACKOFF_MAX_S))
+            self._wake.wait(wait)
             # Woken early (a submission): let the burst gather for the rest of the minimum
             # gap, so that a thousand submissions a second make a few cycles, not a thousand.
             rest = self.min_gap_ms / 1000 - (time.monotonic() - began)
@@ -306,8 +324,12 @@ class Loop:
             t0 = time.perf_counter()
             now = self.clock()
             if self._rebuild_wanted:
-                self._rebuild_wanted = False
-                self._state = self._rebuild(now)
+                self._rebuild_wanted = False  # before: a request made during the rebuild stays
+                try:
+                    self._state = self._rebuild(now)
+                except Exception:
+                    self._rebuild_wanted = True  # the database is down: tried again next cycle
+                    raise
             report = CycleReport(now)
             ex_events = self._lost
             self._lost = []
@@ -318,9 +340,14 @@ class Loop:
             except Exception:
                 self.metrics.cycle_errors.inc()
                 # The core may have changed in memory without the database: start again
-                # from what was committed (the inbox rows are still there).
-                self._state = self._rebuild(self.clock())
+                # from what was committed (the inbox rows are still there). The executors'
+                # events are kept first: a rebuild that fails too (the database is down)
+                # must not lose them; it is retried before the next cycle.
                 self._lost = [e for e in ex_events if not isinstance(e, AllocationStarted)]
+                try:
+                    self._state = self._rebuild(self.clock())
+                except Exception:
+                    self._rebuild_wanted = True
                 raise
             report.dispatched = self.dispatch()
             report.seconds = time.perf_counter() - t0

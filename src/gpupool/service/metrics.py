@@ -2,8 +2,8 @@
 
 This module owns ``ServiceMetrics``: one registry per service instance (so that tests may run
 several side by side) holding the cycle duration, pending and running jobs, utilisation per
-cluster and accelerator model, submissions and decisions. The loop and the API update it;
-``/metrics`` renders it.
+cluster and accelerator model, submissions and decisions, and requests refused (503, 429).
+The loop and the API update it; ``/metrics`` renders it.
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ class ServiceMetrics:
             "gpupool_submissions_total", "Job submissions accepted by the API.", ["outcome"], registry=r
         )
         self.decisions = Counter("gpupool_decisions_total", "Decisions of the core.", ["type"], registry=r)
+        self.refused = Counter(
+            "gpupool_http_refused_total",
+            "Requests refused for a fault or a limit: database_unavailable (503), rate_limit_token, "
+            "rate_limit_address, rate_limit_auth (429).",
+            ["reason"],
+            registry=r,
+        )
 
     def observe_core(self, sched: Scheduler) -> None:
         """Pending, running and utilisation from the core's state after a cycle."""

@@ -89,11 +89,12 @@ class Runtime:
         self.catalogue: Catalogue = fleet.catalogue
         self.metrics = ServiceMetrics()
         sync = settings.sqlite_synchronous
-        self.engine = make_engine(settings.url, synchronous=sync)
+        wait = settings.database_timeout_s
+        self.engine = make_engine(settings.url, synchronous=sync, timeout_s=wait)
         self.factory: sessionmaker[Session] = session_factory(self.engine)
         #: sessions for requests that only read (SQLite: they never wait for the loop's writes)
         self.reader_engine = (
-            make_engine(settings.url, writer=False, synchronous=sync)
+            make_engine(settings.url, writer=False, synchronous=sync, timeout_s=wait)
             if self.engine.dialect.name == "sqlite"
             else self.engine
         )
@@ -255,9 +256,10 @@ class Runtime:
         return plain
 
     def database_ok(self) -> bool:
+        # a table, not ``SELECT 1``: SQLite answers that without reading the file at all
         try:
-            with self.engine.connect() as c:
-                c.execute(text("SELECT 1"))
+            with self.reader_engine.connect() as c:
+                c.execute(text("SELECT count(*) FROM alembic_version"))
             return True
         except Exception:
             return False

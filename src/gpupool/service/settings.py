@@ -98,11 +98,44 @@ class ServiceSettings(BaseSettings):
     #: this service's address as browsers reach it (behind a proxy); the callback registered
     #: at the provider is ``<public_url>/v1/auth/oidc/callback``. Empty: the request's own
     public_url: str = ""
+    # -- faults and limits (README "Faults and limits") ---------------------------------------
+    #: SQLite: how long a statement waits for another process's write lock before the request
+    #: answers 503 (``database is locked``); PostgreSQL: how long a new connection may take
+    database_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    #: the ``Retry-After`` (seconds) of a 503 answered while the database is down or locked
+    retry_after_s: int = Field(default=5, ge=1, le=3600)
+    #: requests a second (and the burst) one token may make; 0: no limit per token
+    rate_limit_token_per_s: float = Field(default=500.0, ge=0)
+    rate_limit_token_burst: int = Field(default=1000, ge=1)
+    #: requests a second (and the burst) one client address may make; 0: no limit per address
+    rate_limit_address_per_s: float = Field(default=1000.0, ge=0)
+    rate_limit_address_burst: int = Field(default=2000, ge=1)
+    #: failed authentications (401) a second (and the burst) one address may make; past them
+    #: that address gets 429 for any token not seen valid; 0: no limit
+    rate_limit_auth_failures_per_s: float = Field(default=1.0, ge=0)
+    rate_limit_auth_failures_burst: int = Field(default=20, ge=1)
+    #: the most bytes of request line and headers; more is answered 431 and the connection closed
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 << 20)
+    #: seconds a request's line, headers and body may take to arrive (slow clients, slowloris);
+    #: past it: 408 and the connection closed
+    request_read_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    #: seconds an idle keep-alive connection stays open
+    keep_alive_timeout_s: int = Field(default=5, ge=1, le=3600)
+    #: addresses of reverse proxies trusted to set ``X-Forwarded-For``/``-Proto`` (comma
+    #: separated, ``*`` for any); empty: none, the peer's address is the client's
+    forwarded_allow_ips: str = ""
+    #: ``/metrics`` without a token; otherwise a pool admin's or viewer's token is required
+    metrics_public: bool = False
+    #: serve HTTPS with this certificate chain and private key (PEM files; both or neither)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @model_validator(mode="after")
     def _walltimes(self) -> ServiceSettings:
         if self.default_walltime_s > self.max_walltime_s:
             raise ValueError("default_walltime_s must not exceed max_walltime_s")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
         return self
 
     @model_validator(mode="after")

@@ -4,13 +4,16 @@ This module owns ``create_app``. The app starts and stops its ``Runtime`` with i
 (unless told the caller manages it), answers every error as ``application/problem+json``, and
 refuses request bodies above ``max_body_bytes`` with 413 before any of it is parsed (by the
 declared ``Content-Length`` or, without one, by reading the body first), and URLs that spell
-a NUL character with 422 (``NoNulInUrl``).
+a NUL character with 422 (``NoNulInUrl``). Outermost, a database outage anywhere inside is
+answered 503 with ``Retry-After`` (``outage``), then requests over the rate limits get 429
+(``rate_limit``). The OpenAPI pages serve their own assets (``docs``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -20,6 +23,7 @@ from gpupool.service.api import (
     allocations,
     audit,
     dashboard,
+    docs,
     fleet,
     health,
     jobs,
@@ -32,6 +36,8 @@ from gpupool.service.api import (
     users,
 )
 from gpupool.service.api.fast_submit import FastSubmit
+from gpupool.service.api.outage import OutageGuard
+from gpupool.service.api.rate_limit import RateLimit
 from gpupool.service.refusals import Refusal
 from gpupool.service.runtime import Runtime
 from gpupool.web import mount_dashboard
@@ -105,12 +111,26 @@ class NoNulInUrl:
             or b"%00" in scope.get("query_string", b"")
             or b"\x00" in scope.get("query_string", b"")
         ):
+            fields = _fields_with_nul(scope)
             resp = problems.problem_response(
-                422, "the URL must not contain NUL characters (%00)", "invalid-request"
+                422,
+                f"{', '.join(fields)}: must not contain NUL characters (%00)",
+                "invalid-request",
+                errors=[(f, "must not contain NUL characters (%00)") for f in fields],
             )
             await resp(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _fields_with_nul(scope: Scope) -> list[str]:
+    """The query parameters (or ``path``) whose value holds a NUL, to name them in the 422."""
+    names = [] if "\x00" not in scope.get("path", "") else ["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "\x00" in name + value and name not in names:
+            names.append(name.replace("\x00", "") or "query")
+    return names or ["query"]
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
@@ -127,6 +147,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
                 runtime.stop()
 
     app = FastAPI(
+        docs_url=None,  # docs.install: the same pages without a CDN
+        redoc_url=None,
         title="gpupool",
         version="1",
         summary="Share a national GPU pool fairly and fast",
@@ -154,6 +176,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
             await run_in_threadpool(runtime.refusals.write, r.actor, rows)
 
     problems.install(app, on_refusal=refused)
+    docs.install(app)
     for module in (health, metrics, fleet, tenants, users, allocations, jobs, usage, audit):
         app.include_router(module.router)
     programme.install(app)  # /v1/calls and /v1/applications: the national programme (ADR 0010)
@@ -164,4 +187,6 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.add_middleware(FastSubmit, runtime=runtime, enabled=runtime.settings.fast_submit)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(NoNulInUrl)
+    app.add_middleware(RateLimit, settings=runtime.settings, metrics=runtime.metrics)
+    app.add_middleware(OutageGuard, retry_after_s=runtime.settings.retry_after_s, metrics=runtime.metrics)
     return app

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gpupool.service.api.problems import ApiProblem
+from gpupool.service.api.rate_limit import AUTHENTICATED
 from gpupool.service.auth import Caller, Scope
 from gpupool.service.runtime import Runtime
 
@@ -111,6 +112,7 @@ async def get_caller(
         raise scope_refusal(caller, request.method, request.url.path, needed)
     if caller.token_id is not None and rt.directory.touch(caller.token_id, now):
         await run_in_threadpool(touch, rt, caller.token_id, now)
+    request.scope[AUTHENTICATED] = True  # the rate limiter's proof the token is valid
     return caller
 
 

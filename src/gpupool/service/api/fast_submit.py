@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gpupool.service.api import problems
 from gpupool.service.api.caller import touch
 from gpupool.service.api.jobs import accept_job
+from gpupool.service.api.rate_limit import AUTHENTICATED
 from gpupool.service.auth import Caller
 from gpupool.service.auth import Scope as TokenScope
 from gpupool.service.job_request import JobRequest
@@ -76,6 +77,7 @@ class FastSubmit:
         if caller is None or not json_body or (key is not None and not KEY.fullmatch(key)):
             await self.app(scope, receive, send)
             return
+        scope[AUTHENTICATED] = True  # the rate limiter's proof the token is valid
         messages: list[Message] = []
         body = b""
         while True:

@@ -38,6 +38,9 @@ def ready(rt: RuntimeDep) -> Ready:
         loop = loop and rt.clock() - last <= STALE_CYCLES * max(rt.settings.cycle_interval_ms, 1000)
     if not (db and loop):
         raise ApiProblem(
-            503, f"not ready: database {'ok' if db else 'unreachable'}, loop {'ok' if loop else 'stalled'}"
+            503,
+            f"not ready: database {'ok' if db else 'unreachable'}, loop {'ok' if loop else 'stalled'}",
+            kind="not-ready",
+            headers={"Retry-After": str(rt.settings.retry_after_s)},
         )
     return Ready(status="ready", database=db, loop=loop, last_cycle_ms=last)

@@ -81,24 +81,44 @@ def encode_cursor(sort: str, ascending: bool, value: int | None, seq: int) -> st
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+#: the sort keys a cursor may carry, by sort: the values that sort's column can hold.
+#: ``submitted`` carries none; times are ``BigInteger`` milliseconds (``-1`` and ``MS_MAX``
+#: stand for "no value"); a priority is a rank; ``gpus`` is read from the spec as PostgreSQL's
+#: 32-bit ``integer`` (a larger value was "integer out of range", a 500).
+SORT_KEY_RANGES: dict[str, tuple[int, int] | None] = {
+    "submitted": None,
+    "estimated_start": (-1, MS_MAX),
+    "started": (-1, MS_MAX),
+    "priority": (0, len(PRIORITY_RANK)),
+    "gpus": (0, store.MAX_ID),
+}
+
+
 def decode_cursor(cursor: str, sort: str, ascending: bool) -> tuple[int | None, int]:
-    """(sort key, job seq) of a cursor of this listing; 422 naming ``cursor`` for any other."""
+    """(sort key, job seq) of a cursor of this listing; 422 naming ``cursor`` for any other.
+
+    Every part is checked against the column it is compared with: the sort key's type and
+    range by ``SORT_KEY_RANGES``, the job number as a 32-bit id. No decoded value reaches SQL
+    unchecked.
+    """
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise invalid("cursor", "not a cursor returned by this API") from None
-    ok = (
-        isinstance(raw, list)
-        and len(raw) == 4
-        and raw[0] == sort
-        and raw[1] is ascending
-        and (raw[2] is None or (type(raw[2]) is int and abs(raw[2]) <= MS_MAX))
-        and type(raw[3]) is int
-        and 0 <= raw[3] <= store.MAX_ID
-    )
-    if not ok:
+    if not (isinstance(raw, list) and len(raw) == 4 and raw[0] == sort and raw[1] is ascending):
         raise invalid("cursor", "not a cursor of this listing (its sort and order must not change)")
-    return raw[2], raw[3]
+    value, seq = raw[2], raw[3]
+    if type(seq) is not int or not 0 <= seq <= store.MAX_ID:
+        raise invalid("cursor", f"job number out of range (0 to {store.MAX_ID})")
+    bounds = SORT_KEY_RANGES[sort]
+    if value is None:
+        return None, seq
+    if bounds is None:
+        raise invalid("cursor", f"a cursor of the {sort!r} sort carries no sort key")
+    low, high = bounds
+    if type(value) is not int or not low <= value <= high:
+        raise invalid("cursor", f"sort key of {sort!r} out of range ({low} to {high})")
+    return value, seq
 
 
 def _model_filter(model: str) -> ColumnElement[bool]:
