@@ -110,6 +110,11 @@ def test_session_says_what_each_role_may_do(service: Service) -> None:
     assert (member["sees_all"], member["can_whatif"], member["can_drain"]) == (False, False, False)
     assert member["memberships"] == [{"tenant": "academia/snu/vision", "role": "member"}]
     assert "H100" in member["models"]
+    # the models a project may run on: its clusters' (vision has no restriction: all of them)
+    assert member["project_models"] == {"academia/snu/vision": member["models"]}
+    confined = service.call("GET", "/v1/dashboard/session", "june.paik").json()
+    assert confined["project_models"] == {"startups/furiosaai/serving": ["ATOM", "B200", "GB200", "RNGD"]}
+    assert admin["project_models"] == {}
     # and what the session promises, the API keeps
     assert service.submit("minjun.kim", project="vision", gpus=1).status_code == 201
     assert service.submit("auditor", project="vision", gpus=1).status_code == 403
