@@ -116,7 +116,7 @@ def test_queue_shows_reason_and_estimated_start_with_korean_names(server: FakeSe
         runner.invoke(app, ["submit", "-p", "학계/서울대/자연어처리", "--name", name, "--", "true"])
     got = runner.invoke(app, ["queue"])
     assert got.exit_code == 0, got.output
-    assert "2 job(s)" in got.output
+    assert "2 jobs" in got.output
     for text in ("사전학습", "학계/서울대/자연어처리", "김민준", "resources", "pending", "2026-12-01"):
         assert text in got.output
     js = json.loads(runner.invoke(app, ["queue", "--json", "--state", "pending"]).stdout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -66,7 +67,10 @@ class LiveServer:
         except BaseException:
             srv.stop()
             raise
-        srv.admin = (data / "admin-token").read_text().strip()
+        # printed once by the first start (only its hash is stored)
+        printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", (data / "serve.log").read_text(errors="replace"))
+        assert printed, "serve did not print the admin token\n" + srv.log()
+        srv.admin = printed.group(1)
         return srv
 
     def log(self) -> str:

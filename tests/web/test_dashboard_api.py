@@ -110,6 +110,11 @@ def test_session_says_what_each_role_may_do(service: Service) -> None:
     assert (member["sees_all"], member["can_whatif"], member["can_drain"]) == (False, False, False)
     assert member["memberships"] == [{"tenant": "academia/snu/vision", "role": "member"}]
     assert "H100" in member["models"]
+    # the models a project may run on: its clusters' (vision has no restriction: all of them)
+    assert member["project_models"] == {"academia/snu/vision": member["models"]}
+    confined = service.call("GET", "/v1/dashboard/session", "june.paik").json()
+    assert confined["project_models"] == {"startups/furiosaai/serving": ["ATOM", "B200", "GB200", "RNGD"]}
+    assert admin["project_models"] == {}
     # and what the session promises, the API keeps
     assert service.submit("minjun.kim", project="vision", gpus=1).status_code == 201
     assert service.submit("auditor", project="vision", gpus=1).status_code == 403
@@ -377,16 +382,62 @@ def test_tenant_tree_guarantees_use_and_burn_down(sqlite_service: Service) -> No
     assert all(
         a["gpu_hours"] <= b["gpu_hours"] for a, b in zip(burn["points"], burn["points"][1:], strict=False)
     )
-    # a member sees their branch, and usage of their project only
+    # a member sees their branch, usage of their own project, and the sector's and the
+    # organisation's whole totals (vision's job counts there, though vision is not theirs)
     mine = service.call("GET", "/v1/dashboard/tenants", "hayoon.choi").json()
     assert mine["partial"] is True
-    assert {t["path"] for t in mine["tenants"]} == {"academia", "academia/snu", "academia/snu/nlp"}
-    assert all(t["gpu_hours"] == 0 and t["in_use_gpus"] == 0 for t in mine["tenants"])
+    theirs = {t["path"]: t for t in mine["tenants"]}
+    assert set(theirs) == {"academia", "academia/snu", "academia/snu/nlp"}
+    assert theirs["academia/snu/nlp"]["gpu_hours"] == 0 and theirs["academia/snu/nlp"]["in_use_gpus"] == 0
+    for group in ("academia", "academia/snu"):
+        assert theirs[group]["whole"] is True and theirs[group]["in_use_gpus"] == 8
+        assert theirs[group]["gpu_hours"] == pytest.approx(16.0)
+    assert theirs["academia/snu/nlp"]["whole"] is False
     assert (
         service.call("GET", "/v1/dashboard/burndown", "hayoon.choi", params={"project": "vision"}).status_code
         == 404
     )
     assert service.call("GET", "/v1/dashboard/burndown", "minjun.kim", params={"project": "vision"}).json()
+
+
+def test_sector_and_organisation_totals_are_whole_for_an_org_admin(service: Service) -> None:
+    """An org admin sees the sector's real figures, not the sum of the projects she may see.
+
+    Jobs run in two organisations of one sector (SNU's vision, KAIST's llm); an admin of SNU
+    gets the Academia row with both (what a pool admin gets), KAIST's usage only inside it.
+    """
+    assert service.call("POST", "/v1/users", json={"name": "prof.lee"}).status_code == 201
+    r = service.call("POST", "/v1/projects/academia/snu/members", json={"user": "prof.lee", "role": "admin"})
+    assert r.status_code == 201, r.text
+    assert service.submit("minjun.kim", project="vision", gpus=8, models=["H100"]).status_code == 201
+    assert service.submit("jiwoo.han", project="llm", gpus=4, models=["GB200"]).status_code == 201
+    service.cycle()
+    service.clock.advance(HOUR)
+    admin = {t["path"]: t for t in service.call("GET", "/v1/dashboard/tenants").json()["tenants"]}
+    view = service.call("GET", "/v1/dashboard/tenants", "prof.lee").json()
+    org = {t["path"]: t for t in view["tenants"]}
+    assert "academia/kaist" not in org and "academia/kaist/llm" not in org  # no detail outside
+    assert org["academia"]["in_use_gpus"] == admin["academia"]["in_use_gpus"] == 12
+    assert (
+        org["academia"]["gpu_hours"] == pytest.approx(admin["academia"]["gpu_hours"]) == pytest.approx(12.0)
+    )
+    assert org["academia"]["actual_share"] == admin["academia"]["actual_share"]
+    assert org["academia/snu"]["in_use_gpus"] == 8 and org["academia/snu/vision"][
+        "gpu_hours"
+    ] == pytest.approx(8)
+    assert view["busy_gpus"] == 12
+    # /v1/usage: by sector, the whole sector; by project, her organisation's projects only
+    sector = service.call("GET", "/v1/usage", "prof.lee", params={"by": "sector"}).json()
+    assert {i["key"]: i["gpu_hours"] for i in sector["items"]} == {"academia": pytest.approx(12.0)}
+    everyone = service.call("GET", "/v1/usage", params={"by": "sector"}).json()
+    assert {i["key"]: i["gpu_hours"] for i in everyone["items"]}["academia"] == pytest.approx(12.0)
+    orgs = service.call("GET", "/v1/usage", "prof.lee", params={"by": "organisation"}).json()
+    assert {i["key"] for i in orgs["items"]} == {"academia/snu"}
+    projects = service.call("GET", "/v1/usage", "prof.lee", params={"by": "project"}).json()
+    assert {i["key"] for i in projects["items"]} == {"academia/snu/vision"}
+    # a member of KAIST's project sees the same sector total
+    member = service.call("GET", "/v1/usage", "jiwoo.han", params={"by": "sector"}).json()
+    assert member["items"][0]["gpu_hours"] == pytest.approx(12.0)
 
 
 # ------------------------------------------------------------------------------- series

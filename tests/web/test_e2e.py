@@ -71,48 +71,64 @@ def _free_port() -> int:
         return port
 
 
+def start_serve(data: Path, port: int) -> subprocess.Popen[bytes]:
+    """``gpupool serve`` on ``data`` and ``port``, ready (its output in ``data/serve.log``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUPOOL_")}
+    env["GPUPOOL_DASHBOARD_SAMPLE_S"] = "1"  # a denser series than the default 5 s
+    with open(data / "serve.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from gpupool.cli.main import app; app()", "serve",
+             "--data-dir", str(data), "--port", str(port), "--cycle-interval-ms", "100",
+             "--log-level", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError((data / "serve.log").read_text(errors="replace"))
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
+                return proc
+        if time.monotonic() > deadline:
+            stop_serve(proc)
+            raise AssertionError("gpupool serve did not become ready")
+        time.sleep(0.1)
+
+
+def printed_admin_token(data: Path) -> str:
+    """The first pool admin's token, as ``gpupool serve`` printed it once (only its hash is stored)."""
+    printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", (data / "serve.log").read_text(errors="replace"))
+    assert printed, "serve did not print the admin token"
+    return printed.group(1)
+
+
+def stop_serve(proc: subprocess.Popen[bytes]) -> None:
+    """End the service's whole session: jobs it launched are its children."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("dashboard")
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUPOOL_")}
-    env["GPUPOOL_DASHBOARD_SAMPLE_S"] = "1"  # a denser series than the default 5 s
-    log = open(data / "serve.log", "wb")  # noqa: SIM115 - the server's output, closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from gpupool.cli.main import app; app()", "serve", "--data-dir", str(data),
-         "--port", str(port), "--cycle-interval-ms", "100", "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    proc = start_serve(data, port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (data / "serve.log").read_text(errors="replace")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "gpupool serve did not become ready"
-            time.sleep(0.1)
-        # printed once by serve (only its hash is stored)
-        printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", (data / "serve.log").read_text(errors="replace"))
-        assert printed, "serve did not print the admin token"
-        srv = Server(url, printed.group(1))
+        srv = Server(f"http://127.0.0.1:{port}", printed_admin_token(data))
         with srv.api("admin") as c:
             r = c.post("/v1/users", json={"name": "analyst", "role": "viewer", "display_name": "정책 분석가"})
             assert r.status_code == 201, r.text
-            for user in ("minjun.kim", "hayoon.choi", "analyst"):
+            for user in ("minjun.kim", "hayoon.choi", "analyst", "june.paik"):
                 srv.tokens[user] = c.post("/v1/tokens", json={"user": user}).json()["token"]
         yield srv
     finally:
-        # End the service's whole session: jobs it launched are its children.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        stop_serve(proc)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +164,8 @@ class Tab:
 
 @pytest.fixture
 def tab(browser: Browser, server: Server, artifacts: Path) -> Iterator[Tab]:
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="ko-KR")
+    # English: these tests name what they click by its English text (Korean: test_i18n_e2e.py)
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="en-US")
     page = context.new_page()
     page.set_default_timeout(20_000)
     t = Tab(page, server, artifacts, [], [])
@@ -173,6 +190,8 @@ def test_sign_in_overview_and_heatmap_by_keyboard(tab: Tab) -> None:
     page = tab.page
     tab.go("overview")
     expect(page.get_by_role("heading", name="Sign in to gpupool")).to_be_visible()
+    # the token field has the focus: paste, Enter
+    expect(page.locator("#token")).to_be_focused()
     page.fill("#token", "gpt_not-a-token")
     page.keyboard.press("Enter")
     expect(page.locator("#signin-msg")).to_have_text("That token is unknown or revoked.")
@@ -186,7 +205,8 @@ def test_sign_in_overview_and_heatmap_by_keyboard(tab: Tab) -> None:
                     "Queue depth", "Scheduling cycle time", "Nodes drained or down"):  # fmt: skip
         expect(page.get_by_role("heading", name=heading)).to_be_visible()
     expect(page.locator(".kpi").first).to_contain_text("%")
-    assert page.evaluate("sessionStorage.getItem('gpupool.token')") == tab.server.admin
+    # kept for every tab of this browser (localStorage), not this tab only
+    assert page.evaluate("localStorage.getItem('gpupool.token')") == tab.server.admin
     # The series fills in as the service samples (every second here).
     expect(page.locator("#main .chart path.line").first).to_have_attribute(
         "d", re.compile("L"), timeout=15_000

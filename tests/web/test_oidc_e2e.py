@@ -69,7 +69,8 @@ def test_a_person_signs_in_to_the_dashboard_with_the_provider(
         expect(page.locator("#nav")).to_be_visible()
         expect(page.locator("#who-name")).to_contain_text("minjun.kim")
         assert page.url.startswith(gp.url + "/#/") and "gpt_" not in page.url
-        token = page.evaluate("sessionStorage.getItem('gpupool.token')")
+        # kept where the dashboard keeps its token: localStorage, shared by the browser's tabs
+        token = page.evaluate("localStorage.getItem('gpupool.token')")
         assert token and token.startswith("gpt_")
         assert page.locator("[data-token]").count() == 0
         page.screenshot(path=str(artifacts / "oidc-signed-in.png"), full_page=True)
@@ -79,7 +80,7 @@ def test_a_person_signs_in_to_the_dashboard_with_the_provider(
 def test_without_a_provider_there_is_no_button(page: sync_api.Page, idp: Idp, tmp_path: Path) -> None:
     with GpupoolServer(tmp_path, idp, oidc_issuer="") as gp:
         page.goto(gp.url + "/")
-        page.evaluate("sessionStorage.clear()")
+        page.evaluate("localStorage.clear(); sessionStorage.clear()")
         page.reload()
         expect(page.locator("#token")).to_be_visible()
         page.wait_for_timeout(500)  # the page asked /v1/auth/oidc by now

@@ -40,6 +40,7 @@ from gpupool.client import (
     page_items,
 )
 from gpupool.client.loopback import LoopbackReceiver
+from gpupool.translation import _, n_
 
 __all__ = ["COMMANDS", "client_factory", "parse_duration", "register"]
 
@@ -66,11 +67,14 @@ def parse_duration(text: str) -> int:
     else:
         parts = _DURATION.findall(t)
         if not t or "".join(n + u for n, u in parts) != t:
-            hint = " (add a unit: 30m, 1h, 2d)" if re.fullmatch(r"\d+(\.\d+)?", t) else ""
-            raise ValueError(f"cannot read {text!r} as a duration{hint}")
+            if re.fullmatch(r"\d+(\.\d+)?", t):
+                raise ValueError(
+                    _("cannot read {text} as a duration (add a unit: 30m, 1h, 2d)", text=repr(text))
+                )
+            raise ValueError(_("cannot read {text} as a duration", text=repr(text)))
         total = round(sum(float(n) * _UNITS[u] for n, u in parts))
     if total <= 0:
-        raise ValueError(f"duration {text!r} must be positive")
+        raise ValueError(_("duration {text} must be positive", text=repr(text)))
     return total
 
 
@@ -93,7 +97,8 @@ def _print_json(data: Any) -> None:
 def _fail(message: str, code: int, as_json: bool = False, problem: Any = None) -> NoReturn:
     if as_json:
         _print_json(problem if problem is not None else {"error": message})
-    _err().print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    label = _("error:")
+    _err().print(f"[bold red]{label}[/] {message}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
@@ -106,7 +111,9 @@ def _client(as_json: bool, config: ClientConfig | None = None) -> Iterator[Gpupo
         _fail(str(e), EXIT_CONFIG, as_json)
     except ConnectionFailed as e:
         _fail(
-            f"{e} (is `gpupool serve` running? set GPUPOOL_URL or run `gpupool login`)", EXIT_CONFIG, as_json
+            _("{error} (is `gpupool serve` running? set GPUPOOL_URL or run `gpupool login`)", error=e),
+            EXIT_CONFIG,
+            as_json,
         )
     except ApiError as e:
         body = (
@@ -193,14 +200,14 @@ def login(
     base = (url or current.url).rstrip("/")
     if oidc:
         if token is not None:
-            _fail("--oidc and --token exclude each other", EXIT_INPUT, as_json)
+            _fail(_("--oidc and --token exclude each other"), EXIT_INPUT, as_json)
         token = _oidc_sign_in(base, no_browser, wait, as_json)
     if token is None:
         token = (
             typer.prompt("token", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
         ).strip()
     if not token:
-        _fail("no token given", EXIT_INPUT, as_json)
+        _fail(_("no token given"), EXIT_INPUT, as_json)
     new = ClientConfig(url=base, token=token)
     with _client(as_json, new) as c:  # check the token before saving it
         me = c.me()
@@ -209,7 +216,10 @@ def login(
     if as_json:
         _print_json({"url": base, "user": me, "config": str(path)})
     else:
-        _out().print(f"logged in to {base} as [bold]{who}[/]; saved to {path}", highlight=False)
+        _out().print(
+            _("logged in to {url} as [bold]{user}[/]; saved to {path}", url=base, user=who, path=path),
+            highlight=False,
+        )
 
 
 def _oidc_sign_in(base: str, no_browser: bool, wait_s: float, as_json: bool) -> str:
@@ -217,17 +227,25 @@ def _oidc_sign_in(base: str, no_browser: bool, wait_s: float, as_json: bool) -> 
     with _client(as_json, ClientConfig(url=base)) as c:
         info = c.oidc_info()
     if not info.get("enabled"):
-        _fail(f"{base} has no sign-in with OpenID Connect: use an API token (--token)", EXIT_CONFIG, as_json)
+        _fail(
+            _("{url} has no sign-in with OpenID Connect: use an API token (--token)", url=base),
+            EXIT_CONFIG,
+            as_json,
+        )
     with LoopbackReceiver() as receiver:
         url = receiver.login_url(base)
-        provider = info.get("provider") or "the identity provider"
-        typer.echo(f"Sign in with {provider} in a browser on this computer:", err=True)
+        provider = info.get("provider") or _("the identity provider")
+        typer.echo(_("Sign in with {provider} in a browser on this computer:", provider=provider), err=True)
         typer.echo(url, err=True)  # alone on its line, unwrapped: to copy, or for a program to read
         if not no_browser:
             webbrowser.open(url)
         got = receiver.wait(wait_s)
     if got is None:
-        _fail(f"no sign-in within {wait_s:g} s: run `gpupool login --oidc` again", EXIT_CONFIG, as_json)
+        _fail(
+            _("no sign-in within {seconds} s: run `gpupool login --oidc` again", seconds=format(wait_s, "g")),
+            EXIT_CONFIG,
+            as_json,
+        )
     return got
 
 
@@ -299,12 +317,19 @@ def submit(
         _print_json(got.job)
         return
     job = got.job
-    verb = "submitted" if got.created else "already submitted (same idempotency key)"
-    _out().print(
-        f"{verb}: job [bold]{_text(job.get('id'))}[/] in {_text(job.get('project', project))}, "
-        f"state {_text(job.get('state'))}",
-        highlight=False,
-    )
+    fields = {
+        "id": _text(job.get("id")),
+        "project": _text(job.get("project", project)),
+        "state": _text(job.get("state")),
+    }
+    if got.created:
+        said = _("submitted: job [bold]{id}[/] in {project}, state {state}", **fields)
+    else:
+        said = _(
+            "already submitted (same idempotency key): job [bold]{id}[/] in {project}, state {state}",
+            **fields,
+        )
+    _out().print(said, highlight=False)
 
 
 def _env_pairs(pairs: list[str]) -> dict[str, str]:
@@ -312,7 +337,7 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
     for p in pairs:
         key, sep, value = p.partition("=")
         if not sep or not key:
-            raise ValueError(f"--env {p!r}: expected KEY=VALUE")
+            raise ValueError(_("--env {pair}: expected KEY=VALUE", pair=repr(p)))
         out[key] = value
     return out
 
@@ -341,9 +366,10 @@ def queue(
         _print_json({"items": jobs})
         return
     t = _table(
-        f"{len(jobs)} job(s)",
-        ["id", "name", "project", "user", "state", "gpus", "model", "reason", "est. start"],
-    )
+        n_("{n} job", "{n} jobs", len(jobs)),
+        [_("id"), _("name"), _("project"), _("user"), _("state"), _("gpus"), _("model"), _("reason"),
+         _("est. start")],
+    )  # fmt: skip
     for j in jobs:
         t.add_row(
             _text(j.get("id")),
@@ -366,7 +392,7 @@ def show(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: JsonOp
     if as_json:
         _print_json(job)
         return
-    t = _table(f"job {job_id}", ["field", "value"])
+    t = _table(_("job {id}", id=job_id), [_("field"), _("value")])
     for k, v in job.items():
         shown = _when(v) if (k.endswith("_at") or k.endswith("_ms") or k == "estimated_start") else v
         t.add_row(
@@ -382,7 +408,10 @@ def cancel(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: Json
     if as_json:
         _print_json(job)
     else:
-        _out().print(f"cancelled job [bold]{job_id}[/] (state {_text(job.get('state'))})", highlight=False)
+        _out().print(
+            _("cancelled job [bold]{id}[/] (state {state})", id=job_id, state=_text(job.get("state"))),
+            highlight=False,
+        )
 
 
 def explain(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: JsonOpt = False) -> None:
@@ -395,12 +424,12 @@ def explain(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: Jso
     reason = _text(_first(got, "reason", "reason_code"))
     detail = _first(got, "detail", "reason_detail") or ""
     lines = [
-        f"job [bold]{job_id}[/]: {_text(got.get('state'))}",
-        f"reason: {reason}" + (f" ({detail})" if detail else ""),
+        _("job [bold]{id}[/]: {state}", id=job_id, state=_text(got.get("state"))),
+        _("reason: {reason}", reason=reason) + (f" ({detail})" if detail else ""),
     ]
-    lines.append(f"estimated start: {_when(_estimated_start(got))}")
+    lines.append(_("estimated start: {when}", when=_when(_estimated_start(got))))
     if got.get("budget"):
-        lines.append(f"budget: {got['budget']}")
+        lines.append(_("budget: {budget}", budget=got["budget"]))
     _out().print("\n".join(lines), highlight=False)
 
 
@@ -455,7 +484,10 @@ def usage(
         _print_json(got)
         return
     rows = page_items(got) or list(got.get("usage", []))
-    t = _table(f"usage by {by}", [by, "GPU-hours", "effective GPU-hours", "allocations"])
+    group = {"project": _("project"), "organisation": _("organisation"), "sector": _("sector")}.get(by, by)
+    t = _table(
+        _("usage by {by}", by=group), [group, _("GPU-hours"), _("effective GPU-hours"), _("allocations")]
+    )
     for r in rows:
         t.add_row(
             _text(_first(r, "key", "path", by)),
@@ -466,7 +498,7 @@ def usage(
     if "gpu_hours" in got:
         t.add_section()
         t.add_row(
-            "total",
+            _("total"),
             f"{float(got['gpu_hours']):,.2f}",
             f"{float(got.get('effective_gpu_hours', 0)):,.2f}",
             _text(sum(int(r.get("allocations") or 0) for r in rows)),
@@ -496,7 +528,10 @@ def tokens_list(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json({"items": items})
         return
-    t = _table(f"{len(items)} token(s)", ["id", "name", "scopes", "created", "expires", "last used", "state"])
+    t = _table(
+        n_("{n} token", "{n} tokens", len(items)),
+        [_("id"), _("name"), _("scopes"), _("created"), _("expires"), _("last used"), _("state")],
+    )
     for tok in items:
         t.add_row(
             _text(tok.get("id")),
@@ -505,7 +540,7 @@ def tokens_list(as_json: JsonOpt = False) -> None:
             _when(tok.get("created_ms")),
             _when(tok.get("expires_ms")),
             _when(tok.get("last_used_ms")),
-            "revoked" if tok.get("revoked") else "active",
+            _("revoked") if tok.get("revoked") else _("active"),
         )
     _out().print(t)
 
@@ -529,15 +564,19 @@ def tokens_create(
         _fail(f"--expires-in: {e}", EXIT_INPUT, as_json)
     bad = [s for s in scope or [] if s not in ("read", "submit", "admin")]
     if bad:
-        _fail(f"--scope {bad[0]!r}: give read, submit or admin", EXIT_INPUT, as_json)
+        _fail(_("--scope {scope}: give read, submit or admin", scope=repr(bad[0])), EXIT_INPUT, as_json)
     with _client(as_json) as c:
         tok = c.create_token(name=name, scopes=scope, expires_in_s=seconds)
     if as_json:
         _print_json(tok)
         return
     _out().print(
-        f"token {_text(tok.get('id'))} ({' '.join(tok.get('scopes') or [])}), "
-        f"expires {_when(tok.get('expires_ms'))}; the secret, shown once:",
+        _(
+            "token {id} ({scopes}), expires {when}; the secret, shown once:",
+            id=_text(tok.get("id")),
+            scopes=" ".join(tok.get("scopes") or []),
+            when=_when(tok.get("expires_ms")),
+        ),
         highlight=False,
     )
     typer.echo(str(tok.get("token", "")))
@@ -553,7 +592,7 @@ def tokens_revoke(
     if as_json:
         _print_json({"revoked": token_id})
     else:
-        _out().print(f"revoked token {token_id}", highlight=False)
+        _out().print(_("revoked token {id}", id=token_id), highlight=False)
 
 
 COMMANDS: tuple[Callable[..., None], ...] = (login, submit, queue, show, cancel, explain, logs, usage)

@@ -35,6 +35,7 @@ from gpupool.fleetfile import FleetFileError
 from gpupool.sim.named_workloads import NAMED_WORKLOADS
 from gpupool.sim.stall import SimulationStuck
 from gpupool.sim.workload import TraceError
+from gpupool.translation import _
 
 if TYPE_CHECKING:
     from gpupool.sim.records import RunResult
@@ -96,7 +97,8 @@ HEADLINE = [
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    label = _("error:")
+    err_console.print(f"[bold red]{label}[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -176,13 +178,19 @@ def _run(
     from gpupool.sim.simulator import SimConfig
 
     if usage not in ("raw", "effective"):
-        _fail(f"unknown --usage {usage!r} (expected raw or effective)")
+        _fail(_("unknown --usage {usage} (expected raw or effective)", usage=repr(usage)))
     for p in policies:
         name, backfill = parse_policy(p)
         if name not in POLICIES:
-            _fail(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
+            _fail(_("unknown policy {name} (known: {known})", name=repr(name), known=", ".join(POLICIES)))
         if backfill not in ("none", "easy"):
-            _fail(f"unknown backfill {backfill!r} in {p!r} (expected none or easy)")
+            _fail(
+                _(
+                    "unknown backfill {backfill} in {policy} (expected none or easy)",
+                    backfill=repr(backfill),
+                    policy=repr(p),
+                )
+            )
     scenario = _guard(
         lambda: build_scenario(
             fleet, tenants, workload, seed=seed, load=load, hours=hours, fmt=fmt, skip_bad_rows=skip_bad_rows
@@ -190,7 +198,7 @@ def _run(
     )
     _warn_skipped(scenario)
     if not scenario.jobs:
-        _fail(f"workload {workload!r} has no jobs")
+        _fail(_("workload {workload} has no jobs", workload=repr(workload)))
     base = SchedulerConfig(
         backfill_depth=backfill_depth,
         min_runtime_ms=int(min_runtime_s * 1000),
@@ -209,7 +217,7 @@ def _run(
         ctx["command"] = shlex.join(["gpupool", *sys.argv[1:]])
         path = write_report(out, results, title=title, context=ctx)
         if not as_json:
-            err_console.print(f"report: [link=file://{path.resolve()}]{path}[/]")
+            err_console.print(_("report: [link=file://{url}]{path}[/]", url=path.resolve(), path=path))
     return scenario, results, metrics
 
 
@@ -292,7 +300,7 @@ def simulate(
 ) -> None:
     """Simulate one policy on a fleet, tenants and workload; print its metrics."""
     name = policy if "+" in policy or backfill == "none" else f"{policy}+{backfill}"
-    _, _, metrics = _run(
+    *_results, metrics = _run(
         fleet, tenants, workload, [name], seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool simulation: {name} on {fleet}", usage,
         skip_bad_rows,
@@ -330,10 +338,10 @@ def compare(
     """Simulate several policies on the same scenario, side by side."""
     names = [p.strip() for p in policies.split(",") if p.strip()]
     if not names:
-        _fail("--policies is empty")
+        _fail(_("--policies is empty"))
     if len(set(names)) != len(names):
-        _fail(f"--policies names a policy twice: {policies}")
-    _, _, metrics = _run(
+        _fail(_("--policies names a policy twice: {policies}", policies=policies))
+    *_results, metrics = _run(
         fleet, tenants, workload, names, seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool comparison on {fleet}", usage,
         skip_bad_rows,
@@ -375,14 +383,14 @@ def demo(
         _guard(lambda: run_service_demo(data_dir, host, port, serve_for, out_console))
         return
     names = ["fifo", "fairshare+easy", "las"]
-    _, _, metrics = _run(
+    *_results, metrics = _run(
         "demo", None, "synthetic", names, seed, 1.2, hours, "auto", out, False, False,
         1000, 0.0, 168.0, "gpupool demo: the digital twin on the demo fleet",
     )  # fmt: skip
     out_console.print(
         _table(metrics, "demo fleet, synthetic Philly-calibrated workload at 120% offered load")
     )
-    out_console.print(f"Open {(out / 'report.html').resolve()} in a browser to see the figures.")
+    out_console.print(_("Open {path} in a browser to see the figures.", path=(out / "report.html").resolve()))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,7 +1,10 @@
 """``/v1/usage``: GPU-hours and effective GPU-hours per project, organisation or sector.
 
-This module owns the usage route. Members see their own projects' usage; viewers and pool
-admins see everyone's. Effective GPU-hours weigh each hour by the relative throughput of the
+This module owns the usage route. Viewers and pool admins see everyone's usage. Other callers
+see their own projects' usage by project, and, by organisation or sector, the whole totals of
+the organisations and sectors they may see (aggregates: projects they may not see count in
+them, but never appear on their own), so a sector's figure is never a partial sum.
+Effective GPU-hours weigh each hour by the relative throughput of the
 accelerator model for the job's workload class (``gpupool.service.usage``).
 """
 
@@ -18,7 +21,7 @@ from gpupool.service import store
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
 from gpupool.service.api.problems import invalid, responses
 from gpupool.service.db import TenantRow
-from gpupool.service.usage import roll_up
+from gpupool.service.usage import group_key, roll_up
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
 MAX_MS = 2**62
@@ -84,7 +87,18 @@ def usage(
     if end_ms <= start_ms:
         raise invalid("end", "must be after start")
     paths = {k: v for k, v in s.execute(select(TenantRow.id, TenantRow.path))}
-    projects = None if caller.sees_all else sorted(caller.member_of | caller.admin_of)
+    projects: list[int] | None = None
+    if not caller.sees_all:
+        if by == "project":
+            projects = sorted(caller.member_of | caller.admin_of)
+        else:
+            # Whole groups the caller may see: every project whose sector or organisation is one.
+            ids = {p: t for t, p in paths.items()}
+            projects = sorted(
+                t
+                for t, p in paths.items()
+                if (g := ids.get(group_key(p, by))) is not None and caller.can_see(g)
+            )
     if path is not None:
         under = [t for t, p in paths.items() if p == path or p.startswith(path + "/")]
         projects = sorted(under if projects is None else set(under) & set(projects))

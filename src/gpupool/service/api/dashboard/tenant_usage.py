@@ -3,8 +3,12 @@
 This module owns tenant usage as the dashboard draws it: the sector > organisation > project
 tree the caller may see, each tenant with its guaranteed accelerators (its own plus active
 allocations'; its children's when it sets none), the accelerators its running jobs hold now,
-both as shares of the fleet, and GPU-hours and effective GPU-hours over a window. Members get
-usage of their own projects only.
+both as shares of the fleet, and GPU-hours and effective GPU-hours over a window.
+
+Sector and organisation rows are always the whole tenant's totals, for every role: a caller who
+may see only some projects under a sector still gets the sector's real figures (aggregates, no
+job detail), never a partial sum next to the sector's full guarantee. Project rows show usage
+only for the caller's own projects (``usage_shown``); the rest read as zero there.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ class TenantUsage(BaseModel):
     gpu_hours: float
     effective_gpu_hours: float
     usage_shown: bool = Field(description="false where the caller may not see this tenant's usage")
+    whole: bool = Field(
+        description="the figures cover everything under this tenant, projects the caller may not see included"
+    )
 
 
 class TenantsOut(BaseModel):
@@ -47,7 +54,10 @@ class TenantsOut(BaseModel):
     busy_gpus: int
     start_ms: int
     end_ms: int
-    partial: bool = Field(description="usage and in-use counts cover only the caller's projects")
+    partial: bool = Field(
+        description="project rows show usage of the caller's projects only (sector and organisation "
+        "rows are whole totals either way)"
+    )
     tenants: list[TenantUsage]
 
 
@@ -79,12 +89,13 @@ def tenants_view(
         .where(JobRow.state == "running")
         .group_by(JobRow.project_id)
     ).all()
+    # Every project's figures are gathered: sectors and organisations sum all of theirs; only
+    # project rows are then limited to what the caller may see.
     for pid, g in running:
-        if shown is None or pid in shown:
-            held[pid] = int(g or 0)
+        held[pid] = int(g or 0)
     hours: dict[int, list[float]] = {}
     cat = rt.catalogue
-    for u in store.usage_rows(s, None if shown is None else sorted(shown), start, now):
+    for u in store.usage_rows(s, None, start, now):
         ms = gpu_ms_within(u, start, now, now)
         if ms <= 0:
             continue
@@ -107,18 +118,21 @@ def tenants_view(
         guarantee(root)
 
     def visit(tid: int, depth: int) -> tuple[list[TenantUsage], int, float, float]:
-        """``tid`` then its visible subtree; and its (in use, GPU-h, effective GPU-h)."""
+        """``tid`` then its visible subtree; and its whole (in use, GPU-h, effective GPU-h)."""
         r = by_id[tid]
         below: list[TenantUsage] = []
         use = held.get(tid, 0)
         gh, egh = hours.get(tid, [0.0, 0.0])
         for c in children.get(tid, []):
-            if not caller.can_see(c):
-                continue
             items, cu, ch, ce = visit(c, depth + 1)
-            below += items
+            if caller.can_see(c):
+                below += items
             use, gh, egh = use + cu, gh + ch, egh + ce
         g = effective[tid]
+        shown_here = shown is None or r.kind != "project" or tid in shown
+        # A project the caller may not see reports nothing of its own (its parent's totals
+        # include it); a sector or organisation row is the whole tenant's aggregate.
+        row_use, row_gh, row_egh = (use, gh, egh) if shown_here else (0, 0.0, 0.0)
         node = TenantUsage(
             path=r.path,
             name=r.name,
@@ -127,12 +141,13 @@ def tenants_view(
             depth=depth,
             guaranteed=guaranteed[tid],
             guaranteed_gpus=g,
-            in_use_gpus=use,
+            in_use_gpus=row_use,
             guaranteed_share=round(g / total, 6),
-            actual_share=round(use / total, 6),
-            gpu_hours=round(gh, 6),
-            effective_gpu_hours=round(egh, 6),
-            usage_shown=shown is None or r.kind != "project" or tid in shown,
+            actual_share=round(row_use / total, 6),
+            gpu_hours=round(row_gh, 6),
+            effective_gpu_hours=round(row_egh, 6),
+            usage_shown=shown_here,
+            whole=r.kind != "project",
         )
         return [node, *below], use, gh, egh
 
@@ -145,7 +160,7 @@ def tenants_view(
     )
     return TenantsOut(
         fleet_gpus=rt.fleet.total_gpus,
-        busy_gpus=busy if shown is None else sum(held.values()),
+        busy_gpus=busy,
         start_ms=start,
         end_ms=now,
         partial=shown is not None,

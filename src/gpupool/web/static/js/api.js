@@ -1,5 +1,9 @@
 // The /v1 API from the browser, with the signed-in user's token. Errors are RFC 9457 problem
 // documents; a 401 anywhere means the token is gone or revoked: the app goes back to sign-in.
+// A request the service does not answer (network error, or 502/503/504 from a proxy or a
+// service without its database) raises "gpupool:offline"; the next answer "gpupool:online".
+import { t as tr } from "./i18n.js";
+
 const TOKEN_KEY = "gpupool.token";
 
 export class ApiError extends Error {
@@ -16,11 +20,39 @@ export class ApiError extends Error {
   }
 }
 
+// The token is kept in localStorage, so a job opened in a new tab (Ctrl-click) is signed in
+// too. The trade-off: it outlives the tab (until "Sign out", which clears it in every tab, or
+// the token's expiry), and script on this origin could read it, as it could sessionStorage;
+// the page's CSP allows no inline or foreign script and the DOM is built without innerHTML.
+// A token left by an older version in this tab's sessionStorage is moved over once.
 export const token = {
-  get: () => sessionStorage.getItem(TOKEN_KEY),
-  set: (t) => sessionStorage.setItem(TOKEN_KEY, t),
-  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+  get: () => {
+    const old = sessionStorage.getItem(TOKEN_KEY);
+    if (old) {
+      localStorage.setItem(TOKEN_KEY, old);
+      sessionStorage.removeItem(TOKEN_KEY);
+    }
+    return localStorage.getItem(TOKEN_KEY);
+  },
+  set: (v) => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    localStorage.setItem(TOKEN_KEY, v);
+  },
+  clear: () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(TOKEN_KEY);
+  },
 };
+
+export const TOKEN_STORAGE_KEY = TOKEN_KEY;
+const UNAVAILABLE = new Set([502, 503, 504]);
+let offline = false;
+function connection(up) {
+  if (up === !offline) return;
+  offline = !up;
+  window.dispatchEvent(new CustomEvent(up ? "gpupool:online" : "gpupool:offline"));
+}
+export const isOffline = () => offline;
 
 function url(path, params) {
   const q = new URLSearchParams();
@@ -46,8 +78,10 @@ async function call(method, path, { params, body, headers, as = "json", auth } =
       cache: "no-store",
     });
   } catch (e) {
-    throw new ApiError(0, { detail: `the service did not answer (${e.message})` });
+    connection(false);
+    throw new ApiError(0, { detail: tr("api.no_answer", { error: e.message }) });
   }
+  connection(!UNAVAILABLE.has(resp.status));
   if (!resp.ok) {
     let problem = null;
     try {

@@ -1,7 +1,9 @@
 // The dashboard shell: sign-in state, navigation, and a hash router (#/queue?state=pending).
 // Hash routes keep the server side to one page at "/" and make every view a shareable link.
-import { api, ApiError, token } from "./api.js";
+import { api, ApiError, TOKEN_STORAGE_KEY, token } from "./api.js";
 import { h, replace } from "./dom.js";
+import { clock } from "./fmt.js";
+import { LANGS, lang, setLang, t, translatePage } from "./i18n.js";
 import * as job from "./pages/job.js";
 import * as overview from "./pages/overview.js";
 import * as queue from "./pages/queue.js";
@@ -37,7 +39,7 @@ function showChrome(session) {
   document.getElementById("who-name").textContent = session.display_name && session.display_name !== session.user
     ? `${session.display_name} (${session.user})`
     : session.user;
-  document.getElementById("who-role").textContent = session.role;
+  document.getElementById("who-role").textContent = t(`role.${session.role}`);
   // The UI offers only what the API allows: the what-if page is for viewers and pool admins.
   document.getElementById("nav-whatif").hidden = !session.can_whatif;
 }
@@ -83,11 +85,11 @@ async function route() {
     try {
       state.session = await loadSession();
     } catch (e) {
-      replace(main, h("p", { class: "error", role: "alert" }, `The service did not answer: ${e.message}`));
+      replace(main, h("p", { class: "error", role: "alert" }, t("app.no_answer", { error: e.message })));
       return;
     }
     if (!state.session) {
-      signOut("Your token is unknown or revoked: sign in again.");
+      signOut(t("app.token_unknown"));
       return;
     }
   }
@@ -132,11 +134,11 @@ async function route() {
   };
   state.notice = "";
   if (!page) {
-    root.append(h("h1", { tabindex: "-1" }, "Page not found"), h("p", {}, h("a", { href: "#/overview" }, "Back to the overview")));
+    root.append(h("h1", { tabindex: "-1" }, t("app.not_found")), h("p", {}, h("a", { href: "#/overview" }, t("app.back_overview"))));
   } else if (page.allowed && !page.allowed(state.session)) {
     root.append(
-      h("h1", { tabindex: "-1" }, page.title || "Not available"),
-      h("p", { class: "notice" }, page.refusal || "Your role does not give access to this page."),
+      h("h1", { tabindex: "-1" }, page.title ? page.title() : t("app.not_available")),
+      h("p", { class: "notice" }, page.refusal ? page.refusal() : t("app.refused")),
     );
   } else {
     try {
@@ -148,15 +150,68 @@ async function route() {
     }
   }
   document.title = `${root.querySelector("h1")?.textContent || "gpupool"} · gpupool`;
-  // Move focus to the new page's heading, so keyboard and screen-reader users start there.
+  // Move focus to the new page's heading, so keyboard and screen-reader users start there
+  // (unless the page put it somewhere itself: the sign-in page on its token field).
   const h1 = root.querySelector("h1");
-  if (h1 && state.alive === alive) {
+  if (h1 && state.alive === alive && !root.contains(document.activeElement)) {
     h1.setAttribute("tabindex", "-1");
     h1.focus({ preventScroll: true });
   }
 }
 
-document.getElementById("signout").addEventListener("click", () => signOut("Signed out."));
-window.addEventListener("gpupool:unauthorized", () => signOut("Your token is unknown or revoked: sign in again."));
+// ---- connection: a persistent banner while the API does not answer, the page's figures
+// hidden (never stale numbers), a retry every few seconds; the first answer redraws the page.
+let retry = 0;
+let lostAt = 0;
+function showOffline() {
+  if (!lostAt) lostAt = Date.now();
+  document.body.classList.add("offline");
+  const conn = document.getElementById("conn");
+  replace(conn, t("conn.lost"), " ", h("span", { class: "muted" }, t("conn.since", { time: clock(lostAt) })));
+  conn.hidden = false;
+  if (!retry) {
+    retry = setInterval(async () => {
+      try {
+        const r = await fetch("/v1/health", { cache: "no-store" });
+        if (r.ok) window.dispatchEvent(new CustomEvent("gpupool:online"));
+      } catch {
+        // still down: the banner stays
+      }
+    }, 2000);
+  }
+}
+function showOnline() {
+  clearInterval(retry);
+  retry = 0;
+  lostAt = 0;
+  const conn = document.getElementById("conn");
+  const was = !conn.hidden;
+  conn.hidden = true;
+  document.body.classList.remove("offline");
+  if (was) route(); // fresh figures, not the ones from before the outage
+}
+window.addEventListener("gpupool:offline", showOffline);
+window.addEventListener("gpupool:online", showOnline);
+
+// ---- the language switcher
+const langSel = document.getElementById("lang");
+for (const [code, name] of LANGS) langSel.append(h("option", { value: code, selected: code === lang, lang: code }, name));
+langSel.addEventListener("change", () => setLang(langSel.value));
+translatePage();
+
+// The skip link moves focus without touching the address (a hash change is a route here).
+document.getElementById("skip-main").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  document.getElementById("main").focus();
+});
+document.getElementById("signout").addEventListener("click", () => signOut(t("app.signed_out")));
+window.addEventListener("gpupool:unauthorized", () => signOut(t("app.token_unknown")));
+// Signed out (or in as someone else) in another tab: follow it here.
+window.addEventListener("storage", (ev) => {
+  if (ev.key !== TOKEN_STORAGE_KEY) return;
+  state.session = null;
+  if (!ev.newValue) signOut(t("app.signed_out"));
+  else route();
+});
 window.addEventListener("hashchange", route);
 route();

@@ -3,6 +3,7 @@
 // and the pages show the numbers next to it, so nothing is only in the picture.
 import { h, s } from "./dom.js";
 import { clock, datetime } from "./fmt.js";
+import { t } from "./i18n.js";
 
 export const COLORS = ["#1d4ed8", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#be185d", "#4d7c0f"];
 
@@ -55,10 +56,10 @@ export function lineChart(opts) {
     class: "chart",
     viewBox: `0 0 ${W} ${H}`,
     role: "img",
-    "aria-label": opts.label || "chart",
+    "aria-label": opts.label || t("chart.chart"),
   });
   if (!all.length && !(opts.x0 && opts.x1)) {
-    svg.append(s("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty-text" }, opts.empty || "No data yet"));
+    svg.append(s("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty-text" }, opts.empty || t("chart.no_data")));
     return svg;
   }
   const x0 = opts.x0 ?? Math.min(...all.map((p) => p[0]));
@@ -86,7 +87,7 @@ export function lineChart(opts) {
   if (opts.now && opts.now > x0 && opts.now < x1) {
     svg.append(
       s("line", { x1: X(opts.now), x2: X(opts.now), y1: m.t, y2: m.t + ih, stroke: "#d97706", "stroke-width": 1, "stroke-dasharray": "3 3" }),
-      s("text", { x: X(opts.now) + 4, y: m.t + 10 }, "now"),
+      s("text", { x: X(opts.now) + 4, y: m.t + 10 }, t("time.now")),
     );
   }
   for (const l of opts.hlines || []) {
@@ -171,11 +172,23 @@ const BLUES = [
   [33, 113, 181],
   [8, 48, 107],
 ];
+/** WCAG 2 relative luminance of an sRGB colour given as [r, g, b] in 0..255. */
+export function luminance(rgb) {
+  const [r, g, b] = rgb.map((v) => {
+    const c = v / 255;
+    return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
 export function heatColor(frac) {
   const f = Math.min(1, Math.max(0, frac || 0)) * (BLUES.length - 1);
   const i = Math.min(BLUES.length - 2, Math.floor(f));
   const k = f - i;
   const c = BLUES[i].map((v, j) => Math.round(v + (BLUES[i + 1][j] - v) * k));
-  const lum = (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) / 255;
-  return { bg: `rgb(${c[0]}, ${c[1]}, ${c[2]})`, dark: lum < 0.5 };
+  // Text in black or white, whichever contrasts more: one of the two is always >= 4.58:1
+  // (they tie at luminance 0.179), so every cell's label meets WCAG AA (4.5:1).
+  const lum = luminance(c);
+  const dark = (1.05 / (lum + 0.05)) > ((lum + 0.05) / 0.05);
+  return { bg: `rgb(${c[0]}, ${c[1]}, ${c[2]})`, dark, fg: dark ? "#ffffff" : "#000000" };
 }

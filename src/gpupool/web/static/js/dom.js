@@ -53,6 +53,8 @@ export function replace(el, ...children) {
 let toastTimer = 0;
 /** A short message in the corner (also read out by screen readers: role=status). */
 export function toast(message) {
+  // While the API does not answer, the connection banner says so: no popups on top of it.
+  if (document.body.classList.contains("offline")) return;
   const t = document.getElementById("toast");
   t.textContent = message;
   t.classList.add("show");

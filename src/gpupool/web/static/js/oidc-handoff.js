@@ -1,6 +1,7 @@
 // The end of a sign-in with OpenID Connect: the service's callback page carries the new
-// session token in a data attribute; keep it where the dashboard keeps its token (this tab's
-// sessionStorage), take it out of the page, and open the dashboard.
+// session token in a data attribute; keep it where the dashboard keeps its token (token.set:
+// localStorage, shared by this browser's tabs), take it out of the page, and open the
+// dashboard (where the sign-in started: sessionStorage's "gpupool.after", this tab's own).
 import { token } from "./api.js";
 
 const el = document.getElementById("oidc-handoff");

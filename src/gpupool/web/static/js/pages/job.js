@@ -6,8 +6,9 @@ import { api, ApiError } from "../api.js";
 import { COLORS, legend, lineChart } from "../charts.js";
 import { h, replace, s, select, toast } from "../dom.js";
 import * as f from "../fmt.js";
+import { t } from "../i18n.js";
 
-export const title = "Job";
+export const title = () => t("job.title");
 
 const EVENT_COLORS = {
   submitted: "#64748b",
@@ -31,20 +32,20 @@ function timelineSvg(d, now) {
     class: "chart",
     viewBox: `0 0 ${W} ${H}`,
     role: "img",
-    "aria-label": `Timeline from ${f.datetime(t0)} to ${f.datetime(t1)}: ${f.plural(d.attempts.length, "attempt")}`,
+    "aria-label": t("job.tl_label", { from: f.dateTime(t0), to: f.dateTime(t1), attempts: f.plural(d.attempts.length, "unit.attempt") }),
   });
   svg.append(s("line", { x1: m.l, x2: W - m.r, y1: 30, y2: 30, stroke: "#c4cad4", "stroke-width": 2 }));
   for (const a of d.attempts) {
     const x0 = X(a.start_ms);
     const x1 = X(a.end_ms ?? Math.min(now, t1));
-    svg.append(s("rect", { x: x0, y: 22, width: Math.max(2, x1 - x0), height: 16, rx: 3, fill: "#93b4f5" }, s("title", {}, `attempt ${a.attempt}: ${f.duration(((a.end_ms ?? now) - a.start_ms) / 1000)} on ${a.model}`)));
+    svg.append(s("rect", { x: x0, y: 22, width: Math.max(2, x1 - x0), height: 16, rx: 3, fill: "#93b4f5" }, s("title", {}, t("job.attempt_title", { n: a.attempt, d: f.duration(((a.end_ms ?? now) - a.start_ms) / 1000), model: a.model }))));
   }
   for (const e of d.timeline) {
-    svg.append(s("circle", { cx: X(e.at_ms), cy: 30, r: 5, fill: EVENT_COLORS[e.what] || "#334155" }, s("title", {}, `${e.what} at ${f.datetime(e.at_ms)}`)));
+    svg.append(s("circle", { cx: X(e.at_ms), cy: 30, r: 5, fill: EVENT_COLORS[e.what] || "#334155" }, s("title", {}, `${t(`event.${e.what}`)} · ${f.dateTime(e.at_ms)}`)));
   }
   svg.append(
-    s("text", { x: m.l, y: 62 }, f.datetime(t0)),
-    s("text", { x: W - m.r, y: 62, "text-anchor": "end" }, d.job.end_ms ? f.datetime(t1) : `now (${f.datetime(t1)})`),
+    s("text", { x: m.l, y: 62 }, f.dateTime(t0)),
+    s("text", { x: W - m.r, y: 62, "text-anchor": "end" }, d.job.end_ms ? f.dateTime(t1) : `${t("time.now")} (${f.dateTime(t1)})`),
   );
   return svg;
 }
@@ -75,9 +76,9 @@ export async function render(ctx) {
 
   let stream = "out";
   let tail = 200;
-  const logPre = h("pre", { class: "log", tabindex: "0", "aria-label": "Log output" });
-  const streamSel = select({ id: "log-stream" }, [["out", "stdout"], ["err", "stderr"]], stream);
-  const tailSel = select({ id: "log-tail" }, [["100", "last 100 lines"], ["200", "last 200 lines"], ["1000", "last 1,000 lines"], ["5000", "last 5,000 lines"]], String(tail));
+  const logPre = h("pre", { class: "log", tabindex: "0", "aria-label": t("job.log_output") });
+  const streamSel = select({ id: "log-stream", "aria-label": t("job.stream") }, [["out", "stdout"], ["err", "stderr"]], stream);
+  const tailSel = select({ id: "log-tail", "aria-label": t("job.lines") }, [100, 200, 1000, 5000].map((n) => [String(n), t("job.last_lines", { n: f.int(n) })]), String(tail));
   streamSel.addEventListener("change", () => {
     stream = streamSel.value;
     loadLog();
@@ -89,7 +90,7 @@ export async function render(ctx) {
   const logNote = h("p", { class: "muted small" });
   replace(
     logs,
-    h("div", { class: "card-head" }, h("h2", { id: "log-h" }, "Log tail"), h("div", { class: "actions" }, streamSel, tailSel, h("button", { type: "button", class: "secondary small", onclick: () => loadLog() }, "Refresh"))),
+    h("div", { class: "card-head" }, h("h2", { id: "log-h" }, t("job.log_tail")), h("div", { class: "actions" }, streamSel, tailSel, h("button", { type: "button", class: "secondary small", onclick: () => loadLog() }, t("job.refresh")))),
     logNote,
     logPre,
   );
@@ -97,7 +98,7 @@ export async function render(ctx) {
   let detail = null;
   async function loadLog() {
     if (!detail || detail.job.attempt < 1) {
-      logNote.textContent = "The job has not started: no output yet.";
+      logNote.textContent = t("job.not_started");
       logPre.textContent = "";
       logPre.hidden = true;
       return;
@@ -108,22 +109,25 @@ export async function render(ctx) {
       const atBottom = logPre.scrollTop + logPre.clientHeight >= logPre.scrollHeight - 4;
       logPre.textContent = text || "";
       logPre.hidden = !text;
-      logNote.textContent = text ? `Attempt ${detail.job.attempt}, ${stream === "out" ? "stdout" : "stderr"}.` : `Attempt ${detail.job.attempt}: no ${stream === "out" ? "stdout" : "stderr"} output yet.`;
+      const sname = stream === "out" ? "stdout" : "stderr";
+      logNote.textContent = text ? t("job.log_of", { n: detail.job.attempt, stream: sname }) : t("job.log_none", { n: detail.job.attempt, stream: sname });
       if (atBottom) logPre.scrollTop = logPre.scrollHeight;
     } catch (e) {
-      logNote.textContent = `No log: ${e.message}`;
+      logNote.textContent = t("job.no_log", { error: e.message });
     }
   }
 
   function cancelButton() {
-    const b = h("button", { type: "button", class: "danger", id: "cancel-job" }, "Cancel job");
+    const b = h("button", { type: "button", class: "danger", id: "cancel-job" }, t("job.cancel"));
     let armed = 0;
     b.addEventListener("click", async () => {
       if (!armed) {
-        b.textContent = "Confirm: cancel this job";
+        b.textContent = t("job.confirm");
+        b.dataset.armed = "1";
         armed = setTimeout(() => {
           armed = 0;
-          b.textContent = "Cancel job";
+          delete b.dataset.armed;
+          b.textContent = t("job.cancel");
         }, 5000);
         return;
       }
@@ -131,9 +135,9 @@ export async function render(ctx) {
       b.disabled = true;
       try {
         await api.post(`/v1/jobs/${encodeURIComponent(id)}/cancel`);
-        toast(`Job ${id} cancelled.`);
+        toast(t("q.job_cancelled", { id }));
       } catch (e) {
-        toast(`Could not cancel: ${e instanceof ApiError ? e.explained : e.message}`);
+        toast(t("job.cancel_failed", { error: e instanceof ApiError ? e.explained : e.message }));
       }
       load();
     });
@@ -147,7 +151,7 @@ export async function render(ctx) {
       if (detail.job.state === "pending") explain = await api.get(`/v1/jobs/${encodeURIComponent(id)}/explain`);
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
-        replace(head, h("div", {}, h("h1", {}, `Job ${id}`), h("p", { class: "notice" }, "No such job, or not one you may see.")));
+        replace(head, h("div", {}, h("h1", {}, t("job.heading", { id })), h("p", { class: "notice" }, t("job.no_such"))));
         for (const el of [why, top, placement, telemetry, logs]) el.hidden = true;
         return;
       }
@@ -162,10 +166,10 @@ export async function render(ctx) {
       h(
         "div",
         {},
-        h("h1", {}, `Job ${j.id}`, j.name ? ` · ${j.name}` : ""),
-        h("p", { class: "sub" }, h("span", { class: `badge ${j.state}` }, j.state), " ", `${j.project} · submitted by ${j.user} `, f.timeEl(h, j.submit_ms)),
+        h("h1", {}, t("job.heading", { id: j.id }), j.name ? ` · ${j.name}` : ""),
+        h("p", { class: "sub" }, h("span", { class: `badge ${j.state}` }, f.stateText(j.state)), " ", `${j.project} · ${t("job.submitted_by", { user: j.user })} `, f.timeEl(h, j.submit_ms)),
       ),
-      h("div", { class: "actions" }, h("a", { href: "#/queue", class: "button secondary" }, "← Queue"), detail.can_cancel ? cancelButton() : null),
+      h("div", { class: "actions" }, h("a", { href: "#/queue", class: "button secondary" }, t("job.back")), detail.can_cancel ? cancelButton() : null),
     );
     if (keepFocus) document.getElementById("cancel-job")?.focus();
 
@@ -175,16 +179,16 @@ export async function render(ctx) {
         h(
           "div",
           { class: "why", role: "status" },
-          h("strong", {}, "Waiting: "),
+          h("strong", {}, t("job.waiting"), " "),
           f.reasonText(explain.reason),
           explain.detail ? ` (${f.detailText(explain.detail)})` : "",
           ". ",
-          explain.estimated_start_ms ? ["Estimated start ", f.timeEl(h, explain.estimated_start_ms), ` (${f.datetime(explain.estimated_start_ms)}).`] : "No start estimate yet.",
+          explain.estimated_start_ms ? [t("job.est_start"), " ", f.timeEl(h, explain.estimated_start_ms), ` (${f.dateTime(explain.estimated_start_ms)}).`] : t("job.no_estimate"),
           explain.budget ? h("div", { class: "small" }, explain.budget) : null,
         ),
       );
     } else if (["failed", "rejected"].includes(j.state)) {
-      replace(why, h("div", { class: "error" }, `${j.state === "failed" ? "Failed" : "Rejected"}: ${j.detail || f.reasonText(j.reason)}${j.exit_code !== null ? ` (exit status ${j.exit_code})` : ""}.`));
+      replace(why, h("div", { class: "error" }, `${t(j.state === "failed" ? "q.filter.failed" : "q.filter.rejected")}: ${j.detail || f.reasonText(j.reason)}${j.exit_code !== null ? ` (${t("job.exit_status", { code: j.exit_code })})` : ""}.`));
     } else {
       replace(why);
     }
@@ -195,23 +199,23 @@ export async function render(ctx) {
       h(
         "section",
         { class: "card", "aria-labelledby": "facts-h" },
-        h("h2", { id: "facts-h" }, "Request"),
+        h("h2", { id: "facts-h" }, t("job.request")),
         facts([
-          ["Accelerators", `${f.gpus(j.gpus)}${j.model ? ` of ${j.model}` : ""}`],
-          ["Models accepted", j.models.length ? j.models.join(", ") : "any"],
-          ["Priority class", j.priority_class === j.requested_priority_class ? j.priority_class : `${j.priority_class} (asked for ${j.requested_priority_class}${j.over_budget ? "; over budget" : ""})`],
-          ["Walltime", f.duration(j.walltime_s)],
-          ["Workload class", j.workload_class],
-          ["Command", h("code", {}, j.command.map(shellQuote).join(" "))],
-          ["Run time so far", `${f.duration(ran / 1000)} in ${f.plural(j.attempt, "attempt")}, ${f.plural(j.preemptions, "preemption")}`],
-          ["GPU-hours", f.gpuHours(detail.attempts.reduce((acc, a) => acc + a.gpu_hours, 0))],
-          j.exit_code !== null ? ["Exit status", String(j.exit_code)] : null,
+          [t("col.accelerators"), j.model ? t("job.gpus_of", { gpus: f.gpus(j.gpus), model: j.model }) : f.gpus(j.gpus)],
+          [t("job.models_accepted"), j.models.length ? j.models.join(", ") : t("ten.any")],
+          [t("q.prio_class"), j.priority_class === j.requested_priority_class ? t(`prio.${j.priority_class}`) : `${t(`prio.${j.priority_class}`)} (${t("q.asked", { prio: t(`prio.${j.requested_priority_class}`) })}${j.over_budget ? `; ${t("q.over_budget")}` : ""})`],
+          [t("q.walltime"), f.duration(j.walltime_s)],
+          [t("job.workload"), j.workload_class],
+          [t("job.command"), h("code", {}, j.command.map(shellQuote).join(" "))],
+          [t("job.run_time"), t("job.run_time_v", { d: f.duration(ran / 1000), attempts: f.plural(j.attempt, "unit.attempt"), preemptions: f.plural(j.preemptions, "unit.preemption") })],
+          [t("ten.col_hours"), f.gpuHours(detail.attempts.reduce((acc, a) => acc + a.gpu_hours, 0))],
+          j.exit_code !== null ? [t("job.exit"), String(j.exit_code)] : null,
         ]),
       ),
       h(
         "section",
         { class: "card", "aria-labelledby": "tl-h" },
-        h("h2", { id: "tl-h" }, "Timeline"),
+        h("h2", { id: "tl-h" }, t("job.timeline")),
         timelineSvg(detail, now),
         h(
           "ol",
@@ -221,8 +225,8 @@ export async function render(ctx) {
               "li",
               {},
               f.timeEl(h, e.at_ms, "absolute"),
-              h("span", { class: "what" }, e.what, e.attempt ? ` #${e.attempt}` : ""),
-              h("span", { class: "muted" }, e.detail || (e.what === "submitted" ? `queued as ${j.requested_priority_class}` : "")),
+              h("span", { class: "what" }, t(`event.${e.what}`), e.attempt ? ` #${e.attempt}` : ""),
+              h("span", { class: "muted" }, e.detail || (e.what === "submitted" ? t("job.queued_as", { prio: t(`prio.${j.requested_priority_class}`) }) : "")),
             ),
           ),
         ),
@@ -231,17 +235,17 @@ export async function render(ctx) {
 
     replace(
       placement,
-      h("h2", { id: "pl-h" }, "Placement"),
+      h("h2", { id: "pl-h" }, t("job.placement")),
       detail.placement.length
         ? [
-            h("p", {}, `${f.gpus(j.gpus)} on ${f.nodes(detail.placement.length)}, within ${detail.span}.`),
+            h("p", {}, t("job.placed", { gpus: f.gpus(j.gpus), nodes: f.nodes(detail.placement.length), span: detail.span })),
             h(
               "div",
               { class: "table-wrap" },
               h(
                 "table",
                 {},
-                h("thead", {}, h("tr", {}, ["Node", "Accelerator ids", "Model", "Site", "Cluster", "Network block", "Rack", "NVLink domain"].map((c) => h("th", { scope: "col" }, c)))),
+                h("thead", {}, h("tr", {}, ["col.node", "job.acc_ids", "col.model", "job.site", "col.cluster", "job.block", "job.rack", "job.nvlink"].map((c) => h("th", { scope: "col" }, t(c))))),
                 h(
                   "tbody",
                   {},
@@ -255,7 +259,7 @@ export async function render(ctx) {
                       h("td", {}, p.site),
                       h("td", {}, p.cluster),
                       h("td", {}, p.block),
-                      h("td", {}, p.rack, p.nvlink_rack ? " (one NVLink domain)" : ""),
+                      h("td", {}, p.rack, p.nvlink_rack ? ` (${t("job.one_nvlink")})` : ""),
                       h("td", { class: "num" }, `#${p.nvlink_domain}`),
                     ),
                   ),
@@ -263,7 +267,7 @@ export async function render(ctx) {
               ),
             ),
           ]
-        : h("p", { class: "muted" }, j.state === "pending" ? "Not placed yet." : "Not running: no accelerators held."),
+        : h("p", { class: "muted" }, j.state === "pending" ? t("job.not_placed") : t("job.not_running")),
     );
 
     const tm = detail.telemetry;
@@ -273,24 +277,24 @@ export async function render(ctx) {
       const mem = devices.map((d, i) => ({ name: d, color: COLORS[i % COLORS.length], points: tm.filter((p) => p.device === d).map((p) => [p.at_ms, p.memory_used_mib / 1024]) }));
       replace(
         telemetry,
-        h("h2", { id: "tm-h" }, "GPU telemetry"),
+        h("h2", { id: "tm-h" }, t("job.telemetry")),
         h(
           "div",
           { class: "grid two" },
-          h("div", {}, h("h3", {}, "Utilisation"), lineChart({ label: "GPU utilisation per device, percent", series, yFormat: (v) => `${f.int(v)} %`, yMax: 100, yLabel: "%" })),
-          h("div", {}, h("h3", {}, "Memory used"), lineChart({ label: "GPU memory used per device, GiB", series: mem, yFormat: (v) => `${f.num2(v)} GiB`, yLabel: "GiB" })),
+          h("div", {}, h("h3", {}, t("job.util")), lineChart({ label: t("job.util_label"), series, yFormat: (v) => `${f.int(v)} %`, yMax: 100, yLabel: "%" })),
+          h("div", {}, h("h3", {}, t("job.mem")), lineChart({ label: t("job.mem_label"), series: mem, yFormat: (v) => `${f.num2(v)} GiB`, yLabel: "GiB" })),
         ),
         legend(series),
-        h("p", { class: "muted small" }, `${f.int(tm.length)} samples from ${f.plural(devices.length, "device")}; the latest: ${tm.slice(-devices.length).map((p) => `${p.device} ${p.utilization_pct} %, ${f.int(p.memory_used_mib)} MiB`).join("; ")}.`),
+        h("p", { class: "muted small" }, t("job.samples", { n: f.int(tm.length), devices: f.plural(devices.length, "unit.device"), latest: tm.slice(-devices.length).map((p) => `${p.device} ${p.utilization_pct} %, ${f.int(p.memory_used_mib)} MiB`).join("; ") })),
       );
     } else {
-      replace(telemetry, h("h2", { id: "tm-h" }, "GPU telemetry"), h("p", { class: "muted" }, "No GPU telemetry recorded for this job (the executor samples real GPUs through NVML while a job runs; simulated accelerators have none)."));
+      replace(telemetry, h("h2", { id: "tm-h" }, t("job.telemetry")), h("p", { class: "muted" }, t("job.no_telemetry")));
     }
     await loadLog();
   }
 
   await load();
   ctx.every(() => {
-    if (detail && ["pending", "running"].includes(detail.job.state) && !document.querySelector("#cancel-job")?.textContent.startsWith("Confirm")) load();
+    if (detail && ["pending", "running"].includes(detail.job.state) && !document.querySelector("#cancel-job")?.dataset.armed) load();
   }, 3000);
 }

@@ -5,22 +5,23 @@ import { api, ApiError } from "../api.js";
 import { legend, lineChart, heatColor, utilBar } from "../charts.js";
 import { h, replace, toast } from "../dom.js";
 import * as f from "../fmt.js";
+import { t } from "../i18n.js";
 
-export const title = "Overview";
+export const title = () => t("nav.overview");
 const WINDOWS = [
-  [900, "15 min"],
-  [3600, "1 h"],
-  [6 * 3600, "6 h"],
-  [24 * 3600, "24 h"],
+  900,
+  3600,
+  6 * 3600,
+  24 * 3600,
 ];
 /** Past this many blocks in a cluster, cells drop their text and become small squares. */
 const DENSE_AFTER = 48;
 
 function occLabel(o) {
-  const parts = [`${f.int(o.busy)} of ${f.gpus(o.total)} busy (${f.pct(o.busy / Math.max(o.total, 1))})`];
-  if (o.unavailable) parts.push(`${f.gpus(o.unavailable)} unavailable`);
-  if (o.down) parts.push(`${f.nodes(o.down)} down`);
-  if (o.drained) parts.push(`${f.nodes(o.drained)} drained`);
+  const parts = [t("ov.busy_of", { busy: f.int(o.busy), total: f.gpus(o.total), pct: f.pct(o.busy / Math.max(o.total, 1)) })];
+  if (o.unavailable) parts.push(t("ov.n_unavailable", { gpus: f.gpus(o.unavailable) }));
+  if (o.down) parts.push(t("ov.n_down", { nodes: f.nodes(o.down) }));
+  if (o.drained) parts.push(t("ov.n_drained", { nodes: f.nodes(o.drained) }));
   return parts.join(", ");
 }
 
@@ -44,9 +45,9 @@ function utilLegend() {
   return h(
     "div",
     { class: "legend" },
-    h("span", {}, h("span", { class: "swatch busy" }), "busy"),
-    h("span", {}, h("span", { class: "swatch unavail" }), "unavailable (drained or down)"),
-    h("span", {}, h("span", { class: "swatch free" }), "free"),
+    h("span", {}, h("span", { class: "swatch busy" }), t("ov.legend_busy")),
+    h("span", {}, h("span", { class: "swatch unavail" }), t("ov.legend_unavail")),
+    h("span", {}, h("span", { class: "swatch free" }), t("ov.legend_free")),
   );
 }
 
@@ -73,7 +74,7 @@ function heatCell(o, { dense, key, onClick, label }) {
       "aria-label": label,
       title: label,
       onclick: onClick,
-      style: o.unavailable === o.total && o.total > 0 ? {} : { background: c.bg },
+      style: o.unavailable === o.total && o.total > 0 ? {} : { background: c.bg, color: c.fg },
     },
     dense ? null : [h("span", {}, o.name), h("strong", {}, f.pct(frac, 0))],
   );
@@ -118,14 +119,14 @@ export async function render(ctx) {
       h(
         "div",
         {},
-        h("h1", {}, "Overview"),
+        h("h1", {}, t("nav.overview")),
         h(
           "p",
           { class: "sub" },
-          `Fleet ${fleet.name}: ${f.gpus(fleet.total)} on ${f.nodes(fleet.clusters.reduce((a, c) => a + c.nodes, 0))} in ${f.plural(sites, "site")} and ${f.plural(fleet.clusters.length, "cluster")}`,
+          t("ov.fleet", { name: fleet.name, gpus: f.gpus(fleet.total), nodes: f.nodes(fleet.clusters.reduce((a, c) => a + c.nodes, 0)), sites: f.plural(sites, "unit.site"), clusters: f.plural(fleet.clusters.length, "unit.cluster") }),
         ),
       ),
-      h("p", { class: "muted small" }, "Updated ", f.timeEl(h, Date.now(), "absolute"), " · refreshes every 5 s"),
+      h("p", { class: "muted small" }, t("ov.updated"), " ", f.timeEl(h, Date.now(), "absolute"), " · ", t("ov.refresh5")),
     );
   }
 
@@ -136,11 +137,11 @@ export async function render(ctx) {
       h("div", { class: "kpi" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value, unit ? h("span", { class: "unit" }, unit) : null), hint ? h("div", { class: "hint" }, hint) : null);
     replace(
       kpis,
-      kpi("Accelerators busy", f.pct(fleet.busy / Math.max(fleet.total, 1)), "", `${f.int(fleet.busy)} of ${f.gpus(fleet.total)}`),
-      kpi("Jobs pending", last ? f.int(last.pending) : "—", "jobs", "waiting in the queue"),
-      kpi("Jobs running", last ? f.int(last.running) : "—", "jobs", "holding accelerators"),
-      kpi("Nodes drained / down", `${f.int(drained)} / ${f.int(down)}`, "nodes", `${f.gpus(fleet.unavailable)} unavailable`),
-      kpi("Loop cycle", last && last.cycle_ms_mean !== null ? f.ms(last.cycle_ms_mean) : "—", "", "mean over the last sample"),
+      kpi(t("ov.kpi_busy"), f.pct(fleet.busy / Math.max(fleet.total, 1)), "", t("ov.kpi_busy_of", { busy: f.int(fleet.busy), total: f.gpus(fleet.total) })),
+      kpi(t("ov.kpi_pending"), last ? f.int(last.pending) : "—", t("ov.u_jobs"), t("ov.kpi_pending_hint")),
+      kpi(t("ov.kpi_running"), last ? f.int(last.running) : "—", t("ov.u_jobs"), t("ov.kpi_running_hint")),
+      kpi(t("ov.kpi_nodes"), `${f.int(drained)} / ${f.int(down)}`, t("ov.u_nodes"), t("ov.n_unavailable", { gpus: f.gpus(fleet.unavailable) })),
+      kpi(t("ov.kpi_cycle"), last && last.cycle_ms_mean !== null ? f.ms(last.cycle_ms_mean) : "—", "", t("ov.kpi_cycle_hint")),
     );
   }
 
@@ -149,15 +150,15 @@ export async function render(ctx) {
       h("section", { class: "card", "aria-labelledby": id }, h("h2", { id }, heading), body, utilLegend());
     replace(
       util,
-      card("u-site", "Utilisation by site", bars(fleet.sites, (o) => o.region)),
-      card("u-cluster", "Utilisation by cluster", bars(fleet.clusters, (o) => o.site)),
-      card("u-model", "Utilisation by accelerator model", bars(fleet.models)),
+      card("u-site", t("ov.util_site"), bars(fleet.sites, (o) => o.region)),
+      card("u-cluster", t("ov.util_cluster"), bars(fleet.clusters, (o) => o.site)),
+      card("u-model", t("ov.util_model"), bars(fleet.models)),
     );
   }
 
   function drawHeat(fleet) {
     const focused = document.activeElement?.dataset?.key;
-    const crumbs = h("nav", { class: "crumbs", "aria-label": "Heatmap level" });
+    const crumbs = h("nav", { class: "crumbs", "aria-label": t("ov.heat_level") });
     const body = h("div", {});
     const drill = (c, b) => {
       cluster = c;
@@ -167,49 +168,49 @@ export async function render(ctx) {
     };
     if (fleet.cluster && fleet.block) {
       crumbs.append(
-        h("button", { type: "button", class: "link", onclick: () => drill("", "") }, "All clusters"),
+        h("button", { type: "button", class: "link", onclick: () => drill("", "") }, t("ov.all_clusters")),
         h("span", { class: "sep", "aria-hidden": "true" }, "›"),
         h("span", {}, fleet.cluster),
         h("span", { class: "sep", "aria-hidden": "true" }, "›"),
-        h("strong", { "aria-current": "location" }, `block ${fleet.block}`),
+        h("strong", { "aria-current": "location" }, t("ov.block", { block: fleet.block })),
       );
       const racks = fleet.racks.map((r) => {
         const prefix = sharedPrefix(r.node_cells.map((n) => n.name));
         return h(
           "div",
           { class: "rack" },
-          h("h3", {}, h("span", { title: `rack ${r.name}` }, r.name, r.nvlink ? h("small", {}, " · NVLink") : null), h("small", {}, `${f.int(r.busy)}/${f.int(r.total)} GPUs`)),
+          h("h3", {}, h("span", { title: t("ov.rack", { rack: r.name }) }, r.name, r.nvlink ? h("small", {}, " · NVLink") : null), h("small", {}, `${f.int(r.busy)}/${f.gpus(r.total)}`)),
           r.node_cells.map((n) =>
             h(
               "div",
-              { class: "node", title: `${n.name}: ${n.busy} of ${f.gpus(n.gpus)} busy, ${n.state}${n.reason ? ` (${n.reason})` : ""}` },
+              { class: "node", title: `${n.name}: ${t("ov.busy_of", { busy: f.int(n.busy), total: f.gpus(n.gpus), pct: f.pct(n.busy / Math.max(n.gpus, 1), 0) })}, ${f.stateText(n.state)}${n.reason ? ` (${n.reason})` : ""}` },
               h(
                 "div",
                 {},
                 h("div", { class: "mono" }, n.name.slice(prefix.length)),
                 h(
                   "div",
-                  { class: "slots", role: "img", "aria-label": `${n.name}: ${n.busy} of ${f.gpus(n.gpus)} ${n.model} busy, node ${n.state}` },
+                  { class: "slots", role: "img", "aria-label": t("ov.node_label", { name: n.name, busy: f.int(n.busy), total: f.gpus(n.gpus), model: n.model, state: f.stateText(n.state) }) },
                   Array.from({ length: n.gpus }, (_, i) =>
                     h("span", { class: ["slot", i < n.busy ? "busy" : n.state !== "up" ? "unavail" : ""] }),
                   ),
                 ),
               ),
-              h("div", {}, n.state === "up" ? h("span", { class: "muted state" }, n.model) : h("span", { class: `badge ${n.state}` }, n.state)),
+              h("div", {}, n.state === "up" ? h("span", { class: "muted state" }, n.model) : h("span", { class: `badge ${n.state}` }, f.stateText(n.state))),
             ),
           ),
         );
       });
       body.append(h("div", { class: "racks" }, racks));
     } else {
-      crumbs.append(h("strong", {}, "All clusters"), h("span", { class: "muted" }, " · one cell per network block; choose one to see its racks and nodes"));
+      crumbs.append(h("strong", {}, t("ov.all_clusters")), h("span", { class: "muted" }, " · ", t("ov.heat_hint")));
       for (const c of fleet.clusters) {
         const dense = c.blocks.length > DENSE_AFTER;
         body.append(
           h(
             "div",
             { class: "heat-row" },
-            h("div", { class: "name" }, c.name, h("small", {}, `${c.site} · ${f.plural(c.blocks.length, "block")}`), h("small", {}, `${f.int(c.busy)}/${f.gpus(c.total)} · ${f.pct(c.busy / Math.max(c.total, 1), 0)}`)),
+            h("div", { class: "name" }, c.name, h("small", {}, `${c.site} · ${f.plural(c.blocks.length, "unit.block")}`), h("small", {}, `${f.int(c.busy)}/${f.gpus(c.total)} · ${f.pct(c.busy / Math.max(c.total, 1), 0)}`)),
             h(
               "div",
               { class: "cells" },
@@ -217,7 +218,7 @@ export async function render(ctx) {
                 heatCell(b, {
                   dense,
                   key: `${c.name}/${b.name}`,
-                  label: `Block ${b.name} of cluster ${c.name}: ${occLabel(b)}, ${f.plural(b.racks, "rack")}. Show its racks.`,
+                  label: t("ov.cell_label", { block: b.name, cluster: c.name, occ: occLabel(b), racks: f.plural(b.racks, "unit.rack") }),
                   onClick: () => drill(c.name, b.name),
                 }),
               ),
@@ -226,17 +227,30 @@ export async function render(ctx) {
         );
       }
     }
+    // A national fleet has hundreds of cells: a skip link lets keyboard users pass them.
+    const skip = h("a", {
+      href: "#q-h",
+      class: "skip-heat",
+      id: "skip-heat",
+      onclick: (ev) => {
+        ev.preventDefault();
+        const next = document.getElementById("q-h");
+        next?.setAttribute("tabindex", "-1");
+        next?.focus();
+      },
+    }, t("ov.skip_heat"));
     replace(
       heat,
-      h("div", { class: "card-head" }, h("h2", { id: "heat-h" }, "Heatmap: where the accelerators are busy")),
+      h("div", { class: "card-head" }, h("h2", { id: "heat-h" }, t("ov.heat_title"))),
+      skip,
       crumbs,
       body,
       h(
         "div",
         { class: "legend" },
-        h("span", {}, "0 %", " ", h("span", { class: "scale", "aria-hidden": "true" }), " ", "100 % busy"),
-        h("span", {}, h("span", { class: "swatch unavail" }), "all unavailable"),
-        h("span", {}, h("span", { class: "swatch down" }), "holds a node that is down"),
+        h("span", {}, f.pct(0, 0), " ", h("span", { class: "scale", "aria-hidden": "true" }), " ", t("ov.busy_100", { pct: f.pct(1, 0) })),
+        h("span", {}, h("span", { class: "swatch unavail" }), t("ov.all_unavail")),
+        h("span", {}, h("span", { class: "swatch down" }), t("ov.has_down")),
       ),
     );
     if (focused) heat.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
@@ -250,33 +264,33 @@ export async function render(ctx) {
     const since = pts.length ? pts[0].at_ms : now - windowS * 1000;
     const x0 = Math.max(now - windowS * 1000, since - Math.max(1e3, 0.02 * (now - since)));
     const jobsChart = lineChart({
-      label: `Jobs pending and running over the last ${f.duration(windowS)}`,
+      label: t("ov.jobs_chart", { d: f.duration(windowS) }),
       series: [
-        { name: "pending", color: "#d97706", points: pts.map((p) => [p.at_ms, p.pending]) },
-        { name: "running", color: "#1d4ed8", points: pts.map((p) => [p.at_ms, p.running]) },
+        { name: t("state.pending"), color: "#d97706", points: pts.map((p) => [p.at_ms, p.pending]) },
+        { name: t("state.running"), color: "#1d4ed8", points: pts.map((p) => [p.at_ms, p.running]) },
       ],
       yFormat: (v) => f.int(v),
       yInteger: true,
-      yLabel: "jobs",
+      yLabel: t("ov.y_jobs"),
       x0,
       x1: now,
-      empty: "No samples yet: the service samples every few seconds",
+      empty: t("ov.no_samples"),
     });
     const cycleChart = lineChart({
-      label: `Scheduling loop cycle time over the last ${f.duration(windowS)}`,
+      label: t("ov.cycle_chart", { d: f.duration(windowS) }),
       series: [
-        { name: "mean", color: "#059669", points: pts.map((p) => [p.at_ms, p.cycle_ms_mean]) },
-        { name: "p95 (bucket bound)", color: "#7c3aed", dash: "5 3", points: pts.map((p) => [p.at_ms, p.cycle_ms_p95]) },
+        { name: t("ov.mean"), color: "#059669", points: pts.map((p) => [p.at_ms, p.cycle_ms_mean]) },
+        { name: t("ov.p95"), color: "#7c3aed", dash: "5 3", points: pts.map((p) => [p.at_ms, p.cycle_ms_p95]) },
       ],
       yFormat: (v) => `${f.num2(v)} ms`,
-      yLabel: "ms per cycle",
+      yLabel: t("ov.y_cycle"),
       x0,
       x1: now,
     });
     const windowButtons = h(
       "div",
-      { class: "window", role: "group", "aria-label": "Time window" },
-      WINDOWS.map(([secs, label]) =>
+      { class: "window", role: "group", "aria-label": t("ov.window") },
+      WINDOWS.map((secs) =>
         h("button", {
           type: "button",
           class: "secondary small",
@@ -286,7 +300,7 @@ export async function render(ctx) {
             syncQuery();
             refreshSeries();
           },
-        }, label),
+        }, f.duration(secs, 1)),
       ),
     );
     const last = pts.length ? pts[pts.length - 1] : null;
@@ -295,18 +309,18 @@ export async function render(ctx) {
       h(
         "section",
         { class: "card", "aria-labelledby": "q-h" },
-        h("div", { class: "card-head" }, h("h2", { id: "q-h" }, "Queue depth"), windowButtons),
+        h("div", { class: "card-head" }, h("h2", { id: "q-h" }, t("ov.queue_depth")), windowButtons),
         jobsChart,
-        legend([{ name: "pending jobs", color: "#d97706" }, { name: "running jobs", color: "#1d4ed8" }]),
-        h("p", { class: "muted small" }, last ? `Now: ${f.jobs(last.pending)} pending, ${f.jobs(last.running)} running.` : ""),
+        legend([{ name: t("ov.pending_jobs"), color: "#d97706" }, { name: t("ov.running_jobs"), color: "#1d4ed8" }]),
+        h("p", { class: "muted small" }, last ? t("ov.now_jobs", { pending: f.jobs(last.pending), running: f.jobs(last.running) }) : ""),
       ),
       h(
         "section",
         { class: "card", "aria-labelledby": "c-h" },
-        h("div", { class: "card-head" }, h("h2", { id: "c-h" }, "Scheduling cycle time")),
+        h("div", { class: "card-head" }, h("h2", { id: "c-h" }, t("ov.cycle_time"))),
         cycleChart,
-        legend([{ name: "mean cycle time", color: "#059669" }, { name: "95th percentile (upper bound)", color: "#7c3aed" }]),
-        h("p", { class: "muted small" }, last && last.cycle_ms_mean !== null ? `Last sample: ${f.ms(last.cycle_ms_mean)} mean over ${f.plural(last.cycles, "cycle")}.` : "One point per sample of the service's metrics."),
+        legend([{ name: t("ov.mean_cycle"), color: "#059669" }, { name: t("ov.p95_long"), color: "#7c3aed" }]),
+        h("p", { class: "muted small" }, last && last.cycle_ms_mean !== null ? t("ov.last_sample", { ms: f.ms(last.cycle_ms_mean), cycles: f.plural(last.cycles, "unit.cycle") }) : t("ov.one_point")),
       ),
     );
     return last;
@@ -320,10 +334,10 @@ export async function render(ctx) {
     const undrain = async (name) => {
       try {
         await api.post(`/v1/fleet/nodes/${encodeURIComponent(name)}/undrain`, {});
-        toast(`Node ${name} is back in service.`);
+        toast(t("ov.undrained", { node: name }));
         refresh();
       } catch (e) {
-        toast(`Could not undrain ${name}: ${e.explained || e.message}`);
+        toast(t("ov.undrain_failed", { node: name, error: e.explained || e.message }));
       }
     };
     const table = rows.length
@@ -333,11 +347,11 @@ export async function render(ctx) {
           h(
             "table",
             {},
-            h("caption", {}, more ? `The first ${f.int(rows.length)} of ${f.nodes(count)}` : f.nodes(count)),
+            h("caption", {}, more ? t("ov.first_of", { shown: f.int(rows.length), nodes: f.nodes(count) }) : f.nodes(count)),
             h(
               "thead",
               {},
-              h("tr", {}, h("th", { scope: "col" }, "Node"), h("th", { scope: "col" }, "Cluster"), h("th", { scope: "col" }, "Model"), h("th", { scope: "col", class: "num" }, "Accelerators"), h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, "Reason"), session.can_drain ? h("th", { scope: "col" }, "Action") : null),
+              h("tr", {}, h("th", { scope: "col" }, t("col.node")), h("th", { scope: "col" }, t("col.cluster")), h("th", { scope: "col" }, t("col.model")), h("th", { scope: "col", class: "num" }, t("col.accelerators")), h("th", { scope: "col" }, t("col.state")), h("th", { scope: "col" }, t("col.reason")), session.can_drain ? h("th", { scope: "col" }, t("col.action")) : null),
             ),
             h(
               "tbody",
@@ -349,30 +363,30 @@ export async function render(ctx) {
                   h("th", { scope: "row", class: "mono" }, n.name),
                   h("td", {}, n.cluster),
                   h("td", {}, n.model),
-                  h("td", { class: "num" }, `${f.int(n.busy)} busy / ${f.gpus(n.gpus)}`),
-                  h("td", {}, h("span", { class: `badge ${n.state}` }, n.state)),
+                  h("td", { class: "num" }, t("ov.busy_slash", { busy: f.int(n.busy), total: f.gpus(n.gpus) })),
+                  h("td", {}, h("span", { class: `badge ${n.state}` }, f.stateText(n.state))),
                   h("td", {}, n.reason || h("span", { class: "muted" }, "—")),
                   session.can_drain
-                    ? h("td", {}, n.state === "drained" ? h("button", { type: "button", class: "secondary small", onclick: () => undrain(n.name) }, "Undrain") : "")
+                    ? h("td", {}, n.state === "drained" ? h("button", { type: "button", class: "secondary small", onclick: () => undrain(n.name) }, t("ov.undrain")) : "")
                     : null,
                 ),
               ),
             ),
           ),
         )
-      : h("p", { class: "okbox" }, "Every node is up.");
+      : h("p", { class: "okbox" }, t("ov.all_up"));
     replace(nodesBody, table);
   }
 
   function drainForm() {
-    const name = h("input", { id: "drain-node", required: true, placeholder: "node name", autocomplete: "off" });
-    const reason = h("input", { id: "drain-reason", placeholder: "why (shown to users)", autocomplete: "off" });
+    const name = h("input", { id: "drain-node", required: true, placeholder: t("ov.node_name"), autocomplete: "off" });
+    const reason = h("input", { id: "drain-reason", placeholder: t("ov.why"), autocomplete: "off" });
     const form = h(
       "form",
-      { class: "fields", "aria-label": "Drain a node" },
-      h("div", { class: "field" }, h("label", { for: "drain-node" }, "Drain a node"), name),
-      h("div", { class: "field" }, h("label", { for: "drain-reason" }, "Reason"), reason),
-      h("button", { type: "submit", class: "secondary" }, "Drain"),
+      { class: "fields", "aria-label": t("ov.drain_node") },
+      h("div", { class: "field" }, h("label", { for: "drain-node" }, t("ov.drain_node")), name),
+      h("div", { class: "field" }, h("label", { for: "drain-reason" }, t("col.reason")), reason),
+      h("button", { type: "submit", class: "secondary" }, t("ov.drain")),
     );
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -380,18 +394,18 @@ export async function render(ctx) {
       if (!node) return name.focus();
       try {
         await api.post(`/v1/fleet/nodes/${encodeURIComponent(node)}/drain`, { reason: reason.value });
-        toast(`Node ${node} drained: running work finishes, nothing new starts.`);
+        toast(t("ov.drained", { node }));
         name.value = reason.value = "";
         refresh();
       } catch (e) {
-        toast(`Could not drain ${node}: ${e.explained || e.message}`);
+        toast(t("ov.drain_failed", { node, error: e.explained || e.message }));
       }
     });
-    return [h("p", { class: "muted small" }, "Pool admins: draining lets running jobs finish and starts nothing new on the node."), form];
+    return [h("p", { class: "muted small" }, t("ov.drain_note")), form];
   }
 
   // The drain form is built once, so a refresh never wipes what an admin is typing.
-  nodesCard.append(h("h2", { id: "nodes-h" }, "Nodes drained or down"), nodesBody, ...(session.can_drain ? drainForm() : []));
+  nodesCard.append(h("h2", { id: "nodes-h" }, t("ov.nodes_title")), nodesBody, ...(session.can_drain ? drainForm() : []));
 
   let lastPoint = null;
   async function refreshSeries() {
@@ -413,7 +427,7 @@ export async function render(ctx) {
       drawKpis(fleet, lastPoint);
       drawNodes(fleet);
     } catch (e) {
-      if (ctx.alive()) toast(`Refresh failed: ${e.message}`);
+      if (ctx.alive()) toast(t("app.refresh_failed", { error: e.message }));
     }
   }
 

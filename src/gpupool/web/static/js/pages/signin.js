@@ -1,12 +1,13 @@
 // Sign in with an API token, or (when the service has an identity provider) with the
 // provider: "Sign in with <name>" goes to /v1/auth/oidc/login, and the callback page hands
-// the session token back (js/oidc-handoff.js). The token is kept in sessionStorage: it lasts
-// while this tab is open and is never written to disk by the page, nor sent anywhere but this
+// the session token back (js/oidc-handoff.js). The token is kept in localStorage (js/api.js:
+// every tab of this browser shares the sign-in until "Sign out"), and sent nowhere but this
 // service's API.
 import { api, ApiError, token } from "../api.js";
 import { h } from "../dom.js";
+import { t } from "../i18n.js";
 
-export const title = "Sign in";
+export const title = () => t("signin.title");
 
 export async function render(ctx) {
   const input = h("input", {
@@ -20,40 +21,40 @@ export async function render(ctx) {
     "aria-describedby": "token-help",
   });
   const msg = h("p", { id: "signin-msg", role: "alert", hidden: !ctx.notice, class: "notice" }, ctx.notice || "");
-  const button = h("button", { type: "submit" }, "Sign in");
+  const button = h("button", { type: "submit" }, t("signin.button"));
   const form = h(
     "form",
     { class: "card", novalidate: true },
-    h("h1", {}, "Sign in to gpupool"),
-    h("p", { class: "sub" }, "The dashboard of the national GPU pool: fleet, queue, tenants and what-if studies."),
+    h("h1", {}, t("signin.heading")),
+    h("p", { class: "sub" }, t("signin.sub")),
     msg,
-    h("div", { class: "field" }, h("label", { for: "token" }, "API token"), input),
+    h("div", { class: "field" }, h("label", { for: "token" }, t("signin.token")), input),
     h(
       "p",
       { id: "token-help", class: "muted small" },
-      "Paste a token of yours (",
+      t("signin.help1"),
       h("code", {}, "gpupool login"),
-      " or POST /v1/tokens make one). A new service's first pool admin token is printed once by ",
+      t("signin.help2"),
       h("code", {}, "gpupool serve"),
-      ". The token stays in this browser tab only.",
+      t("signin.help3"),
     ),
     h("div", { class: "actions" }, button),
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const t = input.value.trim();
+    const value = input.value.trim();
     msg.hidden = false;
     msg.className = "notice";
-    if (!t) {
-      msg.textContent = "Enter a token.";
+    if (!value) {
+      msg.textContent = t("signin.enter");
       input.focus();
       return;
     }
     button.disabled = true;
-    msg.textContent = "Checking…";
+    msg.textContent = t("signin.checking");
     try {
-      const session = await api.get("/v1/dashboard/session", undefined, { auth: t });
-      token.set(t);
+      const session = await api.get("/v1/dashboard/session", undefined, { auth: value });
+      token.set(value);
       ctx.signedIn(session);
       const after = sessionStorage.getItem("gpupool.after");
       sessionStorage.removeItem("gpupool.after");
@@ -61,7 +62,7 @@ export async function render(ctx) {
     } catch (e) {
       msg.className = "error";
       msg.textContent =
-        e instanceof ApiError && e.status === 401 ? "That token is unknown or revoked." : `Could not sign in: ${e.message}`;
+        e instanceof ApiError && e.status === 401 ? t("signin.unknown") : t("signin.failed", { error: e.message });
       button.disabled = false;
       input.select();
     }
@@ -73,13 +74,13 @@ export async function render(ctx) {
   try {
     const info = await api.get("/v1/auth/oidc", undefined, { auth: "" });
     if (info.enabled && ctx.alive()) {
-      const link = h("a", { class: "button", id: "oidc-signin", href: info.login_url }, `Sign in with ${info.provider}`);
+      const link = h("a", { class: "button", id: "oidc-signin", href: info.login_url }, t("signin.with", { provider: info.provider }));
       const block = h(
         "div",
         { class: "oidc" },
         h("div", { class: "actions" }, link),
-        h("p", { class: "muted small" }, "A person gets a short-lived token of their own for this tab. Programs use API tokens."),
-        h("p", { class: "or" }, "or with an API token"),
+        h("p", { class: "muted small" }, t("signin.oidc_note")),
+        h("p", { class: "or" }, t("signin.or")),
       );
       form.insertBefore(block, msg);
     }

@@ -5,29 +5,30 @@
 import { api, ApiError } from "../api.js";
 import { field, h, replace, select, toast } from "../dom.js";
 import * as f from "../fmt.js";
+import { t } from "../i18n.js";
 
-export const title = "What-if";
+export const title = () => t("nav.whatif");
 export const allowed = (session) => session.can_whatif;
-export const refusal = "What-if studies are open to viewers and pool admins.";
+export const refusal = () => t("wi.refusal");
 
 /** Headline metrics: key, label, formatter, and whether lower is better (to mark the best). */
 const METRICS = [
-  ["jobs", "Jobs", f.int, null],
-  ["finished", "Finished", f.int, false],
-  ["unschedulable", "Unschedulable", f.int, true],
-  ["avg_jct_s", "Mean JCT", (v) => f.duration(v), true],
-  ["p50_jct_s", "Median JCT", (v) => f.duration(v), true],
-  ["p99_jct_s", "p99 JCT", (v) => f.duration(v), true],
-  ["avg_queue_s", "Mean queueing delay", (v) => f.duration(v), true],
-  ["p99_queue_s", "p99 queueing delay", (v) => f.duration(v), true],
-  ["makespan_s", "Makespan", (v) => f.duration(v), true],
-  ["utilization", "Utilisation", (v) => f.pct(v), false],
-  ["jain_fairness", "Jain fairness (1 = fair)", (v) => f.num2(v), false],
-  ["preemptions", "Preemptions", f.int, true],
-  ["gpu_hours", "GPU-hours used", f.gpuHours, null],
-  ["lost_gpu_hours", "GPU-hours lost to preemption", f.gpuHours, true],
-  ["cycle_ms_p99", "Scheduler cycle p99", f.ms, true],
-  ["wall_s", "Simulation wall time", (v) => `${f.num2(v)} s`, null],
+  ["jobs", t("wi.m.jobs"), f.int, null],
+  ["finished", t("wi.m.finished"), f.int, false],
+  ["unschedulable", t("wi.m.unschedulable"), f.int, true],
+  ["avg_jct_s", t("wi.m.avg_jct"), (v) => f.duration(v), true],
+  ["p50_jct_s", t("wi.m.p50_jct"), (v) => f.duration(v), true],
+  ["p99_jct_s", t("wi.m.p99_jct"), (v) => f.duration(v), true],
+  ["avg_queue_s", t("wi.m.avg_queue"), (v) => f.duration(v), true],
+  ["p99_queue_s", t("wi.m.p99_queue"), (v) => f.duration(v), true],
+  ["makespan_s", t("wi.m.makespan"), (v) => f.duration(v), true],
+  ["utilization", t("wi.m.util"), (v) => f.pct(v), false],
+  ["jain_fairness", t("wi.m.jain"), (v) => f.num2(v), false],
+  ["preemptions", t("wi.m.preemptions"), f.int, true],
+  ["gpu_hours", t("wi.m.gpu_hours"), f.gpuHours, null],
+  ["lost_gpu_hours", t("wi.m.lost"), f.gpuHours, true],
+  ["cycle_ms_p99", t("wi.m.cycle"), f.ms, true],
+  ["wall_s", t("wi.m.wall"), (v) => `${f.num2(v)} s`, null],
 ];
 
 function metricsTable(columns, caption) {
@@ -39,7 +40,7 @@ function metricsTable(columns, caption) {
       "table",
       { class: "metrics" },
       h("caption", {}, caption),
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Metric"), columns.map((c) => h("th", { scope: "col", class: "num" }, c.label)))),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("wi.metric")), columns.map((c) => h("th", { scope: "col", class: "num" }, c.label)))),
       h(
         "tbody",
         {},
@@ -61,7 +62,7 @@ function metricsTable(columns, caption) {
 }
 
 function specText(spec) {
-  const wl = spec.workload === "synthetic" ? `synthetic ${f.pct(spec.load, 0)} load, ${f.num2(spec.hours)} h, seed ${spec.seed}` : spec.workload;
+  const wl = spec.workload === "synthetic" ? t("wi.synthetic_spec", { load: f.pct(spec.load, 0), hours: f.duration(spec.hours * 3600), seed: spec.seed }) : spec.workload;
   return `${spec.fleet}${spec.tenants ? ` / ${spec.tenants}` : ""} · ${wl}`;
 }
 
@@ -75,23 +76,23 @@ export async function render(ctx) {
     h(
       "div",
       { class: "page-head" },
-      h("div", {}, h("h1", {}, "What-if studies"), h("p", { class: "sub" }, "Simulate a fleet, its tenants and a workload under several policies, without touching the live pool")),
+      h("div", {}, h("h1", {}, t("wi.title")), h("p", { class: "sub" }, t("wi.sub"))),
     ),
   );
 
   // ---- the form
   const fleet = select({ id: "w-fleet" }, opts.fleets, opts.default_fleet || opts.fleets[0]);
-  const tenants = select({ id: "w-tenants" }, [["", "the fleet's own"], ...opts.tenants], "");
-  const workload = select({ id: "w-workload" }, opts.workloads.map((w) => [w, w === "synthetic" ? "synthetic (Philly-calibrated)" : w]), "synthetic");
+  const tenants = select({ id: "w-tenants" }, [["", t("wi.fleet_own")], ...opts.tenants], "");
+  const workload = select({ id: "w-workload" }, opts.workloads.map((w) => [w, w === "synthetic" ? t("wi.synthetic") : w]), "synthetic");
   const load = h("input", { id: "w-load", type: "number", min: 5, max: opts.max_load * 100, step: 5, value: 80, inputmode: "numeric" });
   const hours = h("input", { id: "w-hours", type: "number", min: 0.5, max: opts.max_hours, step: 0.5, value: 6, inputmode: "decimal" });
   const seed = h("input", { id: "w-seed", type: "number", min: 0, value: 0, inputmode: "numeric" });
-  const runTitle = h("input", { id: "w-title", maxlength: 120, placeholder: "e.g. startups get 15 % guaranteed", size: 34 });
+  const runTitle = h("input", { id: "w-title", maxlength: 120, placeholder: t("wi.title_example"), size: 34 });
   const defaults = new Set(["fifo", "fairshare+easy"]);
   const policies = h(
     "fieldset",
     { class: "checks", id: "w-policies" },
-    h("legend", {}, `Policies (1 to ${opts.max_policies}; "+easy" adds EASY backfilling)`),
+    h("legend", {}, t("wi.policies_legend", { max: opts.max_policies })),
     opts.policies.map((p) => h("label", {}, h("input", { type: "checkbox", name: "policy", value: p, checked: defaults.has(p) }), p)),
   );
   const syntheticOnly = [load, hours, seed];
@@ -99,31 +100,31 @@ export async function render(ctx) {
     for (const el of syntheticOnly) el.disabled = workload.value !== "synthetic";
   });
   const msg = h("div", { role: "status", "aria-live": "polite" });
-  const runButton = h("button", { type: "submit", id: "w-run" }, "Run simulation");
+  const runButton = h("button", { type: "submit", id: "w-run" }, t("wi.run"));
   const form = h(
     "form",
     { class: "card", "aria-labelledby": "w-form-h" },
-    h("h2", { id: "w-form-h" }, "New study"),
+    h("h2", { id: "w-form-h" }, t("wi.new")),
     h(
       "div",
       { class: "fields" },
-      field("Fleet", fleet),
-      field("Tenants", tenants),
-      field("Workload", workload),
-      field("Offered load (%)", load),
-      field("Length (hours)", hours),
-      field("Seed", seed),
-      field("Title", runTitle),
+      field(t("wi.fleet"), fleet),
+      field(t("nav.tenants"), tenants),
+      field(t("wi.workload"), workload),
+      field(t("wi.load"), load),
+      field(t("wi.hours"), hours),
+      field(t("wi.seed"), seed),
+      field(t("wi.run_title"), runTitle),
     ),
     h("div", { class: "fields" }, policies),
-    h("div", { class: "actions" }, runButton, h("span", { class: "muted small" }, `At most ${f.jobs(opts.max_jobs)} and ${f.duration(opts.max_wall_s)} of computing; one study at a time.`)),
+    h("div", { class: "actions" }, runButton, h("span", { class: "muted small" }, t("wi.limits", { jobs: f.jobs(opts.max_jobs), d: f.duration(opts.max_wall_s) }))),
     msg,
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const chosen = [...policies.querySelectorAll("input:checked")].map((i) => i.value);
     if (!chosen.length || chosen.length > opts.max_policies) {
-      replace(msg, h("p", { class: "error" }, `Choose 1 to ${opts.max_policies} policies.`));
+      replace(msg, h("p", { class: "error" }, t("wi.choose", { max: opts.max_policies })));
       return policies.querySelector("input")?.focus();
     }
     const body = {
@@ -140,7 +141,7 @@ export async function render(ctx) {
     try {
       const run = await api.post("/v1/whatif", body);
       replace(msg);
-      toast("Simulation started.");
+      toast(t("wi.started"));
       select_(run.id);
     } catch (e) {
       replace(msg, h("p", { class: "error", role: "alert" }, e instanceof ApiError ? e.explained : e.message));
@@ -154,7 +155,7 @@ export async function render(ctx) {
   const cmp = h("section", { class: "card", "aria-labelledby": "w-cmp-h", hidden: true, id: "w-compare" });
   // viewers read studies; only a pool admin starts or stops one (ADR 0007)
   const canStart = Boolean(ctx.session && ctx.session.can_start_whatif);
-  const readOnly = h("p", { class: "notice", id: "w-readonly" }, "You may read these studies; a pool admin starts and stops them.");
+  const readOnly = h("p", { class: "notice", id: "w-readonly" }, t("wi.readonly"));
   root.append(canStart ? form : readOnly, runsCard, view, cmp);
 
   let runs = [];
@@ -175,11 +176,11 @@ export async function render(ctx) {
           h(
             "table",
             {},
-            h("caption", {}, "Tick two or more finished runs to compare them."),
+            h("caption", {}, t("wi.tick")),
             h(
               "thead",
               {},
-              h("tr", {}, ["Compare", "Study", "Scenario", "Policies", "State", "Started", "By", ""].map((c) => h("th", { scope: "col" }, c))),
+              h("tr", {}, ["wi.compare", "wi.study", "wi.scenario", "wi.policies", "col.state", "col.started", "wi.by"].map((c) => h("th", { scope: "col" }, t(c))), h("th", { scope: "col" })),
             ),
             h(
               "tbody",
@@ -193,7 +194,7 @@ export async function render(ctx) {
                     {},
                     h("input", {
                       type: "checkbox",
-                      "aria-label": `Compare ${r.spec.title || r.id}`,
+                      "aria-label": t("wi.compare_x", { name: r.spec.title || r.id }),
                       disabled: r.state !== "done",
                       checked: compare.has(r.id),
                       "data-key": `cmp-${r.id}`,
@@ -207,18 +208,18 @@ export async function render(ctx) {
                   h("th", { scope: "row" }, r.spec.title || r.id, h("span", { class: "path" }, r.id)),
                   h("td", {}, specText(r.spec)),
                   h("td", {}, (r.spec.policies || []).join(", ")),
-                  h("td", {}, h("span", { class: `badge ${r.state === "done" ? "done" : r.state === "failed" ? "failed" : "running"}` }, r.state)),
+                  h("td", {}, h("span", { class: `badge ${r.state === "done" ? "done" : r.state === "failed" ? "failed" : "running"}` }, f.stateText(r.state))),
                   h("td", { class: "num" }, f.timeEl(h, r.created_ms)),
                   h("td", {}, r.owner),
-                  h("td", {}, h("button", { type: "button", class: "secondary small", "data-key": `open-${r.id}`, onclick: () => select_(r.id) }, r.id === selected ? "Shown" : "Open")),
+                  h("td", {}, h("button", { type: "button", class: "secondary small", "data-key": `open-${r.id}`, onclick: () => select_(r.id) }, r.id === selected ? t("wi.shown") : t("wi.open"))),
                 ),
               ),
             ),
           ),
         )
-      : h("p", { class: "muted" }, "No studies yet.");
+      : h("p", { class: "muted" }, t("wi.none"));
     const focused = document.activeElement?.dataset?.key;
-    replace(runsCard, h("h2", { id: "w-runs-h" }, "Studies"), body);
+    replace(runsCard, h("h2", { id: "w-runs-h" }, t("wi.studies")), body);
     if (focused) runsCard.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
   }
 
@@ -232,7 +233,7 @@ export async function render(ctx) {
       r.result.policies.map((p) => ({ label: `${r.spec.title || r.id} · ${p}`, metrics: r.result.metrics[p] })),
     );
     cmp.hidden = false;
-    replace(cmp, h("h2", { id: "w-cmp-h" }, `Comparing ${chosen.length} studies`), metricsTable(columns, "Green: best in the row (where the values differ)."));
+    replace(cmp, h("h2", { id: "w-cmp-h" }, t("wi.comparing", { n: chosen.length, count: f.int(chosen.length) })), metricsTable(columns, t("wi.green")));
   }
 
   async function drawView(run) {
@@ -241,23 +242,23 @@ export async function render(ctx) {
       return;
     }
     view.hidden = false;
-    const headline = h("div", { class: "card-head" }, h("h2", { id: "w-view-h", tabindex: "-1" }, run.spec.title || run.id), h("span", { class: `badge ${run.state === "done" ? "done" : run.state === "failed" ? "failed" : "running"}` }, run.state));
+    const headline = h("div", { class: "card-head" }, h("h2", { id: "w-view-h", tabindex: "-1" }, run.spec.title || run.id), h("span", { class: `badge ${run.state === "done" ? "done" : run.state === "failed" ? "failed" : "running"}` }, f.stateText(run.state)));
     if (run.state === "running") {
       const p = run.progress || {};
       const overall = p.total ? ((p.policy_index || 0) + p.done / p.total) / (p.policies || 1) : 0;
       const cancel = h("button", { type: "button", class: "secondary small", onclick: async () => {
         try {
           await api.post(`/v1/whatif/${run.id}/cancel`);
-          toast("Stopping the study.");
+          toast(t("wi.stopping"));
         } catch (e) {
           toast(e.message);
         }
-      } }, "Stop");
+      } }, t("wi.stop"));
       replace(
         view,
         headline,
         h("p", {}, specText(run.spec), " · ", (run.spec.policies || []).join(", ")),
-        h("label", { for: "w-progress" }, p.stage ? `${p.stage}${p.total ? `: ${f.int(p.done)} of ${f.jobs(p.total)}` : ""}` : "starting…"),
+        h("label", { for: "w-progress" }, p.stage ? `${p.stage}${p.total ? `: ${t("wi.progress", { done: f.int(p.done), total: f.jobs(p.total) })}` : ""}` : t("wi.starting")),
         h("progress", { id: "w-progress", max: 1, value: overall }, f.pct(overall, 0)),
         canStart ? h("div", { class: "actions" }, cancel) : null,
       );
@@ -265,14 +266,14 @@ export async function render(ctx) {
       return;
     }
     if (run.state === "failed") {
-      replace(view, headline, h("p", {}, specText(run.spec)), h("pre", { class: "log" }, run.error || "failed"));
+      replace(view, headline, h("p", {}, specText(run.spec)), h("pre", { class: "log" }, run.error || t("state.failed")));
       shownState = "failed";
       return;
     }
     if (shownState === `done:${run.id}`) return; // figures are large: draw them once
     shownState = `done:${run.id}`;
     const r = run.result;
-    const download = h("button", { type: "button", class: "secondary" }, "Download report.html");
+    const download = h("button", { type: "button", class: "secondary" }, t("wi.download"));
     download.addEventListener("click", async () => {
       // The report needs the token, so it cannot be a plain link: fetch it, then save the blob.
       const blob = await api.blob(`/v1/whatif/${run.id}/report.html`);
@@ -283,16 +284,16 @@ export async function render(ctx) {
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     });
-    const figs = h("div", { class: "figures", id: "w-figures" }, h("p", { class: "muted" }, "Loading figures…"));
+    const figs = h("div", { class: "figures", id: "w-figures" }, h("p", { class: "muted" }, t("wi.loading_figs")));
     replace(
       view,
       headline,
       h("dl", { class: "facts" }, Object.entries(r.context).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
-      h("h3", {}, "Headline"),
-      metricsTable(r.policies.map((p) => ({ label: p, metrics: r.metrics[p] })), `${f.jobs(r.jobs)} simulated in ${f.num2(r.wall_s)} s. Green: best in the row.`),
-      h("h3", {}, "Figures"),
+      h("h3", {}, t("wi.headline")),
+      metricsTable(r.policies.map((p) => ({ label: p, metrics: r.metrics[p] })), t("wi.simulated", { jobs: f.jobs(r.jobs), s: f.num2(r.wall_s) })),
+      h("h3", {}, t("wi.figures")),
       figs,
-      h("div", { class: "actions" }, download, h("span", { class: "muted small" }, "The full report: tables per tenant and sector, metrics.json's numbers, every figure.")),
+      h("div", { class: "actions" }, download, h("span", { class: "muted small" }, t("wi.full_report"))),
     );
     const figures = await api.get(`/v1/whatif/${run.id}/figures`);
     if (!ctx.alive()) return;
@@ -311,7 +312,7 @@ export async function render(ctx) {
     const run = runs.find((r) => r.id === selected) || null;
     const busy = runs.some((r) => r.state === "running");
     runButton.disabled = busy;
-    runButton.textContent = busy ? "A study is running…" : "Run simulation";
+    runButton.textContent = busy ? t("wi.busy") : t("wi.run");
     await drawView(run);
     if (cmp.hidden === false || compare.size >= 2) drawCompare();
   }
