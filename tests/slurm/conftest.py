@@ -405,8 +405,15 @@ PartitionName=gpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP
             args.append(f"reason={reason}")
         self.run(*args)
 
+    def cancel_everyones(self) -> None:
+        """scancel every job Slurm lists, whoever's: jobs run as root, as the tenants' accounts
+        of test_run_as.py and as gpupool's per-project accounts of the service tests."""
+        ids = self.run("squeue", "-h", "-t", "PENDING,RUNNING,SUSPENDED", "-o", "%A", check=False).split()
+        if ids:
+            self.run("scancel", *ids, check=False)
+
     def cancel_all(self) -> None:
-        self.run("scancel", "--user=root", check=False)
+        self.cancel_everyones()
         with contextlib.suppress(TimeoutError):
             wait_for(lambda: not self.run("squeue", "-h", check=False).strip(), 20, "jobs to end")
 
@@ -456,7 +463,7 @@ def slurm_site() -> Iterator[SlurmSite]:
     finally:
         t0 = time.monotonic()
         for c in clusters.values():
-            c.run("scancel", "--user=root", check=False)
+            c.cancel_everyones()
         # every daemon at once: one by one, shutting down two clusters took 20 s
         pids = [p for c in clusters.values() for p in c.pid_files()]
         if accounting is not None:
@@ -467,6 +474,16 @@ def slurm_site() -> Iterator[SlurmSite]:
         munge.stop()
         shutil.rmtree(base, ignore_errors=True)
         print(f"slurm site stopped in {time.monotonic() - t0:.1f} s")
+
+
+@pytest.fixture
+def site_dir() -> Iterator[Path]:
+    """A service root the jobs' accounts can pass through (pytest's own temp root is 0700:
+    a Slurm job running as another account could not reach its log directory below it)."""
+    d = Path(tempfile.mkdtemp(prefix="gpupool-site-", dir="/tmp"))
+    os.chmod(d, 0o711)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ GPU-hours gpupool bills each tenant must match what sacct (slurmdbd) recorded.
 
 from __future__ import annotations
 
+import pwd
 import random
 import signal
+import stat
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gpupool.service.api.app import create_app
+from gpupool.service.identity import project_account_name
 from gpupool.service.runtime import Runtime
 from gpupool.service.settings import ServiceSettings
 from tests.slurm.conftest import SlurmCluster, SlurmSite
@@ -63,14 +66,17 @@ PREEMPTED_SLACK_S = 2.0
 
 def fleet_yaml(site: SlurmSite, prefix: str) -> str:
     """Both clusters; ``prefix`` marks this service's Slurm jobs (each test's database starts
-    at j1, and Slurm still lists the jobs of earlier tests)."""
+    at j1, and Slurm still lists the jobs of earlier tests). No accounts file: the jobs run as
+    their projects' own accounts, which this site's nodes know (they are this host), hence
+    ``project_accounts: true``."""
 
     def cluster(c: SlurmCluster, model: str) -> str:
         return f"""
       - name: {c.name}
         backend: slurm
         options: {{slurm_conf: "{c.conf}", mem: 1G, poll_interval_s: 0.3, command_timeout_s: 10,
-                   comment_prefix: "{prefix}"}}
+                   comment_prefix: "{prefix}",
+                   project_accounts: true}}
         blocks:
           - name: ib0
             racks:
@@ -86,13 +92,13 @@ def fleet_yaml(site: SlurmSite, prefix: str) -> str:
 
 
 @pytest.fixture
-def service(slurm_site: SlurmSite, tmp_path: Path) -> Iterator[tuple[TestClient, Runtime]]:
-    (tmp_path / "fleet.yaml").write_text(fleet_yaml(slurm_site, PREFIX))
-    (tmp_path / "tenants.yaml").write_text(TENANTS)
+def service(slurm_site: SlurmSite, site_dir: Path) -> Iterator[tuple[TestClient, Runtime]]:
+    (site_dir / "fleet.yaml").write_text(fleet_yaml(slurm_site, PREFIX))
+    (site_dir / "tenants.yaml").write_text(TENANTS)
     settings = ServiceSettings(
-        data_dir=tmp_path / "data",
-        fleet=str(tmp_path / "fleet.yaml"),
-        tenants=str(tmp_path / "tenants.yaml"),
+        data_dir=site_dir / "data",
+        fleet=str(site_dir / "fleet.yaml"),
+        tenants=str(site_dir / "tenants.yaml"),
         executor="fleet",
         cycle_interval_ms=100,
         terminate_grace_s=2,
@@ -106,6 +112,25 @@ def service(slurm_site: SlurmSite, tmp_path: Path) -> Iterator[tuple[TestClient,
         for n in c.node_names:
             c.run("scontrol", "update", f"nodename={n}", "state=resume", check=False)
         c.cancel_all()
+
+
+def assert_job_files_private(runtime: Runtime, jobs: dict[str, dict[str, Any]]) -> None:
+    """The data directory and logs/ are searchable, not listable (0711), for the jobs' accounts
+    to reach their log directories; the database stays 0600; each job's directory is 0710 to
+    its project's account's group and its output 0600 owned by that account (ADR 0005)."""
+    data = runtime.settings.data_dir
+
+    def mode(p: Path) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    assert (mode(data), mode(data / "logs"), mode(data / "gpupool.db")) == (0o711, 0o711, 0o600)
+    for j, x in jobs.items():
+        acct = pwd.getpwnam(project_account_name(x["project"]))
+        log_dir = data / "logs" / j
+        st = log_dir.stat()
+        assert (mode(log_dir), st.st_uid, st.st_gid) == (0o710, 0, acct.pw_gid), j
+        out = (log_dir / f"{x['allocation_id']}.out").stat()
+        assert (stat.S_IMODE(out.st_mode), out.st_uid) == (0o600, acct.pw_uid), j
 
 
 def sacct(site: SlurmSite) -> list[dict[str, str]]:
@@ -203,6 +228,7 @@ def test_fifty_jobs_over_two_slurm_clusters_with_faults(
         j: (x["state"], x["detail"]) for j, x in final.items() if x["state"] != "completed"
     }
     assert {x["cluster"] for x in final.values()} == {"alpha", "beta"}
+    assert_job_files_private(runtime, final)
 
     # sacct: each gpupool job completed exactly once, on the cluster gpupool says, and no
     # allocation was ever submitted twice.

@@ -34,14 +34,14 @@ def squeue(c: SlurmCluster) -> dict[str, list[tuple[str, str]]]:
 
 
 def test_restart_cancels_orphans_reports_missed_exits_and_reruns_lost_jobs(
-    slurm_site: SlurmSite, alpha: SlurmCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    slurm_site: SlurmSite, alpha: SlurmCluster, site_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "fleet.yaml").write_text(fleet_yaml(slurm_site, PREFIX))
-    (tmp_path / "tenants.yaml").write_text(TENANTS)
+    (site_dir / "fleet.yaml").write_text(fleet_yaml(slurm_site, PREFIX))
+    (site_dir / "tenants.yaml").write_text(TENANTS)
     settings = ServiceSettings(
-        data_dir=tmp_path / "data",
-        fleet=str(tmp_path / "fleet.yaml"),
-        tenants=str(tmp_path / "tenants.yaml"),
+        data_dir=site_dir / "data",
+        fleet=str(site_dir / "fleet.yaml"),
+        tenants=str(site_dir / "tenants.yaml"),
         executor="fleet",
         cycle_interval_ms=100,
     )

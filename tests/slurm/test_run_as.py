@@ -21,7 +21,6 @@ import secrets
 import shutil
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from gpupool.service.executors.base import AllocationExited, AllocationFailed, L
 from gpupool.service.executors.local import log_paths
 from gpupool.service.executors.slurm import SlurmExecutor
 from gpupool.service.executors.slurm_client import SlurmOptions
+from gpupool.service.identity import project_account_name
 from tests.slurm.conftest import SlurmCluster, SlurmSite, wait_for
 from tests.slurm.test_executor import collect, ended, final, nodes_of, started
 
@@ -106,15 +106,6 @@ def _processes_of(uid: int) -> list[int]:
                 if p.stat().st_uid == uid:
                     pids.append(int(p.name))
     return pids
-
-
-@pytest.fixture
-def site_dir() -> Iterator[Path]:
-    """A service root the accounts can pass through (pytest's own temp root is 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="gpupool-runas-", dir="/tmp"))
-    os.chmod(d, 0o711)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def _launch(data: Path, aid: str, argv: list[str], node: str, user: str, **kw: object) -> Launch:
@@ -266,18 +257,28 @@ def test_jobs_run_as_their_accounts_and_cannot_reach_each_other_or_the_service(
             alpha.run("scancel", f"--user={u}", check=False)
 
 
-def test_a_job_cannot_run_as_root_or_an_unknown_account(alpha: SlurmCluster, site_dir: Path) -> None:
+def test_a_job_cannot_run_as_root_an_unknown_account_or_an_unmapped_projects_account(
+    alpha: SlurmCluster, site_dir: Path
+) -> None:
     opts = SlurmOptions.parse({"slurm_conf": str(alpha.conf), "comment_prefix": PREFIX, "mem": "1G"})
     ex = SlurmExecutor("alpha", nodes_of(alpha), opts, tick_s=0.02)
     data = site_dir / "data"
     tag = secrets.token_hex(2)
+    # The account a root service gives a job its identity map does not name: by default the
+    # compute nodes are not assumed to know it (ADR 0005), whether or not this host does.
+    unmapped = project_account_name(f"academia/snu/{tag}")
+    aids = (f"jr{tag}.1", f"jn{tag}.1", f"ju{tag}.1")
     try:
-        ex.launch(_launch(data, f"jr{tag}.1", ["true"], "a1", "root"))
-        ex.launch(_launch(data, f"jn{tag}.1", ["true"], "a1", f"nobody-{tag}-here"))
-        evs = collect(ex, lambda evs: ended(f"jr{tag}.1")(evs) and ended(f"jn{tag}.1")(evs))
-        root, unknown = final(evs, f"jr{tag}.1"), final(evs, f"jn{tag}.1")
+        ex.launch(_launch(data, aids[0], ["true"], "a1", "root"))
+        ex.launch(_launch(data, aids[1], ["true"], "a1", f"nobody-{tag}-here"))
+        ex.launch(_launch(data, aids[2], ["true"], "a1", unmapped))
+        evs = collect(ex, lambda evs: all(ended(a)(evs) for a in aids))
+        root, unknown, project = (final(evs, a) for a in aids)
         assert isinstance(root, AllocationFailed) and "uid 0" in root.reason
         assert isinstance(unknown, AllocationFailed) and "no Unix account" in unknown.reason
+        assert isinstance(project, AllocationFailed)
+        assert "no Unix account is mapped" in project.reason and unmapped in project.reason
+        assert "project_accounts: true" in project.reason
         rows = alpha.run("squeue", "-t", "all", "-h", "-o", "%k").split()
         assert not [r for r in rows if tag in r]  # nothing reached Slurm
     finally:

@@ -128,6 +128,7 @@ class Runtime:
         self._private_database_files()
         self._seed()
         executors = self._executors if self._executors is not None else self._default_executors()
+        self._open_log_path(executors)
         self._loop = Loop(
             self.factory,
             self.fleet,
@@ -202,6 +203,22 @@ class Runtime:
                 log.error("no account for %s's job in %s: %s", user, project, e)
                 return project_account_name(project)
         return self._accounts[key]
+
+    def _open_log_path(self, executors: Mapping[str, Executor]) -> None:
+        """Let Slurm jobs reach their log directories: the data directory and ``logs/`` 0711.
+
+        A Slurm job runs as its account outside any sandbox (slurmstepd opens its output as
+        that account), so every directory above ``logs/<job>/`` must be searchable by it
+        (``executors/job_account.py`` checks and refuses otherwise). 0711 is searchable, not
+        listable or readable: what is inside stays closed by its own mode (the database 0600,
+        ``executor/`` and ``whatif/`` 0700, each Slurm job's directory 0710 to its account's
+        group). Without a Slurm cluster, or when the service is not root (its Slurm jobs then
+        run as its own user), nothing needs to pass through and both stay 0700 (ADR 0005).
+        """
+        if os.geteuid() != 0 or not any(ex.backend == "slurm" for ex in executors.values()):
+            return
+        for path in (self.settings.data_dir, self.settings.log_dir):
+            os.chmod(path, 0o711)
 
     def _private_database_files(self) -> None:
         """SQLite's files readable by the service only (its -wal and -shm take the file's mode)."""

@@ -197,7 +197,11 @@ class WhatIfRuns:
             self._prune()
             run_id = "w" + secrets.token_hex(8)
             folder = self.root / run_id
-            folder.mkdir(parents=True)
+            # The service's own: 0700, as the data directory may be searchable (0711) for
+            # Slurm jobs, which must not read other users' runs by name.
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.root, 0o700)
+            folder.mkdir()
             _write_json(
                 folder / "request.json",
                 {"id": run_id, "spec": dict(spec), "owner": owner, "created_ms": now_ms},

@@ -50,6 +50,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from gpupool.service import identity
 from gpupool.service.executors.base import (
     AllocationExited,
     AllocationFailed,
@@ -382,6 +383,12 @@ class SlurmExecutor:
                 # Until sbatch answers, the job may or may not exist: terminate must wait.
                 a.unsure_since = time.monotonic()
             assert a.launch is not None
+            unmapped = self._unmapped(a.launch)
+            if unmapped:
+                with self._lock:
+                    self._submits.popleft()
+                self._fail(a, unmapped)
+                continue
             account = JobAccount.lookup(a.launch.run_as) if a.launch.run_as is not None else None
             if isinstance(account, str):
                 with self._lock:
@@ -431,6 +438,26 @@ class SlurmExecutor:
                 if a.phase == "queued":
                     a.phase, a.slurm_id, a.submitted_at, a.unsure_since = "submitted", job_id, now, None
             log.info("slurm %s: allocation %s is Slurm job %d", self.cluster, aid, job_id)
+
+    def _unmapped(self, launch: Launch) -> str | None:
+        """Why a job whose account is gpupool's own per-project one may not run here, if so.
+
+        Those accounts are made with ``useradd`` on the service's host when the identity map
+        names no account for a job. A compute node that does not know the uid cannot start the
+        job (slurmd looks it up), and slurmdbd has no association for it: unless the site says
+        it provisions them (``project_accounts``), the job is refused before anything reaches
+        Slurm, naming what to map.
+        """
+        name = launch.run_as
+        if name is None or not identity.is_gpupool_account(name) or self.options.project_accounts:
+            return None
+        return (
+            f"cannot run on Slurm cluster {self.cluster}: no Unix account is mapped for this job "
+            f"(its project's own account {name!r} exists only on the service's host); map the "
+            "job's user or project to a site account in the accounts file (--accounts), or set "
+            "the cluster's option project_accounts: true if the site provisions gpupool's "
+            "per-project accounts on its nodes"
+        )
 
     def _prepare(self, launch: Launch, account: JobAccount | None) -> str | None:
         """Make the job's log (and, for a mapped account, work) directory; why not, if not."""

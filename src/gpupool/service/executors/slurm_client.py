@@ -112,6 +112,12 @@ class SlurmOptions(BaseModel):
     hopeless_after_s: float = Field(default=30.0, ge=0)
     #: the comment that marks a Slurm job as gpupool's: ``<prefix><allocation id>``
     comment_prefix: str = Field(default="gpupool:", min_length=1)
+    #: whether this cluster's nodes know gpupool's per-project accounts (``gpupool-<hash>``,
+    #: which a root service gives a job no identity-map entry names): the site provisions them
+    #: with the same names and uids on every node (shared NSS, e.g. LDAP), or the nodes are
+    #: this host. Off (the default): such a job is refused, naming the missing mapping, rather
+    #: than submitted for a uid the compute nodes and slurmdbd do not know.
+    project_accounts: bool = False
 
     @model_validator(mode="after")
     def _rest_can_pin(self) -> SlurmOptions:
