@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from gpupool.core.policy import PREEMPTION_QUANTUM_MS
 from gpupool.service.api.app import create_app
 from gpupool.service.db import JobRow
 from gpupool.service.loop import Loop
@@ -134,7 +135,8 @@ def test_a_preempted_pending_job_keeps_its_service_across_a_restart(
         service.submit("minjun.kim", project="vision", gpus=8, models=["H100"]).json()["id"] for _ in range(4)
     ]
     service.cycle()
-    clock.advance(11 * 60_000)  # past las's minimum run time: the waiting job takes a turn
+    # past las's quantum (its minimum run time) and onto its next round: the waiting job takes a turn
+    clock.advance(PREEMPTION_QUANTUM_MS + 60_000)
     assert service.cycle().preemptions == 1
     before = {j: service.runtime.loop.scheduler.job(j) for j in ids}
     (preempted,) = [j for j, st in before.items() if st is not None and st.preemptions == 1]
