@@ -75,7 +75,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("notification_attempts", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_notification_attempts_delivery_id"), ["delivery_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_notification_attempts_delivery_id"), ["delivery_id"], unique=False
+        )
     op.create_table(
         "notification_cursors",
         sa.Column("source", sa.String(length=32), nullable=False),
