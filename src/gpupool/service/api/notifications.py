@@ -118,7 +118,7 @@ def _managed(s: Session, caller: Caller) -> list[SubscriptionRow]:
 
 def _paths(s: Session, subs: list[SubscriptionRow]) -> dict[int, str]:
     ids = {sub.tenant_id for sub in subs if sub.tenant_id is not None}
-    return dict(s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(ids))).tuples().all())
+    return dict(s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(ids))).all())
 
 
 @router.post(
@@ -251,7 +251,7 @@ def deliveries(
     before = after(cursor)
     if before is not None:
         q = q.where(DeliveryRow.id < before)
-    rows = s.execute(q).tuples().all()
+    rows = s.execute(q).all()
     ids = [d.id for d, _ in rows]
     history: dict[int, list[AttemptOut]] = {}
     for a in s.scalars(

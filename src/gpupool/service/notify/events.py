@@ -136,7 +136,7 @@ def record(s: Session, events: Iterable[Event], now: int) -> int:
 
 def _scopes(s: Session, subs: Sequence[SubscriptionRow]) -> dict[int, str | None]:
     ids = {sub.tenant_id for sub in subs if sub.tenant_id is not None}
-    paths = dict(s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(ids))).tuples().all())
+    paths = dict(s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(ids))).all())
     return {sub.id: (paths.get(sub.tenant_id, "\x00") if sub.tenant_id is not None else None) for sub in subs}
 
 
@@ -252,9 +252,9 @@ def from_event_log(s: Session, now: int) -> list[Event]:
     jobs = {j.seq: j for j in s.scalars(select(JobRow).where(JobRow.seq.in_(seqs)))}
     paths = _paths(s, {j.project_id for j in jobs.values()})
     users = dict(
-        s.execute(select(UserRow.id, UserRow.name).where(UserRow.id.in_({j.user_id for j in jobs.values()})))
-        .tuples()
-        .all()
+        s.execute(
+            select(UserRow.id, UserRow.name).where(UserRow.id.in_({j.user_id for j in jobs.values()}))
+        ).all()
     )
     out: list[Event] = []
     for r in wanted:
@@ -292,7 +292,7 @@ def from_event_log(s: Session, now: int) -> list[Event]:
 
 
 def _paths(s: Session, ids: set[int]) -> dict[int, str]:
-    return dict(s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(ids))).tuples().all())
+    return dict(s.execute(select(TenantRow.id, TenantRow.path).where(TenantRow.id.in_(ids))).all())
 
 
 # -- the allocations ------------------------------------------------------------------------------
