@@ -10,8 +10,8 @@ allocations already record, each told once; destinations outside the allow-list 
 from __future__ import annotations
 
 import json
-import socket
 import threading
+import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +24,10 @@ from fastapi.testclient import TestClient
 
 from gpupool.service.api.app import create_app
 from gpupool.service.notify.channels import SIGNATURE_HEADER, verify
+from gpupool.service.runtime import Runtime
+from gpupool.service.settings import ServiceSettings
 from tests.service.conftest import Service, free_port, make_service
+from tests.service.fakes import Clock, RecordingExecutor
 from tests.service.test_programme import apply, lead, new_call, ok
 
 HOUR = 3_600_000
@@ -354,10 +357,26 @@ def test_redirects_are_not_followed_and_deliveries_give_up(notified: Service, re
     assert d["last_error"] == "HTTP 302 Found" and len(receiver.got) == attempts
 
 
-def test_unused_port_check() -> None:
-    # the receiver's "down" is a refused connection, not a timeout: the port is closed
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with socket.socket() as c, pytest.raises(ConnectionRefusedError):
-        c.connect(("127.0.0.1", port))
+def test_the_runtime_thread_delivers_without_being_asked(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service that runs its own threads (as ``serve`` does): a failed job reaches the
+    webhook through the loop's thread and the notifier's, with no test calling either."""
+    monkeypatch.setenv("GPUPOOL_WEBHOOK_ALLOW_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("GPUPOOL_NOTIFY_POLL_S", "0.05")
+    executor = RecordingExecutor()
+    settings = ServiceSettings(
+        data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'gpupool.db'}", cycle_interval_ms=20
+    )
+    runtime = Runtime(settings, executors={"*": executor})
+    with TestClient(create_app(runtime)) as client:
+        service = Service(runtime, client, Clock(), executor)
+        subscribe(service, channel="webhook", target=receiver.url, events=["job.failed"])
+        assert service.submit("minjun.kim", project="academia/snu/vision", gpus=1).status_code == 201
+        deadline = time.monotonic() + 20
+        while not executor.launches and time.monotonic() < deadline:
+            time.sleep(0.02)
+        executor.finish(executor.launches[-1].allocation_id, 1)
+        while not receiver.got and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert [e["event"] for e in receiver.events()] == ["job.failed"]
