@@ -278,6 +278,7 @@ def test_destinations_and_rights(notified: Service, receiver: Receiver) -> None:
         ("ftp://127.0.0.1/hook", "must be http:// or https://"),
         ("http://user:pw@127.0.0.1/hook", "user name or password"),
         ("http://127.0.0.1:99999/hook", "not a valid URL"),
+        ("http://127.0.0.1/hook/\u00fc", "must be ASCII"),
     ):
         r = subscribe(service, status=422, channel="webhook", target=target, events=["job.ended"])
         assert says in r["detail"] and r["errors"][0]["field"] == "target", (target, r)

@@ -85,7 +85,7 @@ def post_webhook(url: str, secret: str, message: dict[str, Any], settings: Notif
         resp = conn.getresponse()
         resp.read(65_536)
         status = resp.status
-    except (OSError, http.client.HTTPException) as e:
+    except (OSError, ValueError, http.client.HTTPException) as e:  # ValueError: a bad URL
         return Outcome(False, None, f"{type(e).__name__}: {e}"[:1024], _ms_since(began))
     finally:
         conn.close()
@@ -117,7 +117,7 @@ def send_mail(to: str, message: dict[str, Any], settings: NotifySettings) -> Out
         return Outcome(
             False, e.smtp_code, f"SMTP {e.smtp_code}: {_text(e.smtp_error)}"[:1024], _ms_since(began)
         )
-    except (OSError, smtplib.SMTPException) as e:
+    except (OSError, ValueError, smtplib.SMTPException) as e:
         return Outcome(False, None, f"{type(e).__name__}: {e}"[:1024], _ms_since(began))
     if refused:
         code, why = next(iter(refused.values()))

@@ -61,6 +61,8 @@ def check_webhook(url: str, allow: AllowList) -> str:
         raise Refused("url: longer than 2048 characters")
     if any(c.isspace() or ord(c) < 32 for c in url):
         raise Refused("url: must not contain spaces or control characters")
+    if not url.isascii():
+        raise Refused("url: must be ASCII (percent-encode other characters; IDNA-encode host names)")
     try:
         parts = urlsplit(url)
         port = parts.port
