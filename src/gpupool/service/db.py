@@ -528,3 +528,83 @@ class OutputRow(Base):
     url: Mapped[str] = mapped_column(String(2048))
     reported_by: Mapped[str] = mapped_column(String(64))
     at_ms: Mapped[int] = mapped_column(Ms)
+
+
+# -- notifications: subscriptions, events, deliveries and their attempts (ADR 0013) ------------
+
+
+class SubscriptionRow(Base):
+    """Where to tell whom about which events: a webhook URL or an e-mail address.
+
+    ``secret`` signs each webhook body (HMAC-SHA256, ``X-Gpupool-Signature``); it is shown once
+    when the subscription is made and kept in the clear because signing needs it.
+    """
+
+    __tablename__ = "notification_subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: webhook or email
+    channel: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(2048))
+    #: event kinds (``gpupool.service.notify.events.EventKind`` values)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    #: only events about this tenant or below it; null: every tenant (pool admins only)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_ms: Mapped[int] = mapped_column(Ms)
+
+
+class NotificationEventRow(Base):
+    """Something worth telling, once: ``key`` names it so that it is recorded only once."""
+
+    __tablename__ = "notification_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    #: the project (or other tenant) the event is about; null: none
+    tenant_path: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at_ms: Mapped[int] = mapped_column(Ms)
+
+
+class DeliveryRow(Base):
+    """One event to one subscription: pending until delivered or out of attempts."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscription_id"),
+        Index("ix_notification_deliveries_state_next", "state", "next_attempt_ms"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("notification_events.id"))
+    #: no foreign key: deleting a subscription keeps its record of deliveries
+    subscription_id: Mapped[int] = mapped_column(Integer, index=True)
+    #: pending, delivered, failed (no attempts left), dropped (subscription deleted)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_ms: Mapped[int] = mapped_column(Ms)
+    last_error: Mapped[str] = mapped_column(String(1024), default="")
+    created_ms: Mapped[int] = mapped_column(Ms)
+    delivered_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+
+
+class DeliveryAttemptRow(Base):
+    """One try at a delivery: when, how it went (HTTP status or SMTP reply), the error."""
+
+    __tablename__ = "notification_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("notification_deliveries.id"), index=True)
+    at_ms: Mapped[int] = mapped_column(Ms)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str] = mapped_column(String(1024), default="")
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class NotificationCursorRow(Base):
+    """How far the notifier has read a log (``audit``, ``event_log``): the high-water mark."""
+
+    __tablename__ = "notification_cursors"
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(Ms)

@@ -38,6 +38,7 @@ from gpupool.service.identity import IdentityError, IdentityMap, load_identity_m
 from gpupool.service.local_fleet import machine_scenario
 from gpupool.service.loop import Clock, Loop, wall_clock
 from gpupool.service.metrics import ServiceMetrics
+from gpupool.service.notify.worker import Notifier
 from gpupool.service.refusals import RefusalLog
 from gpupool.service.settings import ServiceSettings
 from gpupool.service.tenant_tree import seed
@@ -112,12 +113,19 @@ class Runtime:
         self._loop: Loop | None = None
         #: the admin token when this start created it (``serve`` prints it once)
         self.new_admin_token: str | None = None
+        self._notifier: Notifier | None = None
 
     @property
     def loop(self) -> Loop:
         if self._loop is None:
             raise RuntimeError("the service is not started")
         return self._loop
+
+    @property
+    def notifier(self) -> Notifier:
+        if self._notifier is None:
+            raise RuntimeError("the service is not started")
+        return self._notifier
 
     def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -147,8 +155,11 @@ class Runtime:
         self._loop.reconcile()
         if self.run_loop:
             self._loop.start()
+        self._notifier = Notifier.for_runtime(self)  # webhooks and e-mail (ADR 0013)
 
     def stop(self) -> None:
+        if self._notifier is not None:
+            self._notifier.stop()
         if self._loop is not None:
             self._loop.stop()
             for ex in self._loop.executors.values():
