@@ -530,7 +530,7 @@ class OutputRow(Base):
     at_ms: Mapped[int] = mapped_column(Ms)
 
 
-# -- notifications: subscriptions, events, deliveries and their attempts (ADR 0013) ------------
+# -- notifications: subscriptions, events, deliveries and their attempts (ADR 0011) ------------
 
 
 class SubscriptionRow(Base):

@@ -155,7 +155,7 @@ class Runtime:
         self._loop.reconcile()
         if self.run_loop:
             self._loop.start()
-        self._notifier = Notifier.for_runtime(self)  # webhooks and e-mail (ADR 0013)
+        self._notifier = Notifier.for_runtime(self)  # webhooks and e-mail (ADR 0011)
 
     def stop(self) -> None:
         if self._notifier is not None:

@@ -181,7 +181,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     for module in (health, metrics, fleet, tenants, users, allocations, jobs, usage, audit):
         app.include_router(module.router)
     programme.install(app)  # /v1/calls and /v1/applications: the national programme (ADR 0010)
-    notifications.install(app)  # /v1/notifications: webhooks and e-mail about events (ADR 0013)
+    notifications.install(app)  # /v1/notifications: webhooks and e-mail about events (ADR 0011)
     oidc.install(app)  # /v1/auth/oidc: people sign in with an identity provider (ADR 0008)
     dashboard.install(app)  # /v1/dashboard/*, /v1/whatif and the series sampler (issue #6)
     mount_dashboard(app)  # the web dashboard at / (issue #6)

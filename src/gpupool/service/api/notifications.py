@@ -1,6 +1,6 @@
 """``/v1/notifications``: subscriptions to events (webhooks and e-mail) and their deliveries.
 
-This module owns the notification routes (ADR 0013). A pool admin subscribes a webhook URL or
+This module owns the notification routes (ADR 0011). A pool admin subscribes a webhook URL or
 an e-mail address to event kinds (``EventKind``), for every tenant or one subtree; an
 organisation or project admin may subscribe only for a tenant they administer. A webhook's
 host must be in ``GPUPOOL_WEBHOOK_ALLOW_HOSTS`` (422 otherwise); e-mail needs an SMTP server

@@ -1,4 +1,4 @@
-"""Notifications: webhooks and e-mail about applications, awards, allocations and jobs (ADR 0013).
+"""Notifications: webhooks and e-mail about applications, awards, allocations and jobs (ADR 0011).
 
 ``events`` turns what the service already records (audit rows, the loop's event log, the
 allocations) into notification events and their deliveries; ``destinations`` decides which

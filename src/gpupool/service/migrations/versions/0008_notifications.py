@@ -1,4 +1,4 @@
-"""Notifications: subscriptions, events, deliveries, attempts and the notifier's cursors (ADR 0013).
+"""Notifications: subscriptions, events, deliveries, attempts and the notifier's cursors (ADR 0011).
 
 Revision ID: 0008
 Revises: 0007
