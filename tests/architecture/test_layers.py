@@ -186,7 +186,6 @@ def _edges(prefix: str) -> tuple[set[str], dict[str, set[str]]]:
     return nodes, edges
 
 
-@pytest.mark.xfail(strict=True, reason="the parts of the cycle import Scheduler until the pool state lands")
 def test_no_import_circle_in_the_core() -> None:
     nodes, edges = _edges("gpupool.core")
     assert _cycles(nodes, edges) == []

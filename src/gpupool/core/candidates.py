@@ -1,6 +1,6 @@
 """Candidate pools: where a job could ever run, and the candidate sets the queue is keyed by.
 
-This module owns, for one ``Scheduler``:
+This module owns, for one fleet's capacity and tenancy (a pool state's ``cands``):
 
 * per pool, the most accelerators one unit of each topology level holds (``unit_gpus``),
   which bounds the gang a pool can ever place within a node, rack, block or cluster;
@@ -16,20 +16,19 @@ Part of the pure core, like the scheduler that drives it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from gpupool.core.fleet import Level
+from gpupool.core.capacity import Capacity
+from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import JobSpec
-
-if TYPE_CHECKING:
-    from gpupool.core.scheduler import Scheduler
+from gpupool.core.tenancy import Tenancy
 
 
 class CandidatePools:
-    """The candidate pools of one scheduler's jobs, and its candidate sets."""
+    """The candidate pools of one pool state's jobs, and its candidate sets."""
 
-    def __init__(self, sched: Scheduler) -> None:
-        self.s = sched
+    def __init__(self, fleet: Fleet, tenancy: Tenancy, capacity: Capacity) -> None:
+        self.fleet = fleet
+        self.tenancy = tenancy
+        self.capacity = capacity
         #: candidate set -> its id
         self.ids: dict[tuple[int, ...], int] = {}
         #: per candidate set id: its pools
@@ -43,11 +42,11 @@ class CandidatePools:
     def unit_capacities(self) -> list[dict[Level, int]]:
         """Per pool: the most accelerators one unit of each topology level holds."""
         out: list[dict[Level, int]] = []
-        for p in self.s.capacity.pools:
+        for p in self.capacity.pools:
             per_rack: dict[int, int] = {}
             per_block: dict[int, int] = {}
             for n in p.nodes:
-                node = self.s.fleet.nodes[n]
+                node = self.fleet.nodes[n]
                 per_rack[node.rack] = per_rack.get(node.rack, 0) + node.gpus
                 per_block[node.block] = per_block.get(node.block, 0) + node.gpus
             rack = max(per_rack.values())
@@ -64,7 +63,7 @@ class CandidatePools:
 
     def of(self, spec: JobSpec, project: int) -> tuple[tuple[int, ...], str]:
         """Pools that could ever hold this job, best first; or () and why none can."""
-        affinity = self.s.tenancy.nodes[project].clusters
+        affinity = self.tenancy.nodes[project].clusters
         sig = (
             spec.models,
             spec.min_memory_gib,
@@ -78,7 +77,7 @@ class CandidatePools:
         got = self.cache.get(sig)
         if got is not None:
             return got
-        cat = self.s.fleet.catalogue
+        cat = self.fleet.catalogue
         for m in spec.models:
             if m not in cat:
                 res: tuple[tuple[int, ...], str] = ((), f"unknown accelerator model {m!r}")
@@ -89,8 +88,8 @@ class CandidatePools:
             allowed = set(affinity) if allowed is None else allowed & set(affinity)
         why = []
         cands = []
-        for p in self.s.capacity.pools:
-            cname = self.s.fleet.clusters[p.cluster].name
+        for p in self.capacity.pools:
+            cname = self.fleet.clusters[p.cluster].name
             model = cat[p.model]
             if allowed is not None and cname not in allowed:
                 continue
@@ -135,5 +134,5 @@ class CandidatePools:
             cid = len(self.sets)
             self.ids[cands] = cid
             self.sets.append(cands)
-            self.models.append(tuple(dict.fromkeys(self.s.capacity.pools[p].model for p in cands)))
+            self.models.append(tuple(dict.fromkeys(self.capacity.pools[p].model for p in cands)))
         return cid

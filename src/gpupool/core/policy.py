@@ -32,10 +32,19 @@ Every key ends in the job's submission sequence number: an explicit tie-break.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Any, ClassVar, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from gpupool.core.scheduler import SchedulerConfig
+
+class _Config(Protocol):
+    """What ``with_policy_defaults`` reads of a ``SchedulerConfig`` (which imports this module)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    policy: str
+    round_ms: int
+    min_runtime_ms: int
+
+
+C = TypeVar("C", bound=_Config)
 
 #: Gavel's round: 360 s (Narayanan et al., OSDI'20, section 7).
 GAVEL_ROUND_MS = 360_000
@@ -99,7 +108,7 @@ def get_policy(name: str) -> Policy:
         raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})") from None
 
 
-def with_policy_defaults(cfg: SchedulerConfig) -> SchedulerConfig:
+def with_policy_defaults(cfg: C) -> C:
     """Fill in what a policy needs and the user left at zero.
 
     ``las`` re-ranks as service accrues, so it needs rounds (a decision every minute), and
