@@ -56,7 +56,7 @@ class RoundMechanism:
     def __init__(self, state: PoolState, preemptor: Preemptor) -> None:
         self.state = state
         self.preemptor = preemptor
-        self.objective = state.policy.allocation
+        self.objective = state.policy.objective
         self.aware = state.policy.aware
         pools = state.capacity.pools
         self.models: list[str] = list(dict.fromkeys(p.model for p in pools))

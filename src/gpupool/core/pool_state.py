@@ -38,12 +38,11 @@ from gpupool.core.fleet import Fleet
 from gpupool.core.job import PRIORITY_CLASSES, JobError, JobSpec
 from gpupool.core.job_state import PENDING, RUNNING, JobState, remaining, walltime
 from gpupool.core.ledger import Ledger
-from gpupool.core.policy import Policy
+from gpupool.core.policies.base import Policy
 from gpupool.core.running_groups import RunningGroups
 from gpupool.core.scheduler_config import SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.core.throughput import ThroughputTable
-from gpupool.core.tiresias import key as tiresias_key
 from gpupool.core.wait_index import WaitIndex
 
 PREEMPTIBLE_RANK = PRIORITY_CLASSES["preemptible"]
@@ -206,16 +205,7 @@ class PoolState:
 
     def static_key(self, j: JobState) -> tuple[float, ...]:
         """The policy's order of a pending job, fixed while it waits."""
-        k = self.policy.key
-        if k == "submit":
-            return (j.spec.submit_ms, j.seq)
-        if k == "duration":
-            return (j.spec.duration_hint_ms, j.spec.submit_ms, j.seq)
-        if k == "remaining":
-            return (self.remaining(j), j.spec.submit_ms, j.seq)
-        if k == "queue":
-            return tiresias_key(j.attained, j, self.config.tiresias)
-        return (j.attained, j.spec.submit_ms, j.seq)
+        return self.policy.static_key(j, self.config)
 
     def pending_jobs(self) -> list[JobState]:
         """Pending jobs in policy order (static keys; fair-share prefixes not applied)."""

@@ -50,7 +50,7 @@ from gpupool.core.job_state import DONE as DONE
 from gpupool.core.job_state import PENDING as PENDING
 from gpupool.core.job_state import RUNNING as RUNNING
 from gpupool.core.job_state import JobState as JobState
-from gpupool.core.policy import Policy, get_policy
+from gpupool.core.policies import Pass, Policy, get_policy
 from gpupool.core.pool_state import PREEMPTIBLE_RANK, PoolState, Refusal
 from gpupool.core.preemption import Preemptor
 from gpupool.core.queue_pass import QueuePass
@@ -81,9 +81,10 @@ class Scheduler:
         self._preemption = Preemptor(state)
         self._waits = WaitingJobs(state, self._preemption)
         self._queue_pass = QueuePass(state, self._fairshare, self._preemption, self._waits)
-        self._rounds = RoundMechanism(state, self._preemption) if self.policy.allocation else None
-        self._wanted = WantedSetPass(state, self._preemption) if self.policy.preemptive else None
-        self._promoter = Promoter(self.config.tiresias) if self.policy.key == "queue" else None
+        cycle = self.policy.cycle
+        self._rounds = RoundMechanism(state, self._preemption) if cycle is Pass.ROUNDS else None
+        self._wanted = WantedSetPass(state, self._preemption) if cycle is Pass.WANTED_SET else None
+        self._promoter = Promoter(self.config.tiresias) if self.policy.promotes else None
 
     # -- public API ----------------------------------------------------------------------
 
@@ -145,8 +146,8 @@ class Scheduler:
                     j = state.by_seq[seq]
                     self._preemption.preempt(j, now, out, Reason.NODE_DOWN, f"node {ev.node} is down")
         elif isinstance(ev, Tick):
-            if self.policy.key in ("attained", "queue"):
-                # attained service grows with time: the order may change anywhere
+            if self.policy.ages:
+                # the order changes with time alone (attained service): anywhere
                 state.dirty.update(range(len(self.capacity.pools)))
             if self._promoter is not None:
                 self._promoter.promote(state, now)

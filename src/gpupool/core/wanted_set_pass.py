@@ -18,7 +18,6 @@ from gpupool.core.decisions import Decision, Reason
 from gpupool.core.job_state import JobState
 from gpupool.core.pool_state import PoolState
 from gpupool.core.preemption import Preemptor
-from gpupool.core.tiresias import key as tiresias_key
 
 
 class WantedSetPass:
@@ -53,19 +52,13 @@ class WantedSetPass:
         pools = state.capacity.pools
         left = [p.schedulable for p in pools]
         total_left = sum(left[p] for p in relevant)
-        key = state.policy.key
+        running_key, config = state.policy.running_key, state.config
         by_seq = state.by_seq
         running: list[tuple[tuple[float, ...], int, JobState]] = []
         for pi in relevant:
             for end, seq in state.running_by_pool[pi]:
                 j = by_seq[seq]
-                if key == "remaining":
-                    k: tuple[float, ...] = (max(0, end - now), j.spec.submit_ms, seq)
-                elif key == "queue":
-                    k = tiresias_key(j.attained + (now - j.start_ms) * j.gpus, j, state.config.tiresias)
-                else:
-                    k = (j.attained + (now - j.start_ms) * j.gpus, j.spec.submit_ms, seq)
-                running.append((k, 0, j))
+                running.append((running_key(j, end, now, config), 0, j))
         running.sort(key=lambda t: (t[0], t[1]))
         # Each sub-queue is already sorted by static key: merge them lazily, so a cycle
         # only looks at as many pending jobs as it can use.
