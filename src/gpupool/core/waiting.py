@@ -105,7 +105,7 @@ class WaitingJobs:
         cyc: CycleScratch,
         job: JobState | None,
     ) -> bool:
-        """Would ``_try_start`` fail for a job on ``pools``, with a reason its signature says?
+        """Would ``QueuePass.try_start`` fail for a job on ``pools``, with a reason its signature says?
 
         For every job of g_min..g_max accelerators and a walltime of at least wall_min
         (``job``: the one job asked about, else none of the holders). ``holder`` None:
