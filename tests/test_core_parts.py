@@ -39,8 +39,8 @@ def state_of(policy: str = "fairshare", **kw: object) -> PoolState:
 
 def admitted(state: PoolState, id: str, gpus: int, project: str = "p", **kw: object) -> JobState:
     spec = job(id, gpus, project, **kw)  # type: ignore[arg-type]
-    p, cands = state.admit(spec)
-    j = state.new_job(spec, p, cands, spec.rank)
+    p, cands, cset = state.admit(spec)
+    j = state.new_job(spec, p, cands, spec.rank, cset)
     state.enqueue(j)
     return j
 

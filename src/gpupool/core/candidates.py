@@ -6,8 +6,8 @@ This module owns, for one fleet's capacity and tenancy (a pool state's ``cands``
   which bounds the gang a pool can ever place within a node, rack, block or cluster;
 * a job's candidate pools (``of``): the pools whose model, memory, software stack, node
   size, topology and clusters (the job's and its tenant's affinity) could ever hold it,
-  best first, or why none can; memoised per request signature, since a national queue
-  repeats a few hundred shapes;
+  best first, with the id of that candidate set, or why none can; memoised per request
+  signature, since a national queue repeats a few hundred shapes;
 * the ids of candidate sets (``set_id``), the first part of a sub-queue's key, with each
   set's pools (``sets``) and its accelerator models (``models``).
 
@@ -35,8 +35,8 @@ class CandidatePools:
         self.sets: list[tuple[int, ...]] = []
         #: per candidate set id: its accelerator models, each once, in candidate order
         self.models: list[tuple[str, ...]] = []
-        #: request signature -> (candidate pools, why none)
-        self.cache: dict[tuple[object, ...], tuple[tuple[int, ...], str]] = {}
+        #: request signature -> (candidate pools, why none, candidate set id or -1)
+        self.cache: dict[tuple[object, ...], tuple[tuple[int, ...], str, int]] = {}
         self.unit_gpus = self.unit_capacities()
 
     def unit_capacities(self) -> list[dict[Level, int]]:
@@ -61,8 +61,9 @@ class CandidatePools:
             )
         return out
 
-    def of(self, spec: JobSpec, project: int) -> tuple[tuple[int, ...], str]:
-        """Pools that could ever hold this job, best first; or () and why none can."""
+    def of(self, spec: JobSpec, project: int) -> tuple[tuple[int, ...], str, int]:
+        """Pools that could ever hold this job, best first, and their set's id (``set_id``);
+        or (), why none can, and -1."""
         affinity = self.tenancy.nodes[project].clusters
         sig = (
             spec.models,
@@ -80,7 +81,7 @@ class CandidatePools:
         cat = self.fleet.catalogue
         for m in spec.models:
             if m not in cat:
-                res: tuple[tuple[int, ...], str] = ((), f"unknown accelerator model {m!r}")
+                res: tuple[tuple[int, ...], str, int] = ((), f"unknown accelerator model {m!r}", -1)
                 self.cache[sig] = res
                 return res
         allowed = set(spec.clusters) if spec.clusters else None
@@ -121,9 +122,10 @@ class CandidatePools:
                 if spec.models:
                     what.append(f"models {list(spec.models)}")
                 why.append("no accelerators match " + (" and ".join(what) or "the request"))
-            res = ((), "unschedulable because " + "; ".join(dict.fromkeys(why)))
+            res = ((), "unschedulable because " + "; ".join(dict.fromkeys(why)), -1)
         else:
-            res = (tuple(cands), "")
+            found = tuple(cands)
+            res = (found, "", self.set_id(found))
         self.cache[sig] = res
         return res
 

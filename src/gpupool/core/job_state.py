@@ -40,6 +40,8 @@ class JobState:
     preemptions: int = 0
     reason: Reason = Reason.QUEUED
     detail: str = ""
+    #: the id of its candidate set (``CandidatePools.set_id``): the first part of ``qkey``
+    cset: int = -1
     qkey: tuple[int, int, int] = (0, 0, 0)
     skey: tuple[float, ...] = ()
     reserved_start: int = -1

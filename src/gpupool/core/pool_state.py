@@ -224,26 +224,33 @@ class PoolState:
 
     # -- jobs entering and leaving -------------------------------------------------------
 
-    def admit(self, spec: JobSpec) -> tuple[int, tuple[int, ...]]:
-        """May ``spec`` enter: its project's index and candidate pools; else ``Refusal``."""
+    def admit(self, spec: JobSpec) -> tuple[int, tuple[int, ...], int]:
+        """May ``spec`` enter: its project's index, candidate pools and their set's id; else
+        ``Refusal``."""
         try:
             spec.validate()
         except JobError as e:
             raise Refusal(Reason.INVALID, str(e)) from None
         if spec.id in self.jobs:
             raise Refusal(Reason.INVALID, f"job {spec.id!r} already exists")
-        project = self.resolve(spec.project)
+        # the memo of ``resolve``, inline: this runs once per submission
+        resolved = self._resolved
+        project = resolved[spec.project] if spec.project in resolved else self.resolve(spec.project)
         if project is None:
             raise Refusal(Reason.UNKNOWN_PROJECT, f"unknown project {spec.project!r}")
-        cands, why = self.cands.of(spec, project)
+        cands, why, cset = self.cands.of(spec, project)
         if not cands:
             raise Refusal(Reason.UNSCHEDULABLE, why)
-        return project, cands
+        return project, cands, cset
 
-    def new_job(self, spec: JobSpec, project: int, cands: tuple[int, ...], rank: int) -> JobState:
-        """A job enters the state (neither queued nor running yet)."""
+    def new_job(
+        self, spec: JobSpec, project: int, cands: tuple[int, ...], rank: int, cset: int = -1
+    ) -> JobState:
+        """A job enters the state (neither queued nor running yet); ``cset``: the id of
+        ``cands`` if known."""
         self.seq += 1
         j = JobState(spec, self.seq, project, cands, rank)
+        j.cset = cset if cset >= 0 else self.cands.set_id(cands)
         self.jobs[spec.id] = j
         self.by_seq[j.seq] = j
         return j
@@ -257,8 +264,8 @@ class PoolState:
 
     def enqueue(self, j: JobState) -> None:
         j.status = PENDING
-        j.skey = self.static_key(j)
-        j.qkey = (self.cands.set_id(j.candidates), j.project, j.rank if self.policy.by_rank else 0)
+        j.skey = self.policy.static_key(j, self.config)
+        j.qkey = (j.cset, j.project, j.rank if self.policy.by_rank else 0)
         q = self.queues.get(j.qkey)
         if q is None:
             q = self.queues[j.qkey] = SortedList()

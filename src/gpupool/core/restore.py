@@ -20,7 +20,7 @@ from gpupool.core.job import JobSpec
 from gpupool.core.pool_state import PoolState, Refusal
 
 
-def _admit(state: PoolState, spec: JobSpec) -> tuple[int, tuple[int, ...]]:
+def _admit(state: PoolState, spec: JobSpec) -> tuple[int, tuple[int, ...], int]:
     """``PoolState.admit``, its refusal as the ValueError a restore raises."""
     try:
         return state.admit(spec)
@@ -47,8 +47,8 @@ def restore_pending(
     and ``srtf`` order it as before the restart. No decision, no cycle. ValueError if the
     job is invalid, its project is unknown or it could never be placed.
     """
-    project, cands = _admit(state, spec)
-    j = state.new_job(spec, project, cands, spec.rank)
+    project, cands, cset = _admit(state, spec)
+    j = state.new_job(spec, project, cands, spec.rank, cset)
     j.attempt, j.run_ms, j.attained, j.preemptions = attempt, run_ms, attained, preemptions
     if preemptions:
         j.reason = Reason.PREEMPTED
@@ -74,7 +74,7 @@ def restore_running(
     only candidate.
     """
     try:
-        project, cands = state.admit(spec)
+        project, cands, _ = state.admit(spec)
     except Refusal as e:
         if e.reason is not Reason.UNSCHEDULABLE:
             _admit(state, spec)  # raises the restore's error for this refusal

@@ -159,7 +159,7 @@ class Scheduler:
     def _submit(self, spec: JobSpec, now: int, out: list[Decision]) -> None:
         state = self.state
         try:
-            project, cands = state.admit(spec)
+            project, cands, cset = state.admit(spec)
         except Refusal as e:
             out.append(Reject(spec.id, e.reason, e.detail))
             return
@@ -170,7 +170,7 @@ class Scheduler:
                 out.append(Reject(spec.id, Reason.OVER_BUDGET, f"{over} is past its GPU-hour budget"))
                 return
             rank = PREEMPTIBLE_RANK
-        j = state.new_job(spec, project, cands, rank)
+        j = state.new_job(spec, project, cands, rank, cset)
         if over is not None:
             j.reason, j.detail = Reason.OVER_BUDGET, f"{over} is past its budget: runs as preemptible"
         state.enqueue(j)
