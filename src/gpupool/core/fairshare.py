@@ -7,7 +7,7 @@ and the project's decayed usage over each tree node's weight along its path. Thi
 owns, for one pool state (``gpupool.core.pool_state``):
 
 * the prefixes of a cycle (``first_prefixes`` when it starts, ``prefix`` after each start,
-  stop or queue change), memoised while the state's ``version`` holds (``Memo``);
+  stop or queue change), memoised until the state changes (``Memo``);
 * the usage part per project (``fair_key``), each tree node's decayed usage computed once
   per instant (usage decays with time only, and a change at ``now`` does not move the
   value at ``now``);
@@ -65,7 +65,7 @@ class FairShareOrder:
         self.decayed.clear()
         self.at = now
         fair_keys, within_of, held_ver = self.keys, self.within, self.state.held_ver
-        put, guarantees = self.prefixes.put, self.guarantees
+        prefixes, guarantees = self.prefixes, self.guarantees
         for qkey, q in self.state.queues.items():
             cursor[qkey] = 0
             head = q[0]
@@ -80,7 +80,7 @@ class FairShareOrder:
             fair = fair_keys.get(project)
             if fair is None:
                 fair = self.fair_key(project, now)
-            prefix = put(qkey, (qkey[2], within, *fair))
+            prefix = prefixes[qkey] = (qkey[2], within, *fair)
             heap.append(((*prefix, *head), head[-1], qkey))
 
     def prefix(self, qkey: tuple[int, int, int], now: int) -> tuple[float, ...]:

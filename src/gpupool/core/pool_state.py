@@ -16,10 +16,10 @@ subject as data), and ``trial`` (capacity changes that are rolled back unless ke
 manner of KAI-Scheduler's ``Statement``). Submission and restore after a restart go
 through the same ones.
 
-The memo rule lives here too (``Memo``): ``version`` is bumped by every change a cycle's
-memos may read (a start, a stop, a queue change, a reservation: what moves a tenant's usage,
-a sub-queue's head or a pool's free count), and a memoised value is valid while the version
-it was computed at holds.
+The memo rule lives here too (``Memo``): every change a cycle's memos may read (a start, a
+stop, a queue change, a reservation: what moves a tenant's usage, a sub-queue's head or a
+pool's free count) goes through ``touch``, which bumps ``version`` and empties every memo
+made on the state, so a memoised value is valid exactly while nothing has changed.
 
 Part of the pure core.
 """
@@ -27,7 +27,7 @@ Part of the pure core.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Any, TypeVar
 
 from sortedcontainers import SortedList
 
@@ -60,31 +60,24 @@ class Refusal(ValueError):
         self.detail = detail
 
 
-class Memo(Generic[K, V]):
-    """Values computed from the pool state, each valid while the state's ``version`` holds.
+class Memo(dict[K, V]):
+    """Values computed from the pool state, valid until the state changes.
 
-    The one place the rule is written: every memo of a cycle's parts is one of these.
+    The one place the rule is written: the state empties every memo made on it at each
+    change a memo may read (``PoolState.touch``), so a value found is current. Reads are a
+    plain ``dict.get`` (the fair-share order and the bulk pass read these ~3,000 times a
+    cycle); ``put`` stores and returns a value.
     """
 
-    __slots__ = ("_state", "_values")
+    __slots__ = ()
 
     def __init__(self, state: PoolState) -> None:
-        self._state = state
-        self._values: dict[K, tuple[int, V]] = {}
-
-    def get(self, key: K) -> V | None:
-        """The value memoised for ``key`` if the state has not changed since; else None."""
-        got = self._values.get(key)
-        if got is not None and got[0] == self._state.version:
-            return got[1]
-        return None
+        super().__init__()
+        state.memos.append(self)
 
     def put(self, key: K, value: V) -> V:
-        self._values[key] = (self._state.version, value)
+        self[key] = value
         return value
-
-    def clear(self) -> None:
-        self._values.clear()
 
 
 class Trial:
@@ -166,8 +159,10 @@ class PoolState:
         self._resolved: dict[str, int | None] = {}
         #: "A/B" labels of the models of a set of pools (reason details and wait subjects)
         self._model_labels: dict[tuple[int, ...], str] = {}
-        #: bumped by every change a memo may read (see the module docstring and ``Memo``)
+        #: bumped by every change a memo may read (``touch``; see the module docstring)
         self.version = 0
+        #: every ``Memo`` made on this state (``touch`` empties them)
+        self.memos: list[Memo[Any, Any]] = []
         #: pools whose jobs or capacity changed since the last cycle (preemptive policies
         #: re-decide only there: elsewhere the wanted set cannot have changed)
         self.dirty: set[int] = set()
@@ -273,7 +268,7 @@ class PoolState:
         if j.wait_sig is not None:
             self.waits.add(j)
         self.pending += 1
-        self.version += 1
+        self.touch()
 
     def dequeue(self, j: JobState) -> None:
         q = self.queues[j.qkey]
@@ -283,11 +278,15 @@ class PoolState:
         if j.wait_sig is not None:
             self.waits.remove(j)
         self.pending -= 1
-        self.version += 1
+        self.touch()
 
     def touch(self) -> None:
-        """Something a memo reads changed outside the primitives (a reservation was made or used)."""
+        """Something a memo may read changed: every primitive that changes the state calls
+        this, and so does a cycle that makes or uses a reservation."""
         self.version += 1
+        for memo in self.memos:
+            if memo:
+                memo.clear()
 
     # -- running -------------------------------------------------------------------------
 
@@ -333,7 +332,7 @@ class PoolState:
         model = self.capacity.pools[pool].model
         self.ledger.change(j.project, model, j.gpus, at, self.usage_rate(j.spec, model))
         self.held_changed(j.project)
-        self.version += 1
+        self.touch()
 
     def stop(self, j: JobState, now: int, released: bool = False) -> None:
         """Bookkeeping of a running job that stops (``released``: its accelerators already are)."""
@@ -351,7 +350,7 @@ class PoolState:
         rate = self.usage_rate(j.spec, p.model)
         self.ledger.change(j.project, p.model, -j.gpus, now, None if rate is None else -rate)
         self.held_changed(j.project)
-        self.version += 1
+        self.touch()
         ran = now - j.start_ms
         j.run_ms += ran
         j.attained += ran * j.gpus
