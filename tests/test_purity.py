@@ -1,4 +1,4 @@
-"""The core is pure: no I/O, no wall clock, no threads, no global randomness (DESIGN.md s.4)."""
+"""The core is pure: no I/O, no clock, no threads, no global randomness (docs/adr/0001-core-and-twin.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ FORBIDDEN_CALLS = {"open", "print", "input", "exec", "eval", "hash"}
 
 def test_core_modules_import_no_io_clock_or_randomness() -> None:
     offenders = []
-    for path in sorted(CORE.glob("*.py")):
+    for path in sorted(CORE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             names: list[str] = []
@@ -40,7 +40,7 @@ def test_core_modules_import_no_io_clock_or_randomness() -> None:
 
 def test_core_has_no_simulation_switch() -> None:
     # "No `if simulate:` anywhere": no identifier in the core mentions simulation.
-    for path in CORE.glob("*.py"):
+    for path in CORE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             ident = (
                 node.id if isinstance(node, ast.Name)

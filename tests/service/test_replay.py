@@ -1,7 +1,8 @@
 """A live event log replayed through a fresh core gives the very decisions the live loop made.
 
-DESIGN.md: "The same events and seed give the same decisions, in the simulator and live. A
-test replays a live event log through the simulator and compares decision streams." The
+The core is one pure function of its events (docs/adr/0001-core-and-twin.md): the same
+events and seed give the same decisions, in the simulator and live, so a test replays a live
+event log and compares the decision streams. The
 scenario goes through the API and the executor (submissions of several projects and sizes,
 finishes, a failure, cancels of a pending and of a running job, a drain); then a
 ``Scheduler`` built from the same fleet and tenancy is fed the logged events at their logged

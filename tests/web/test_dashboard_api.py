@@ -18,8 +18,8 @@ from sqlalchemy import update
 from gpupool.service.api.app import create_app
 from gpupool.service.db import JobRow, UsageRow
 from gpupool.service.executors.gpus import GpuSample
+from gpupool.service.sampler import SeriesSampler
 from gpupool.web import CSP, STATIC_DIR
-from gpupool.web.sampler import SeriesSampler
 from tests.service.conftest import Service, make_service
 from tests.service.fakes import RecordingExecutor
 

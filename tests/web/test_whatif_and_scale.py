@@ -13,8 +13,8 @@ from sqlalchemy import insert, select
 
 from gpupool.service.api.dashboard.queue import encode_cursor
 from gpupool.service.db import JobRow, TenantRow, UserRow
-from gpupool.web.sampler import _p95_ms
-from gpupool.web.whatif import WhatIfRuns, report_figures
+from gpupool.service.sampler import _p95_ms
+from gpupool.service.whatif import WhatIfRuns, report_figures
 from tests.service.conftest import Service
 
 SMALL = {"fleet": "demo", "workload": "synthetic", "load": 0.5, "hours": 1, "seed": 3, "policies": ["fifo"]}

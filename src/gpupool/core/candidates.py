@@ -1,13 +1,13 @@
 """Candidate pools: where a job could ever run, and the candidate sets the queue is keyed by.
 
-This module owns, for one ``Scheduler``:
+This module owns, for one fleet's capacity and tenancy (a pool state's ``cands``):
 
 * per pool, the most accelerators one unit of each topology level holds (``unit_gpus``),
   which bounds the gang a pool can ever place within a node, rack, block or cluster;
 * a job's candidate pools (``of``): the pools whose model, memory, software stack, node
   size, topology and clusters (the job's and its tenant's affinity) could ever hold it,
-  best first, or why none can; memoised per request signature, since a national queue
-  repeats a few hundred shapes;
+  best first, with the id of that candidate set, or why none can; memoised per request
+  signature, since a national queue repeats a few hundred shapes;
 * the ids of candidate sets (``set_id``), the first part of a sub-queue's key, with each
   set's pools (``sets``) and its accelerator models (``models``).
 
@@ -16,38 +16,37 @@ Part of the pure core, like the scheduler that drives it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from gpupool.core.fleet import Level
+from gpupool.core.capacity import Capacity
+from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import JobSpec
-
-if TYPE_CHECKING:
-    from gpupool.core.scheduler import Scheduler
+from gpupool.core.tenancy import Tenancy
 
 
 class CandidatePools:
-    """The candidate pools of one scheduler's jobs, and its candidate sets."""
+    """The candidate pools of one pool state's jobs, and its candidate sets."""
 
-    def __init__(self, sched: Scheduler) -> None:
-        self.s = sched
+    def __init__(self, fleet: Fleet, tenancy: Tenancy, capacity: Capacity) -> None:
+        self.fleet = fleet
+        self.tenancy = tenancy
+        self.capacity = capacity
         #: candidate set -> its id
         self.ids: dict[tuple[int, ...], int] = {}
         #: per candidate set id: its pools
         self.sets: list[tuple[int, ...]] = []
         #: per candidate set id: its accelerator models, each once, in candidate order
         self.models: list[tuple[str, ...]] = []
-        #: request signature -> (candidate pools, why none)
-        self.cache: dict[tuple[object, ...], tuple[tuple[int, ...], str]] = {}
+        #: request signature -> (candidate pools, why none, candidate set id or -1)
+        self.cache: dict[tuple[object, ...], tuple[tuple[int, ...], str, int]] = {}
         self.unit_gpus = self.unit_capacities()
 
     def unit_capacities(self) -> list[dict[Level, int]]:
         """Per pool: the most accelerators one unit of each topology level holds."""
         out: list[dict[Level, int]] = []
-        for p in self.s.capacity.pools:
+        for p in self.capacity.pools:
             per_rack: dict[int, int] = {}
             per_block: dict[int, int] = {}
             for n in p.nodes:
-                node = self.s.fleet.nodes[n]
+                node = self.fleet.nodes[n]
                 per_rack[node.rack] = per_rack.get(node.rack, 0) + node.gpus
                 per_block[node.block] = per_block.get(node.block, 0) + node.gpus
             rack = max(per_rack.values())
@@ -62,9 +61,10 @@ class CandidatePools:
             )
         return out
 
-    def of(self, spec: JobSpec, project: int) -> tuple[tuple[int, ...], str]:
-        """Pools that could ever hold this job, best first; or () and why none can."""
-        affinity = self.s.tenancy.nodes[project].clusters
+    def of(self, spec: JobSpec, project: int) -> tuple[tuple[int, ...], str, int]:
+        """Pools that could ever hold this job, best first, and their set's id (``set_id``);
+        or (), why none can, and -1."""
+        affinity = self.tenancy.nodes[project].clusters
         sig = (
             spec.models,
             spec.min_memory_gib,
@@ -78,10 +78,10 @@ class CandidatePools:
         got = self.cache.get(sig)
         if got is not None:
             return got
-        cat = self.s.fleet.catalogue
+        cat = self.fleet.catalogue
         for m in spec.models:
             if m not in cat:
-                res: tuple[tuple[int, ...], str] = ((), f"unknown accelerator model {m!r}")
+                res: tuple[tuple[int, ...], str, int] = ((), f"unknown accelerator model {m!r}", -1)
                 self.cache[sig] = res
                 return res
         allowed = set(spec.clusters) if spec.clusters else None
@@ -89,8 +89,8 @@ class CandidatePools:
             allowed = set(affinity) if allowed is None else allowed & set(affinity)
         why = []
         cands = []
-        for p in self.s.capacity.pools:
-            cname = self.s.fleet.clusters[p.cluster].name
+        for p in self.capacity.pools:
+            cname = self.fleet.clusters[p.cluster].name
             model = cat[p.model]
             if allowed is not None and cname not in allowed:
                 continue
@@ -122,9 +122,10 @@ class CandidatePools:
                 if spec.models:
                     what.append(f"models {list(spec.models)}")
                 why.append("no accelerators match " + (" and ".join(what) or "the request"))
-            res = ((), "unschedulable because " + "; ".join(dict.fromkeys(why)))
+            res = ((), "unschedulable because " + "; ".join(dict.fromkeys(why)), -1)
         else:
-            res = (tuple(cands), "")
+            found = tuple(cands)
+            res = (found, "", self.set_id(found))
         self.cache[sig] = res
         return res
 
@@ -135,5 +136,5 @@ class CandidatePools:
             cid = len(self.sets)
             self.ids[cands] = cid
             self.sets.append(cands)
-            self.models.append(tuple(dict.fromkeys(self.s.capacity.pools[p].model for p in cands)))
+            self.models.append(tuple(dict.fromkeys(self.capacity.pools[p].model for p in cands)))
         return cid

@@ -2,7 +2,7 @@
 
 This module owns the mutable occupancy of every node (which accelerators are free, which
 nodes are down or drained) and the indexes that make a placement decision O(log n) rather
-than O(nodes) (DESIGN.md section 5):
+than O(nodes) (national scale: ``docs/adr/0004-national-scale-fairness-and-throughput.md``):
 
 - a *pool* is the nodes of one accelerator model and one node size in one cluster;
 - per pool, nodes are bucketed by their free count (a set per count), so a best-fit

@@ -15,27 +15,25 @@ loop calls this every few seconds.
 from __future__ import annotations
 
 from bisect import insort
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from gpupool.core.scheduler import Scheduler
+from gpupool.core.pool_state import PoolState
 
 
 def _end(release: tuple[int, int]) -> int:
     return release[0]
 
 
-def estimate_starts(sched: Scheduler, now: int) -> dict[str, int | None]:
-    """An estimated start (ms) for every pending job of ``sched``; None where none can be given."""
-    by_seq = sched._by_seq
+def estimate_starts(state: PoolState, now: int) -> dict[str, int | None]:
+    """An estimated start (ms) for every pending job of ``state``; None where none can be given."""
+    by_seq = state.by_seq
     releases: list[list[tuple[int, int]]] = [
-        [(end, by_seq[s].gpus) for end, s in rl] for rl in sched._running_by_pool
+        [(end, by_seq[s].gpus) for end, s in rl] for rl in state.running_by_pool
     ]
-    free = [p.free for p in sched.capacity.pools]
+    free = [p.free for p in state.capacity.pools]
     cursor = [0] * len(free)
     clock = [now] * len(free)
     out: dict[str, int | None] = {}
-    for j in sched.pending_jobs():
+    for j in state.pending_jobs():
         g = j.gpus
         best: int | None = None
         best_pool = -1
@@ -63,5 +61,5 @@ def estimate_starts(sched: Scheduler, now: int) -> dict[str, int | None]:
             clock[best_pool] = best
         # the job itself releases its accelerators after its walltime: after every release
         # that ends no later (the order the swapping kept), never before the cursor
-        insort(rel, (best + sched._walltime(j), g), lo=cur, key=_end)
+        insort(rel, (best + state.walltime(j), g), lo=cur, key=_end)
     return out

@@ -1,6 +1,6 @@
 """Heterogeneity-aware scheduling: Gavel's round-based mechanism and placement preferences.
 
-This module owns how the scheduler acts on an allocation matrix X[job][model] (computed by
+This module owns how a pool state is acted on by an allocation matrix X[job][model] (computed by
 ``gpupool.core.allocation``) when its policy is round-based (``gavel-las``, ``gavel-fifo``,
 ``gavel-ftf``, ``gavel-makespan`` and the agnostic ``maxmin`` and ``ftf``):
 
@@ -20,7 +20,7 @@ This module owns how the scheduler acts on an allocation matrix X[job][model] (c
   ones, so portable work absorbs demand that only the fast accelerators could serve.
 
 It is part of the pure core: it keeps per-job accounting (time received per model, work
-done in reference time) derived only from the scheduler's events and ``now``.
+done in reference time) derived only from the pool state's events and ``now``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from itertools import islice
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -36,9 +35,11 @@ import numpy.typing as npt
 from gpupool.core import allocation
 from gpupool.core.accelerator import DEFAULT_CLASS
 from gpupool.core.decisions import Decision, Reason
-
-if TYPE_CHECKING:
-    from gpupool.core.scheduler import JobState, Scheduler
+from gpupool.core.job_state import PENDING as _PENDING
+from gpupool.core.job_state import RUNNING as _RUNNING
+from gpupool.core.job_state import JobState
+from gpupool.core.pool_state import PoolState
+from gpupool.core.preemption import Preemptor
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -47,22 +48,21 @@ BoolArray = npt.NDArray[np.bool_]
 _STRICT = frozenset({"fifo"})
 #: pending jobs looked at per fill between rounds (work conservation is best effort there)
 FILL_DEPTH = 32
-#: JobState.status codes (the scheduler's PENDING and RUNNING; not imported: it imports us)
-_PENDING, _RUNNING = 0, 1
 
 
 class RoundMechanism:
-    """Gavel's round-based time sharing of one scheduler's fleet, by accelerator model."""
+    """Gavel's round-based time sharing of one pool state's fleet, by accelerator model."""
 
-    def __init__(self, sched: Scheduler) -> None:
-        self.s = sched
-        self.objective = sched.policy.allocation
-        self.aware = sched.policy.aware
-        pools = sched.capacity.pools
+    def __init__(self, state: PoolState, preemptor: Preemptor) -> None:
+        self.state = state
+        self.preemptor = preemptor
+        self.objective = state.policy.objective
+        self.aware = state.policy.aware
+        pools = state.capacity.pools
         self.models: list[str] = list(dict.fromkeys(p.model for p in pools))
         index = {m: i for i, m in enumerate(self.models)}
         self.pool_model = [index[p.model] for p in pools]
-        table = sched.throughputs
+        table = state.throughputs
         #: how fast a typical job runs on each model (the default class)
         self._value = np.asarray([table.speed(DEFAULT_CLASS, m) for m in self.models])
         # Aware policies fill the fastest model first (Gavel: V100, P100, K80).
@@ -100,7 +100,7 @@ class RoundMechanism:
     def _thr_of(self, j: JobState) -> FloatArray:
         got = self._thr.get(j.seq)
         if got is None:
-            speeds = self.s.throughputs.speeds(j.spec.workload_class, self.models, j.gpus)
+            speeds = self.state.throughputs.speeds(j.spec.workload_class, self.models, j.gpus)
             got = self._thr[j.seq] = np.asarray(speeds, dtype=np.float64)
         return got
 
@@ -115,9 +115,9 @@ class RoundMechanism:
 
     def _account(self, now: int) -> None:
         """Add the time each running job ran since the last cycle to its model's counters."""
-        half = max(self.s.config.round_ms, 1) / 2.0
+        half = max(self.state.config.round_ms, 1) / 2.0
         k = len(self.models)
-        for j in self.s.running.values():
+        for j in self.state.running.values():
             since = max(j.start_ms, self._acct.get(j.seq, j.start_ms))
             dt = now - since
             if dt <= 0:
@@ -132,14 +132,14 @@ class RoundMechanism:
 
     def _remaining(self, j: JobState) -> float:
         """Reference-model work left: the duration estimate minus the work done so far."""
-        return max(1.0, float(self.s._walltime(j)) - self._work.get(j.seq, 0.0))
+        return max(1.0, float(self.state.walltime(j)) - self._work.get(j.seq, 0.0))
 
     # -- the allocation ------------------------------------------------------------------
 
     def _reallocate(self, jobs: list[JobState], now: int) -> None:
         """Recompute X for ``jobs`` (arrival order) and reset the received-time counters."""
         k = len(self.models)
-        half = max(self.s.config.round_ms, 1) / 2.0
+        half = max(self.state.config.round_ms, 1) / 2.0
         live = {j.seq for j in jobs}
         for d in (self._received, self._work, self._acct, self._thr):
             for seq in [s for s in d if s not in live]:
@@ -155,7 +155,7 @@ class RoundMechanism:
         allowed = np.stack([self._allowed_of(j) for j in jobs])
         gpus = np.asarray([float(j.gpus) for j in jobs])
         cap = np.zeros(k)
-        for p in self.s.capacity.pools:
+        for p in self.state.capacity.pools:
             cap[self.pool_model[p.index]] += p.schedulable
         thr = np.stack([self._thr_of(j) for j in jobs]) if self.aware else allowed.astype(np.float64)
         obj = self.objective
@@ -184,7 +184,7 @@ class RoundMechanism:
         row in X yet: it has never been served, so its priority is infinite everywhere.
         """
         k = len(self.models)
-        half = max(self.s.config.round_ms, 1) / 2.0
+        half = max(self.state.config.round_ms, 1) / 2.0
         rec = np.stack([self._received.setdefault(j.seq, np.full(k, half)) for j in jobs])
         none = np.full(k, np.nan)
         x = np.stack([self._alloc.get(j.seq, none) for j in jobs])
@@ -207,8 +207,8 @@ class RoundMechanism:
     # -- a round -------------------------------------------------------------------------
 
     def _full_round(self, now: int, out: list[Decision]) -> None:
-        s = self.s
-        jobs = sorted(s._by_seq.values(), key=lambda j: (j.spec.submit_ms, j.seq))
+        s = self.state
+        jobs = sorted(s.by_seq.values(), key=lambda j: (j.spec.submit_ms, j.seq))
         if {j.seq for j in jobs} != self._known or not self._alloc:
             self._reallocate(jobs, now)
         if not jobs:
@@ -250,7 +250,7 @@ class RoundMechanism:
         # Stop what is not wanted where it runs (the lease ends at the boundary) ...
         for j in [r for r in s.running.values() if wanted.get(r.seq, -1) != r.pool]:
             self._account_stop(j)
-            s._preemption.preempt(
+            self.preemptor.preempt(
                 j, now, out, Reason.ROUND, f"{s.policy.name}: its lease ended with the round"
             )
         # ... then start the wanted pending jobs, biggest gangs first (less fragmentation).
@@ -260,7 +260,7 @@ class RoundMechanism:
             self._place(j, wanted[j.seq], now, out)
         for j in jobs:
             if j.status == _PENDING and j.seq not in wanted:
-                s._set_reason(j, Reason.POLICY, f"waiting for its {s.policy.name} share (next rounds)", out)
+                s.explain(j, Reason.POLICY, f"waiting for its {s.policy.name} share (next rounds)", out)
 
     def _pool_for(self, j: JobState, t: int, left: list[int]) -> int | None:
         """The candidate pool of model ``t`` to count ``j`` against: its own if it runs there."""
@@ -274,24 +274,23 @@ class RoundMechanism:
 
     def _place(self, j: JobState, pool: int, now: int, out: list[Decision]) -> bool:
         """Start ``j`` in ``pool`` or another pool of the same model; explain if it cannot."""
-        s = self.s
         t = self.pool_model[pool]
         tries = [pool] + [p for p in j.candidates if p != pool and self.pool_model[p] == t]
         if self._start_in(j, tries, now, out):
             return True
-        s._set_reason(j, Reason.TOPOLOGY, f"wanted on {self.models[t]}, but it is too fragmented", out)
+        self.state.explain(j, Reason.TOPOLOGY, f"wanted on {self.models[t]}, but it is too fragmented", out)
         return False
 
     def _start_in(self, j: JobState, tries: Sequence[int], now: int, out: list[Decision]) -> bool:
         """Start ``j`` in the first of ``tries`` with room and a placement; True if it started."""
-        s = self.s
+        s = self.state
         for pi in tries:
             p = s.capacity.pools[pi]
             if p.free < j.gpus:
                 continue
             plan = s.capacity.plan(pi, j.gpus, j.spec.shape(p.gpus_per_node), j.spec.topology)
             if plan is not None:
-                s._start(j, pi, plan, now, out)
+                s.start(j, pi, plan, now, out)
                 self._acct[j.seq] = now
                 return True
         return False
@@ -308,8 +307,8 @@ class RoundMechanism:
         everything), and a candidate set that had no room for a gang is not asked again
         for one as big.
         """
-        s = self.s
-        if not s._pending:
+        s = self.state
+        if not s.pending:
             return
         pools = s.capacity.pools
         free_total = sum(p.free for p in pools)
@@ -317,12 +316,12 @@ class RoundMechanism:
             return
         max_free = max(p.free for p in pools)
         newest_first = self.objective not in _STRICT
-        queues = [reversed(q) if newest_first else iter(q) for q in s._queues.values()]
+        queues = [reversed(q) if newest_first else iter(q) for q in s.queues.values()]
         order = heapq.merge(*queues, reverse=newest_first)
         depth = min(FILL_DEPTH, s.config.backfill_depth)
         rank = {t: i for i, t in enumerate(self._model_order())}
         pm = self.pool_model
-        candidates = [s._by_seq[entry[-1]] for entry in islice(order, depth)]
+        candidates = [s.by_seq[entry[-1]] for entry in islice(order, depth)]
         too_big: dict[tuple[int, ...], int] = {}
         for j in candidates:
             if free_total <= 0:
@@ -344,7 +343,7 @@ class RoundMechanism:
                 max_free = max(q.free for q in pools)
 
 
-def portable_order(sched: Scheduler, j: JobState, avail: list[int]) -> list[int]:
+def portable_order(state: PoolState, j: JobState, avail: list[int]) -> list[int]:
     """The order to try a multi-stack job's pools in (see the module docstring).
 
     Pools of another stack where the job keeps less than ``portable_min_speed`` of its
@@ -354,9 +353,9 @@ def portable_order(sched: Scheduler, j: JobState, avail: list[int]) -> list[int]
     stack's pools first, ranked by the job's comparative advantage there (its speed over a
     typical job's), then the native ones by speed.
     """
-    table = sched.throughputs
-    pools = sched.capacity.pools
-    cat = sched.fleet.catalogue
+    table = state.throughputs
+    pools = state.capacity.pools
+    cat = state.fleet.catalogue
     cls, g = j.spec.workload_class, j.gpus
     speed = {p: table.speed(cls, pools[p].model, g) for p in j.candidates}
     fastest = max(j.candidates, key=lambda p: (speed[p], -p))
@@ -365,7 +364,7 @@ def portable_order(sched: Scheduler, j: JobState, avail: list[int]) -> list[int]
     # Another stack's accelerators only where the job keeps a fair part of its speed: an NPU
     # 20x slower than the GPU it would wait for turns a short wait into a long run (the
     # median native speed stands for "the GPU it would get" when it may get any of them).
-    floor = sched.config.portable_min_speed * native_speeds[len(native_speeds) // 2]
+    floor = state.config.portable_min_speed * native_speeds[len(native_speeds) // 2]
     usable = [p for p in avail if cat[pools[p].model].stack == stack or speed[p] >= floor]
     by_speed = sorted(usable, key=lambda p: (-speed[p], p))
     native = [p for p in usable if cat[pools[p].model].stack == stack]
@@ -375,8 +374,9 @@ def portable_order(sched: Scheduler, j: JobState, avail: list[int]) -> list[int]
     native_set = set(native)
     other_set = set(other)
     contended = False
-    for qkey in sched._queues:
-        cands = sched._candset_list[qkey[0]]
+    candsets = state.cands.sets
+    for qkey in state.queues:
+        cands = candsets[qkey[0]]
         if cands == j.candidates:
             continue
         if not native_set.isdisjoint(cands) and other_set.isdisjoint(cands):

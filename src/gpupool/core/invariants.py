@@ -4,7 +4,7 @@ This module owns ``validate``, the check behind ``Scheduler.validate`` (the simu
 ``validate`` option and the tests call it after cycles): running jobs hold exactly their
 gangs' accelerators, in one pool, none of them twice and none also counted free; every
 node's held and free accelerators add up to its size; the ledger's holdings match the
-running jobs'; the pending count matches the sub-queues. It reads the scheduler's state
+running jobs'; the pending count matches the sub-queues. It reads the pool state
 and changes nothing; AssertionError names the first invariant broken.
 
 Part of the pure core, like the scheduler it checks.
@@ -12,16 +12,12 @@ Part of the pure core, like the scheduler it checks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from gpupool.core.job_state import RUNNING
-
-if TYPE_CHECKING:
-    from gpupool.core.scheduler import Scheduler
+from gpupool.core.pool_state import PoolState
 
 
-def validate(sched: Scheduler) -> None:
-    """Check the invariants of ``sched``; AssertionError names the first one broken."""
+def validate(sched: PoolState) -> None:
+    """Check the invariants of a pool state; AssertionError names the first one broken."""
     sched.capacity.validate()
     owner: dict[tuple[int, int], str] = {}
     held: dict[int, int] = {}
@@ -55,6 +51,6 @@ def validate(sched: Scheduler) -> None:
                 f"ledger says {sched.tenancy.nodes[p].path} holds "
                 f"{sched.ledger.held_all[p]}, running jobs hold {held.get(p, 0)}"
             )
-    n_pending = sum(len(q) for q in sched._queues.values())
-    if n_pending != sched._pending:
-        raise AssertionError(f"pending count {sched._pending} != queued {n_pending}")
+    n_pending = sum(len(q) for q in sched.queues.values())
+    if n_pending != sched.pending:
+        raise AssertionError(f"pending count {sched.pending} != queued {n_pending}")

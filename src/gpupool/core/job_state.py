@@ -40,6 +40,8 @@ class JobState:
     preemptions: int = 0
     reason: Reason = Reason.QUEUED
     detail: str = ""
+    #: the id of its candidate set (``CandidatePools.set_id``): the first part of ``qkey``
+    cset: int = -1
     qkey: tuple[int, int, int] = (0, 0, 0)
     skey: tuple[float, ...] = ()
     reserved_start: int = -1
@@ -55,3 +57,20 @@ class JobState:
     @property
     def gpus(self) -> int:
         return self.spec.gpus
+
+
+def walltime(j: JobState, default_ms: int) -> int:
+    """The run time a job is held to: its walltime, else its duration hint, else ``default_ms``."""
+    s = j.spec
+    if s.walltime_ms > 0:
+        return s.walltime_ms
+    if s.duration_hint_ms > 0:
+        return s.duration_hint_ms
+    return default_ms
+
+
+def remaining(j: JobState, default_ms: int) -> int:
+    """Estimated run time left: a walltime restarts whole, a duration hint does not."""
+    if j.spec.walltime_ms > 0:
+        return j.spec.walltime_ms
+    return max(1, walltime(j, default_ms) - j.run_ms)

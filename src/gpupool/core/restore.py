@@ -1,31 +1,39 @@
-"""Restoring the scheduler after a restart: its state rebuilt without a decision or a cycle.
+"""Restoring a pool state after a restart: rebuilt without a decision or a cycle.
 
-This module owns how the live service puts back, from its database, what one ``Scheduler``
-held before a restart: pending jobs with the service they already had
+This module owns how the live service puts back, from its database, what one scheduler's
+pool state held before a restart: pending jobs with the service they already had
 (``restore_pending``), running jobs on exactly the accelerators they hold
 (``restore_running``) and the history of held accelerators that fair share decays
-(``restore_usage``). They mirror the scheduler's submission and start (the same state,
-without a decision or a cycle), and are reached through its public methods of the same
-names.
+(``restore_usage``). They go through the pool state's own primitives, as a submission and a
+start do (``admit``, ``new_job``, ``enqueue``, ``hold``), without a decision or a cycle, and
+are reached through the scheduler's public methods of the same names.
 
-Part of the pure core, like the scheduler it rebuilds.
+Part of the pure core.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from gpupool.core.decisions import Reason
 from gpupool.core.job import JobSpec
-from gpupool.core.job_state import RUNNING, JobState
+from gpupool.core.pool_state import PoolState, Refusal
 
-if TYPE_CHECKING:
-    from gpupool.core.scheduler import Scheduler
+
+def _admit(state: PoolState, spec: JobSpec) -> tuple[int, tuple[int, ...], int]:
+    """``PoolState.admit``, its refusal as the ValueError a restore raises."""
+    try:
+        return state.admit(spec)
+    except Refusal as e:
+        if e.reason is Reason.INVALID and spec.id in state.jobs:
+            raise ValueError(f"job {spec.id!r} is already in the scheduler") from None
+        if e.reason is Reason.INVALID:
+            raise ValueError(e.detail) from None
+        raise ValueError(f"job {spec.id!r}: {e.detail}") from None
 
 
 def restore_pending(
-    sched: Scheduler,
+    state: PoolState,
     spec: JobSpec,
     *,
     attempt: int = 0,
@@ -39,28 +47,17 @@ def restore_pending(
     and ``srtf`` order it as before the restart. No decision, no cycle. ValueError if the
     job is invalid, its project is unknown or it could never be placed.
     """
-    spec.validate()
-    if spec.id in sched.jobs:
-        raise ValueError(f"job {spec.id!r} is already in the scheduler")
-    project = sched.tenancy.resolve(spec.project)
-    if project is None:
-        raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
-    cands, why = sched._cands.of(spec, project)
-    if not cands:
-        raise ValueError(f"job {spec.id!r}: {why}")
-    sched._seq += 1
-    j = JobState(spec, sched._seq, project, cands, spec.rank)
+    project, cands, cset = _admit(state, spec)
+    j = state.new_job(spec, project, cands, spec.rank, cset)
     j.attempt, j.run_ms, j.attained, j.preemptions = attempt, run_ms, attained, preemptions
     if preemptions:
         j.reason = Reason.PREEMPTED
-    sched.jobs[spec.id] = j
-    sched._by_seq[j.seq] = j
-    sched._enqueue(j)
-    sched._dirty.update(cands)
+    state.enqueue(j)
+    state.dirty.update(cands)
 
 
 def restore_running(
-    sched: Scheduler,
+    state: PoolState,
     spec: JobSpec,
     placement: Sequence[tuple[str, Sequence[int]]],
     start_ms: int,
@@ -72,62 +69,50 @@ def restore_running(
 
     The live service rebuilds the core from its database with this; it makes no decision.
     ValueError if the job is invalid, its project or a node is unknown, the placement
-    spans pools or does not hold the job's accelerators, or an accelerator is taken.
+    spans pools or does not hold the job's accelerators, or an accelerator is taken. A job
+    whose request no pool could hold now (the fleet changed) keeps its own pool as its
+    only candidate.
     """
-    spec.validate()
-    if spec.id in sched.jobs:
-        raise ValueError(f"job {spec.id!r} is already in the scheduler")
-    project = sched.tenancy.resolve(spec.project)
-    if project is None:
-        raise ValueError(f"job {spec.id!r}: unknown project {spec.project!r}")
+    try:
+        project, cands, _ = state.admit(spec)
+    except Refusal as e:
+        if e.reason is not Reason.UNSCHEDULABLE:
+            _admit(state, spec)  # raises the restore's error for this refusal
+        resolved = state.resolve(spec.project)
+        assert resolved is not None  # admit resolves the project before the candidates
+        project, cands = resolved, ()
     nodes = []
     for name, ids in placement:
-        idx = sched.fleet.node_by_name.get(name)
+        idx = state.fleet.node_by_name.get(name)
         if idx is None:
             raise ValueError(f"job {spec.id!r}: unknown node {name!r}")
         nodes.append((idx, tuple(ids)))
-    pools = {sched.capacity.node_pool[n] for n, _ in nodes}
+    pools = {state.capacity.node_pool[n] for n, _ in nodes}
     if len(pools) != 1 or sum(len(ids) for _, ids in nodes) != spec.gpus:
         raise ValueError(f"job {spec.id!r}: placement must hold its {spec.gpus} accelerators in one pool")
     pool = pools.pop()
-    taken: list[tuple[int, tuple[int, ...]]] = []
+    trial = state.trial()
     try:
         for n, ids in nodes:
-            sched.capacity.take(n, ids)
-            taken.append((n, ids))
+            trial.retake(((n, ids),))
     except AssertionError as e:
-        for n, ids in taken:
-            sched.capacity.release(n, ids)
+        trial.rollback()
         raise ValueError(f"job {spec.id!r}: {e}") from None
-    cands, _ = sched._cands.of(spec, project)
-    sched._seq += 1
-    j = JobState(spec, sched._seq, project, cands or (pool,), spec.rank, status=RUNNING)
-    j.attempt, j.allocation_id, j.pool = attempt, f"{spec.id}#{attempt}", pool
-    j.placement, j.start_ms, j.run_ms, j.attained = tuple(taken), start_ms, run_ms, attained
-    j.expected_end = start_ms + sched._remaining(j)
-    sched.jobs[spec.id] = j
-    sched._by_seq[j.seq] = j
-    sched.running[j.seq] = j
-    sched._running_by_pool[pool].add((j.expected_end, j.seq))
-    sched._preemption.add(j, pool)
-    for n, _ in taken:
-        sched._node_jobs.setdefault(n, set()).add(j.seq)
-    model = sched.capacity.pools[pool].model
-    sched.ledger.change(project, model, spec.gpus, start_ms, sched._usage_rate(spec, model))
-    sched._fairshare.held_changed(project)
-    sched._version += 1
-    sched._fairshare.usage_moved()
+    trial.commit()
+    j = state.new_job(spec, project, cands or (pool,), spec.rank)
+    j.attempt, j.run_ms, j.attained = attempt, run_ms, attained
+    state.hold(j, pool, tuple(nodes), start_ms)
 
 
-def restore_usage(sched: Scheduler, project: str, model: str, gpus: int, at_ms: int) -> None:
+def restore_usage(state: PoolState, project: str, model: str, gpus: int, at_ms: int) -> None:
     """Replay one change of held accelerators (``gpus`` < 0 to release) into the ledger.
 
     For fair-share history after a restart: call in time order, interleaved with
     ``restore_running``, since the ledger is closed-form in time and must see every
     change in the order it happened.
     """
-    idx = sched.tenancy.resolve(project)
+    idx = state.tenancy.resolve(project)
     if idx is None:
         raise ValueError(f"unknown project {project!r}")
-    sched.ledger.change(idx, model, gpus, at_ms)
-    sched._fairshare.held_changed(idx)
+    state.ledger.change(idx, model, gpus, at_ms)
+    state.held_changed(idx)

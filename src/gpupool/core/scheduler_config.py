@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gpupool.core.policy import get_policy
+from gpupool.core.policies import get_policy
 from gpupool.core.throughput import ThroughputTable
 from gpupool.core.tiresias import TiresiasConfig
 

@@ -1,7 +1,7 @@
 """Tiresias: discretised two-dimensional least-attained-service (Gu et al., NSDI'19).
 
-This module owns the ``tiresias`` policy's ordering, which the scheduler's preemptive
-cycle uses as its key:
+This module owns the ``tiresias`` policy's ordering, which the wanted-set pass uses as its
+key (the starvation rule that promotes jobs is in ``gpupool.core.tiresias_promoter``):
 
 * attained service is two-dimensional: accelerators x time (GPU-ms), so a wide gang ages
   as fast as its width, and nothing about a job's future is assumed (non-clairvoyant);
@@ -21,10 +21,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from gpupool.core.scheduler import JobState, Scheduler
+from gpupool.core.job_state import JobState
 
 #: The Tiresias simulator's default queue threshold: 48 minutes on 4 GPUs, in GPU-ms.
 DEFAULT_THRESHOLD_GPU_MS = 48 * 60_000 * 4
@@ -53,39 +51,3 @@ def queue_of(attained_gpu_ms: float, config: TiresiasConfig) -> int:
 def key(attained_gpu_ms: float, j: JobState, config: TiresiasConfig) -> tuple[float, ...]:
     """Sort key: queue, then arrival, then the submission sequence (explicit tie-break)."""
     return (queue_of(attained_gpu_ms, config), j.spec.submit_ms, j.seq)
-
-
-class Promoter:
-    """Tiresias' starvation rule, applied to the pending jobs at every round (``Tick``)."""
-
-    def __init__(self, config: TiresiasConfig) -> None:
-        self.config = config
-        #: per promoted job: (time waited, time run) when it was promoted; the rule counts
-        #: only what came after (Tiresias resets both counters on promotion)
-        self._base: dict[int, tuple[int, int]] = {}
-
-    def promote(self, sched: Scheduler, now: int) -> int:
-        """Move starving pending jobs to the highest queue; returns how many moved."""
-        knob = self.config.promote_knob
-        if knob <= 0 or not self.config.thresholds_gpu_ms:
-            return 0
-        starving: list[JobState] = []
-        for q in sched._queues.values():
-            for entry in q:
-                j = sched._by_seq[entry[-1]]
-                if queue_of(j.attained, self.config) == 0:
-                    continue
-                waited0, ran0 = self._base.get(j.seq, (0, 0))
-                waited = now - j.spec.submit_ms - j.run_ms - waited0
-                ran = j.run_ms - ran0
-                if ran > 0 and waited >= knob * ran:
-                    starving.append(j)
-        for j in starving:
-            sched._dequeue(j)
-            self._base[j.seq] = (now - j.spec.submit_ms - j.run_ms, j.run_ms)
-            j.attained = 0.0
-            sched._enqueue(j)
-        if len(self._base) > 4 * max(1, len(sched._by_seq)):
-            # forget jobs that have left the scheduler (bounded memory in long runs)
-            self._base = {s: b for s, b in self._base.items() if s in sched._by_seq}
-        return len(starving)

@@ -1,149 +1,42 @@
-"""What pending jobs were told they wait for, and the bulk pass of an EASY cycle.
+"""The bulk pass of an EASY cycle: runs of waiting jobs that would only fail again.
 
-This module owns, for one ``Scheduler``:
+This module owns ``WaitingJobs.bulk_fail``, for one pool state: a run of a sub-queue's
+waiting jobs that would be told exactly what they were told (their wait signature, kept
+with the index in ``gpupool.core.wait_index``) is passed over as one failure instead of
+being tried job by job, so one tenant's blocked backlog does not use up a cycle. It asks
+the victim search (``gpupool.core.preemption``) whether a preemption could help, without a
+scan.
 
-* the wait signature of a pending job (``sig``): the reason it was told, in a form a cycle
-  can check without trying the job (``JobState.wait_sig``): (its pools, None) for "waiting
-  for accelerators", (its pools, id of the reservation's job) for "would delay job ...";
-* the index of those jobs per sub-queue (``add``, ``remove``): their static keys, and per
-  signature their sizes and walltimes;
-* the bulk pass of an EASY cycle (``bulk_fail``): a run of a sub-queue's waiting jobs that
-  would be told exactly what they were told is passed over as one failure instead of being
-  tried job by job, so one tenant's blocked backlog does not use up a cycle.
-
-Part of the pure core, like the scheduler that drives it.
+Part of the pure core.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 from sortedcontainers import SortedList
 
-from gpupool.core.decisions import Reason
-
-if TYPE_CHECKING:
-    from gpupool.core.scheduler import JobState, Scheduler, _Cycle
-
-#: how a reason names the job whose reservation a job would delay
-DELAY = "would delay job "
-
-
-@dataclass(slots=True, eq=False)
-class _SigJobs:
-    """The jobs of one sub-queue with one ``wait_sig``: how many ask for each accelerator
-    count, and their walltimes (sorted)."""
-
-    gpus: dict[int, int] = field(default_factory=dict)
-    walls: SortedList = field(default_factory=SortedList)
-
-
-@dataclass(slots=True, eq=False)
-class _WaitIndex:
-    """The pending jobs of one sub-queue with a ``wait_sig``, for the bulk pass of a cycle:
-    their static keys, and their sizes and walltimes per signature."""
-
-    keys: SortedList = field(default_factory=SortedList)
-    sigs: dict[tuple[tuple[int, ...], str | None], _SigJobs] = field(default_factory=dict)
+from gpupool.core.cycle_scratch import CycleScratch
+from gpupool.core.job_state import JobState
+from gpupool.core.pool_state import Memo, PoolState
+from gpupool.core.preemption import Preemptor
 
 
 class WaitingJobs:
-    """The pending jobs of one scheduler that were told why they wait, and its bulk pass."""
+    """The bulk pass of an EASY cycle over one pool state's waiting jobs."""
 
-    def __init__(self, sched: Scheduler) -> None:
-        self.s = sched
-        #: per sub-queue: its jobs with a ``wait_sig`` (what the bulk pass of a cycle reads)
-        self.index: dict[tuple[int, int, int], _WaitIndex] = {}
-        #: per cycle, valid while the scheduler's ``_version`` holds: the most free in one
-        #: of a set of pools, and whether one of them is reserved
-        self._free_at: dict[tuple[int, ...], tuple[int, int, bool]] = {}
+    def __init__(self, state: PoolState, preemptor: Preemptor) -> None:
+        self.state = state
+        self.preemptor = preemptor
+        #: per cycle, valid while the state's version holds: the most free in one of a set
+        #: of pools, and whether one of them is reserved
+        self._free_at: Memo[tuple[int, ...], tuple[int, bool]] = Memo(state)
         #: the same for a reservation wait on a set of pools and its holder: the pool the
-        #: holder's reservation is on (-1: none, -2: several) and the most free in the others.
-        #: Free counts and reservations change only with ``_version``, as for the above.
-        self._named_at: dict[tuple[tuple[int, ...], str], tuple[int, int, int]] = {}
+        #: holder's reservation is on (-1: none, -2: several) and the most free in the others
+        self._named_at: Memo[tuple[tuple[int, ...], str], tuple[int, int]] = Memo(state)
 
     def new_cycle(self) -> None:
         """A cycle starts: its reservations are new, so what it memoised is stale."""
         self._free_at.clear()
         self._named_at.clear()
-
-    # -- signatures and their index ------------------------------------------------------
-
-    def sig(self, j: JobState, reason: Reason, detail: str) -> tuple[tuple[int, ...], str | None] | None:
-        """The signature of a reason a cycle may give again with nothing to say (or None).
-
-        For a pending job (the caller checks).
-        """
-        s = self.s
-        # the pools a cycle tries for ``j`` when none is blocked (() when not known)
-        pools = j.candidates if len(j.spec.stacks) <= 1 else j.usable
-        if not pools:
-            return None
-        if reason is Reason.RESOURCES and detail == f"waiting for {j.spec.gpus} x {s._models_label(pools)}":
-            return (pools, None)
-        if reason is Reason.RESERVATION and detail.startswith(DELAY):
-            return (pools, detail[len(DELAY) :])
-        return None
-
-    def add(self, j: JobState) -> None:
-        """Index a pending job with a ``wait_sig`` in its sub-queue (for the bulk pass)."""
-        assert j.wait_sig is not None
-        w = self.index.get(j.qkey)
-        if w is None:
-            w = self.index[j.qkey] = _WaitIndex()
-        w.keys.add(j.skey)
-        self._sig_add(w, j)
-
-    def remove(self, j: JobState) -> None:
-        """Take a pending job with a ``wait_sig`` out of its sub-queue's index."""
-        assert j.wait_sig is not None
-        w = self.index[j.qkey]
-        if len(w.keys) == 1:
-            del self.index[j.qkey]
-            return
-        w.keys.remove(j.skey)
-        self._sig_remove(w, j)
-
-    def change(self, j: JobState, sig: tuple[tuple[int, ...], str | None] | None) -> None:
-        """Set a pending job's ``wait_sig`` and keep the index in step.
-
-        A job that stays indexed under another signature keeps its key in place: only its
-        size and walltime move. That is the usual change (a reason that names another
-        reservation's job), a few hundred times a cycle at national scale.
-        """
-        if j.wait_sig is None or sig is None:
-            if j.wait_sig is not None:
-                self.remove(j)
-            j.wait_sig = sig
-            if sig is not None:
-                self.add(j)
-            return
-        w = self.index[j.qkey]
-        self._sig_remove(w, j)
-        j.wait_sig = sig
-        self._sig_add(w, j)
-
-    def _sig_add(self, w: _WaitIndex, j: JobState) -> None:
-        assert j.wait_sig is not None
-        sj = w.sigs.get(j.wait_sig)
-        if sj is None:
-            sj = w.sigs[j.wait_sig] = _SigJobs()
-        sj.gpus[j.spec.gpus] = sj.gpus.get(j.spec.gpus, 0) + 1
-        sj.walls.add(self.s._walltime(j))
-
-    def _sig_remove(self, w: _WaitIndex, j: JobState) -> None:
-        assert j.wait_sig is not None
-        sj = w.sigs[j.wait_sig]
-        if len(sj.walls) == 1:
-            del w.sigs[j.wait_sig]
-            return
-        g = j.spec.gpus
-        if sj.gpus[g] == 1:
-            del sj.gpus[g]
-        else:
-            sj.gpus[g] -= 1
-        sj.walls.remove(self.s._walltime(j))
 
     # -- the bulk pass -------------------------------------------------------------------
 
@@ -154,7 +47,7 @@ class WaitingJobs:
         qkey: tuple[int, int, int],
         i: int,
         prefix: tuple[float, ...],
-        cyc: _Cycle,
+        cyc: CycleScratch,
         can_preempt: bool,
         heap: list[tuple[tuple[float, ...], int, tuple[int, int, int]]],
     ) -> int:
@@ -175,25 +68,26 @@ class WaitingJobs:
         picked for it (``usable``): the bulk pass relies on that set depending on the job
         alone (the order may change; the job's reason does not depend on it here).
         """
-        s = self.s
-        cfg = s.config
+        state = self.state
+        cfg = state.config
+        hopeless = self.preemptor.hopeless
         preempting = can_preempt and cyc.preempt_attempts < cfg.max_preemption_attempts
         assert j.wait_sig is not None
         pools, holder = j.wait_sig
         g = j.spec.gpus
-        if not self.blocked_as(pools, holder, g, g, s._walltime(j), cyc, j):
+        if not self.blocked_as(pools, holder, g, g, state.walltime(j), cyc, j):
             return 0
-        if preempting and not s._preemption.hopeless(j.project, j.rank, pools, g):
+        if preempting and not hopeless(j.project, j.rank, pools, g):
             return 0
         n = 1
-        rank = qkey[2] if s.policy.by_rank else 0  # class 0 bounds a mixed sub-queue
+        rank = qkey[2] if state.policy.by_rank else 0  # class 0 bounds a mixed sub-queue
         nxt = q[i + 1] if i + 1 < len(q) else None
         if nxt is None or (heap and ((*prefix, *nxt), nxt[-1], qkey) > heap[0]):
             pass  # another sub-queue's job comes next: a run of one
         elif all(
             self.blocked_as(sig[0], sig[1], min(sj.gpus), max(sj.gpus), sj.walls[0], cyc, None)
-            and not (preempting and not s._preemption.hopeless(qkey[1], rank, sig[0], min(sj.gpus)))
-            for sig, sj in self.index[qkey].sigs.items()
+            and not (preempting and not hopeless(qkey[1], rank, sig[0], min(sj.gpus)))
+            for sig, sj in state.waits.index[qkey].sigs.items()
         ):
             n = self._run(q, qkey, i, len(q), prefix, heap)
         cyc.failures += 1
@@ -208,10 +102,10 @@ class WaitingJobs:
         g_min: int,
         g_max: int,
         wall_min: int,
-        cyc: _Cycle,
+        cyc: CycleScratch,
         job: JobState | None,
     ) -> bool:
-        """Would ``_try_start`` fail for a job on ``pools``, with a reason its signature says?
+        """Would ``QueuePass.try_start`` fail for a job on ``pools``, with a reason its signature says?
 
         For every job of g_min..g_max accelerators and a walltime of at least wall_min
         (``job``: the one job asked about, else none of the holders). ``holder`` None:
@@ -221,23 +115,22 @@ class WaitingJobs:
         fit its spare), and one such pool has g_max free (so the reason names ``holder``).
         Monotone: what holds for g_min and wall_min holds for more.
         """
-        s = self.s
         resvs = cyc.reservations
         if not resvs:
             return False
-        pl = s.capacity.pools
+        pl = self.state.capacity.pools
         if holder is None:
             got = self._free_at.get(pools)
-            if got is None or got[0] != s._version:
-                got = (s._version, max(pl[p].free for p in pools), any(p in resvs for p in pools))
-                self._free_at[pools] = got
-            return got[1] < g_min and got[2]
+            if got is None:
+                got = self._free_at.put(
+                    pools, (max(pl[p].free for p in pools), any(p in resvs for p in pools))
+                )
+            return got[0] < g_min and got[1]
         now = cyc.now
         got_n = self._named_at.get((pools, holder))
-        if got_n is None or got_n[0] != s._version:
-            got_n = (s._version, *self._holder_pool(pools, holder, cyc))
-            self._named_at[(pools, holder)] = got_n
-        _, hp, others = got_n
+        if got_n is None:
+            got_n = self._named_at.put((pools, holder), self._holder_pool(pools, holder, cyc))
+        hp, others = got_n
         if hp == -1 or others >= g_min:
             return False  # no pool names ``holder``, or another pool has room
         if hp >= 0:
@@ -266,12 +159,12 @@ class WaitingJobs:
                 named = True
         return reserved if holder is None else named
 
-    def _holder_pool(self, pools: tuple[int, ...], holder: str, cyc: _Cycle) -> tuple[int, int]:
+    def _holder_pool(self, pools: tuple[int, ...], holder: str, cyc: CycleScratch) -> tuple[int, int]:
         """The pool of ``pools`` that ``holder``'s reservation is on (-1: none, -2: several,
         which ``blocked_as`` leaves to its loop), and the most free in one of the others (-1:
         no other)."""
         resvs = cyc.reservations
-        pl = self.s.capacity.pools
+        pl = self.state.capacity.pools
         hp, others = -1, -1
         for p in pools:
             resv = resvs.get(p)
@@ -295,7 +188,7 @@ class WaitingJobs:
         The longest run q[i:i+n], n <= limit - i, of ``waiting`` jobs that all come before
         the next entry of the merge (``heap[0]``). Galloping then bisection: O(log^2 n).
         """
-        w = self.index[qkey].keys
+        w = self.state.waits.index[qkey].keys
         first = w.bisect_left(q[i])
         top = heap[0] if heap else None
 

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from gpupool.core.accelerator import Catalogue
+from gpupool.fleetfile.hostlist import expand_hostlist
 
 __all__ = ["SlurmInventory", "SlurmInventoryError", "fleet_document", "read_slurm_conf"]
 
@@ -48,8 +49,6 @@ class SlurmInventory:
 
 
 def _hostlist(text: str) -> list[str]:
-    from gpupool.service.executors.slurm_client import expand_hostlist
-
     return list(expand_hostlist(text))
 
 

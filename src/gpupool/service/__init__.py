@@ -10,5 +10,7 @@ may see what), ``tenancy`` (the tenant tree and allocations as the core sees the
 log's lossless JSON form), ``replay`` (the event log back through a fresh core), ``rebuild``
 (the core from the database on start), ``metrics`` (Prometheus), ``runtime`` (all of it
 started and stopped together), ``dry_run`` (the executor that runs nothing), ``api`` (FastAPI
-routers, one per noun), ``executors`` (enacting decisions).
+routers, one per noun), ``executors`` (enacting decisions), ``log_files`` (where an
+allocation's output goes, read by the API and written by executors), ``sampler`` (the
+dashboard's time series) and ``whatif`` (digital-twin runs started from the dashboard).
 """

@@ -4,7 +4,8 @@ This module owns ``encode`` (an event or decision as the JSON ``payload`` of an
 ``event_log`` row) and ``decode`` (the row's ``type`` and ``payload`` back to the very
 object). ``decode(type, encode(x)) == x`` for every event and decision type, which is what
 lets a test replay a live event log through a fresh ``Scheduler`` and compare decisions
-(DESIGN.md: the same events give the same decisions, in the twin and live).
+(``docs/adr/0001-core-and-twin.md``: the same events give the same decisions, in the twin
+and live).
 
 The payload is the dataclass's fields, as JSON spells them: tuples as lists, ``Level`` as its
 integer, ``Reason`` as its string, and a ``JobSubmitted`` is its spec's fields (flat). Rows

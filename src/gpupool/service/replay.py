@@ -2,9 +2,10 @@
 
 This module owns ``logged_cycles`` (the ``event_log`` rows, one ``LoggedCycle`` per loop cycle:
 the time, the events given to ``Scheduler.handle`` and the decisions it returned) and
-``replay`` (the same calls on another ``Scheduler``, returning its decisions). DESIGN.md asks
-that the same events give the same decisions in the twin and live; a test replays a live
-log through a core built from the same fleet and tenancy and compares the two streams.
+``replay`` (the same calls on another ``Scheduler``, returning its decisions). ADR 0001
+(``docs/adr/0001-core-and-twin.md``) asks that the same events give the same decisions in
+the twin and live; a test replays a live log through a core built from the same fleet and
+tenancy and compares the two streams.
 
 Rows of the ``executor`` kind are what executors reported; the loop already turned them into
 the events logged beside them, so they are not fed again. Rows from before the ``cycle``

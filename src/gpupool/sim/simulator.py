@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from gpupool.core.decisions import Preempt, Reason, Reject, Start, Stop
+from gpupool.core.decisions import Decision, Preempt, Reason, Reject, Start, Stop
 from gpupool.core.events import Event, JobFinished, JobSubmitted, Tick
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import JobSpec, TaskGroup
@@ -111,11 +111,15 @@ def simulate(
     config: SimConfig | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
+    on_cycle: Callable[[int, Sequence[Decision]], None] | None = None,
 ) -> RunResult:
     """Run ``workload`` through the production scheduler on ``fleet``; return what happened.
 
     Raises ``SimulationStuck`` when the run can never finish (``gpupool.sim.stall``): jobs
     pending on an idle fleet with no submission ahead, or no job ending for the stall bound.
+
+    ``on_cycle`` is told every cycle's time and decisions, in order (the decision log: what
+    tests compare across refactors of the core).
     """
     cfg = config or SimConfig()
     sched = Scheduler(fleet, tenancy, cfg.scheduler)
@@ -190,6 +194,8 @@ def simulate(
         t0 = time.perf_counter()
         decisions = sched.handle(events, now)
         cycle_ms.append((time.perf_counter() - t0) * 1000.0)
+        if on_cycle is not None:
+            on_cycle(now, decisions)
         for d in decisions:
             if isinstance(d, Start):
                 lv = live[d.job_id]

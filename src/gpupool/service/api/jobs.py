@@ -24,8 +24,8 @@ from gpupool.service.api.problems import ApiProblem, invalid, not_found, respons
 from gpupool.service.auth import Caller
 from gpupool.service.db import JobRow, TenantRow, UserRow
 from gpupool.service.directory import Tenant
-from gpupool.service.executors.local import log_paths
 from gpupool.service.job_request import JobRequest, Problem, check_against, stored_spec
+from gpupool.service.log_files import log_paths
 from gpupool.service.runtime import Runtime
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

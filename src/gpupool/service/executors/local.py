@@ -45,7 +45,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -77,6 +76,7 @@ from gpupool.service.executors.gpus import (
     visible_devices,
 )
 from gpupool.service.executors.sandbox import DEFAULT_PATH, Sandbox, SandboxUnavailable
+from gpupool.service.log_files import file_stem, log_paths
 
 __all__ = ["DEFAULT_INHERITED_ENV", "LocalExecutor", "log_paths"]
 
@@ -87,21 +87,6 @@ log = logging.getLogger("gpupool.executors.local")
 #: the platform's variables and a minimal PATH/HOME/LANG. A site that wants some of its own
 #: variables in every job names them in ``inherit_env`` (names ending in ``*`` are prefixes).
 DEFAULT_INHERITED_ENV: tuple[str, ...] = ()
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._#@+=-]")
-
-
-def _file_stem(allocation_id: str) -> str:
-    # Allocation ids come from the core ("job#attempt") but job ids come from users: quote
-    # anything that could leave the directory or clash with the state files' suffixes.
-    stem = _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", allocation_id)
-    return stem if not stem.startswith(".") else "%2E" + stem[1:]
-
-
-def log_paths(log_dir: Path, allocation_id: str) -> tuple[Path, Path]:
-    """Where an allocation's stdout and stderr go (the service's ``/logs`` reads these)."""
-    stem = _file_stem(allocation_id)
-    return log_dir / f"{stem}.out", log_dir / f"{stem}.err"
 
 
 def _status_file(state_file: Path) -> Path:
@@ -612,7 +597,7 @@ class LocalExecutor:
     # -- state files and adoption ---------------------------------------------------------
 
     def _state_file(self, allocation_id: str) -> Path:
-        return self.state_dir / f"{_file_stem(allocation_id)}.json"
+        return self.state_dir / f"{file_stem(allocation_id)}.json"
 
     def _write_state(self, proc: _Proc, exited: AllocationExited | None = None) -> None:
         remaining = None if proc.deadline is None else proc.deadline - time.monotonic()

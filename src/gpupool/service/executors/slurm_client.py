@@ -34,6 +34,8 @@ from typing import Any, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gpupool.fleetfile.hostlist import expand_hostlist
+
 __all__ = [
     "BatchRequest",
     "SlurmCli",
@@ -221,27 +223,7 @@ class SlurmClient(Protocol):
 
 # -- parsing the OpenAPI v0.0.38 documents ---------------------------------------------------
 
-_NODE_RANGE = re.compile(r"([^,\[]+)(?:\[([^\]]+)\])?")
-
-
-def expand_hostlist(text: str) -> tuple[str, ...]:
-    """``n[1-3,5],gpu07`` -> ``n1 n2 n3 n5 gpu07`` (Slurm's hostlist notation)."""
-    out: list[str] = []
-    for m in _NODE_RANGE.finditer(text.replace(" ", "")):
-        prefix, body = m.group(1).lstrip(","), m.group(2)
-        if not prefix:
-            continue
-        if body is None:
-            out.append(prefix)
-            continue
-        for part in body.split(","):
-            lo, _, hi = part.partition("-")
-            if not hi:
-                out.append(prefix + lo)
-                continue
-            width = len(lo) if lo.startswith("0") else 0
-            out.extend(prefix + str(i).zfill(width) for i in range(int(lo), int(hi) + 1))
-    return tuple(out)
+# ``expand_hostlist`` (imported above) lives in gpupool.fleetfile.hostlist, below the service.
 
 
 def _errors(doc: Mapping[str, Any], what: str) -> None:

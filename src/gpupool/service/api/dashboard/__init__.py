@@ -9,7 +9,7 @@ shipping the whole database to the browser, one module for each:
   for one block, per rack and node (a national fleet has tens of thousands of nodes: the
   browser gets the level it shows);
 - ``series``: queue depth, busy accelerators and loop cycle time over time
-  (``gpupool.web.sampler``);
+  (``gpupool.service.sampler``);
 - ``queue`` (``jobs``): the queue, filtered (tenant subtree, project, user, accelerator model,
   state), sorted (submission, estimated start, start, priority, size) and cursor-paginated by
   keyset, so the 100,000th job costs what the first does; each row says whether the caller
@@ -18,7 +18,7 @@ shipping the whole database to the browser, one module for each:
   its placement in the topology, and GPU telemetry where the executor recorded some;
 - ``tenant_usage`` (``tenants``) and ``burndown``: the tenant tree with guarantees,
   accelerators in use and usage, and allocation burn-down in GPU-hours and effective GPU-hours;
-- ``whatif`` (``/v1/whatif``): simulations in the background (``gpupool.web.whatif``), for
+- ``whatif`` (``/v1/whatif``): simulations in the background (``gpupool.service.whatif``), for
   viewers and pool admins only, bounded in size and time.
 
 Visibility is the API's: members see their projects' jobs and usage; viewers and pool admins
@@ -47,8 +47,8 @@ from gpupool.service.api.dashboard import (
     whatif,
 )
 from gpupool.service.runtime import Runtime
-from gpupool.web.sampler import SeriesSampler
-from gpupool.web.whatif import WhatIfRuns
+from gpupool.service.sampler import SeriesSampler
+from gpupool.service.whatif import WhatIfRuns
 
 #: in this order: it is the order of the routes in the OpenAPI document
 ROUTERS = (session, occupancy, series, queue, job_detail, tenant_usage, burndown, whatif)

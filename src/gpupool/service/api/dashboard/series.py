@@ -1,6 +1,6 @@
 """``/v1/dashboard/series``: queue depth, busy accelerators and loop cycle time over time.
 
-This module owns the overview's time series: the samples ``gpupool.web.sampler`` keeps in
+This module owns the overview's time series: the samples ``gpupool.service.sampler`` keeps in
 memory (a day of them), averaged into at most the points the chart draws, and how often the
 sampler reads the metrics (``sample_interval_s``).
 """
@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from gpupool.service.api.caller import CallerDep, RuntimeDep
 from gpupool.service.api.problems import responses
-from gpupool.web.sampler import DEFAULT_INTERVAL_S, SeriesSampler
+from gpupool.service.sampler import DEFAULT_INTERVAL_S, SeriesSampler
 
 router = APIRouter(tags=["dashboard"])
 

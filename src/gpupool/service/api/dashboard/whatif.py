@@ -1,6 +1,6 @@
 """``/v1/whatif``: what-if studies started, followed and read from the dashboard.
 
-This module owns the what-if routes over ``gpupool.web.whatif.WhatIfRuns``: the options and
+This module owns the what-if routes over ``gpupool.service.whatif.WhatIfRuns``: the options and
 limits of a study, starting one (one at a time, bounded in size and time), listing, following
 and stopping runs, and a finished run's figures and report page (served with a policy that
 allows no script). Studies are read by viewers and pool admins; only a pool admin starts one
@@ -21,7 +21,7 @@ from gpupool.service.api.caller import CallerDep, RuntimeDep
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
 from gpupool.service.auth import Caller
 from gpupool.service.request_body import RequestBody
-from gpupool.web.whatif import (
+from gpupool.service.whatif import (
     MAX_HOURS,
     MAX_LOAD,
     MAX_POLICIES,

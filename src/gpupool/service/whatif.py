@@ -6,7 +6,7 @@ workload) under up to ``MAX_POLICIES`` policies, written with ``sim.report.write
 (``metrics.json``, ``jobs.csv``, ``report.html``) so that the dashboard shows exactly the
 figures the CLI's report shows.
 
-A run is a child process (``python -m gpupool.web.whatif RUN_DIR``), not a thread: the
+A run is a child process (``python -m gpupool.service.whatif RUN_DIR``), not a thread: the
 simulation is pure Python and would hold the interpreter lock the API and the live loop need,
 and a process can be killed at its time limit. One run at a time; a run past ``max_wall_s``
 is killed; a workload of more than ``max_jobs`` jobs is refused by the child before it
@@ -212,7 +212,7 @@ class WhatIfRuns:
                     [
                         sys.executable,
                         "-m",
-                        "gpupool.web.whatif",
+                        "gpupool.service.whatif",
                         str(folder),
                         "--max-jobs",
                         str(self.max_jobs),
@@ -437,7 +437,7 @@ def _run(folder: Path, max_jobs: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gpupool.web.whatif", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m gpupool.service.whatif", description=__doc__)
     ap.add_argument("folder", type=Path)
     ap.add_argument("--max-jobs", type=int, default=DEFAULT_MAX_JOBS)
     args = ap.parse_args(argv)
