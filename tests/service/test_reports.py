@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.service.conftest import Service
+from tests.service.test_programme import apply, lead, new_call
 
 HOUR = 3_600_000
 MIN = 60_000
@@ -154,19 +155,28 @@ def test_bad_ranges_are_422_naming_the_field(service: Service, params: dict[str,
     assert r.json()["errors"][0]["field"] == field
 
 
+def award_january(service: Service) -> int:
+    """A call for academia over January 2027 that awards SNU's vision 100 H100-hours (of 150)."""
+    call = new_call(
+        service,
+        gpu_hours={"H100": 150},
+        guaranteed={},
+        period_start_ms=ms("2027-01-01T00:00:00"),
+        period_end_ms=ms("2027-02-01T00:00:00"),
+    )
+    assert service.call("POST", f"/v1/calls/{call['id']}/open").status_code == 200
+    lead(service, "academia/snu/vision", "minjun.kim")
+    app = apply(service, "minjun.kim", call["id"], "academia/snu/vision", gpu_hours={"H100": 120})
+    assert service.call("POST", f"/v1/applications/{app['id']}/submit", "minjun.kim").status_code == 200
+    assert service.call("POST", f"/v1/calls/{call['id']}/close").status_code == 200
+    r = service.call("POST", f"/v1/applications/{app['id']}/award", json={"gpu_hours": {"H100": 100}})
+    assert r.status_code == 200, r.text
+    return int(call["id"])
+
+
 def test_public_report_figures(service: Service) -> None:
+    call_id = award_january(service)
     seed(service)
-    # an allocation of the vision project over January, granted in full
-    r = service.call(
-        "POST",
-        "/v1/allocations",
-        json={
-            "project": "academia/snu/vision", "model": "H100", "gpu_hours": 100,
-            "period_start_ms": ms("2027-01-01T00:00:00"), "period_end_ms": ms("2027-02-01T00:00:00"),
-            "state": "active",
-        },
-    )  # fmt: skip
-    assert r.status_code == 201, r.text
     rep = service.call("GET", "/v1/reports/public", "june.paik", params={"period": "2027-01"})
     assert rep.status_code == 200, rep.text
     data = rep.json()
@@ -194,6 +204,14 @@ def test_public_report_figures(service: Service) -> None:
         6.0,
     )
     assert startups["left_gpu_hours"] == 24994.0 and sectors["public-research"]["jobs_started"] == 0
+    # the call's award, by sector: the vision job's 32 H100-hours were charged against it
+    assert data["calls"] == [
+        {
+            "call_id": call_id, "title_ko": "2026 상반기 AI 연구 GPU 지원",
+            "title_en": "2026 H1 GPU support for AI research", "sector": "academia",
+            "granted_gpu_hours": 100.0, "used_gpu_hours": 32.0, "left_gpu_hours": 68.0,
+        }
+    ]  # fmt: skip
     # no project, job or user appears anywhere in it
     text = rep.text
     for private in ("vision", "llm", "minjun", "jiwoo", "june.paik", "snu", "kaist"):

@@ -138,6 +138,7 @@ class PoolOut(BaseModel):
 
 class SectorOut(BaseModel):
     sector: str
+    name: str = Field(description="the sector's display name")
     granted_gpu_hours: float
     used_gpu_hours: float
     left_gpu_hours: float

@@ -74,6 +74,7 @@ def public_report(
     tenants = list(s.scalars(select(TenantRow).order_by(TenantRow.id)))
     paths = {t.id: t.path for t in tenants}
     sectors = [t.path for t in tenants if t.parent_id is None]
+    sector_names = {t.path: t.name for t in tenants if t.parent_id is None}
     ent = entitlements(s, now)
 
     # Usage in the period, per sector, project and model.
@@ -179,6 +180,7 @@ def public_report(
         sector_lines.append(
             {
                 "sector": sec,
+                "name": sector_names.get(sec, sec),
                 "granted_gpu_hours": _r(g.granted_gpu_hours),
                 "used_gpu_hours": _r(g.used_gpu_hours),
                 "left_gpu_hours": _r(g.left_gpu_hours),

@@ -40,7 +40,8 @@ table { border-collapse: collapse; background: #fff; border: 1px solid #e4e7ec; 
 th, td { padding: 5px 10px; border-bottom: 1px solid #e4e7ec; text-align: right; }
 th { background: #f2f4f7; font-weight: 600; }
 td.k, th.k { text-align: left; }
-figure { margin: 10px 0; background: #fff; border: 1px solid #e4e7ec; border-radius: 6px; padding: 10px; }
+figure { margin: 10px 0; max-width: 760px; background: #fff; border: 1px solid #e4e7ec;
+  border-radius: 6px; padding: 10px; }
 figure img { width: 100%; height: auto; display: block; }
 figcaption { color: #555e6e; font-size: 12.5px; margin-top: 6px; }
 .scroll { overflow-x: auto; max-width: 100%; }
@@ -126,7 +127,7 @@ def _bars(
 ) -> Figure | None:
     if not labels:
         return None
-    fig, ax = new_figure(7.2, 3.4)
+    fig, ax = new_figure(7.2, 2.8)
     n = len(series)
     width = 0.8 / (1 if stacked else n)
     bottom = [0.0] * len(labels)
@@ -165,7 +166,8 @@ def _frames(data: dict[str, Any], w: Words) -> dict[str, tuple[list[dict[str, An
         "sectors": (
             data["sectors"],
             [
-                ("sector", w._("Sector"), str),
+                ("name", w._("Sector"), str),
+                ("sector", w._("Key"), str),
                 ("granted_gpu_hours", w._("Granted (GPU-h)"), _num),
                 ("used_gpu_hours", w._("Used of grants (GPU-h)"), _num),
                 ("left_gpu_hours", w._("Left (GPU-h)"), _num),
@@ -204,7 +206,7 @@ def page_html(data: dict[str, Any], w: Words) -> str:
     """The page: headings, tables, figures and definitions in ``w``'s language."""
     tables = _frames(data, w)
     sectors = data["sectors"]
-    names = [s["sector"] for s in sectors]
+    names = [s["sector"] for s in sectors]  # short keys: display names crowd the axis
     with figure_style(needs_hangul=w.lang == "ko"):
         share = _bars(
             names,
