@@ -219,3 +219,16 @@ def test_public_report_figures(service: Service) -> None:
     bad = service.call("GET", "/v1/reports/public", params={"period": "2027-Q5"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "period"
     assert service.http.get("/v1/reports/public", params={"period": "2027-01"}).status_code == 401
+
+
+def test_a_running_job_counts_up_to_now_and_so_does_the_entitlement(service: Service) -> None:
+    seed(service)  # the clock is at 2027-01-20 00:00
+    r = service.submit("minjun.kim", project="vision", gpus=8, models=["H100"])
+    assert r.status_code == 201, r.text
+    service.cycle()
+    service.clock.advance(6 * HOUR)
+    rep = report(service, by="organisation", every="day", **{"from": "2027-01-20", "to": "2027-01-22"})
+    # six hours of 8 H100 so far, against SNU's 16 H100 for the six hours gone (not 24, nor 48)
+    assert cells(rep, "gpu_hours", "jobs", "entitlement_gpu_hours", "share_of_entitlement") == {
+        ("2027-01-20", "academia/snu", "H100"): (48.0, 1, 96.0, 0.5)
+    }

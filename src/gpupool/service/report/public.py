@@ -28,13 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpupool.core.accelerator import Catalogue
 from gpupool.service import budget, store
-from gpupool.service.db import AllocationRow, AwardRow, CallRow, JobRow, TenantRow, UsageRow
-from gpupool.service.report.usage_table import entitlements, percentile
+from gpupool.service.db import AllocationRow, AwardRow, CallRow, JobRow, TenantRow
+from gpupool.service.report.usage_table import entitlements, first_starts, percentile
 from gpupool.service.usage import HOUR_MS, gpu_ms_within, speed
 from gpupool.sim.metrics import jain_index
 
@@ -82,15 +82,6 @@ def public_report(
     used_sector: dict[str, float] = dict.fromkeys(sectors, 0.0)
     used_project: dict[int, float] = {}
     by_model: dict[str, list[float]] = {}
-    # A job's first start is its earliest usage interval's, which may precede the period.
-    first_start: dict[int, int] = {}
-    seqs = sorted({r.job_seq for r in rows if r.start_ms >= start_ms})
-    for i in range(0, len(seqs), 500):
-        q = select(UsageRow.job_seq, func.min(UsageRow.start_ms)).where(
-            UsageRow.job_seq.in_(seqs[i : i + 500])
-        )
-        for seq, first in s.execute(q.group_by(UsageRow.job_seq)):
-            first_start[seq] = int(first)
     for r in rows:
         h = gpu_ms_within(r, start_ms, until, now) / HOUR_MS
         sec = sector_of(paths.get(r.project_id, "?"))
@@ -99,6 +90,7 @@ def public_report(
         m = by_model.setdefault(r.model, [0.0, 0.0])
         m[0] += h
         m[1] += h * speed(catalogue, r)
+    first_start = first_starts(s, sorted({r.job_seq for r in rows if r.start_ms >= start_ms}))
 
     # Waits of the jobs first started in the period, per sector.
     started = [seq for seq, t in first_start.items() if start_ms <= t < until]

@@ -8,8 +8,8 @@ by the model's throughput for the job's workload class), the jobs that ran, the 
 (first start minus submission, p50 and p95) of the jobs whose first start falls in the
 bucket, and the share of the group's entitlement used: GPU-hours over the accelerators of
 that model guaranteed to the group (its own and its active allocations', its children's when
-it sets none) times the bucket's hours. Guarantees of any model (``*``) are not spread over
-models; ``user`` rows have no entitlement.
+it sets none) times the bucket's hours (up to now, for the bucket now runs in). Guarantees
+of any model (``*``) are not spread over models; ``user`` rows have no entitlement.
 
 Rights follow ``/v1/usage`` and the dashboard's tenants page: pool admins and viewers see
 everything; others see, by project or user, their own projects only, and by organisation or
@@ -19,23 +19,24 @@ they may not see count in them, never shown on their own).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gpupool.core.accelerator import Catalogue
 from gpupool.service import store
 from gpupool.service.api.dashboard.session import usage_projects
 from gpupool.service.auth import Caller
-from gpupool.service.db import JobRow, TenantRow, UserRow
+from gpupool.service.db import JobRow, TenantRow, UsageRow, UserRow
 from gpupool.service.report.buckets import Bucket
 from gpupool.service.tenant_tree import active_allocations, guarantees, tenant_rows
 from gpupool.service.usage import HOUR_MS, gpu_ms_within, group_key, speed
 
-__all__ = ["By", "Scope", "UsageLine", "percentile", "usage_lines", "visible_projects"]
+__all__ = ["By", "Scope", "UsageLine", "first_starts", "percentile", "usage_lines", "visible_projects"]
 
 
 class By(StrEnum):
@@ -128,6 +129,21 @@ def entitlements(s: Session, now: int) -> dict[str, dict[str, int]]:
     return {r.path: out.get(r.id, {}) for r in rows}
 
 
+def first_starts(s: Session, seqs: Sequence[int]) -> dict[int, int]:
+    """Each job's first start: its earliest usage interval's, which may precede a report's range.
+
+    A job's queueing delay ends there: a restart after preemption is not a wait for capacity
+    the job never had."""
+    out: dict[int, int] = {}
+    for i in range(0, len(seqs), 500):
+        q = select(UsageRow.job_seq, func.min(UsageRow.start_ms)).where(
+            UsageRow.job_seq.in_(seqs[i : i + 500])
+        )
+        for seq, first in s.execute(q.group_by(UsageRow.job_seq)):
+            out[int(seq)] = int(first)
+    return out
+
+
 def usage_lines(
     s: Session,
     caller: Caller,
@@ -154,11 +170,7 @@ def usage_lines(
     users: dict[int, str] = {}
     if by is By.USER:
         users = {i: n for i, n in s.execute(select(UserRow.id, UserRow.name))}
-    # A job's queueing delay ends at its first start (a restart after preemption is not a wait
-    # for capacity the job never had); its first start is its earliest usage interval's.
-    first_start: dict[int, int] = {}
-    for r in rows:
-        first_start[r.job_seq] = min(first_start.get(r.job_seq, r.start_ms), r.start_ms)
+    first_start = first_starts(s, sorted({r.job_seq for r in rows if r.start_ms >= start_ms}))
     lines: dict[tuple[int, str, str], UsageLine] = {}
 
     def key_of(project_id: int, seq: int) -> str:
@@ -166,17 +178,17 @@ def usage_lines(
             return users.get(jobs.get(seq, (0, 0))[1], f"#{jobs.get(seq, (0, 0))[1]}")
         return group_key(paths.get(project_id, f"#{project_id}"), by.value)
 
+    starts = [b.start_ms for b in cuts]
     for r in rows:
         key = key_of(r.project_id, r.job_seq)
-        for i, b in enumerate(cuts):
-            if (
-                b.end_ms <= r.start_ms
-                or (r.end_ms is not None and r.end_ms <= b.start_ms)
-                or b.start_ms >= now
-            ):
-                continue
+        # only the buckets the interval overlaps (an open interval runs to now)
+        end = min(r.end_ms if r.end_ms is not None else now, end_ms)
+        first = max(0, bisect.bisect_right(starts, r.start_ms) - 1)
+        last = bisect.bisect_left(starts, max(end, r.start_ms + 1))
+        for i in range(first, last):
+            b = cuts[i]
             ms = gpu_ms_within(r, b.start_ms, b.end_ms, now)
-            starts_here = r.start_ms == first_start[r.job_seq] and b.start_ms <= r.start_ms < b.end_ms
+            starts_here = r.start_ms == first_start.get(r.job_seq) and b.start_ms <= r.start_ms < b.end_ms
             if ms <= 0 and not starts_here:
                 continue
             line = lines.get((i, key, r.model))
@@ -198,7 +210,9 @@ def usage_lines(
         line.wait_p95_s = percentile(line._waits, 0.95)
         if by is not By.USER:
             g = ent.get(line.key, {}).get(line.model, 0)
-            line.entitlement_gpu_hours = g * cuts[i].hours
+            # the current bucket is entitled to the hours gone so far, not to its future
+            elapsed = max(0, min(cuts[i].end_ms, now) - cuts[i].start_ms) / HOUR_MS
+            line.entitlement_gpu_hours = g * elapsed
             line.share_of_entitlement = line.gpu_hours / line.entitlement_gpu_hours if g else None
         out.append(line)
     return scope_of(caller, by), out
