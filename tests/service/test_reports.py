@@ -147,6 +147,9 @@ def test_each_role_sees_what_it_may(service: Service) -> None:
         ({"every": "fortnight"}, "every"),
         ({"by": "galaxy"}, "by"),
         ({"from": "1970-01-01", "to": "2027-01-01", "every": "day"}, "every"),
+        ({"from": "9999-12-01", "to": "9999-12-31", "every": "month"}, "every"),
+        ({"from": "9999-12-25", "to": "9999-12-31", "every": "week"}, "every"),
+        ({"from": str(2**61), "to": str(2**62)}, "every"),
     ],
 )
 def test_bad_ranges_are_422_naming_the_field(service: Service, params: dict[str, str], field: str) -> None:
@@ -216,8 +219,13 @@ def test_public_report_figures(service: Service) -> None:
     text = rep.text
     for private in ("vision", "llm", "minjun", "jiwoo", "june.paik", "snu", "kaist"):
         assert private not in text
-    bad = service.call("GET", "/v1/reports/public", params={"period": "2027-Q5"})
-    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "period"
+    for period in ("2027-Q5", "9999", "2027-13", "1969", "Q1-2027"):
+        bad = service.call("GET", "/v1/reports/public", params={"period": period})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "period", (period, bad.text)
+    # a period still to come: nothing used, no capacity gone yet, so no shares
+    future = service.call("GET", "/v1/reports/public", params={"period": "2030-H2"}).json()
+    assert future["until_ms"] == future["start_ms"] and future["pool"]["utilisation"] is None
+    assert future["pool"]["gpu_hours"] == 0.0 and future["sectors"][0]["actual_share"] is None
     assert service.http.get("/v1/reports/public", params={"period": "2027-01"}).status_code == 401
 
 

@@ -64,6 +64,15 @@ def _next(t: dt.datetime, every: Every) -> dt.datetime:
 
 def buckets(start_ms: int, end_ms: int, every: Every) -> list[Bucket]:
     """[start_ms, end_ms) cut at ``every``'s boundaries (UTC)."""
+    try:
+        return _buckets(start_ms, end_ms, every)
+    except (ValueError, OverflowError, OSError) as e:
+        if isinstance(e, PeriodError):
+            raise
+        raise PeriodError("the range runs past the year 9999") from None
+
+
+def _buckets(start_ms: int, end_ms: int, every: Every) -> list[Bucket]:
     if end_ms <= start_ms:
         raise PeriodError("the end must be after the start")
     t = _floor(dt.datetime.fromtimestamp(start_ms / 1000, tz=dt.UTC), every)
@@ -99,5 +108,8 @@ def period(text: str) -> tuple[int, int]:
             raise PeriodError(f"period {text!r}: no month {first}")
     start = dt.datetime(year, first, 1, tzinfo=dt.UTC)
     end_month = first + months
-    end = dt.datetime(year + (end_month - 1) // 12, (end_month - 1) % 12 + 1, 1, tzinfo=dt.UTC)
+    try:
+        end = dt.datetime(year + (end_month - 1) // 12, (end_month - 1) % 12 + 1, 1, tzinfo=dt.UTC)
+    except ValueError:
+        raise PeriodError(f"period {text!r} runs past the year 9999") from None
     return _ms(start), _ms(end)
