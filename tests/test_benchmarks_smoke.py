@@ -114,3 +114,15 @@ def test_itp_policies_benchmark_records_a_run_past_its_limit_as_timeout() -> Non
     assert isinstance(case, dict)
     las = case["policies"]["las"]
     assert las["status"] == "timeout" and las["limit_s"] == 1.0 and las["jct_ratio_vs_fifo"] is None
+
+
+def test_reports_benchmark_small() -> None:
+    out = _run("reports.py", "--jobs", "200")
+    assert out["jobs"] == 200
+    for key in ("usage_project_day", "usage_sector_week", "usage_user_day"):
+        assert (
+            isinstance(out[f"{key}_s"], float)
+            and isinstance(out[f"{key}_rows"], int)
+            and out[f"{key}_rows"] > 0
+        )
+    assert isinstance(out["public_gpu_hours"], float) and out["public_gpu_hours"] > 0

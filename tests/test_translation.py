@@ -77,7 +77,11 @@ def test_the_catalogue_holds_every_message_the_sources_mark() -> None:
         (msgid if isinstance(msgid, str) else tuple(msgid))
         for _file, _line, msgid, _comments, _context in extract_from_dir(
             str(ROOT),
-            method_map=[("src/gpupool/cli/**.py", "python"), ("src/gpupool/translation.py", "python")],
+            method_map=[
+                ("src/gpupool/cli/**.py", "python"),
+                ("src/gpupool/service/report/**.py", "python"),
+                ("src/gpupool/translation.py", "python"),
+            ],
             keywords={"_": None, "n_": (1, 2)},
         )
     }

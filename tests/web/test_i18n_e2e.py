@@ -35,7 +35,7 @@ from tests.web.test_e2e import (
 __all__ = ["browser", "server"]  # fixtures, used by name
 pytestmark = pytest.mark.slow
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
-PAGES = ["overview", "queue", "tenants", "whatif"]
+PAGES = ["overview", "queue", "tenants", "reports", "whatif"]
 
 
 def new_tab(browser: Browser, server: Server, artifacts: Path, locale: str, **context: object) -> Tab:

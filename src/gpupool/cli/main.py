@@ -25,6 +25,7 @@ from gpupool.cli.admin_cmd import admin_app
 from gpupool.cli.client_cmd import register as register_client_commands
 from gpupool.cli.fleet_cmd import fleet_app, tenants_app
 from gpupool.cli.programme_cmd import register as register_programme_commands
+from gpupool.cli.report_cmd import register as register_report_commands
 from gpupool.cli.serve_cmd import serve
 from gpupool.cli.slurm_cmd import import_slurm
 from gpupool.core.accelerator import CatalogueError
@@ -55,6 +56,8 @@ app.add_typer(tenants_app, name="tenants")
 register_client_commands(app)
 # The national programme: calls, applications, reviews and awards (ADR 0010).
 register_programme_commands(app)
+# Reports: usage over time and the public report of a period (gpupool.cli.report_cmd).
+register_report_commands(app)
 # The live service itself (gpupool.service).
 app.command("serve")(serve)
 # Local recovery of a pool-admin token on the server's machine (gpupool.cli.admin_cmd).

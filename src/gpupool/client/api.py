@@ -225,6 +225,24 @@ class GpupoolClient:
         kwargs: dict[str, Any] = {} if body is None else {"json": dict(body)}
         return self._json("POST", f"/v1/applications/{int(application_id)}/{step}", **kwargs)
 
+    # -- reports ---------------------------------------------------------------------------
+
+    def usage_report(
+        self,
+        *,
+        by: str | None = None,
+        every: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+    ) -> JSON:
+        """Usage per time bucket, group and accelerator model (``/v1/reports/usage``)."""
+        params = _params(by=by, every=every, **{"from": start, "to": end})
+        return self._json("GET", "/v1/reports/usage", params=params)
+
+    def public_report(self, period: str) -> JSON:
+        """The public report's figures of a period such as ``2026-Q1`` (``/v1/reports/public``)."""
+        return self._json("GET", "/v1/reports/public", params={"period": period})
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> JSON:

@@ -7,11 +7,12 @@ import { LANGS, lang, setLang, t, translatePage } from "./i18n.js";
 import * as job from "./pages/job.js";
 import * as overview from "./pages/overview.js";
 import * as queue from "./pages/queue.js";
+import * as reports from "./pages/reports.js";
 import * as signin from "./pages/signin.js";
 import * as tenants from "./pages/tenants.js";
 import * as whatif from "./pages/whatif.js";
 
-const PAGES = { overview, queue, job, tenants, whatif, signin };
+const PAGES = { overview, queue, job, tenants, reports, whatif, signin };
 const state = { session: null, timers: [], alive: null, notice: "" };
 
 function parseHash() {
