@@ -5,6 +5,11 @@ under ``--data-dir`` (or ``GPUPOOL_DATABASE_URL``) with a fleet and tenants (the
 default), prints the URL and, on the first start, the pool admin's token (written once to
 ``<data-dir>/admin-token``, mode 0600; the database keeps only its hash), then serves until
 interrupted. Options left out fall back to ``GPUPOOL_*`` environment variables.
+
+The scheduling loop runs in a child process of its own (``gpupool.service.scheduler_process``)
+that contends for the pool's leader lease: several ``gpupool serve`` on one database all answer
+the API, one of them schedules, the others wait as standbys and take over when it dies
+(ADR 0006).
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ def serve(
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Serve the gpupool API and run the scheduling loop."""
+    """Serve the gpupool API and run the scheduling loop (or stand by for the pool's leader)."""
     import uvicorn
 
     from gpupool.core.accelerator import CatalogueError
@@ -98,7 +103,8 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = ServiceSettings(**{k: v for k, v in given.items() if v is not None})
-        runtime = Runtime(settings)
+        # the loop in its own process, under the leader lease: the API never holds its GIL
+        runtime = Runtime(settings, scheduler="process")
         runtime.start()
     except ValidationError as e:
         err = e.errors()[0]
@@ -109,6 +115,10 @@ def serve(
     out = Console()
     out.print(f"gpupool serving fleet [bold]{runtime.fleet.name}[/] at {url}  (API docs: {url}/docs)")
     out.print(f"database: {_redact(settings.url)}")
+    out.print(
+        f"scheduler: a process of its own, leader of the pool or standby (instance {runtime.instance};"
+        f" see {url}/v1/ready)"
+    )
     if runtime.new_admin_token is not None:
         out.print(f"admin token (shown once; also in {settings.admin_token_path}, mode 0600):")
         out.print(runtime.new_admin_token, highlight=False, soft_wrap=True)

@@ -168,7 +168,7 @@ class InboxRow(Base):
 
     __tablename__ = "inbox"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # submit, cancel, drain, undrain, down
+    kind: Mapped[str] = mapped_column(String(16))  # submit, cancel, drain, undrain, down, rebuild
     job_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     node: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_ms: Mapped[int] = mapped_column(Ms)
@@ -226,6 +226,23 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(255))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class LeaseRow(Base):
+    """The leader lease of a pool: who schedules it, under which fencing token (ADR 0006).
+
+    ``epoch`` grows by one at every take-over; the leader's writes check it in their own
+    transaction (``gpupool.service.leader``), so a leader that lost the lease writes nothing.
+    """
+
+    __tablename__ = "leader_lease"
+    pool: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_ms: Mapped[int] = mapped_column(Ms)
+    renewed_ms: Mapped[int] = mapped_column(Ms)
+    expires_ms: Mapped[int] = mapped_column(Ms)
+    last_cycle_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
 
 
 #: One lock per SQLite database file, shared by every writer engine of this process on it.

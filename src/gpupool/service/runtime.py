@@ -5,6 +5,13 @@ empty one from the tenants file and creates the first pool admin (its token writ
 ``<data_dir>/admin-token``, mode 0600; only the hash is stored), rebuilds the core, reconciles
 the executors and starts the loop thread; ``stop`` stops the loop. The API reaches everything
 through one ``Runtime``.
+
+Where the loop runs (ADR 0006): ``scheduler="inline"`` (the default, and what tests use) runs
+it as a thread of this process, fenced by ``lease`` when one is given (the scheduler child of
+``gpupool serve`` does that); ``scheduler="process"`` (``gpupool serve``) runs no loop here but
+starts a scheduler child (``gpupool.service.scheduler_process``) that contends for the leader
+lease. The API then reaches the loop only through the database: ``wake_loop`` and
+``request_rebuild`` hide the difference, and ``role`` says whether this process leads.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,14 +33,24 @@ from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.fleetfile import default_tenants_for, fleet_presets, load_fleet, load_tenants
 from gpupool.service import auth
-from gpupool.service.db import TenantRow, TokenRow, UserRow, make_engine, migrate, session_factory
+from gpupool.service.db import (
+    InboxRow,
+    TenantRow,
+    TokenRow,
+    UserRow,
+    make_engine,
+    migrate,
+    session_factory,
+)
 from gpupool.service.directory import Directory
 from gpupool.service.dry_run import DryRunExecutor
 from gpupool.service.executors.base import Executor
 from gpupool.service.executors.gpus import LocalMachine
+from gpupool.service.leader import LeaderLease, LeaseState, Role, instance_name, read_lease, setup_lock
 from gpupool.service.local_fleet import machine_scenario
 from gpupool.service.loop import Clock, Loop, wall_clock
 from gpupool.service.metrics import ServiceMetrics
+from gpupool.service.scheduler_process import SchedulerProcess
 from gpupool.service.settings import ServiceSettings
 from gpupool.service.tenant_tree import seed
 
@@ -62,10 +80,18 @@ class Runtime:
         fleet: Fleet | None = None,
         tenancy: Tenancy | None = None,
         run_loop: bool = True,
+        scheduler: Literal["inline", "process"] = "inline",
+        lease: LeaderLease | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.run_loop = run_loop
+        self.scheduler = scheduler
+        #: the leader lease an inline loop is fenced by (None: the loop is alone, as in tests)
+        self.lease = lease
+        #: this process's name in the leader lease (its scheduler child leads under it)
+        self.instance = lease.holder if lease is not None else instance_name()
+        self._scheduler_process: SchedulerProcess | None = None
         #: this machine, when it is what is served (``machine`` real or simulated)
         self.machine: LocalMachine | None = None
         if settings.machine != "fleet" and fleet is None:
@@ -109,8 +135,13 @@ class Runtime:
 
     def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        migrate(self.engine)
-        self._seed()
+        with setup_lock(self.engine, self.settings.data_dir):  # N processes may start at once
+            migrate(self.engine)
+            self._seed()
+        if self.scheduler == "process":
+            self._scheduler_process = SchedulerProcess(self.settings, self.instance)
+            self._scheduler_process.start()
+            return
         executors = self._executors if self._executors is not None else self._default_executors()
         self._loop = Loop(
             self.factory,
@@ -125,12 +156,17 @@ class Runtime:
             terminate_grace_s=self.settings.terminate_grace_s,
             reconcile=self.settings.reconcile,
             reader=self.reader,
+            fence=self.lease.fence if self.lease is not None else None,
+            inbox_poll_ms=max(self.settings.cycle_min_gap_ms, 20) if self.lease is not None else 0,
         )
         self._loop.reconcile()
         if self.run_loop:
             self._loop.start()
 
     def stop(self) -> None:
+        if self._scheduler_process is not None:
+            self._scheduler_process.stop()
+            self._scheduler_process = None
         if self._loop is not None:
             self._loop.stop()
             for ex in self._loop.executors.values():
@@ -139,6 +175,37 @@ class Runtime:
                     close()
         self.engine.dispose()
         self.reader_engine.dispose()
+
+    # -- the loop as the API sees it -----------------------------------------------------------
+
+    def wake_loop(self) -> None:
+        """Something was written to the inbox: an inline loop cycles now (a scheduler process
+        polls the inbox by itself)."""
+        if self._loop is not None:
+            self._loop.wake()
+
+    def request_rebuild(self) -> None:
+        """The tenancy changed: the loop rebuilds its core before deciding again."""
+        if self._loop is not None and self.lease is None:
+            self._loop.request_rebuild()
+            return
+        # the loop runs elsewhere (the scheduler process, another server): tell it in the inbox
+        with self.factory.begin() as s:
+            s.add(InboxRow(kind="rebuild", created_ms=self.clock()))
+
+    def role(self) -> tuple[Role, LeaseState | None]:
+        """Whether this process leads (its loop schedules the pool), and the lease as it stands."""
+        if self.scheduler == "inline" and self.lease is None:
+            return Role.LEADER, None  # one in-process loop, no lease (tests, benchmarks)
+        state = read_lease(self.reader_engine)
+        leads = state is not None and state.held_by(self.instance)
+        return (Role.LEADER if leads else Role.STANDBY), state
+
+    def executors(self) -> list[Executor]:
+        """The executors of this process's loop (none where the loop runs in another process)."""
+        if self._loop is None:
+            return []
+        return list({id(e): e for e in self._loop.executors.values()}.values())
 
     def _default_executors(self) -> dict[str, Executor]:
         if self.settings.executor == "none":

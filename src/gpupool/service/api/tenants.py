@@ -183,7 +183,7 @@ def create_tenant(body: TenantIn, caller: CallerDep, rt: RuntimeDep) -> TenantOu
         validate_tree(s, rt)
         store.audit(s, caller.name, "tenant.create", f"tenant/{path}", body.model_dump(), now)
         out = tenant_out(row, {parent.id: parent.path} if parent else {})
-    rt.loop.request_rebuild()
+    rt.request_rebuild()
     return out
 
 
@@ -211,7 +211,7 @@ def patch_tenant(path: str, body: TenantPatch, caller: CallerDep, rt: RuntimeDep
         store.audit(s, caller.name, "tenant.update", f"tenant/{path}", changes, now)
         parent = s.get(TenantRow, row.parent_id) if row.parent_id is not None else None
         out = tenant_out(row, {parent.id: parent.path} if parent else {})
-    rt.loop.request_rebuild()
+    rt.request_rebuild()
     return out
 
 

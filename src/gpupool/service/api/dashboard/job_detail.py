@@ -173,10 +173,8 @@ def _placement(rt: Runtime, row: JobRow) -> tuple[list[PlacedNode], str]:
 
 def _telemetry(rt: Runtime, allocation_ids: list[str]) -> list[TelemetryPoint]:
     """Samples the executors kept for these allocations (the local executor on real GPUs)."""
-    try:
-        executors = list({id(e): e for e in rt.loop.executors.values()}.values())
-    except RuntimeError:  # the service is not started: no executor, no telemetry
-        return []
+    # the executors of this process's loop: none where the scheduler runs in its own process
+    executors = rt.executors()
     out: list[TelemetryPoint] = []
     for ex in executors:
         read = getattr(ex, "telemetry", None)

@@ -1,0 +1,290 @@
+"""The leader lease: exactly one loop schedules a pool; other processes wait as standbys.
+
+This module owns ``LeaderLease`` (ADR 0006). The lease is the one ``leader_lease`` row: its
+``epoch`` is the fencing token (it grows by one at every take-over), ``holder`` names the
+``gpupool serve`` instance whose scheduler leads, ``expires_ms`` ends a lease its holder
+stopped renewing. Beside the row, a *liveness lock* that the operating system or the database
+drops the moment its holder dies: on SQLite ``flock`` on ``<data_dir>/leader.lock``; on
+PostgreSQL a session advisory lock, on a connection the lease keeps open.
+
+The rules:
+
+- a contender takes the lease (epoch + 1) when it holds the liveness lock (the previous
+  holder is gone: a SIGKILLed leader is replaced at once) or when the lease expired (its
+  holder stopped renewing, e.g. a paused process that still holds the lock);
+- the leader renews the row every ``RENEW_EVERY_S`` on its epoch; a renewal that matches no
+  row means the lease was taken: the leader stops;
+- every write of the leader's loop first runs ``fence`` in the same transaction: a
+  conditional update of the row on the leader's epoch that raises ``LeaseLost`` when another
+  process took the lease. On PostgreSQL the update's row lock orders it against the take-over
+  (which commits first, or waits for the cycle to commit and sees its writes when it
+  rebuilds); on SQLite the database's single writer does. So a paused old leader that wakes
+  up writes no decision and dispatches nothing.
+
+Safety rests on the epoch alone; the lock only makes failover fast. Time is the database's
+clock on PostgreSQL (the contenders may run on several hosts) and this host's on SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import cast
+
+from sqlalchemy import Connection, Engine, Table, bindparam, select, text, update
+from sqlalchemy.orm import Session
+
+from gpupool.service.db import LeaseRow
+
+log = logging.getLogger("gpupool.service.leader")
+
+#: the pool a lease row is for (one pool per database)
+POOL = "default"
+#: a lease not renewed for this long may be taken without the liveness lock
+DEFAULT_TTL_MS = 10_000
+#: how often the leader renews (and a standby tries to take over)
+RENEW_EVERY_S = 1.0
+#: PostgreSQL advisory lock keys ("gpupool" and "gpupool setup" as numbers)
+_LEADER_KEY = 0x677075706F6F6C
+_SETUP_KEY = 0x677075706F6F73
+
+_LEASE = cast(Table, LeaseRow.__table__)
+_PG_NOW = text("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
+#: the fence: matches the row only while the epoch is ours (and locks it on PostgreSQL)
+_FENCE = (
+    update(_LEASE)
+    .where(_LEASE.c.pool == bindparam("p_pool"), _LEASE.c.epoch == bindparam("p_epoch"))
+    .values(epoch=_LEASE.c.epoch)
+)
+
+
+class LeaseLost(RuntimeError):
+    """Another process took the lease: this one must not write or dispatch."""
+
+
+class Role(StrEnum):
+    """What a ``gpupool serve`` process is for its pool."""
+
+    LEADER = "leader"  # its scheduler holds the lease and schedules
+    STANDBY = "standby"  # it serves the API; its scheduler waits for the lease
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """The lease row as read, with the clock it was read at."""
+
+    epoch: int
+    holder: str
+    expires_ms: int
+    last_cycle_ms: int | None
+    now_ms: int
+
+    @property
+    def fresh(self) -> bool:
+        """A holder renewed it lately (it may schedule)."""
+        return bool(self.holder) and self.expires_ms > self.now_ms
+
+    def held_by(self, holder: str) -> bool:
+        return self.fresh and self.holder == holder
+
+
+def instance_name() -> str:
+    """The name a ``gpupool serve`` process goes by in the lease: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def db_now_ms(conn: Connection) -> int:
+    """Milliseconds since the epoch by the database's clock (PostgreSQL) or this host's."""
+    if conn.dialect.name == "postgresql":
+        return int(conn.execute(_PG_NOW).scalar_one())
+    return int(time.time() * 1000)
+
+
+def read_lease(engine: Engine) -> LeaseState | None:
+    """The lease as it stands (None before the migration made its row)."""
+    with engine.connect() as c:
+        row = c.execute(
+            select(_LEASE.c.epoch, _LEASE.c.holder, _LEASE.c.expires_ms, _LEASE.c.last_cycle_ms).where(
+                _LEASE.c.pool == POOL
+            )
+        ).first()
+        now = db_now_ms(c)
+    if row is None:
+        return None
+    return LeaseState(int(row.epoch), str(row.holder), int(row.expires_ms), row.last_cycle_ms, now)
+
+
+class LeaderLease:
+    """One contender for the lease of the pool in ``engine``'s database."""
+
+    def __init__(
+        self, engine: Engine, holder: str, *, lock_path: Path | None = None, ttl_ms: int = DEFAULT_TTL_MS
+    ) -> None:
+        self.engine = engine
+        self.holder = holder
+        self.lock_path = lock_path
+        self.ttl_ms = ttl_ms
+        #: the fencing token while this contender leads; None otherwise
+        self.epoch: int | None = None
+        self._lock_fd: int | None = None
+        self._lock_conn: Connection | None = None
+
+    @classmethod
+    def for_database(cls, engine: Engine, data_dir: Path, holder: str, **kw: int) -> LeaderLease:
+        """The lease with the liveness lock for ``engine``'s kind of database."""
+        sqlite = engine.dialect.name == "sqlite"
+        return cls(engine, holder, lock_path=data_dir / "leader.lock" if sqlite else None, **kw)
+
+    # -- the liveness lock --------------------------------------------------------------------
+
+    @property
+    def locked(self) -> bool:
+        return self._lock_fd is not None or self._lock_conn is not None
+
+    def _try_lock(self) -> bool:
+        if self.locked:
+            return True
+        if self.lock_path is not None:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            self._lock_fd = fd
+            return True
+        if self.engine.dialect.name == "postgresql":
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEADER_KEY}).scalar())
+            except Exception:
+                conn.invalidate()
+                conn.close()
+                raise
+            if not got:
+                conn.close()
+                return False
+            self._lock_conn = conn
+            return True
+        return False  # another database: the lease row alone (failover after the TTL)
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the file drops the flock
+            self._lock_fd = None
+        if self._lock_conn is not None:
+            # closing the session drops its advisory locks; invalidate: never back to the pool
+            with contextlib.suppress(Exception):
+                self._lock_conn.invalidate()
+            with contextlib.suppress(Exception):
+                self._lock_conn.close()
+            self._lock_conn = None
+
+    # -- the lease row ------------------------------------------------------------------------
+
+    def try_acquire(self) -> bool:
+        """Take the lease if its holder is gone or it expired; True when this contender leads."""
+        locked = self._try_lock()
+        with self.engine.begin() as c:
+            now = db_now_ms(c)
+            row = c.execute(
+                select(_LEASE.c.epoch, _LEASE.c.expires_ms).where(_LEASE.c.pool == POOL).with_for_update()
+            ).first()
+            if row is None:
+                raise RuntimeError("no leader_lease row: the database is not migrated")
+            if not (locked or row.expires_ms <= now):
+                return False
+            epoch = int(row.epoch) + 1
+            taken = c.execute(
+                update(_LEASE)
+                .where(_LEASE.c.pool == POOL, _LEASE.c.epoch == row.epoch)
+                .values(
+                    epoch=epoch,
+                    holder=self.holder,
+                    acquired_ms=now,
+                    renewed_ms=now,
+                    expires_ms=now + self.ttl_ms,
+                    last_cycle_ms=None,
+                )
+            ).rowcount
+            if taken != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the writer is alone
+                return False
+        self.epoch = epoch
+        log.info("took the leader lease: epoch %d (%s)", epoch, "liveness lock taken" if locked else "lease expired")
+        return True
+
+    def renew(self, last_cycle_ms: int | None = None) -> bool:
+        """Extend the lease; False (and no longer leading) when another process took it."""
+        if self.epoch is None:
+            return False
+        if not self.locked:
+            # taken on expiry: hold the lock too, so that no standby takes over from a live leader
+            with contextlib.suppress(Exception):
+                self._try_lock()
+        with self.engine.begin() as c:
+            now = db_now_ms(c)
+            kept = c.execute(
+                update(_LEASE)
+                .where(_LEASE.c.pool == POOL, _LEASE.c.epoch == self.epoch)
+                .values(renewed_ms=now, expires_ms=now + self.ttl_ms, last_cycle_ms=last_cycle_ms)
+            ).rowcount
+        if kept != 1:
+            log.error("lost the leader lease (epoch %d): another process took it", self.epoch)
+            self.epoch = None
+            return False
+        return True
+
+    def fence(self, s: Session) -> None:
+        """Raise ``LeaseLost`` unless this contender still leads; call first in a write transaction."""
+        if self.epoch is None:
+            raise LeaseLost("this process does not hold the leader lease")
+        if s.connection().execute(_FENCE, {"p_pool": POOL, "p_epoch": self.epoch}).rowcount != 1:
+            lost, self.epoch = self.epoch, None
+            raise LeaseLost(f"the leader lease of epoch {lost} was taken by another process")
+
+    def release(self) -> None:
+        """Give the lease up (a graceful stop): a standby takes it at its next try."""
+        if self.epoch is not None:
+            try:
+                with self.engine.begin() as c:
+                    c.execute(
+                        update(_LEASE)
+                        .where(_LEASE.c.pool == POOL, _LEASE.c.epoch == self.epoch)
+                        .values(expires_ms=0)
+                    )
+            except Exception:  # the database is away: the lease expires by itself
+                log.warning("could not release the leader lease", exc_info=True)
+            self.epoch = None
+        self._unlock()
+
+
+@contextlib.contextmanager
+def setup_lock(engine: Engine, data_dir: Path) -> Iterator[None]:
+    """Serialise start-up work (migrations, the first seed) between processes on one database."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _SETUP_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SETUP_KEY})
+        return
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "setup.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
