@@ -219,7 +219,11 @@ class LeaderLease:
             if taken != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the writer is alone
                 return False
         self.epoch = epoch
-        log.info("took the leader lease: epoch %d (%s)", epoch, "liveness lock taken" if locked else "lease expired")
+        log.info(
+            "took the leader lease: epoch %d (%s)",
+            epoch,
+            "liveness lock taken" if locked else "lease expired",
+        )
         return True
 
     def renew(self, last_cycle_ms: int | None = None) -> bool:
