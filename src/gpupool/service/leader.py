@@ -126,9 +126,17 @@ class LeaderLease:
     """One contender for the lease of the pool in ``engine``'s database."""
 
     def __init__(
-        self, engine: Engine, holder: str, *, lock_path: Path | None = None, ttl_ms: int = DEFAULT_TTL_MS
+        self,
+        engine: Engine,
+        holder: str,
+        *,
+        lock_path: Path | None = None,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        reader: Engine | None = None,
     ) -> None:
         self.engine = engine
+        #: where a standby reads the lease without taking SQLite's write lock
+        self.reader = reader or engine
         self.holder = holder
         self.lock_path = lock_path
         self.ttl_ms = ttl_ms
@@ -138,10 +146,19 @@ class LeaderLease:
         self._lock_conn: Connection | None = None
 
     @classmethod
-    def for_database(cls, engine: Engine, data_dir: Path, holder: str, **kw: int) -> LeaderLease:
+    def for_database(
+        cls,
+        engine: Engine,
+        data_dir: Path,
+        holder: str,
+        *,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        reader: Engine | None = None,
+    ) -> LeaderLease:
         """The lease with the liveness lock for ``engine``'s kind of database."""
         sqlite = engine.dialect.name == "sqlite"
-        return cls(engine, holder, lock_path=data_dir / "leader.lock" if sqlite else None, **kw)
+        lock = data_dir / "leader.lock" if sqlite else None
+        return cls(engine, holder, lock_path=lock, ttl_ms=ttl_ms, reader=reader)
 
     # -- the liveness lock --------------------------------------------------------------------
 
@@ -194,6 +211,10 @@ class LeaderLease:
     def try_acquire(self) -> bool:
         """Take the lease if its holder is gone or it expired; True when this contender leads."""
         locked = self._try_lock()
+        if not locked:
+            state = read_lease(self.reader)  # a read first: a standby's tries take no write lock
+            if state is None or state.expires_ms > state.now_ms:
+                return False
         with self.engine.begin() as c:
             now = db_now_ms(c)
             row = c.execute(

@@ -137,11 +137,14 @@ def main() -> int:
     settings = ServiceSettings(**message["settings"])
     holder = str(message["holder"])
     engine = make_engine(settings.url, synchronous=settings.sqlite_synchronous)
-    lease = LeaderLease.for_database(engine, settings.data_dir, holder)
+    reader = make_engine(settings.url, writer=False) if engine.dialect.name == "sqlite" else engine
+    lease = LeaderLease.for_database(engine, settings.data_dir, holder, reader=reader)
 
     def orphaned() -> bool:
         return os.getppid() != parent
 
+    # built while standing by (the fleet read, engines made): taking over only rebuilds the core
+    runtime = Runtime(settings, lease=lease)
     log.info("scheduler %d: standby, waiting for the leader lease", os.getpid())
     while not stop.is_set():
         try:
@@ -150,18 +153,22 @@ def main() -> int:
         except Exception:  # the database is away: try again
             log.warning("could not contend for the leader lease", exc_info=True)
         if orphaned():
-            return 0
+            break
         stop.wait(RENEW_EVERY_S / 4)
-    if stop.is_set():
+    if stop.is_set() or orphaned():
+        runtime.stop()
         lease.release()
         return 0
-    runtime = Runtime(settings, lease=lease)
     code = 0
     try:
         runtime.start()
         tune_gc_for_serving()
         log.info("scheduler %d: leader of epoch %s, scheduling", os.getpid(), lease.epoch)
-        while not stop.wait(RENEW_EVERY_S):
+        # The first renewal right after the first cycle: it tells the API processes (and a
+        # failover measurement) when the new leader began to schedule.
+        while runtime.loop.cycles == 0 and runtime.loop.alive and not stop.wait(0.01):
+            pass
+        while not stop.is_set():
             if orphaned():
                 break
             loop = runtime.loop
@@ -175,10 +182,12 @@ def main() -> int:
                     break
             except Exception:  # the database is away: the fence guards every write meanwhile
                 log.warning("could not renew the leader lease", exc_info=True)
+            stop.wait(RENEW_EVERY_S)
     finally:
         runtime.stop()
         lease.release()
         engine.dispose()
+        reader.dispose()
     return code
 
 
