@@ -59,6 +59,10 @@ def test_one_leader_and_a_failover_in_the_middle_of_a_burst(tmp_path: Path, data
         while len(burst.acked) < 30:
             assert time.monotonic() < deadline, "the burst did not get going"
             time.sleep(0.01)
+        # the standby's /metrics shows the leader's loop (published with the lease)
+        cycles = _metric(b, "gpupool_cycles_total")
+        assert cycles is not None and cycles > 0
+        assert _metric(b, "gpupool_jobs_running") is not None
         # only a schedules: b answers as a standby, and the lease never moved while b's
         # scheduler contended for it (several tries a second) during the burst
         time.sleep(1.0)
@@ -111,3 +115,10 @@ def _wait_for_a_start_after(url: str, after_ms: int, timeout_s: float) -> None:
     finally:
         engine.dispose()
     raise AssertionError("the new leader started no job")
+
+
+def _metric(server: ServeProcess, name: str) -> float | None:
+    for line in httpx.get(f"{server.base}/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None

@@ -243,6 +243,8 @@ class LeaseRow(Base):
     renewed_ms: Mapped[int] = mapped_column(Ms)
     expires_ms: Mapped[int] = mapped_column(Ms)
     last_cycle_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+    #: the leader's loop metrics (``ServiceMetrics.loop_snapshot``), for the API processes
+    metrics: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 #: One lock per SQLite database file, shared by every writer engine of this process on it.

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
@@ -106,6 +106,15 @@ def db_now_ms(conn: Connection) -> int:
     if conn.dialect.name == "postgresql":
         return int(conn.execute(_PG_NOW).scalar_one())
     return int(time.time() * 1000)
+
+
+def read_metrics(engine: Engine) -> list[dict[str, Any]] | None:
+    """The loop metrics the leader last published (None without a leader)."""
+    with engine.connect() as c:
+        found: list[dict[str, Any]] | None = c.execute(
+            select(_LEASE.c.metrics).where(_LEASE.c.pool == POOL)
+        ).scalar()
+    return found
 
 
 def read_lease(engine: Engine) -> LeaseState | None:
@@ -235,6 +244,7 @@ class LeaderLease:
                     renewed_ms=now,
                     expires_ms=now + self.ttl_ms,
                     last_cycle_ms=None,
+                    metrics=None,
                 )
             ).rowcount
             if taken != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the writer is alone
@@ -247,8 +257,8 @@ class LeaderLease:
         )
         return True
 
-    def renew(self, last_cycle_ms: int | None = None) -> bool:
-        """Extend the lease; False (and no longer leading) when another process took it."""
+    def renew(self, last_cycle_ms: int | None = None, metrics: list[dict[str, Any]] | None = None) -> bool:
+        """Extend the lease (publishing the loop's metrics); False when another process took it."""
         if self.epoch is None:
             return False
         if not self.locked:
@@ -260,7 +270,9 @@ class LeaderLease:
             kept = c.execute(
                 update(_LEASE)
                 .where(_LEASE.c.pool == POOL, _LEASE.c.epoch == self.epoch)
-                .values(renewed_ms=now, expires_ms=now + self.ttl_ms, last_cycle_ms=last_cycle_ms)
+                .values(
+                    renewed_ms=now, expires_ms=now + self.ttl_ms, last_cycle_ms=last_cycle_ms, metrics=metrics
+                )
             ).rowcount
         if kept != 1:
             log.error("lost the leader lease (epoch %d): another process took it", self.epoch)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -46,10 +47,18 @@ from gpupool.service.directory import Directory
 from gpupool.service.dry_run import DryRunExecutor
 from gpupool.service.executors.base import Executor
 from gpupool.service.executors.gpus import LocalMachine
-from gpupool.service.leader import LeaderLease, LeaseState, Role, instance_name, read_lease, setup_lock
+from gpupool.service.leader import (
+    LeaderLease,
+    LeaseState,
+    Role,
+    instance_name,
+    read_lease,
+    read_metrics,
+    setup_lock,
+)
 from gpupool.service.local_fleet import machine_scenario
 from gpupool.service.loop import Clock, Loop, wall_clock
-from gpupool.service.metrics import ServiceMetrics
+from gpupool.service.metrics import ServiceMetrics, Snapshot
 from gpupool.service.scheduler_process import SchedulerProcess
 from gpupool.service.settings import ServiceSettings
 from gpupool.service.tenant_tree import seed
@@ -104,7 +113,8 @@ class Runtime:
         self.fleet: Fleet = fleet
         self.tenancy_seed: Tenancy = tenancy
         self.catalogue: Catalogue = fleet.catalogue
-        self.metrics = ServiceMetrics()
+        # the loop's metrics are the leader's where the loop runs in a scheduler process
+        self.metrics = ServiceMetrics(loop=scheduler == "inline")
         sync = settings.sqlite_synchronous
         self.engine = make_engine(settings.url, synchronous=sync)
         self.factory: sessionmaker[Session] = session_factory(self.engine)
@@ -118,6 +128,9 @@ class Runtime:
         #: callers, tenants and allocations as requests read them, invalidated by our writes
         self.directory = Directory(self.reader, ttl_s=settings.directory_cache_s)
         self.directory.watch(self.engine, self.factory)
+        if scheduler == "process":
+            self.metrics.mirror(self._leader_metrics)
+        self._mirrored: tuple[float, Snapshot | None] = (-1.0, None)
         self._executors = dict(executors) if executors is not None else None
         # the same per-policy defaults as the twin (las: rounds and a quantum)
         self.config = with_policy_defaults(
@@ -200,6 +213,18 @@ class Runtime:
         state = read_lease(self.reader_engine)
         leads = state is not None and state.held_by(self.instance)
         return (Role.LEADER if leads else Role.STANDBY), state
+
+    def _leader_metrics(self) -> Snapshot | None:
+        """The leader's published loop metrics, read at most once a second."""
+        at, snap = self._mirrored
+        if time.monotonic() - at < 1.0:
+            return snap
+        try:
+            snap = read_metrics(self.reader_engine)
+        except Exception:  # the database is away: no loop metrics to show
+            snap = None
+        self._mirrored = (time.monotonic(), snap)
+        return snap
 
     def executors(self) -> list[Executor]:
         """The executors of this process's loop (none where the loop runs in another process)."""

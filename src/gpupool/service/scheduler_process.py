@@ -177,7 +177,7 @@ def main() -> int:
                 code = 3
                 break
             try:
-                if not lease.renew(loop.last_cycle_ms):
+                if not lease.renew(loop.last_cycle_ms, runtime.metrics.loop_snapshot()):
                     code = 3
                     break
             except Exception:  # the database is away: the fence guards every write meanwhile

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("renewed_ms", sa.BigInteger(), nullable=False),
         sa.Column("expires_ms", sa.BigInteger(), nullable=False),
         sa.Column("last_cycle_ms", sa.BigInteger(), nullable=True),
+        sa.Column("metrics", sa.JSON(), nullable=True),
     )
     # the one row every contender updates (never inserted concurrently)
     op.bulk_insert(
