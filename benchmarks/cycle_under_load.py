@@ -49,7 +49,7 @@ READS = [
     "/v1/dashboard/jobs?limit=100",
     "/v1/dashboard/tenants",
     "/v1/dashboard/series",
-    "/v1/dashboard/burndown",
+    "/v1/dashboard/burndown?project=vision-lab",
 ]
 _CYCLE = re.compile(
     r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*gpupool\.service\.loop.*cycle \d+: .*, ([\d.]+) ms$"

@@ -4,7 +4,7 @@ Steps:
 
 1. start a private PostgreSQL (as the test suite does: ``tests/service/conftest.py``), or use
    SQLite with ``--database sqlite``, and two ``gpupool serve`` on it sharing one data
-   directory (the local executor, simulated GPUs; jobs sleep two seconds);
+   directory (the local executor, simulated GPUs; jobs sleep ``--job-seconds``);
 2. submit a steady load of 1- and 2-GPU jobs round-robin over both servers, all along;
 3. ``--kills`` times: SIGKILL the server whose scheduler leads, wait for the other's scheduler
    to take the lease and complete its first cycle (the lease row's ``last_cycle_ms`` under
@@ -60,7 +60,7 @@ def database(kind: str, data: Path) -> Iterator[str]:
         yield pg.new_database()
 
 
-def run(kind: str, kills: int) -> dict[str, object]:
+def run(kind: str, kills: int, job_s: float) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="gpupool-failover-") as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
@@ -74,7 +74,8 @@ def run(kind: str, kills: int) -> dict[str, object]:
                 servers[1].start()
                 servers[1].wait_standing_by()
                 tokens = mint_tokens(servers[0])
-                burst = Burst(servers, tokens, marker_command(markers, 2), per_thread=100_000, pause_s=0.1)
+                command = marker_command(markers, job_s)
+                burst = Burst(servers, tokens, command, per_thread=100_000, pause_s=0.1)
                 burst.start(threads_per_user=1)
                 times: list[float] = []
                 for k in range(kills):
@@ -97,9 +98,17 @@ def run(kind: str, kills: int) -> dict[str, object]:
                 duplicated = [k for k, seqs in by_key.items() if len(seqs) > 1]
                 problems = check_event_log(url)
                 twice, _ = starts_per_allocation(markers)
+                if twice:
+                    print(f"launched twice: {sorted(twice.items())[:10]}", file=sys.stderr)
+                    keep = Path(tempfile.mkdtemp(prefix="gpupool-failover-kept-"))
+                    for f in data.glob("*.log"):
+                        (keep / f.name).write_bytes(f.read_bytes())
+                    (keep / "markers").write_bytes(markers.read_bytes())
+                    print(f"server logs and markers kept in {keep}", file=sys.stderr)
                 return {
                     "database": kind,
                     "kills": kills,
+                    "job_seconds": job_s,
                     "failover_s": times,
                     "failover_max_s": max(times),
                     "failover_mean_s": round(statistics.fmean(times), 3),
@@ -124,8 +133,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument(
+        "--job-seconds",
+        type=float,
+        default=10.0,
+        help="how long each job runs (the local executor cannot tell a job that began and ended "
+        "while no scheduler ran from one never started: very short jobs may be launched twice)",
+    )
     args = ap.parse_args()
-    print(json.dumps(run(args.database, args.kills)))
+    print(json.dumps(run(args.database, args.kills, args.job_seconds)))
 
 
 if __name__ == "__main__":
