@@ -29,7 +29,9 @@ from tests.service.fakes import Clock, RecordingExecutor
 
 def _migrated(tmp_path: Path, url: str) -> ServiceSettings:
     settings = ServiceSettings(data_dir=tmp_path, database_url=url)
-    Runtime(settings, run_loop=False).start()  # migrate and seed, no loop thread
+    seeding = Runtime(settings, run_loop=False)
+    seeding.start()  # migrate and seed, no loop thread
+    seeding.stop()
     return settings
 
 

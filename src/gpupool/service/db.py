@@ -247,6 +247,19 @@ class LeaseRow(Base):
     metrics: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
+class TelemetryRow(Base):
+    """The GPU samples of one allocation, as the leader's executor took them (ADR 0006).
+
+    ``samples`` holds ``[at_ms, device, utilization_pct, memory_used_mib]`` lists; written by
+    the scheduler process, read by the API processes (the job detail page).
+    """
+
+    __tablename__ = "gpu_telemetry"
+    allocation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    samples: Mapped[list[list[Any]]] = mapped_column(JSON)
+    updated_ms: Mapped[int] = mapped_column(Ms, index=True)
+
+
 #: One lock per SQLite database file, shared by every writer engine of this process on it.
 _WRITE_LOCKS: dict[str, threading.Lock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()

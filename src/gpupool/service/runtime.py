@@ -46,7 +46,8 @@ from gpupool.service.db import (
 from gpupool.service.directory import Directory
 from gpupool.service.dry_run import DryRunExecutor
 from gpupool.service.executors.base import Executor
-from gpupool.service.executors.gpus import LocalMachine
+from gpupool.service.executors.gpus import GpuSample, LocalMachine
+from gpupool.service.gpu_telemetry import read_telemetry
 from gpupool.service.leader import (
     LeaderLease,
     LeaseState,
@@ -231,6 +232,18 @@ class Runtime:
         if self._loop is None:
             return []
         return list({id(e): e for e in self._loop.executors.values()}.values())
+
+    def telemetry(self, allocation_id: str) -> list[GpuSample]:
+        """GPU samples of an allocation: from this process's executors, else as the leader published them."""
+        if self.scheduler == "process":
+            with self.reader() as s:
+                return read_telemetry(s, allocation_id)
+        out: list[GpuSample] = []
+        for ex in self.executors():
+            read = getattr(ex, "telemetry", None)
+            if callable(read):
+                out.extend(read(allocation_id))
+        return out
 
     def _default_executors(self) -> dict[str, Executor]:
         if self.settings.executor == "none":

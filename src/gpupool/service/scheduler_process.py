@@ -132,6 +132,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, _on_signal)
 
     from gpupool.service.db import make_engine
+    from gpupool.service.gpu_telemetry import TelemetryPublisher
     from gpupool.service.runtime import Runtime, tune_gc_for_serving
 
     settings = ServiceSettings(**message["settings"])
@@ -164,6 +165,7 @@ def main() -> int:
         runtime.start()
         tune_gc_for_serving()
         log.info("scheduler %d: leader of epoch %s, scheduling", os.getpid(), lease.epoch)
+        telemetry = TelemetryPublisher(runtime.factory)
         # The first renewal right after the first cycle: it tells the API processes (and a
         # failover measurement) when the new leader began to schedule.
         while runtime.loop.cycles == 0 and runtime.loop.alive and not stop.wait(0.01):
@@ -182,6 +184,10 @@ def main() -> int:
                     break
             except Exception:  # the database is away: the fence guards every write meanwhile
                 log.warning("could not renew the leader lease", exc_info=True)
+            try:  # the GPU samples the job detail page shows, for the API processes
+                telemetry.publish(runtime.executors(), runtime.clock())
+            except Exception:
+                log.warning("could not publish GPU telemetry", exc_info=True)
             stop.wait(RENEW_EVERY_S)
     finally:
         runtime.stop()

@@ -1,4 +1,4 @@
-"""Leader lease: which process schedules the pool, and its fencing token (ADR 0006).
+"""Leader lease (who schedules the pool, its fencing token) and the GPU telemetry it publishes (ADR 0006).
 
 Revision ID: 0003
 Revises: 0002
@@ -33,6 +33,14 @@ def upgrade() -> None:
         [{"pool": "default", "epoch": 0, "holder": "", "acquired_ms": 0, "renewed_ms": 0, "expires_ms": 0}],
     )
 
+    op.create_table(
+        "gpu_telemetry",
+        sa.Column("allocation_id", sa.String(64), primary_key=True),
+        sa.Column("samples", sa.JSON(), nullable=False),
+        sa.Column("updated_ms", sa.BigInteger(), nullable=False, index=True),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("gpu_telemetry")
     op.drop_table("leader_lease")
