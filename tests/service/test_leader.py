@@ -100,7 +100,7 @@ def fenced(tmp_path: Path, database_url: str) -> Iterator[tuple[Service, LeaderL
     """A service whose loop leads under a short lease, and the engine of a rival."""
     settings = _migrated(tmp_path, database_url)
     engine = make_engine(settings.url)
-    lease = LeaderLease.for_database(engine, tmp_path, "old", ttl_ms=300)
+    lease = LeaderLease.for_database(engine, tmp_path, "old", ttl_ms=1000)
     assert lease.try_acquire()
     clock = Clock()
     executor = RecordingExecutor(clock)
@@ -120,10 +120,11 @@ def test_an_old_leader_whose_lease_was_taken_cannot_commit_a_cycle(
     service, old, runtime = fenced
     assert service.submit("minjun.kim", project="vision", gpus=8, models=["H100"]).status_code == 201
     assert service.cycle().starts == 1  # leading: the cycle commits
+    assert old.renew(service.clock())
     assert service.call("GET", "/v1/ready").json()["role"] == "leader"
     # the old leader is paused past its lease; a standby (without the lock, which the paused
     # process still holds) takes the lease on expiry
-    time.sleep(0.4)
+    time.sleep(1.1)
     rival = LeaderLease.for_database(make_engine(runtime.settings.url), tmp_path, "new", ttl_ms=60_000)
     try:
         assert rival.try_acquire()
