@@ -75,6 +75,16 @@ class ServeProcess:
             assert time.monotonic() < deadline, f"{self.name}'s scheduler did not start:\n{self.log_text()}"
             time.sleep(0.05)
 
+    def scheduler_pid(self) -> int:
+        """The pid of this server's scheduler process (a child of its API process)."""
+        assert self.proc is not None
+        kids: list[int] = []
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                kids += [int(p) for p in (task / "children").read_text().split()]
+        assert len(kids) == 1, f"{self.name}: scheduler processes {kids}"
+        return kids[0]
+
     def ready(self) -> dict[str, Any] | None:
         """``/v1/ready`` when it answers 200 (the pool is scheduled), else None."""
         try:

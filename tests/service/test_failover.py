@@ -11,6 +11,7 @@ scheduled within 10 s of the kill.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -122,3 +123,67 @@ def _metric(server: ServeProcess, name: str) -> float | None:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
+
+
+def test_a_paused_leader_is_replaced_and_fenced_when_it_wakes(tmp_path: Path, database_url: str) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    markers = data / "markers"
+    markers.touch()
+    env = {"GPUPOOL_LEADER_LEASE_TTL_MS": "2000"}
+    a = ServeProcess(data, database_url, "a", env)
+    b = ServeProcess(data, database_url, "b", env)
+    try:
+        a.start()
+        b.start()
+        b.wait_standing_by()
+        tokens = mint_tokens(a)
+        before = Burst([a, b], tokens, marker_command(markers, 3), per_thread=3)
+        before.start(tag="before")
+        before.join()
+        epoch = lease_epoch(database_url)
+        paused = a.scheduler_pid()
+        os.kill(paused, signal.SIGSTOP)  # alive, holding its lock, silent
+        try:
+            stopped_ms = int(time.time() * 1000)
+            new_epoch, first_cycle_ms = wait_for_new_leader(database_url, epoch, timeout_s=30)
+            # not at once (the paused leader still holds the lock): once its lease, renewed
+            # every second, ran out 2 s after the last renewal
+            assert new_epoch == epoch + 1 and first_cycle_ms - stopped_ms >= 1000
+            assert b.role() == "leader"
+            during = Burst([a, b], tokens, marker_command(markers, 3), per_thread=3)
+            during.start(tag="during")
+            during.join()
+        finally:
+            os.kill(paused, signal.SIGCONT)
+        # the old leader wakes: its next write or renewal finds the epoch gone; it exits and
+        # its server starts a new scheduler process, which stands by
+        deadline = time.monotonic() + 30
+        while _alive(paused):
+            assert time.monotonic() < deadline, "the woken old leader kept running"
+            time.sleep(0.05)
+        assert "lost the leader lease" in a.log_text() or "the loop stops" in a.log_text()
+        assert lease_epoch(database_url) == new_epoch and b.role() == "leader"
+        # and the new leader goes on scheduling: a job submitted now starts
+        woke_ms = int(time.time() * 1000)
+        after = Burst([a, b], tokens, marker_command(markers, 3), per_thread=1)
+        after.start(threads_per_user=1, tag="after")
+        after.join()
+        _wait_for_a_start_after(database_url, woke_ms, timeout_s=30)
+        assert check_event_log(database_url) == []
+        twice, _ = starts_per_allocation(markers)
+        assert not twice, f"allocations launched twice: {twice}"
+        assert (len(before.acked), len(during.acked), len(after.acked)) == (24, 24, 4)
+    finally:
+        for server in (a, b):
+            if server.alive():
+                server.kill(signal.SIGTERM)
+        kill_jobs(starts_per_allocation(markers)[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(") ", 1)[1][0] not in "ZX"

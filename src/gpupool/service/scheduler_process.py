@@ -139,7 +139,9 @@ def main() -> int:
     holder = str(message["holder"])
     engine = make_engine(settings.url, synchronous=settings.sqlite_synchronous)
     reader = make_engine(settings.url, writer=False) if engine.dialect.name == "sqlite" else engine
-    lease = LeaderLease.for_database(engine, settings.data_dir, holder, reader=reader)
+    lease = LeaderLease.for_database(
+        engine, settings.data_dir, holder, reader=reader, ttl_ms=settings.leader_lease_ttl_ms
+    )
 
     def orphaned() -> bool:
         return os.getppid() != parent

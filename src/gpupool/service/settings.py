@@ -71,6 +71,9 @@ class ServiceSettings(BaseSettings):
     reconcile: Literal["relaunch", "fail"] = "relaunch"
     #: seconds an executor gives a process between SIGTERM and SIGKILL
     terminate_grace_s: float = Field(default=10.0, ge=0)
+    #: milliseconds a leader lease lasts without renewal: a leader stuck this long (paused,
+    #: cut off) is replaced by a standby; a dead one is replaced at once (ADR 0006)
+    leader_lease_ttl_ms: int = Field(default=10_000, ge=1000, le=600_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
 
