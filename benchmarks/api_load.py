@@ -4,7 +4,9 @@ Steps:
 
 1. start the service in a subprocess (this file with ``--serve``: ``create_app`` over a
    ``Runtime`` on a fresh SQLite database, the demo fleet, the ``none`` executor so that no
-   process is spawned per job, served by uvicorn), pinned to ``--server-cpus`` CPUs;
+   process is spawned per job, served by uvicorn), pinned to ``--server-cpus`` CPUs; with
+   ``--scheduler process`` (the default, as ``gpupool serve``) the loop runs in the scheduler
+   process of ADR 0006, with ``inline`` as a thread of the API process;
 2. bootstrap: read the admin token the service wrote, mint a token for a project member;
 3. load: ``--clients`` client processes, each with ``--concurrency`` asyncio keep-alive
    connections (a minimal HTTP/1.1 client: see ``_Connection`` for why not httpx), submit 1-GPU
