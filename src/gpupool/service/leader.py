@@ -9,9 +9,11 @@ PostgreSQL a session advisory lock, on a connection the lease keeps open.
 
 The rules:
 
-- a contender takes the lease (epoch + 1) when it holds the liveness lock (the previous
-  holder is gone: a SIGKILLed leader is replaced at once) or when the lease expired (its
-  holder stopped renewing, e.g. a paused process that still holds the lock);
+- a contender takes the lease (epoch + 1) when it holds the liveness lock and the holder is
+  gone (SQLite: the flock goes only with its process, so at once; PostgreSQL: the advisory
+  lock also goes with a dropped connection, so once the holder missed its renewals for
+  ``HOLDER_GONE_AFTER_MS``), or when the lease expired (its holder stopped renewing, e.g. a
+  paused process that still holds the lock);
 - the leader renews the row every ``RENEW_EVERY_S`` on its epoch; a renewal that matches no
   row means the lease was taken: the leader stops;
 - every write of the leader's loop first runs ``fence`` in the same transaction: a
@@ -19,7 +21,12 @@ The rules:
   process took the lease. On PostgreSQL the update's row lock orders it against the take-over
   (which commits first, or waits for the cycle to commit and sees its writes when it
   rebuilds); on SQLite the database's single writer does. So a paused old leader that wakes
-  up writes no decision and dispatches nothing.
+  up writes no decision. On PostgreSQL the leader's transactions end when left idle for 5 s,
+  so a leader paused while holding the row's lock cannot keep standbys out;
+- the leader dispatches only while ``leading()``: by its own monotonic clock, less time has
+  passed since its last successful renewal began than any contender waits before taking over
+  (less a safety margin). A leader paused in the middle of dispatching sends nothing more
+  when it wakes; the next leader sends what is left (launches are idempotent).
 
 Safety rests on the epoch alone; the lock only makes failover fast. Time is the database's
 clock on PostgreSQL (the contenders may run on several hosts) and this host's on SQLite.
@@ -52,12 +59,22 @@ POOL = "default"
 DEFAULT_TTL_MS = 10_000
 #: how often the leader renews (and a standby tries to take over)
 RENEW_EVERY_S = 1.0
+#: PostgreSQL: a standby holding the advisory lock takes over once the holder's last renewal
+#: is this old (the lock also goes when a live holder's connection drops, not only at death)
+HOLDER_GONE_AFTER_MS = 2_500
+#: a leader stops dispatching this long before its lease could be taken (clock rates differ)
+SAFETY_MARGIN_S = 0.5
 #: PostgreSQL advisory lock keys ("gpupool" and "gpupool setup" as numbers)
 _LEADER_KEY = 0x677075706F6F6C
 _SETUP_KEY = 0x677075706F6F73
 
 _LEASE = cast(Table, LeaseRow.__table__)
 _PG_NOW = text("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
+#: PostgreSQL ends a leader's transaction left idle this long (a paused leader holding the
+#: lease row's lock would otherwise keep every standby from taking over)
+_PG_IDLE = text("SET LOCAL idle_in_transaction_session_timeout = 5000")
+#: ... and a contender waits at most this long for that lock (it tries again later)
+_PG_LOCK_WAIT = text("SET LOCAL lock_timeout = 2000")
 #: the fence: matches the row only while the epoch is ours (and locks it on PostgreSQL)
 _FENCE = (
     update(_LEASE)
@@ -153,6 +170,13 @@ class LeaderLease:
         self.epoch: int | None = None
         self._lock_fd: int | None = None
         self._lock_conn: Connection | None = None
+        #: a flock goes only with its holder's process; an advisory lock also with a connection
+        self._lock_proves_death = lock_path is not None
+        #: how long after a renewal began no other contender can take the lease
+        takeover_ms = ttl_ms if self._lock_proves_death else min(ttl_ms, HOLDER_GONE_AFTER_MS)
+        self._window_s = takeover_ms / 1000 - SAFETY_MARGIN_S
+        #: ``time.monotonic()`` until which this contender may act as the leader
+        self._valid_until = 0.0
 
     @classmethod
     def for_database(
@@ -219,19 +243,26 @@ class LeaderLease:
 
     def try_acquire(self) -> bool:
         """Take the lease if its holder is gone or it expired; True when this contender leads."""
+        started = time.monotonic()
         locked = self._try_lock()
         if not locked:
             state = read_lease(self.reader)  # a read first: a standby's tries take no write lock
             if state is None or state.expires_ms > state.now_ms:
                 return False
         with self.engine.begin() as c:
+            if c.dialect.name == "postgresql":
+                c.execute(_PG_IDLE)
+                c.execute(_PG_LOCK_WAIT)
             now = db_now_ms(c)
             row = c.execute(
-                select(_LEASE.c.epoch, _LEASE.c.expires_ms).where(_LEASE.c.pool == POOL).with_for_update()
+                select(_LEASE.c.epoch, _LEASE.c.expires_ms, _LEASE.c.renewed_ms)
+                .where(_LEASE.c.pool == POOL)
+                .with_for_update()
             ).first()
             if row is None:
                 raise RuntimeError("no leader_lease row: the database is not migrated")
-            if not (locked or row.expires_ms <= now):
+            holder_gone = locked and (self._lock_proves_death or now - row.renewed_ms > HOLDER_GONE_AFTER_MS)
+            if not (holder_gone or row.expires_ms <= now):
                 return False
             epoch = int(row.epoch) + 1
             taken = c.execute(
@@ -250,22 +281,39 @@ class LeaderLease:
             if taken != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the writer is alone
                 return False
         self.epoch = epoch
+        self._valid_until = started + self._window_s
         log.info(
             "took the leader lease: epoch %d (%s)",
             epoch,
-            "liveness lock taken" if locked else "lease expired",
+            "its holder is gone" if holder_gone else "lease expired",
         )
         return True
+
+    def leading(self) -> bool:
+        """Whether this contender may still act (dispatch) as the leader, by its own clock.
+
+        False once no renewal succeeded for longer than any other contender waits before
+        taking over: a leader paused in the middle of dispatching stops there when it wakes.
+        """
+        return self.epoch is not None and time.monotonic() < self._valid_until
 
     def renew(self, last_cycle_ms: int | None = None, metrics: list[dict[str, Any]] | None = None) -> bool:
         """Extend the lease (publishing the loop's metrics); False when another process took it."""
         if self.epoch is None:
             return False
+        started = time.monotonic()
+        if self._lock_conn is not None:
+            try:  # a dropped connection dropped the advisory lock: take it again below
+                self._lock_conn.execute(text("SELECT 1"))
+            except Exception:
+                self._unlock()
         if not self.locked:
             # taken on expiry: hold the lock too, so that no standby takes over from a live leader
             with contextlib.suppress(Exception):
                 self._try_lock()
         with self.engine.begin() as c:
+            if c.dialect.name == "postgresql":
+                c.execute(_PG_IDLE)
             now = db_now_ms(c)
             kept = c.execute(
                 update(_LEASE)
@@ -278,13 +326,17 @@ class LeaderLease:
             log.error("lost the leader lease (epoch %d): another process took it", self.epoch)
             self.epoch = None
             return False
+        self._valid_until = started + self._window_s
         return True
 
     def fence(self, s: Session) -> None:
         """Raise ``LeaseLost`` unless this contender still leads; call first in a write transaction."""
         if self.epoch is None:
             raise LeaseLost("this process does not hold the leader lease")
-        if s.connection().execute(_FENCE, {"p_pool": POOL, "p_epoch": self.epoch}).rowcount != 1:
+        conn = s.connection()
+        if conn.dialect.name == "postgresql":
+            conn.execute(_PG_IDLE)  # the row lock taken below cannot outlive a paused leader
+        if conn.execute(_FENCE, {"p_pool": POOL, "p_epoch": self.epoch}).rowcount != 1:
             lost, self.epoch = self.epoch, None
             raise LeaseLost(f"the leader lease of epoch {lost} was taken by another process")
 

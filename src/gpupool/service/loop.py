@@ -151,6 +151,7 @@ class Loop:
         reconcile: str = "relaunch",
         reader: sessionmaker[Session] | None = None,
         fence: Fence | None = None,
+        leading: Callable[[], bool] | None = None,
         inbox_poll_ms: int = 0,
     ) -> None:
         self.factory = factory
@@ -168,6 +169,9 @@ class Loop:
         self.reconcile_policy = reconcile
         #: the leader lease's fence (None: no lease, as in tests of one in-process loop)
         self.fence = fence
+        #: the lease by this process's clock: checked before each dispatched row, so that a
+        #: leader paused in the middle of dispatching sends nothing more when it wakes
+        self.leading = leading
         self.inbox_poll_ms = inbox_poll_ms
         #: set when the loop stopped because its lease was taken
         self.lease_lost = False
@@ -763,6 +767,10 @@ class Loop:
         sent = 0
         marks: list[int] = []
         for r in rows:
+            if self.leading is not None and not self.leading():
+                log.warning("dispatch paused: the leader lease was not renewed in time")
+                self._outbox_dirty = True  # the rest waits for a renewal (or for the next leader)
+                break
             try:
                 if r.kind == "launch" and r.allocation_id not in stopped:
                     self.executor_for(r.cluster).launch(self._launch_from_outbox(r))

@@ -171,6 +171,7 @@ class Runtime:
             reconcile=self.settings.reconcile,
             reader=self.reader,
             fence=self.lease.fence if self.lease is not None else None,
+            leading=self.lease.leading if self.lease is not None else None,
             inbox_poll_ms=max(self.settings.cycle_min_gap_ms, 20) if self.lease is not None else 0,
         )
         self._loop.reconcile()
