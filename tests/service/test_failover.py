@@ -18,9 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from gpupool.service.db import EventLogRow, make_engine
+from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow, make_engine
+from tests.service.conftest import PgServer
 from tests.service.pool_servers import (
     Burst,
     ServeProcess,
@@ -125,7 +126,13 @@ def _metric(server: ServeProcess, name: str) -> float | None:
     return None
 
 
-def test_a_paused_leader_is_replaced_and_fenced_when_it_wakes(tmp_path: Path, database_url: str) -> None:
+def test_a_paused_leader_is_replaced_and_fenced_when_it_wakes(tmp_path: Path, postgres: PgServer) -> None:
+    # PostgreSQL only: a SQLite writer paused inside a write transaction holds the database's
+    # single write lock, and nothing (no server) can take it from a live process (ADR 0006).
+    # The leader is paused while idle: one paused between its last check of the lease and a
+    # launch would still launch that one allocation when it wakes (the residual window the
+    # ADR names); the fence and the dispatch check are tested on their own in test_leader.
+    database_url = postgres.new_database()
     data = tmp_path / "data"
     data.mkdir()
     markers = data / "markers"
@@ -138,9 +145,10 @@ def test_a_paused_leader_is_replaced_and_fenced_when_it_wakes(tmp_path: Path, da
         b.start()
         b.wait_standing_by()
         tokens = mint_tokens(a)
-        before = Burst([a, b], tokens, marker_command(markers, 3), per_thread=3)
+        before = Burst([a, b], tokens, marker_command(markers, 60), per_thread=1)
         before.start(tag="before")
         before.join()
+        _wait_until_dispatched(database_url, len(before.acked))
         epoch = lease_epoch(database_url)
         paused = a.scheduler_pid()
         os.kill(paused, signal.SIGSTOP)  # alive, holding its lock, silent
@@ -151,7 +159,7 @@ def test_a_paused_leader_is_replaced_and_fenced_when_it_wakes(tmp_path: Path, da
             # every second, ran out 2 s after the last renewal
             assert new_epoch == epoch + 1 and first_cycle_ms - stopped_ms >= 1000
             assert b.role() == "leader"
-            during = Burst([a, b], tokens, marker_command(markers, 3), per_thread=3)
+            during = Burst([a, b], tokens, marker_command(markers, 60), per_thread=1)
             during.start(tag="during")
             during.join()
         finally:
@@ -166,19 +174,40 @@ def test_a_paused_leader_is_replaced_and_fenced_when_it_wakes(tmp_path: Path, da
         assert lease_epoch(database_url) == new_epoch and b.role() == "leader"
         # and the new leader goes on scheduling: a job submitted now starts
         woke_ms = int(time.time() * 1000)
-        after = Burst([a, b], tokens, marker_command(markers, 3), per_thread=1)
+        after = Burst([a, b], tokens, marker_command(markers, 60), per_thread=1)
         after.start(threads_per_user=1, tag="after")
         after.join()
         _wait_for_a_start_after(database_url, woke_ms, timeout_s=30)
         assert check_event_log(database_url) == []
         twice, _ = starts_per_allocation(markers)
         assert not twice, f"allocations launched twice: {twice}"
-        assert (len(before.acked), len(during.acked), len(after.acked)) == (24, 24, 4)
+        assert (len(before.acked), len(during.acked), len(after.acked)) == (8, 8, 4)
     finally:
         for server in (a, b):
             if server.alive():
                 server.kill(signal.SIGTERM)
         kill_jobs(starts_per_allocation(markers)[1])
+
+
+def _wait_until_dispatched(url: str, jobs: int) -> None:
+    """Until ``jobs`` jobs run, every launch sent and nothing waits in the inbox (an idle loop)."""
+    engine = make_engine(url, writer=False)
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as c:
+                running = c.scalar(select(func.count()).select_from(JobRow).where(JobRow.state == "running"))
+                waiting = c.scalar(select(func.count()).select_from(InboxRow))
+                unsent = c.scalar(
+                    select(func.count()).select_from(OutboxRow).where(OutboxRow.dispatched_ms.is_(None))
+                )
+            if (running, waiting, unsent) == (jobs, 0, 0):
+                time.sleep(0.3)  # the cycle that marked them has ended
+                return
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    raise AssertionError("the leader did not settle")
 
 
 def _alive(pid: int) -> bool:
