@@ -4,7 +4,9 @@ Steps:
 
 1. start the service in a subprocess (this file with ``--serve``: ``create_app`` over a
    ``Runtime`` on a fresh SQLite database, the demo fleet, the ``none`` executor so that no
-   process is spawned per job, served by uvicorn), pinned to ``--server-cpus`` CPUs;
+   process is spawned per job, served by uvicorn), pinned to ``--server-cpus`` CPUs; with
+   ``--scheduler process`` (the default, as ``gpupool serve``) the loop runs in the scheduler
+   process of ADR 0006, with ``inline`` as a thread of the API process;
 2. bootstrap: read the admin token the benchmark's server wrote, mint a token for a project member;
 3. load: ``--clients`` client processes, each with ``--concurrency`` asyncio keep-alive
    connections (a minimal HTTP/1.1 client: see ``_Connection`` for why not httpx), submit 1-GPU
@@ -52,7 +54,9 @@ MEMBER = "minjun.kim"  # a member of the project below, in the demo and korea-20
 FLEETS = {"demo": ("vision", "H100"), "korea-2025": ("vision-lab", "B200")}
 
 
-def serve(data_dir: Path, port: int, log_file: Path | None = None, fleet: str = "demo") -> None:
+def serve(
+    data_dir: Path, port: int, log_file: Path | None = None, fleet: str = "demo", scheduler: str = "process"
+) -> None:
     """The server side (``--serve``): the service's own app factory under uvicorn."""
     import logging
 
@@ -79,7 +83,8 @@ def serve(data_dir: Path, port: int, log_file: Path | None = None, fleet: str = 
         rate_limit_address_per_s=1e6,
         rate_limit_address_burst=1_000_000,
     )
-    runtime = Runtime(settings)
+    # ``process``: as ``gpupool serve``, the loop in a scheduler process under the leader lease
+    runtime = Runtime(settings, scheduler="process" if scheduler == "process" else "inline")
     runtime.start()
     # The service stores its admin token only as a hash: hand the load generator a token of its own.
     token = runtime.new_admin_token or runtime.mint_admin_token("benchmark")
@@ -101,10 +106,15 @@ def _free_port() -> int:
 
 
 def _start_server(
-    data_dir: Path, cpus: list[int], log_file: Path | None = None, fleet: str = "demo"
+    data_dir: Path,
+    cpus: list[int],
+    log_file: Path | None = None,
+    fleet: str = "demo",
+    scheduler: str = "process",
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    cmd = [sys.executable, __file__, "--serve", str(data_dir), "--port", str(port), "--fleet", fleet]
+    cmd = [sys.executable, __file__, "--serve", str(data_dir), "--port", str(port), "--fleet", fleet,
+           "--scheduler", scheduler]  # fmt: skip
     if log_file is not None:
         cmd += ["--server-log", str(log_file)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -312,9 +322,15 @@ def main() -> None:
         "--gpus", type=int, default=1, help="accelerators per job (default 1; larger gangs pile up pending)"
     )
     ap.add_argument("--server-log", type=Path, help="write the server's log (a line per cycle) to this file")
+    ap.add_argument(
+        "--scheduler",
+        choices=["process", "inline"],
+        default="process",
+        help="the loop in a scheduler process as gpupool serve runs it (default), or a thread of the API",
+    )
     args = ap.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.port, args.server_log, args.fleet)
+        serve(args.serve, args.port, args.server_log, args.fleet, args.scheduler)
         return
 
     # Other work on the machine skews the numbers: report the load average the run started at.
@@ -324,7 +340,7 @@ def main() -> None:
     warmup = 1.0
     with tempfile.TemporaryDirectory(prefix="gpupool-load-") as tmp:
         data_dir = Path(tmp)
-        server, url = _start_server(data_dir, server_cpus, args.server_log, args.fleet)
+        server, url = _start_server(data_dir, server_cpus, args.server_log, args.fleet, args.scheduler)
         try:
             token = _member_token(url, data_dir)
             queue: Any = mp.get_context("spawn").Queue()
@@ -363,6 +379,7 @@ def main() -> None:
         "endpoint": "POST /v1/jobs",
         "database": "sqlite",
         "fleet": args.fleet,
+        "scheduler": args.scheduler,
         "gpus_per_job": args.gpus,
         "submissions": len(latencies),
         "seconds": args.seconds,

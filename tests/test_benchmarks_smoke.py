@@ -126,3 +126,22 @@ def test_reports_benchmark_small() -> None:
             and out[f"{key}_rows"] > 0
         )
     assert isinstance(out["public_gpu_hours"], float) and out["public_gpu_hours"] > 0
+
+
+@pytest.mark.slow
+def test_failover_benchmark_small() -> None:
+    out = _run("failover.py", "--database", "sqlite", "--kills", "1", "--job-seconds", "5")
+    assert out["kills"] == 1
+    times = out["failover_s"]
+    assert isinstance(times, list) and len(times) == 1 and times[0] > 0
+    assert (out["lost"], out["duplicated"], out["double_booked"], out["launched_twice"]) == (0, 0, 0, 0)
+
+
+@pytest.mark.slow
+def test_cycle_under_load_benchmark_small() -> None:
+    out = _run("cycle_under_load.py", "--modes", "process", "--seconds", "3", "--readers", "4")
+    process = out["process"]
+    assert isinstance(process, dict)
+    for phase in ("without_readers", "with_readers"):
+        assert process[phase]["cycles"] > 0 and process[phase]["p50_ms"] > 0
+    assert process["reads"].get("ok", 0) > 0 and process["submissions"].get("ok", 0) > 0

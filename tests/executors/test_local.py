@@ -286,11 +286,33 @@ def test_a_new_executor_adopts_running_jobs_and_unreported_exits(tmp_path: Path)
         e = exit_of(wait_for(second, exited("long#1")), "long#1")
         assert (e.cause, e.exit_code) == ("walltime", None)  # not our child: status unknown
         assert second.allocations() == set()
+        assert second.poll() == []  # the loop polls again once it committed those exits
     finally:
         second.close()
     third = LocalExecutor(tmp_path / "state", machine=machine)
     try:
         assert third.poll() == [] and third.allocations() == set()  # polled exits are not re-reported
+    finally:
+        third.close()
+
+
+def test_an_exit_handed_out_but_not_committed_is_reported_again_after_a_crash(tmp_path: Path) -> None:
+    # The leader polled an exit and died before the cycle that records it committed: the
+    # next executor must report it again, or reconcile would launch the finished job twice.
+    machine = simulated_machine(4, node_name=NODE)
+    first = LocalExecutor(tmp_path / "state", machine=machine, tick_s=0.02)
+    first.launch(launch(tmp_path, "done#1", "raise SystemExit(3)", ids=(0,)))
+    assert exit_of(wait_for(first, exited("done#1")), "done#1").exit_code == 3
+    first.close()  # killed before its next poll
+    second = LocalExecutor(tmp_path / "state", machine=machine, tick_s=0.02)
+    try:
+        assert exit_of(wait_for(second, exited("done#1")), "done#1").exit_code == 3
+        assert second.poll() == []
+    finally:
+        second.close()
+    third = LocalExecutor(tmp_path / "state", machine=machine)
+    try:
+        assert third.poll() == []  # polled twice: committed, never reported again
     finally:
         third.close()
 

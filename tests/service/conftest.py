@@ -79,19 +79,33 @@ class PgServer:
         return self.url(name)
 
 
+class NoPostgres(Exception):
+    """PostgreSQL cannot be started here (the message says why)."""
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PgServer]:
     """A real PostgreSQL server for the test session."""
+    try:
+        with postgres_server() as server:
+            yield server
+    except NoPostgres as e:
+        pytest.skip(str(e))
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PgServer]:
+    """A real PostgreSQL server in a temporary directory (benchmarks use it too)."""
     bindir = pg_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+        raise NoPostgres("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql")
     root = Path(tempfile.mkdtemp(prefix="gpupool-pg-"))
     prefix: list[str] = []
     if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
         try:
             pw = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no postgres user to run PostgreSQL as")
+            raise NoPostgres("running as root and there is no postgres user to run PostgreSQL as") from None
         os.chown(root, pw.pw_uid, pw.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
     data = root / "data"

@@ -6,6 +6,11 @@ default), prints the URL and, on the first start, the pool admin's token (shown 
 database keeps only its hash, and no file holds it), then serves until interrupted. Local jobs
 run sandboxed as the accounts ``--accounts`` maps (ADR 0005). Options left out fall back to
 ``GPUPOOL_*`` environment variables.
+
+The scheduling loop runs in a child process of its own (``gpupool.service.scheduler_process``)
+that contends for the pool's leader lease: several ``gpupool serve`` on one database all answer
+the API, one of them schedules, the others wait as standbys and take over when it dies
+(ADR 0006).
 """
 
 from __future__ import annotations
@@ -124,7 +129,7 @@ def serve(
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Serve the gpupool API and run the scheduling loop."""
+    """Serve the gpupool API and run the scheduling loop (or stand by for the pool's leader)."""
     from gpupool.core.accelerator import CatalogueError
     from gpupool.core.fleet import FleetError
     from gpupool.core.tenancy import TenancyError
@@ -174,7 +179,8 @@ def serve(
         for pem in (settings.tls_cert, settings.tls_key):
             if pem is not None and not pem.is_file():
                 _fail(f"no such file: {pem}")
-        runtime = Runtime(settings)
+        # the loop in its own process, under the leader lease: the API never holds its GIL
+        runtime = Runtime(settings, scheduler="process")
         runtime.start()
     except ValidationError as e:
         err = e.errors()[0]
@@ -198,6 +204,10 @@ def serve(
     out = Console()
     out.print(f"gpupool serving fleet [bold]{runtime.fleet.name}[/] at {url}  (API docs: {url}/docs)")
     out.print(f"database: {_redact(settings.url)}")
+    out.print(
+        f"scheduler: a process of its own, leader of the pool or standby (instance {runtime.instance};"
+        f" see {url}/v1/ready)"
+    )
     if runtime.new_admin_token is not None:
         out.print("admin token (shown once; only its hash is stored):")
         out.print(runtime.new_admin_token, highlight=False, soft_wrap=True)

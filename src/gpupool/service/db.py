@@ -181,7 +181,7 @@ class InboxRow(Base):
 
     __tablename__ = "inbox"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # submit, cancel, drain, undrain, down
+    kind: Mapped[str] = mapped_column(String(16))  # submit, cancel, drain, undrain, down, rebuild
     job_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     node: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_ms: Mapped[int] = mapped_column(Ms)
@@ -239,6 +239,38 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(255))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class LeaseRow(Base):
+    """The leader lease of a pool: who schedules it, under which fencing token (ADR 0006).
+
+    ``epoch`` grows by one at every take-over; the leader's writes check it in their own
+    transaction (``gpupool.service.leader``), so a leader that lost the lease writes nothing.
+    """
+
+    __tablename__ = "leader_lease"
+    pool: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_ms: Mapped[int] = mapped_column(Ms)
+    renewed_ms: Mapped[int] = mapped_column(Ms)
+    expires_ms: Mapped[int] = mapped_column(Ms)
+    last_cycle_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+    #: the leader's loop metrics (``ServiceMetrics.loop_snapshot``), for the API processes
+    metrics: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+
+
+class TelemetryRow(Base):
+    """The GPU samples of one allocation, as the leader's executor took them (ADR 0006).
+
+    ``samples`` holds ``[at_ms, device, utilization_pct, memory_used_mib]`` lists; written by
+    the scheduler process, read by the API processes (the job detail page).
+    """
+
+    __tablename__ = "gpu_telemetry"
+    allocation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    samples: Mapped[list[list[Any]]] = mapped_column(JSON)
+    updated_ms: Mapped[int] = mapped_column(Ms, index=True)
 
 
 #: One lock per SQLite database file, shared by every writer engine of this process on it.

@@ -14,6 +14,13 @@ This module owns ``Loop``. A cycle
 
 If the transaction fails, the in-memory core no longer matches the database, so it is
 rebuilt from the database before the next cycle. Time comes from an injected clock.
+
+Under a leader lease (``gpupool.service.leader``) every write transaction of the loop and
+every dispatch first runs the lease's ``fence``: a loop whose lease was taken raises
+``LeaseLost`` and stops, having written and dispatched nothing. An inbox row of kind
+``rebuild`` (written by API processes that do not hold the loop) asks for a rebuild; with
+``inbox_poll_ms`` the idle loop looks at the inbox that often, so that submissions written by
+other processes wake it.
 """
 
 from __future__ import annotations
@@ -55,11 +62,14 @@ from gpupool.service.executors.base import (
     Launch,
     NodeChanged,
 )
+from gpupool.service.leader import LeaseLost
 from gpupool.service.metrics import ServiceMetrics
 from gpupool.service.rebuild import Rebuilt, Running, core_spec_of, rebuild
 
 log = logging.getLogger("gpupool.service.loop")
 Clock = Callable[[], int]
+#: a lease's fence: run first in a write transaction, raises ``LeaseLost`` when not leading
+Fence = Callable[[Session], None]
 #: inbox rows handled per cycle (bounds one transaction; the rest wait for the next cycle)
 INBOX_BATCH = 5000
 #: the longest wait between retries while cycles fail (the database is down or locked)
@@ -89,6 +99,8 @@ _SPECS = select(
 ).where(_JOBS.c.seq.in_(bindparam("seqs", expanding=True)))
 _LOG = insert(_EVENT_LOG)
 _CONSUME = delete(_INBOX).where(_INBOX.c.id.in_(bindparam("ids", expanding=True)))
+#: any inbox row at all (an idle loop polling for work written by other processes)
+_ANY_INBOX = select(_INBOX.c.id).limit(1)
 _ESTIMATE = (
     update(_JOBS).where(_JOBS.c.seq == bindparam("b_seq")).values(estimated_start_ms=bindparam("b_est"))
 )
@@ -145,6 +157,9 @@ class Loop:
         reconcile: str = "relaunch",
         reader: sessionmaker[Session] | None = None,
         run_as: Callable[[JobRow], str | None] | None = None,
+        fence: Fence | None = None,
+        leading: Callable[[], bool] | None = None,
+        inbox_poll_ms: int = 0,
     ) -> None:
         self.factory = factory
         #: sessions that read without taking SQLite's write lock (the inbox, job rows)
@@ -161,6 +176,14 @@ class Loop:
         self.reconcile_policy = reconcile
         #: the Unix account a job runs as (``service/identity.py``), for ``Launch.run_as``
         self.run_as = run_as
+        #: the leader lease's fence (None: no lease, as in tests of one in-process loop)
+        self.fence = fence
+        #: the lease by this process's clock: checked before each dispatched row, so that a
+        #: leader paused in the middle of dispatching sends nothing more when it wakes
+        self.leading = leading
+        self.inbox_poll_ms = inbox_poll_ms
+        #: set when the loop stopped because its lease was taken
+        self.lease_lost = False
         #: held while the core is used or replaced (a cycle, a rebuild)
         self.lock = threading.RLock()
         self._wake = threading.Event()
@@ -298,23 +321,46 @@ class Loop:
                 if failed:
                     log.warning("cycles run again after %d failed", failed)
                 failed = 0
+            except LeaseLost as e:  # another process leads now: stop, having written nothing
+                log.error("the loop stops: %s", e)
+                self.lease_lost = True
+                return
             except Exception as e:  # keep serving: a failed cycle is logged and retried
                 failed += 1
                 if not unavailable(e):
                     log.exception("cycle failed")
                 elif failed == 1 or failed % 20 == 0:  # an outage: a line, not a traceback a second
                     log.warning("cycle failed: the database is unavailable (%s); retrying", _first_line(e))
-            # After failures, back off (doubling, at most OUTAGE_BACKOFF_MAX_S) and retry.
-            wait = self.interval_ms / 1000
             if failed:
-                wait = min(wait * 2 ** min(failed - 1, 6), max(wait, OUTAGE_BACKOFF_MAX_S))
-            self._wake.wait(wait)
+                # After failures, back off (doubling, at most OUTAGE_BACKOFF_MAX_S) and retry.
+                wait = self.interval_ms / 1000
+                self._wake.wait(min(wait * 2 ** min(failed - 1, 6), max(wait, OUTAGE_BACKOFF_MAX_S)))
+            else:
+                self._wait_for_work(began)
             # Woken early (a submission): let the burst gather for the rest of the minimum
             # gap, so that a thousand submissions a second make a few cycles, not a thousand.
             rest = self.min_gap_ms / 1000 - (time.monotonic() - began)
             if rest > 0:
                 self._stop.wait(rest)
             self._wake.clear()
+
+    def _wait_for_work(self, began: float) -> None:
+        """Until the interval ends, a wake-up, or (polling) an inbox row from another process."""
+        if self.inbox_poll_ms <= 0:
+            self._wake.wait(self.interval_ms / 1000)
+            return
+        end = began + self.interval_ms / 1000
+        step = self.inbox_poll_ms / 1000
+        while not self._stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0 or self._wake.wait(min(step, left)):
+                return
+            try:
+                with self.reader() as s:
+                    if s.connection().execute(_ANY_INBOX).first() is not None:
+                        return
+            except Exception:  # the database is away: the next cycle says so
+                return
 
     # -- one cycle --------------------------------------------------------------------------
 
@@ -337,6 +383,9 @@ class Loop:
                 ex_events.extend(ex.poll())
             try:
                 self._decide(now, ex_events, report)
+            except LeaseLost:
+                self._lost = [e for e in ex_events if not isinstance(e, AllocationStarted)]
+                raise
             except Exception:
                 self.metrics.cycle_errors.inc()
                 # The core may have changed in memory without the database: start again
@@ -448,6 +497,8 @@ class Loop:
         if not (log_rows or inbox_ids or estimates):
             return  # an idle cycle writes nothing
         with self.factory.begin() as s:
+            if self.fence is not None:
+                self.fence(s)  # before any write: a loop that lost its lease writes nothing
             if log_rows:
                 # One executemany of plain rows (no ORM objects); ``cycle`` groups the events
                 # and decisions of one ``handle`` call (a replay feeds them back together).
@@ -479,7 +530,15 @@ class Loop:
                 rows = {r.seq: r for r in s.connection().execute(_SPECS, {"seqs": seqs})}
             users = self._users
             cancelled_pending: list[int] = []
+            read: list[int] = []
             for r in inbox:
+                read.append(r.id)
+                if r.kind == "rebuild":
+                    # Another process changed the tenancy: what follows in the inbox (a
+                    # submission to a new project) waits for the core rebuilt next cycle.
+                    self._rebuild_wanted = True
+                    self._wake.set()
+                    break
                 if r.kind == "submit" and r.job_seq in rows:
                     row = rows[r.job_seq]
                     jid = store.job_id(row.seq)
@@ -500,7 +559,7 @@ class Loop:
                     events.append(NodeDrained(r.node))
                 elif r.kind == "undrain" and r.node in self.fleet.node_by_name:
                     events.append(NodeUp(r.node))
-            return cancelled_pending, [r.id for r in inbox]
+            return cancelled_pending, read
 
     def _bills(self, allocation_id: str) -> bool:
         """Whether the allocation's engine keeps its own accounting (Slurm), which then bills."""
@@ -729,6 +788,9 @@ class Loop:
         """
         if not self._outbox_dirty:
             return 0  # nothing was written to the outbox since it was last emptied
+        if self.fence is not None:
+            with self.factory.begin() as s:
+                self.fence(s)  # a loop that lost its lease sends nothing
         with self.factory() as s:
             rows = store.undispatched(s)
         self._outbox_dirty = False
@@ -738,6 +800,10 @@ class Loop:
         sent = 0
         marks: list[int] = []
         for r in rows:
+            if self.leading is not None and not self.leading():
+                log.warning("dispatch paused: the leader lease was not renewed in time")
+                self._outbox_dirty = True  # the rest waits for a renewal (or for the next leader)
+                break
             try:
                 if r.kind == "launch" and r.allocation_id not in stopped:
                     self.executor_for(r.cluster).launch(self._launch_from_outbox(r))
@@ -759,6 +825,8 @@ class Loop:
 
     def _mark_dispatched(self, ids: list[int]) -> None:
         with self.factory.begin() as s:
+            if self.fence is not None:
+                self.fence(s)
             s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(dispatched_ms=self.clock()))
 
     @staticmethod

@@ -8,6 +8,13 @@ reconciles the executors and starts the loop thread; ``stop`` stops the loop. It
 wiring of job isolation (ADR 0005): the identity map that names each job's account and the
 sandbox that hides the data directory from local jobs. The API reaches everything through one
 ``Runtime``.
+
+Where the loop runs (ADR 0006): ``scheduler="inline"`` (the default, and what tests use) runs
+it as a thread of this process, fenced by ``lease`` when one is given (the scheduler child of
+``gpupool serve`` does that); ``scheduler="process"`` (``gpupool serve``) runs no loop here but
+starts a scheduler child (``gpupool.service.scheduler_process``) that contends for the leader
+lease. The API then reaches the loop only through the database: ``wake_loop`` and
+``request_rebuild`` hide the difference, and ``role`` says whether this process leads.
 """
 
 from __future__ import annotations
@@ -15,8 +22,10 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,18 +37,37 @@ from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.fleetfile import default_tenants_for, fleet_presets, load_fleet, load_tenants
 from gpupool.service import auth
-from gpupool.service.db import JobRow, TenantRow, UserRow, make_engine, migrate, session_factory
+from gpupool.service.db import (
+    InboxRow,
+    JobRow,
+    TenantRow,
+    UserRow,
+    make_engine,
+    migrate,
+    session_factory,
+)
 from gpupool.service.directory import Directory
 from gpupool.service.dry_run import DryRunExecutor
 from gpupool.service.executors.base import Executor
-from gpupool.service.executors.gpus import LocalMachine
+from gpupool.service.executors.gpus import GpuSample, LocalMachine
 from gpupool.service.executors.sandbox import Sandbox
+from gpupool.service.gpu_telemetry import read_telemetry
 from gpupool.service.identity import IdentityError, IdentityMap, load_identity_map, project_account_name
+from gpupool.service.leader import (
+    LeaderLease,
+    LeaseState,
+    Role,
+    instance_name,
+    read_lease,
+    read_metrics,
+    setup_lock,
+)
 from gpupool.service.local_fleet import machine_scenario
 from gpupool.service.loop import Clock, Loop, wall_clock
-from gpupool.service.metrics import ServiceMetrics
+from gpupool.service.metrics import ServiceMetrics, Snapshot
 from gpupool.service.notify.worker import Notifier
 from gpupool.service.refusals import RefusalLog
+from gpupool.service.scheduler_process import SchedulerProcess
 from gpupool.service.settings import ServiceSettings
 from gpupool.service.tenant_tree import seed
 
@@ -69,6 +97,8 @@ class Runtime:
         fleet: Fleet | None = None,
         tenancy: Tenancy | None = None,
         run_loop: bool = True,
+        scheduler: Literal["inline", "process"] = "inline",
+        lease: LeaderLease | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -76,6 +106,12 @@ class Runtime:
         #: which Unix account runs each job (raises ``IdentityError`` for a bad accounts file)
         self.identity: IdentityMap = load_identity_map(settings.accounts)
         self._accounts: dict[tuple[int, int], str | None] = {}
+        self.scheduler = scheduler
+        #: the leader lease an inline loop is fenced by (None: the loop is alone, as in tests)
+        self.lease = lease
+        #: this process's name in the leader lease (its scheduler child leads under it)
+        self.instance = lease.holder if lease is not None else instance_name()
+        self._scheduler_process: SchedulerProcess | None = None
         #: this machine, when it is what is served (``machine`` real or simulated)
         self.machine: LocalMachine | None = None
         if settings.machine != "fleet" and fleet is None:
@@ -88,7 +124,8 @@ class Runtime:
         self.fleet: Fleet = fleet
         self.tenancy_seed: Tenancy = tenancy
         self.catalogue: Catalogue = fleet.catalogue
-        self.metrics = ServiceMetrics()
+        # the loop's metrics are the leader's where the loop runs in a scheduler process
+        self.metrics = ServiceMetrics(loop=scheduler == "inline")
         sync = settings.sqlite_synchronous
         wait = settings.database_timeout_s
         self.engine = make_engine(settings.url, synchronous=sync, timeout_s=wait)
@@ -105,6 +142,9 @@ class Runtime:
         self.directory.watch(self.engine, self.factory)
         #: the audit of 401 and 403 answers, coalesced per minute (refusals.py)
         self.refusals = RefusalLog(self.factory, clock)
+        if scheduler == "process":
+            self.metrics.mirror(self._leader_metrics)
+        self._mirrored: tuple[float, Snapshot | None] = (-1.0, None)
         self._executors = dict(executors) if executors is not None else None
         # the same per-policy defaults as the twin (las: rounds and a quantum)
         self.config = with_policy_defaults(
@@ -128,13 +168,20 @@ class Runtime:
         return self._notifier
 
     def start(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.settings.data_dir, 0o700)  # the database, job logs and executor state
-        self.settings.log_dir.mkdir(exist_ok=True, mode=0o700)
-        os.chmod(self.settings.log_dir, 0o700)
-        migrate(self.engine)
-        self._private_database_files()
-        self._seed()
+        _private_dir(self.settings.data_dir)  # the database, job logs and executor state
+        _private_dir(self.settings.log_dir)
+        with setup_lock(self.engine, self.settings.data_dir):  # N processes may start at once
+            migrate(self.engine)
+            self._private_database_files()
+            self._seed()
+        if self.scheduler == "process":
+            # the executors are built in the scheduler child, once it leads: refuse now, not
+            # there, a service that would run local jobs without a sandbox (ADR 0005)
+            if self._runs_local_jobs():
+                self.sandbox().check()
+            self._scheduler_process = SchedulerProcess(self.settings, self.instance)
+            self._scheduler_process.start()
+            return
         executors = self._executors if self._executors is not None else self._default_executors()
         self._open_log_path(executors)
         self._loop = Loop(
@@ -151,6 +198,9 @@ class Runtime:
             reconcile=self.settings.reconcile,
             reader=self.reader,
             run_as=self.run_as,
+            fence=self.lease.fence if self.lease is not None else None,
+            leading=self.lease.leading if self.lease is not None else None,
+            inbox_poll_ms=max(self.settings.cycle_min_gap_ms, 20) if self.lease is not None else 0,
         )
         self._loop.reconcile()
         if self.run_loop:
@@ -158,6 +208,9 @@ class Runtime:
         self._notifier = Notifier.for_runtime(self)  # webhooks and e-mail (ADR 0011)
 
     def stop(self) -> None:
+        if self._scheduler_process is not None:
+            self._scheduler_process.stop()
+            self._scheduler_process = None
         if self._notifier is not None:
             self._notifier.stop()
         if self._loop is not None:
@@ -168,6 +221,69 @@ class Runtime:
                     close()
         self.engine.dispose()
         self.reader_engine.dispose()
+
+    # -- the loop as the API sees it -----------------------------------------------------------
+
+    def wake_loop(self) -> None:
+        """Something was written to the inbox: an inline loop cycles now (a scheduler process
+        polls the inbox by itself)."""
+        if self._loop is not None:
+            self._loop.wake()
+
+    def request_rebuild(self) -> None:
+        """The tenancy changed: the loop rebuilds its core before deciding again."""
+        if self._loop is not None and self.lease is None:
+            self._loop.request_rebuild()
+            return
+        # the loop runs elsewhere (the scheduler process, another server): tell it in the inbox
+        with self.factory.begin() as s:
+            s.add(InboxRow(kind="rebuild", created_ms=self.clock()))
+
+    def role(self) -> tuple[Role, LeaseState | None]:
+        """Whether this process leads (its loop schedules the pool), and the lease as it stands."""
+        if self.scheduler == "inline" and self.lease is None:
+            return Role.LEADER, None  # one in-process loop, no lease (tests, benchmarks)
+        state = read_lease(self.reader_engine)
+        leads = state is not None and state.held_by(self.instance)
+        return (Role.LEADER if leads else Role.STANDBY), state
+
+    def _leader_metrics(self) -> Snapshot | None:
+        """The leader's published loop metrics, read at most once a second."""
+        at, snap = self._mirrored
+        if time.monotonic() - at < 1.0:
+            return snap
+        try:
+            snap = read_metrics(self.reader_engine)
+        except Exception:  # the database is away: no loop metrics to show
+            snap = None
+        self._mirrored = (time.monotonic(), snap)
+        return snap
+
+    def executors(self) -> list[Executor]:
+        """The executors of this process's loop (none where the loop runs in another process)."""
+        if self._loop is None:
+            return []
+        return list({id(e): e for e in self._loop.executors.values()}.values())
+
+    def telemetry(self, allocation_id: str) -> list[GpuSample]:
+        """GPU samples of an allocation: from this process's executors, else as the leader published them."""
+        if self.scheduler == "process":
+            with self.reader() as s:
+                return read_telemetry(s, allocation_id)
+        out: list[GpuSample] = []
+        for ex in self.executors():
+            read = getattr(ex, "telemetry", None)
+            if callable(read):
+                out.extend(read(allocation_id))
+        return out
+
+    def _runs_local_jobs(self) -> bool:
+        """Would ``_default_executors`` build a local executor?"""
+        if self.settings.executor == "none":
+            return False
+        if self.machine is not None or self.settings.executor != "fleet":
+            return True
+        return any(c.backend == "local" for c in self.fleet.clusters)
 
     def _default_executors(self) -> dict[str, Executor]:
         if self.settings.executor == "none":
@@ -291,6 +407,15 @@ class Runtime:
             return True
         except Exception:
             return False
+
+
+def _private_dir(path: Path) -> None:
+    """Make ``path`` (if need be) and close it to other accounts: 0700, or 0711 where the leader
+    opened it for Slurm jobs (searchable, not listable: ``Runtime._open_log_path``), which a
+    second process starting beside a running leader must not take back."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.stat(path).st_mode & 0o066:  # readable or writable by group or others
+        os.chmod(path, 0o700)
 
 
 def tune_gc_for_serving() -> None:

@@ -78,6 +78,9 @@ class ServiceSettings(BaseSettings):
     #: run local jobs without bubblewrap where it is missing (no namespaces, nothing hidden by
     #: mounts: only the account switch and the environment rules hold). Off: refuse to start.
     unsafe_no_sandbox: bool = False
+    #: milliseconds a leader lease lasts without renewal: a leader stuck this long (paused,
+    #: cut off) is replaced by a standby; a dead one is replaced at once (ADR 0006)
+    leader_lease_ttl_ms: int = Field(default=10_000, ge=1000, le=600_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     #: sign-in of people through OpenID Connect (ADR 0008); empty issuer: off. The issuer's

@@ -160,7 +160,7 @@ def create_allocation(body: AllocationIn, caller: CallerDep, rt: RuntimeDep) -> 
         store.audit(s, caller.name, "allocation.create", f"tenant/{project.path}", body.model_dump(), now)
         s.flush()
         out = allocation_out(s, row, project.path, now)
-    rt.loop.request_rebuild()
+    rt.request_rebuild()
     return out
 
 
@@ -200,5 +200,5 @@ def patch_allocation(
         )
         path = s.get(TenantRow, row.project_id)
         out = allocation_out(s, row, path.path if path else "", now)
-    rt.loop.request_rebuild()
+    rt.request_rebuild()
     return out

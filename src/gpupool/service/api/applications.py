@@ -445,7 +445,7 @@ def award_application(
             now,
         )
         out = application_out(s, caller, app)
-    rt.loop.request_rebuild()
+    rt.request_rebuild()
     return out
 
 

@@ -157,7 +157,7 @@ def _change(
     if name not in rt.fleet.node_by_name:
         raise not_found(f"node {name!r}")
     store.accept_node_change(rt.factory, name, state, body.reason if body else "", caller.name, rt.clock())
-    rt.loop.wake()
+    rt.wake_loop()
     s.expire_all()
     return next(n for n in _nodes(rt, s) if n.name == name)
 

@@ -254,7 +254,7 @@ def accept_job(
                 raise ApiProblem(409, "this Idempotency-Key is being used right now", kind="conflict")
             return _replayed(s, old, spec, rt)
     rt.metrics.submissions.labels("accepted").inc()
-    rt.loop.wake()
+    rt.wake_loop()
     return 201, _accepted_out(seq, new, now, project.path, caller.name).model_dump_json().encode()
 
 
@@ -355,7 +355,7 @@ def cancel(job_id: str, caller: CallerDep, rt: RuntimeDep, s: SessionDep) -> Job
         raise ApiProblem(409, f"job {job_id} is already {row.state}", kind="job-finished")
     out = job_out_of(s, row)
     store.accept_cancel(rt.factory, row.seq, rt.clock())
-    rt.loop.wake()
+    rt.wake_loop()
     return out
 
 

@@ -278,7 +278,7 @@ def create_tenant(body: TenantIn, caller: CallerDep, rt: RuntimeDep) -> TenantOu
         validate_tree(s, rt)
         store.audit(s, caller.name, "tenant.create", f"tenant/{path}", body.model_dump(), now)
         out = _out(s, row)
-    rt.loop.request_rebuild()
+    rt.request_rebuild()
     return out
 
 
@@ -308,7 +308,7 @@ def patch_tenant(path: str, body: TenantPatch, caller: CallerDep, rt: RuntimeDep
         validate_tree(s, rt)
         store.audit(s, caller.name, "tenant.update", f"tenant/{path}", changes, now)
         out = _out(s, row)
-    rt.loop.request_rebuild()
+    rt.request_rebuild()
     return out
 
 

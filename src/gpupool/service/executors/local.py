@@ -254,6 +254,7 @@ class LocalExecutor:
         self._seen: set[str] = set()
         self._events: list[ExecutorEvent] = []
         self._done_files: dict[str, Path] = {}  # state files to remove once their exit is polled
+        self._handed_files: list[Path] = []  # ... removed at the next poll (the exit is committed)
         # Telemetry of running allocations and of the most recently finished ones.
         self._telemetry: OrderedDict[str, deque[GpuSample]] = OrderedDict()
         self._stop = threading.Event()
@@ -373,9 +374,13 @@ class LocalExecutor:
         with self._lock:
             events, self._events = self._events, []
             done, self._done_files = self._done_files, {}
-        # An exit is recorded in its state file until it has been handed out, so that a
-        # crash between the exit and this poll re-reports it instead of losing it.
-        for path in done.values():
+            handed, self._handed_files = self._handed_files, list(done.values())
+        # An exit is recorded in its state file until the poll *after* the one that handed it
+        # out: the loop polls again only once the cycle that recorded the exit committed. A
+        # crash before that commit (a SIGKILLed leader) re-reports the exit to the next
+        # executor instead of leaving a job the database calls running with no trace, which
+        # reconcile would launch a second time.
+        for path in handed:
             path.unlink(missing_ok=True)
             _status_file(path).unlink(missing_ok=True)
         return events

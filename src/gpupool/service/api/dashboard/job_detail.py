@@ -173,24 +173,17 @@ def _placement(rt: Runtime, row: JobRow) -> tuple[list[PlacedNode], str]:
 
 def _telemetry(rt: Runtime, allocation_ids: list[str]) -> list[TelemetryPoint]:
     """Samples the executors kept for these allocations (the local executor on real GPUs)."""
-    try:
-        executors = list({id(e): e for e in rt.loop.executors.values()}.values())
-    except RuntimeError:  # the service is not started: no executor, no telemetry
-        return []
+    # this process's executors, or what the leader's scheduler process published (ADR 0006)
     out: list[TelemetryPoint] = []
-    for ex in executors:
-        read = getattr(ex, "telemetry", None)
-        if not callable(read):
-            continue
-        for aid in allocation_ids:
-            for t in read(aid):
-                out.append(
-                    TelemetryPoint(
-                        at_ms=int(t.at_ms),
-                        device=str(t.device),
-                        utilization_pct=int(t.utilization_pct),
-                        memory_used_mib=int(t.memory_used_mib),
-                    )
+    for aid in allocation_ids:
+        for t in rt.telemetry(aid):
+            out.append(
+                TelemetryPoint(
+                    at_ms=int(t.at_ms),
+                    device=str(t.device),
+                    utilization_pct=int(t.utilization_pct),
+                    memory_used_mib=int(t.memory_used_mib),
                 )
+            )
     out.sort(key=lambda p: (p.at_ms, p.device))
     return out[-2000:]

@@ -1,7 +1,7 @@
 """Rights: token scopes, expiry and last use; the priority classes a tenant allows.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 
 Tokens made before this revision keep every scope and never expire (``expires_ms`` null), so
 an upgrade locks nobody out; new tokens get the default lifetime. A tenant's
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
