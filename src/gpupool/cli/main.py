@@ -27,6 +27,7 @@ from gpupool.cli.fleet_cmd import fleet_app, tenants_app
 from gpupool.cli.programme_cmd import register as register_programme_commands
 from gpupool.cli.serve_cmd import serve
 from gpupool.cli.slurm_cmd import import_slurm
+from gpupool.cli.sweep_cmd import sweep
 from gpupool.core.accelerator import CatalogueError
 from gpupool.core.fleet import FleetError
 from gpupool.core.policy import POLICIES
@@ -59,6 +60,8 @@ register_client_commands(app)
 register_programme_commands(app)
 # The live service itself (gpupool.service).
 app.command("serve")(serve)
+# Sweeps of many simulations on Ray (gpupool.cli.sweep_cmd).
+app.command("sweep")(sweep)
 # Local recovery of a pool-admin token on the server's machine (gpupool.cli.admin_cmd).
 app.add_typer(admin_app, name="admin")
 

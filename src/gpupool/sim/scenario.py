@@ -347,6 +347,28 @@ def build_scenario(
     fleet = load_fleet(fleet_name)
     tname = tenants_name or default_tenants_for(fleet.name)
     tenancy = load_tenants(tname, fleet)
+    return scenario_from(
+        fleet, tenancy, workload, fleet_label=fleet_name, tenants_label=tname, seed=seed, load=load,
+        hours=hours, fmt=fmt, skip_bad_rows=skip_bad_rows,
+    )  # fmt: skip
+
+
+def scenario_from(
+    fleet: Fleet,
+    tenancy: Tenancy,
+    workload: str,
+    *,
+    fleet_label: str,
+    tenants_label: str,
+    seed: int = 0,
+    load: float = 0.8,
+    hours: float = 24.0,
+    fmt: str = "auto",
+    skip_bad_rows: bool = False,
+) -> Scenario:
+    """Resolve the workload against a fleet and tenancy already built (``build_scenario``'s
+    second half; a sweep builds changed fleets and tenancies and comes in here)."""
+    fleet_name, tname = fleet_label, tenants_label
     jobs, what = load_workload(workload, fleet, tenancy, seed=seed, load=load, hours=hours, fmt=fmt)
     skipped: list[TraceError] = []
     if not (workload == "synthetic" or workload.startswith("synthetic:")):
