@@ -111,3 +111,12 @@ def test_itp_policies_benchmark_records_a_run_past_its_limit_as_timeout() -> Non
     assert isinstance(case, dict)
     las = case["policies"]["las"]
     assert las["status"] == "timeout" and las["limit_s"] == 1.0 and las["jct_ratio_vs_fifo"] is None
+
+
+@pytest.mark.slow
+def test_sweep_speed_benchmark_small() -> None:
+    out = _run("sweep_speed.py", "--small")
+    assert out["runs"] == 4 and out["errors"] == 0
+    assert out["same_rows"] is True
+    for key in ("ray_wall_s", "serial_wall_s", "serial_over_ray", "sum_of_run_wall_s", "machine"):
+        assert key in out, key

@@ -269,6 +269,32 @@ def _utilization(result: RunResult, a: JobArrays, s: _Samples) -> float:
     return min(max(u, 0.0), 1.0)
 
 
+def _windows(result: RunResult, a: JobArrays, s: _Samples) -> dict[str, float | None]:
+    """Utilisation over the arrival window (first to last submission) and over the drain
+    after it (last submission to last job end), and how long each lasted.
+
+    ``utilization`` averages over both: a 24-hour workload whose longest jobs run for days
+    after the last arrival reads as a low utilisation although the fleet was busy while work
+    arrived. The two windows apart say which is which.
+    """
+    if len(a) == 0:
+        return dict.fromkeys(("utilization_arrivals", "utilization_drain", "arrival_hours", "drain_hours"))
+    first, last = float(a.submit_ms.min()), float(a.submit_ms.max())
+    ended = a.end_ms >= 0
+    end = float(a.end_ms[ended].max()) if ended.any() else float(horizon_ms(result))
+    end = max(end, last)
+
+    def mean(lo: float, hi: float) -> float | None:
+        return min(max(_step_mean(s.t_ms, s.busy_fraction, lo, hi), 0.0), 1.0) if hi > lo else None
+
+    return {
+        "utilization_arrivals": mean(first, last),
+        "utilization_drain": mean(last, end),
+        "arrival_hours": (last - first) / MS_PER_HOUR,
+        "drain_hours": (end - last) / MS_PER_HOUR,
+    }
+
+
 # --------------------------------------------------------------------------- fairness
 
 
@@ -371,6 +397,8 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
     as bad with ``--skip-bad-rows``, never submitted), JCT over finished jobs
     (``avg/p50/p95/p99_jct_s``), queueing delay over started jobs (``avg/p50/p95/p99_queue_s``),
     ``makespan_s`` (last end minus first submit), ``utilization`` (see ``utilization``),
+    ``utilization_arrivals``/``utilization_drain`` and ``arrival_hours``/``drain_hours``
+    (the same over the arrival window and over the drain after the last arrival),
     ``jain_fairness``, ``preemptions``, ``gpu_hours``, ``lost_gpu_hours``, failures
     (``node_failures`` and ``node_drains``: node events of the run; ``failure_interruptions``:
     job attempts a node failure ended; ``failure_lost_gpu_hours``: the work they lost since
@@ -527,6 +555,7 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
         "p99_queue_s": _pct(queue, 99),
         "makespan_s": makespan_s,
         "utilization": _utilization(result, a, samples),
+        **_windows(result, a, samples),
         "jain_fairness": jain,
         "preemptions": int(a.preemptions.sum()),
         "gpu_hours": total_gpu_ms / MS_PER_HOUR,
