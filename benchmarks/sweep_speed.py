@@ -3,11 +3,12 @@
 This script owns the measurement of ``gpupool sweep``'s speed-up (benchmarks/README.md).
 
 Prints one JSON object: the sweep (2 policies x 2 changes x 2 loads x 3 seeds = 24 runs of
-the demo fleet by default), the wall time on a local Ray of ``--cpus`` CPUs (Ray's start
-included) and serially in this process, their ratio, and whether both gave the same rows.
+gavel-108, 30 days of synthetic work each, by default), the wall time on a local Ray of
+``--cpus`` CPUs (Ray's start included) and serially in this process, their ratio, and
+whether both gave the same rows.
 
-    .venv/bin/python benchmarks/sweep_speed.py              # 24 runs of 24 h, 2 CPUs
-    .venv/bin/python benchmarks/sweep_speed.py --small      # 4 runs of 2 h (smoke test)
+    .venv/bin/python benchmarks/sweep_speed.py              # 24 runs of 720 h on gavel-108, 2 CPUs
+    .venv/bin/python benchmarks/sweep_speed.py --small      # 4 runs of 2 h on demo (smoke test)
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from gpupool.sim.sweep import Change, SweepSpec, run_sweep
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpus", type=int, default=2)
-    ap.add_argument("--hours", type=float, default=24.0)
-    ap.add_argument("--fleet", default="demo")
+    ap.add_argument("--hours", type=float, default=720.0)
+    ap.add_argument("--fleet", default="gavel-108")
     ap.add_argument("--small", action="store_true", help="4 runs of 2 h")
     args = ap.parse_args()
     policies: tuple[str, ...] = ("fifo", "fairshare+easy")
@@ -36,6 +37,7 @@ def main() -> None:
     hours = args.hours
     if args.small:
         policies, loads, seeds, hours = ("fifo",), (0.8,), (0, 1), 2.0
+        args.fleet = "demo"
     spec = SweepSpec(args.fleet, None, "synthetic", hours, policies, changes, loads, seeds)
     tmp = tempfile.mkdtemp(prefix="gpr")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

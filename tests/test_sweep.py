@@ -167,3 +167,13 @@ def test_a_sweep_on_a_local_ray_gives_the_same_rows_as_running_them_here(
     ci = pl.read_csv(tmp_path / "summary.csv")
     assert ci.height == 2 and {"avg_queue_s_mean", "avg_queue_s_ci95", "utilization_ci95"} <= set(ci.columns)
     assert "data:image/png;base64," in report.read_text()
+
+
+def test_an_address_where_no_ray_answers_fails_fast_and_says_so() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SweepError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
+        run_sweep(spec(seeds=(0,)), address=f"127.0.0.1:{port}")

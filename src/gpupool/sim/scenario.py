@@ -21,6 +21,7 @@ and the scenario says so.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,6 +71,13 @@ def parse_policy(text: str) -> tuple[str, str]:
     return name, backfill or "none"
 
 
+@functools.cache
+def _philly_jobs() -> tuple[WorkloadJob, ...]:
+    """The shipped Philly job table, read once per process: every synthetic workload is
+    calibrated from it, and a sweep's worker runs many (the jobs are immutable)."""
+    return tuple(read_trace(shipped_trace("philly/philly_jobs.csv"), "philly"))
+
+
 def _philly_vcs() -> list[str]:
     rows = shipped_trace("philly/philly_vc_nodes.csv").read_text(encoding="utf-8").splitlines()[1:]
     return [r.split(",")[0] for r in rows if r.strip()]
@@ -87,8 +95,7 @@ def load_workload(
 ) -> tuple[list[WorkloadJob], str]:
     """The jobs a workload name stands for, and a one-line description of them."""
     if name == "philly":
-        jobs = read_trace(shipped_trace("philly/philly_jobs.csv"), "philly")
-        return jobs, "Philly job table (all 82,247 jobs)"
+        return list(_philly_jobs()), "Philly job table (all 82,247 jobs)"
     if name == "philly-helios":
         jobs = read_trace(
             shipped_trace("philly/philly_jobs.csv"),

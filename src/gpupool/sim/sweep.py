@@ -312,6 +312,24 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 Progress = Callable[[int, int], None]
+#: Seconds to wait for a Ray cluster's port to accept a connection before giving up.
+CONNECT_TIMEOUT_S: Final = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast when a ``HOST:PORT`` or ``ray://HOST:PORT`` address does not accept TCP
+    connections: ``ray.init`` itself retries an unreachable cluster for minutes."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" or a form Ray resolves itself
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as e:
+        raise SweepError(f"no Ray cluster answers at {address}: {e}") from None
 
 
 def run_sweep(
@@ -349,6 +367,8 @@ def run_sweep(
     # sweep's cluster lives as long as this call and listens on this machine only.
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if address is not None:
+        _check_reachable(address)
     started = False
     if not ray.is_initialized():
         try:
