@@ -123,12 +123,15 @@ def _figures(summary: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     out = []
     for metric, label, factor in SHOWN:
         fig, ax = plt.subplots(figsize=(6, 4))
-        for (policy, change), pts in series.items():
+        for k, ((policy, change), pts) in enumerate(series.items()):
             pts = sorted((p for p in pts if p[f"{metric}_mean"] is not None), key=lambda p: p["load"])
             if not pts:
                 continue
+            # side by side around each load, so that error bars at the same load do not hide
+            # one another
+            dodge = (k - (len(series) - 1) / 2) * 0.6
             ax.errorbar(
-                [p["load"] * 100 for p in pts],
+                [p["load"] * 100 + dodge for p in pts],
                 [p[f"{metric}_mean"] * factor for p in pts],
                 yerr=[(p[f"{metric}_ci95"] or 0.0) * factor for p in pts],
                 marker="o",
