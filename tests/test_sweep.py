@@ -177,3 +177,24 @@ def test_an_address_where_no_ray_answers_fails_fast_and_says_so() -> None:
         port = s.getsockname()[1]
     with pytest.raises(SweepError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
         run_sweep(spec(seeds=(0,)), address=f"127.0.0.1:{port}")
+
+
+@pytest.mark.slow
+def test_the_sweep_command_writes_the_table_summary_and_report(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gpupool.cli.main import app
+
+    runner = CliRunner()
+    args = ["sweep", "--serial", "--hours", "2", "--policies", "fifo", "--seeds", "0,1"]
+    r = runner.invoke(app, [*args, "--change", "base", "--change", "tight=fleet:0.5", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    runs = pl.read_csv(tmp_path / "runs.csv")
+    assert runs.height == 4
+    # halving the demo fleet leaves 4 GB200 under an 8-GB200 guarantee: an error row each
+    tight = runs.filter(pl.col("change") == "tight")
+    assert tight["error"].str.contains("above the fleet's capacity of 4").all()
+    assert runs.filter(pl.col("change") == "base")["avg_queue_s"].null_count() == 0
+    assert (tmp_path / "summary.csv").exists() and (tmp_path / "report.html").exists()
+    bad = runner.invoke(app, [*args, "--change", "x=racks:2"])
+    assert bad.exit_code == 2 and "unknown item 'racks'" in bad.output
