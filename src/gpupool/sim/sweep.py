@@ -207,9 +207,8 @@ def override_guarantees(
     tenancy: Tenancy, fleet: Fleet, guarantees: Sequence[tuple[str, str, int]]
 ) -> Tenancy:
     """The tenancy with ``(project path, model, accelerators)`` guarantees set, validated
-    against the fleet's capacity as a tenants file is (``TenancyError`` when they do not fit)."""
-    if not guarantees:
-        return tenancy
+    against ``fleet``'s capacity as a tenants file is (``TenancyError`` when they do not fit),
+    also when none is set (``fleet`` may be a scaled one)."""
     nodes = list(tenancy.nodes)
     for path, model, gpus in guarantees:
         idx = tenancy.by_path.get(path)
@@ -243,9 +242,12 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     }
     ch = spec.change
     try:
-        fleet = scale_fleet(load_fleet(spec.fleet), ch.fleet_scale)
+        base = load_fleet(spec.fleet)
+        fleet = scale_fleet(base, ch.fleet_scale)
         tname = spec.tenants or default_tenants_for(fleet.name)
-        tenancy = override_guarantees(load_tenants(tname, fleet), fleet, ch.guarantees)
+        # read against the fleet as it is; the changed guarantees are checked against the
+        # changed fleet, so one change can shrink both
+        tenancy = override_guarantees(load_tenants(tname, base), fleet, ch.guarantees)
         scenario = scenario_from(
             fleet, tenancy, spec.workload, fleet_label=spec.fleet, tenants_label=tname,
             seed=spec.seed, load=spec.load, hours=spec.hours,
