@@ -272,8 +272,7 @@ def simulate(
             break
         if drawn is not None and done >= n_jobs and not submits_left:
             break  # failures go on for ever; the run ends with its last job
-        # a node still out may come back: pending work is not at a dead end while one is
-        stuck = watch.check(now, submits_left + outage.out, sched.pending_count, len(sched.running))
+        stuck = watch.check(now, submits_left, sched.pending_count, len(sched.running), outage.out)
         if stuck:
             raise SimulationStuck(
                 cfg.scheduler.policy + ("+easy" if cfg.scheduler.backfill == "easy" else ""),
