@@ -145,3 +145,12 @@ def test_cycle_under_load_benchmark_small() -> None:
     for phase in ("without_readers", "with_readers"):
         assert process[phase]["cycles"] > 0 and process[phase]["p50_ms"] > 0
     assert process["reads"].get("ok", 0) > 0 and process["submissions"].get("ok", 0) > 0
+
+
+@pytest.mark.slow
+def test_sweep_speed_benchmark_small() -> None:
+    out = _run("sweep_speed.py", "--small")
+    assert out["runs"] == 4 and out["errors"] == 0
+    assert out["same_rows"] is True
+    for key in ("ray_wall_s", "serial_wall_s", "serial_over_ray", "sum_of_run_wall_s", "machine"):
+        assert key in out, key

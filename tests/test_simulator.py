@@ -100,3 +100,16 @@ def test_helios_fifo_at_published_counts_matches_the_peer() -> None:
     m = compute_metrics(simulate(f, t, jobs, cfg))
     assert m["avg_jct_s"] == pytest.approx(11_586, rel=0.01)
     assert m["avg_queue_s"] == pytest.approx(105, rel=0.05)
+
+
+def test_utilisation_is_reported_over_the_arrivals_and_the_drain_apart() -> None:
+    # one 8-GPU node: a 100 s job at 0 and a 1000 s job at 100 s: busy throughout; the
+    # arrival window is [0, 100 s], the drain [100 s, 1100 s]
+    jobs = [wj("a", 0, 100, 8), wj("b", 100, 1000, 4)]
+    r = simulate(fleet(racks=1, nodes_per_rack=1), tenants("p"), jobs, SimConfig(SchedulerConfig("fifo")))
+    m = compute_metrics(r)
+    assert m["utilization_arrivals"] == pytest.approx(1.0)
+    assert m["utilization_drain"] == pytest.approx(0.5)  # 4 of 8 busy
+    assert m["arrival_hours"] == pytest.approx(100 / 3600)
+    assert m["drain_hours"] == pytest.approx(1000 / 3600)
+    assert m["utilization"] == pytest.approx((100 * 1.0 + 1000 * 0.5) / 1100)

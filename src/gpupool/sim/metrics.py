@@ -68,6 +68,8 @@ class JobArrays:
     gpu_ms: IntArray
     preemptions: IntArray
     lost_gpu_ms: IntArray
+    failures: IntArray
+    failure_lost_gpu_ms: IntArray
     effective_gpu_ms: FloatArray
     absorbed_gpu_ms: IntArray
     duration_ms: IntArray
@@ -97,6 +99,8 @@ class JobArrays:
             gpu_ms=col("gpu_ms"),
             preemptions=col("preemptions"),
             lost_gpu_ms=col("lost_gpu_ms"),
+            failures=col("failures"),
+            failure_lost_gpu_ms=col("failure_lost_gpu_ms"),
             effective_gpu_ms=np.fromiter(
                 (j.effective_gpu_ms for j in jobs), dtype=np.float64, count=len(jobs)
             ),
@@ -265,6 +269,32 @@ def _utilization(result: RunResult, a: JobArrays, s: _Samples) -> float:
     return min(max(u, 0.0), 1.0)
 
 
+def _windows(result: RunResult, a: JobArrays, s: _Samples) -> dict[str, float | None]:
+    """Utilisation over the arrival window (first to last submission) and over the drain
+    after it (last submission to last job end), and how long each lasted.
+
+    ``utilization`` averages over both: a 24-hour workload whose longest jobs run for days
+    after the last arrival reads as a low utilisation although the fleet was busy while work
+    arrived. The two windows apart say which is which.
+    """
+    if len(a) == 0:
+        return dict.fromkeys(("utilization_arrivals", "utilization_drain", "arrival_hours", "drain_hours"))
+    first, last = float(a.submit_ms.min()), float(a.submit_ms.max())
+    ended = a.end_ms >= 0
+    end = float(a.end_ms[ended].max()) if ended.any() else float(horizon_ms(result))
+    end = max(end, last)
+
+    def mean(lo: float, hi: float) -> float | None:
+        return min(max(_step_mean(s.t_ms, s.busy_fraction, lo, hi), 0.0), 1.0) if hi > lo else None
+
+    return {
+        "utilization_arrivals": mean(first, last),
+        "utilization_drain": mean(last, end),
+        "arrival_hours": (last - first) / MS_PER_HOUR,
+        "drain_hours": (end - last) / MS_PER_HOUR,
+    }
+
+
 # --------------------------------------------------------------------------- fairness
 
 
@@ -354,6 +384,11 @@ def _skipped_rows(result: RunResult) -> int:
     return got if isinstance(got, int) else 0
 
 
+def _meta_int(result: RunResult, key: str) -> int:
+    v = result.meta.get(key, 0)
+    return int(v) if isinstance(v, int | float) else 0
+
+
 def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict[str, Any]:
     """The metrics of one run as a JSON-serialisable dict (plain ints, floats, str, None).
 
@@ -362,7 +397,13 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
     as bad with ``--skip-bad-rows``, never submitted), JCT over finished jobs
     (``avg/p50/p95/p99_jct_s``), queueing delay over started jobs (``avg/p50/p95/p99_queue_s``),
     ``makespan_s`` (last end minus first submit), ``utilization`` (see ``utilization``),
-    ``jain_fairness``, ``preemptions``, ``gpu_hours``, ``lost_gpu_hours``,
+    ``utilization_arrivals``/``utilization_drain`` and ``arrival_hours``/``drain_hours``
+    (the same over the arrival window and over the drain after the last arrival),
+    ``jain_fairness``, ``preemptions``, ``gpu_hours``, ``lost_gpu_hours``, failures
+    (``node_failures`` and ``node_drains``: node events of the run; ``failure_interruptions``:
+    job attempts a node failure ended; ``failure_lost_gpu_hours``: the work they lost since
+    their last checkpoint plus restart overheads, part of ``lost_gpu_hours``;
+    ``down_gpu_hours``/``drained_gpu_hours``: accelerator-hours nodes were down/drained),
     ``effective_gpu_hours`` (accelerator-hours scaled by the job's throughput where it ran,
     in reference-model hours), ``npu_absorbed_gpu_hours`` (accelerator-hours that jobs able
     to run on CUDA ran on another stack's accelerators), ``ftf_rho_mean``/``ftf_rho_max``
@@ -514,10 +555,17 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
         "p99_queue_s": _pct(queue, 99),
         "makespan_s": makespan_s,
         "utilization": _utilization(result, a, samples),
+        **_windows(result, a, samples),
         "jain_fairness": jain,
         "preemptions": int(a.preemptions.sum()),
         "gpu_hours": total_gpu_ms / MS_PER_HOUR,
         "lost_gpu_hours": _f(a.lost_gpu_ms.sum() / MS_PER_HOUR),
+        "node_failures": _meta_int(result, "node_failures"),
+        "node_drains": _meta_int(result, "node_drains"),
+        "failure_interruptions": int(a.failures.sum()),
+        "failure_lost_gpu_hours": _f(a.failure_lost_gpu_ms.sum() / MS_PER_HOUR),
+        "down_gpu_hours": _meta_int(result, "down_gpu_ms") / MS_PER_HOUR,
+        "drained_gpu_hours": _meta_int(result, "drained_gpu_ms") / MS_PER_HOUR,
         "effective_gpu_hours": _f(a.effective_gpu_ms.sum() / MS_PER_HOUR),
         "npu_absorbed_gpu_hours": _f(a.absorbed_gpu_ms.sum() / MS_PER_HOUR),
         "ftf_rho_mean": _mean(rho),

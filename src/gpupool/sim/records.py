@@ -37,6 +37,10 @@ class JobRecord:
     lost_gpu_ms: int = 0
     effective_gpu_ms: float = 0.0
     absorbed_gpu_ms: int = 0
+    #: attempts ended by a failure of a node the job ran on, and the GPU-ms they lost
+    #: (work since the last checkpoint plus the restart overhead; part of ``lost_gpu_ms``)
+    failures: int = 0
+    failure_lost_gpu_ms: int = 0
     model: str = ""
     cluster: str = ""
     reason: str = ""

@@ -21,6 +21,7 @@ and the scenario says so.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,6 +71,13 @@ def parse_policy(text: str) -> tuple[str, str]:
     return name, backfill or "none"
 
 
+@functools.cache
+def _philly_jobs() -> tuple[WorkloadJob, ...]:
+    """The shipped Philly job table, read once per process: every synthetic workload is
+    calibrated from it, and a sweep's worker runs many (the jobs are immutable)."""
+    return tuple(read_trace(shipped_trace("philly/philly_jobs.csv"), "philly"))
+
+
 def _philly_vcs() -> list[str]:
     rows = shipped_trace("philly/philly_vc_nodes.csv").read_text(encoding="utf-8").splitlines()[1:]
     return [r.split(",")[0] for r in rows if r.strip()]
@@ -87,8 +95,7 @@ def load_workload(
 ) -> tuple[list[WorkloadJob], str]:
     """The jobs a workload name stands for, and a one-line description of them."""
     if name == "philly":
-        jobs = read_trace(shipped_trace("philly/philly_jobs.csv"), "philly")
-        return jobs, "Philly job table (all 82,247 jobs)"
+        return list(_philly_jobs()), "Philly job table (all 82,247 jobs)"
     if name == "philly-helios":
         jobs = read_trace(
             shipped_trace("philly/philly_jobs.csv"),
@@ -347,6 +354,28 @@ def build_scenario(
     fleet = load_fleet(fleet_name)
     tname = tenants_name or default_tenants_for(fleet.name)
     tenancy = load_tenants(tname, fleet)
+    return scenario_from(
+        fleet, tenancy, workload, fleet_label=fleet_name, tenants_label=tname, seed=seed, load=load,
+        hours=hours, fmt=fmt, skip_bad_rows=skip_bad_rows,
+    )  # fmt: skip
+
+
+def scenario_from(
+    fleet: Fleet,
+    tenancy: Tenancy,
+    workload: str,
+    *,
+    fleet_label: str,
+    tenants_label: str,
+    seed: int = 0,
+    load: float = 0.8,
+    hours: float = 24.0,
+    fmt: str = "auto",
+    skip_bad_rows: bool = False,
+) -> Scenario:
+    """Resolve the workload against a fleet and tenancy already built (``build_scenario``'s
+    second half; a sweep builds changed fleets and tenancies and comes in here)."""
+    fleet_name, tname = fleet_label, tenants_label
     jobs, what = load_workload(workload, fleet, tenancy, seed=seed, load=load, hours=hours, fmt=fmt)
     skipped: list[TraceError] = []
     if not (workload == "synthetic" or workload.startswith("synthetic:")):

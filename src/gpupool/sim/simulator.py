@@ -18,19 +18,21 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from gpupool.core.decisions import Decision, Preempt, Reason, Reject, Start, Stop
-from gpupool.core.events import Event, JobFinished, JobSubmitted, Tick
+from gpupool.core.events import Event, JobFinished, JobSubmitted, NodeDown, NodeDrained, NodeUp, Tick
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import JobSpec, TaskGroup
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.core.tenancy import Tenancy
+from gpupool.sim.failures import FailureRates, NodeEvent, NodeEventKind, NodeFailures
 from gpupool.sim.records import JobRecord, PoolSample, RunResult
 from gpupool.sim.runtime import RuntimeModel
 from gpupool.sim.stall import MIN_STALL_MS, SimulationStuck, StallWatch
 from gpupool.sim.workload import WorkloadJob
 
 # Event kinds, in the order they are applied within one instant: finishes free capacity
-# before arrivals are queued (as the Helios simulator does within a 1-s step).
-_FINISH, _SUBMIT, _TICK = 0, 1, 2
+# before arrivals are queued (as the Helios simulator does within a 1-s step); a node that
+# fails at that instant takes no arrival.
+_FINISH, _NODE, _SUBMIT, _TICK = 0, 1, 2, 3
 
 
 @dataclass(slots=True)
@@ -58,6 +60,13 @@ class SimConfig:
     #: submission with no job ending before ``SimulationStuck``; None = twice the longest
     #: uninterrupted attempt of the workload (at least a day)
     stall_ms: int | None = None
+    #: node failures and repairs drawn from these rates (``gpupool.sim.failures``); None = none
+    failures: FailureRates | None = None
+    #: seed of the failure draws (each node has its own stream of it)
+    failure_seed: int = 0
+    #: node events given in advance (a failure log, maintenance windows), times in ms after
+    #: the first submission
+    node_events: tuple[NodeEvent, ...] = ()
 
 
 @dataclass(slots=True)
@@ -150,6 +159,18 @@ def simulate(
         seq += 1
     heapq.heapify(heap)
     start_ms = heap[0][0] if heap else 0
+    for ev in cfg.node_events:
+        if ev.node not in fleet.node_by_name:
+            raise ValueError(f"node event names unknown node {ev.node!r}")
+        heap.append((start_ms + ev.t_ms, _NODE, seq, (ev, False)))
+        seq += 1
+    drawn = None if cfg.failures is None else NodeFailures(fleet, cfg.failures, cfg.failure_seed, 0)
+    if drawn is not None:
+        for ev in drawn.first():
+            heap.append((start_ms + ev.t_ms, _NODE, seq, (ev, True)))
+            seq += 1
+    heapq.heapify(heap)
+    outage = _Outages(fleet)
     horizon = None if cfg.horizon_ms is None else start_ms + cfg.horizon_ms
     round_ms = cfg.scheduler.round_ms
     last_submit = max((w.submit_ms for w in workload), default=start_ms)
@@ -177,6 +198,14 @@ def simulate(
             if kind == _SUBMIT:
                 events.append(JobSubmitted(cast(JobSpec, payload)))
                 submits_left -= 1
+            elif kind == _NODE:
+                ev, from_rates = cast(tuple[NodeEvent, bool], payload)
+                events.append(outage.apply(ev, now))
+                if from_rates and drawn is not None:
+                    nxt = drawn.after(ev)
+                    if nxt is not None:
+                        heapq.heappush(heap, (start_ms + nxt.t_ms, _NODE, seq, (nxt, True)))
+                        seq += 1
             elif kind == _FINISH:
                 job_id, alloc = cast(tuple[str, str], payload)
                 lv = live[job_id]
@@ -214,8 +243,13 @@ def simulate(
                 busy += rec.gpus
             elif isinstance(d, Preempt):
                 lv = live[d.job_id]
+                lost0 = lv.record.lost_gpu_ms
                 # a round-based lease ends at the round boundary: the job checkpoints there
                 _preempted(lv, now, runtime, checkpointed=d.reason is Reason.ROUND)
+                if d.reason is Reason.NODE_DOWN:
+                    # its node failed: it restarts from its last checkpoint, as in the service
+                    lv.record.failures += 1
+                    lv.record.failure_lost_gpu_ms += lv.record.lost_gpu_ms - lost0
                 busy -= lv.record.gpus
             elif isinstance(d, Stop):
                 lv = live[d.job_id]
@@ -242,7 +276,9 @@ def simulate(
             seq += 1
         if cfg.stop_after and not window:
             break
-        stuck = watch.check(now, submits_left, sched.pending_count, len(sched.running))
+        if drawn is not None and done >= n_jobs and not submits_left:
+            break  # failures go on for ever; the run ends with its last job
+        stuck = watch.check(now, submits_left, sched.pending_count, len(sched.running), outage.out)
         if stuck:
             raise SimulationStuck(
                 cfg.scheduler.policy + ("+easy" if cfg.scheduler.backfill == "easy" else ""),
@@ -276,8 +312,58 @@ def simulate(
         cycle_ms=cycle_ms,
         wall_s=time.perf_counter() - wall0,
         sim_end_ms=now,
-        meta={"first_submit_ms": start_ms},
+        meta={"first_submit_ms": start_ms, **outage.totals(now)},
     )
+
+
+class _Outages:
+    """Which nodes are down or drained, since when, and the accelerator-time they were out."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.since: dict[str, tuple[int, NodeEventKind]] = {}
+        self.failures = 0
+        self.drains = 0
+        self.down_gpu_ms = 0
+        self.drained_gpu_ms = 0
+
+    @property
+    def out(self) -> int:
+        return len(self.since)
+
+    def apply(self, ev: NodeEvent, now: int) -> Event:
+        """Account ``ev`` at ``now``; the scheduler event it stands for."""
+        prev = self.since.pop(ev.node, None)
+        if prev is not None:
+            self._close(ev.node, prev, now)
+        if ev.kind is NodeEventKind.UP:
+            return NodeUp(ev.node)
+        self.since[ev.node] = (now, ev.kind)
+        if ev.kind is NodeEventKind.DOWN:
+            self.failures += 1
+            return NodeDown(ev.node)
+        self.drains += 1
+        return NodeDrained(ev.node)
+
+    def _close(self, node: str, prev: tuple[int, NodeEventKind], now: int) -> None:
+        gpus = self.fleet.nodes[self.fleet.node_by_name[node]].gpus
+        t0, kind = prev
+        if kind is NodeEventKind.DOWN:
+            self.down_gpu_ms += (now - t0) * gpus
+        else:
+            self.drained_gpu_ms += (now - t0) * gpus
+
+    def totals(self, now: int) -> dict[str, object]:
+        """Counts and accelerator-ms out, with nodes still out counted up to ``now``."""
+        for node, prev in list(self.since.items()):
+            self._close(node, prev, now)
+            self.since[node] = (now, prev[1])
+        return {
+            "node_failures": self.failures,
+            "node_drains": self.drains,
+            "down_gpu_ms": self.down_gpu_ms,
+            "drained_gpu_ms": self.drained_gpu_ms,
+        }
 
 
 def _longest_attempt_ms(workload: Sequence[WorkloadJob], fleet: Fleet, runtime: RuntimeModel) -> int:

@@ -3,8 +3,9 @@
 This module owns ``SimulationStuck`` and ``StallWatch``, the two rules the simulator checks
 after every cycle instead of ticking forever:
 
-* **dead end**: jobs are pending, nothing runs and no submission is ahead. Capacity in the
-  twin never changes, so a job that cannot start on an idle fleet never will. A policy
+* **dead end**: jobs are pending, nothing runs, no submission is ahead and no node is out
+  (down or drained). Capacity changes only when a node comes back, so a job that cannot
+  start on an idle fleet with every node up never will. A policy
   without rounds has no event left at all; one with rounds gets ``DEAD_END_ROUNDS`` rounds
   to start something (a round-based allocation starts jobs on its next round);
 * **livelock**: after the last submission, no job has ended for longer than the stall
@@ -68,8 +69,11 @@ class StallWatch:
         """A job ended (finished, cancelled or rejected) at ``now``."""
         self.last_end_ms = max(self.last_end_ms, now)
 
-    def check(self, now: int, submits_left: int, pending: int, running: int) -> str:
-        if pending and not running and not submits_left:
+    def check(self, now: int, submits_left: int, pending: int, running: int, nodes_out: int = 0) -> str:
+        """Why the run is stuck, or ''. ``nodes_out``: nodes down or drained now; one may come
+        back, so pending work on an idle fleet is no dead end while any is out (the livelock
+        bound still holds: failures must not hide a policy that never lets jobs finish)."""
+        if pending and not running and not submits_left and not nodes_out:
             self._idle_cycles += 1
             if self.round_ms <= 0 or self._idle_cycles > DEAD_END_ROUNDS:
                 return (
