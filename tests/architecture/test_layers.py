@@ -31,8 +31,10 @@ ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "fleetfile": {"core"},
     "sim": {"core", "fleetfile"},
-    "service": {"core", "fleetfile", "sim", "web"},
+    "service": {"core", "fleetfile", "sim", "web", "translation"},
     "web": set(),
+    # the message catalogues' lookup (gettext): a leaf every user-facing layer may use
+    "translation": set(),
     "client": {""},  # the package root only (its version)
 }
 #: third-party packages the pure core may use (arithmetic and sorted containers, no I/O)
