@@ -30,7 +30,8 @@ import os
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from gpupool.service.identity import Account
@@ -49,6 +50,11 @@ JOB_INIT = Path(__file__).with_name("job_init.py")
 SCRATCH: tuple[str, ...] = ("/tmp", "/var/tmp", "/dev/shm")
 #: The PATH a job gets unless its submitter gives one.
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@cache
+def _job_init_source() -> str:
+    return JOB_INIT.read_text(encoding="utf-8")
 
 
 def job_python() -> str:
@@ -84,7 +90,9 @@ class Sandbox:
     hidden: tuple[Path, ...] = ()
     bwrap: str | None = None
     unsafe_no_sandbox: bool = False
-    python: str = sys.executable
+    #: the interpreter of the wrapper (standard library only): one every account reaches,
+    #: not the service's own, which may live where the sandbox hides (a venv under /tmp)
+    python: str = field(default_factory=lambda: job_python())
 
     @staticmethod
     def create(hidden: Iterable[Path] = (), *, unsafe_no_sandbox: bool = False) -> Sandbox:
@@ -137,7 +145,10 @@ class Sandbox:
             self.python,
             "-I",
             "-S",
-            str(JOB_INIT),
+            # its source, not its path: the package may live under a folder the sandbox covers
+            # (a checkout under /tmp, where every job gets an empty tmpfs of its own)
+            "-c",
+            _job_init_source(),
             "--status-fd",
             str(status_fd),
             "--env-fd",
