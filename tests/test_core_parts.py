@@ -21,6 +21,7 @@ from gpupool.core.fleet import Level
 from gpupool.core.heterogeneity import RoundMechanism
 from gpupool.core.job_state import PENDING, RUNNING, JobState
 from gpupool.core.policies import Pass, get_policy, with_policy_defaults
+from gpupool.core.policy import PREEMPTION_QUANTUM_MS
 from gpupool.core.pool_state import Memo, PoolState, Refusal
 from gpupool.core.preemption import Preemptor
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
@@ -261,7 +262,7 @@ def test_every_policy_implements_the_protocol() -> None:
     with pytest.raises(ValueError, match="unknown policy 'nope'"):
         get_policy("nope")
     las = with_policy_defaults(SchedulerConfig(policy="las"))
-    assert (las.round_ms, las.min_runtime_ms) == (60_000, 600_000)
+    assert (las.round_ms, las.min_runtime_ms) == (60_000, PREEMPTION_QUANTUM_MS)
     assert with_policy_defaults(SchedulerConfig(policy="gavel-fifo")).round_ms == 360_000
     assert with_policy_defaults(SchedulerConfig(policy="fifo", round_ms=5)).round_ms == 5
 

@@ -219,6 +219,7 @@ def test_a_viewer_is_refused_every_write_route_of_the_schema(sqlite_service: Ser
         # the scope check refuses a viewer's write before any lookup, so ids need not exist
         "call_id": "1",
         "application_id": "1",
+        "subscription_id": "1",
     }
     bodies: dict[str, Any] = {
         "/v1/jobs": {"project": "vision", "gpus": 1, "command": ["true"]},
