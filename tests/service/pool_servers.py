@@ -121,11 +121,15 @@ def marker_command(markers: Path, sleep_s: float) -> list[str]:
     ]
 
 
-def mint_tokens(server: ServeProcess) -> dict[str, str]:
-    # printed once by the first start (only its hash is stored)
+def admin_token(server: ServeProcess) -> str:
+    """The first pool admin's token, printed once by the first start (only its hash is stored)."""
     found = re.search(r"shown once[^\n]*\n(gpt_\S+)", server.log_text())
     assert found, "serve printed no admin token:\n" + server.log_text()
-    admin = found.group(1)
+    return found.group(1)
+
+
+def mint_tokens(server: ServeProcess) -> dict[str, str]:
+    admin = admin_token(server)
     tokens = {}
     for user in USERS:
         r = httpx.post(

@@ -25,6 +25,7 @@ from tests.service.conftest import PgServer
 from tests.service.pool_servers import (
     Burst,
     ServeProcess,
+    admin_token,
     check_event_log,
     jobs_by_key,
     kill_jobs,
@@ -62,9 +63,9 @@ def test_one_leader_and_a_failover_in_the_middle_of_a_burst(tmp_path: Path, data
             assert time.monotonic() < deadline, "the burst did not get going"
             time.sleep(0.01)
         # the standby's /metrics shows the leader's loop (published with the lease)
-        cycles = _metric(b, "gpupool_cycles_total")
+        cycles = _metric(b, "gpupool_cycles_total", admin_token(a))
         assert cycles is not None and cycles > 0
-        assert _metric(b, "gpupool_jobs_running") is not None
+        assert _metric(b, "gpupool_jobs_running", admin_token(a)) is not None
         # only a schedules: b answers as a standby, and the lease never moved while b's
         # scheduler contended for it (several tries a second) during the burst
         time.sleep(1.0)
@@ -119,8 +120,10 @@ def _wait_for_a_start_after(url: str, after_ms: int, timeout_s: float) -> None:
     raise AssertionError("the new leader started no job")
 
 
-def _metric(server: ServeProcess, name: str) -> float | None:
-    for line in httpx.get(f"{server.base}/metrics", timeout=10).text.splitlines():
+def _metric(server: ServeProcess, name: str, token: str) -> float | None:
+    got = httpx.get(f"{server.base}/metrics", timeout=10, headers={"Authorization": f"Bearer {token}"})
+    assert got.status_code == 200, got.text  # /metrics needs a pool admin's or a viewer's token
+    for line in got.text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None

@@ -68,6 +68,32 @@ def _read_all(sock: socket.socket, timeout: float = 10) -> bytes:
     return out
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole response on a kept-alive connection: its head, then Content-Length bytes
+    (one ``recv`` may hold only part of it)."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return raw
+        raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return raw
+
+
 def _status(raw: bytes) -> int:
     return int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/1.1 ") else 0
 
@@ -143,7 +169,7 @@ def test_idle_keep_alive_is_closed_and_normal_requests_are_served(srv: LiveServe
         for _ in range(3):  # keep-alive: several requests on one connection
             sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: t\r\n\r\n")
             sock.settimeout(10)
-            assert _status(sock.recv(65536)) == 200
+            assert _status(_read_response(sock)) == 200
         began = time.monotonic()
         assert _read_all(sock) == b""  # then idle: closed after the keep-alive timeout
         assert time.monotonic() - began <= 5

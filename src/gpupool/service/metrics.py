@@ -86,7 +86,7 @@ class ServiceMetrics:
             "Requests refused for a fault or a limit: database_unavailable (503), rate_limit_token, "
             "rate_limit_address, rate_limit_auth (429).",
             ["reason"],
-            registry=r,
+            registry=self.registry,  # the API's own, counted in the process that answered
         )
 
     def observe_core(self, sched: Scheduler) -> None:
