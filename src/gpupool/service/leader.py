@@ -49,7 +49,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from gpupool.service.db import LeaseRow
+from gpupool.service.db import LeaseRow, unavailable
 
 log = logging.getLogger("gpupool.service.leader")
 
@@ -350,8 +350,8 @@ class LeaderLease:
                         .where(_LEASE.c.pool == POOL, _LEASE.c.epoch == self.epoch)
                         .values(expires_ms=0)
                     )
-            except Exception:  # the database is away: the lease expires by itself
-                log.warning("could not release the leader lease", exc_info=True)
+            except Exception as e:  # the database is away: the lease expires by itself
+                log.warning("could not release the leader lease", exc_info=not unavailable(e))
             self.epoch = None
         self._unlock()
 

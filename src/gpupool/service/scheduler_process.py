@@ -29,6 +29,7 @@ import sys
 import threading
 from types import FrameType
 
+from gpupool.service.db import unavailable
 from gpupool.service.leader import RENEW_EVERY_S, LeaderLease
 from gpupool.service.settings import ServiceSettings
 
@@ -102,6 +103,10 @@ class SchedulerProcess:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+def _first(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _die_with_parent(parent: int) -> None:
@@ -184,12 +189,17 @@ def main() -> int:
                 if not lease.renew(loop.last_cycle_ms, runtime.metrics.loop_snapshot()):
                     code = 3
                     break
-            except Exception:  # the database is away: the fence guards every write meanwhile
-                log.warning("could not renew the leader lease", exc_info=True)
+            except Exception as e:  # the database is away: the fence guards every write meanwhile
+                if not unavailable(e):
+                    log.warning("could not renew the leader lease", exc_info=True)
+                else:  # an outage: a line, not a traceback every renewal
+                    log.warning(
+                        "could not renew the leader lease: the database is unavailable (%s)", _first(e)
+                    )
             try:  # the GPU samples the job detail page shows, for the API processes
                 telemetry.publish(runtime.executors(), runtime.clock())
-            except Exception:
-                log.warning("could not publish GPU telemetry", exc_info=True)
+            except Exception as e:
+                log.warning("could not publish GPU telemetry", exc_info=not unavailable(e))
             stop.wait(RENEW_EVERY_S)
     finally:
         runtime.stop()
