@@ -236,6 +236,11 @@ class PoolState:
         cands, why, cset = self.cands.of(spec, project)
         if not cands:
             raise Refusal(Reason.UNSCHEDULABLE, why)
+        allowed, why = self.cands.within_limits(project, spec.gpus, cands)
+        if allowed is not cands:
+            if not allowed:
+                raise Refusal(Reason.OVER_LIMIT, why)
+            cands, cset = allowed, self.cands.set_id(allowed)
         return project, cands, cset
 
     def new_job(

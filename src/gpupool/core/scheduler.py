@@ -103,6 +103,34 @@ class Scheduler:
     def busy_gpus(self) -> int:
         return sum(j.gpus for j in self.running.values())
 
+    def refusal(self, spec: JobSpec) -> tuple[Reason, str] | None:
+        """Why a submission of ``spec`` would be refused now (reason code, detail), else None.
+
+        The admission rule a submission meets (``PoolState.admit``), asked before the job
+        is written: a driver refuses at once what could never start (no pool could hold it,
+        or a guarantee plus borrowing limit on its tenant path caps it below its size)
+        instead of accepting it and rejecting it a cycle later. Changes no state (the limit
+        memo aside, whose entries are the same whoever writes them); the job's id is not
+        judged (it is the driver's).
+        """
+        try:
+            spec.validate()
+        except ValueError as e:
+            return Reason.INVALID, str(e)
+        state = self.state
+        project = state.tenancy.resolve(spec.project)
+        if project is None:
+            return Reason.UNKNOWN_PROJECT, f"unknown project {spec.project!r}"
+        # ``find`` and ``within_limits``, not ``admit``: they read the fleet and tenancy only
+        # (no candidate-set ids are made), so a driver's request thread may ask
+        cands, why = state.cands.find(spec, project)
+        if not cands:
+            return Reason.UNSCHEDULABLE, why
+        allowed, why = state.cands.within_limits(project, spec.gpus, cands)
+        if not allowed:
+            return Reason.OVER_LIMIT, why
+        return None
+
     def job(self, job_id: str) -> JobState | None:
         return self.jobs.get(job_id)
 
