@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from gpupool.core import estimate, invariants, restore
+from gpupool.core import estimate, invariants, restore, wait_reasons
 from gpupool.core.decisions import Decision, Reason, Reject, Stop
 from gpupool.core.events import (
     Event,
@@ -59,6 +59,10 @@ from gpupool.core.tenancy import Tenancy
 from gpupool.core.tiresias_promoter import Promoter
 from gpupool.core.waiting import WaitingJobs
 from gpupool.core.wanted_set_pass import WantedSetPass
+
+
+def _first(pair: tuple[tuple[float, ...], JobState]) -> tuple[float, ...]:
+    return pair[0]
 
 
 class Scheduler:
@@ -211,6 +215,9 @@ class Scheduler:
             self._wanted.run(now, out)
         else:
             self._queue_pass.run(now, out)
+        # no pending job is left "not yet considered": those the pass did not reach are
+        # told from the state (only jobs without a reason are visited)
+        wait_reasons.tell_untold(self.state, self._queue_pass.reserved, out)
 
     # -- restoring after a restart -------------------------------------------------------
     # The service rebuilds the core from its database with these (``gpupool.core.restore``).
@@ -260,9 +267,33 @@ class Scheduler:
         """An estimated start for every pending job (ms), None when none can be given.
 
         The fluid model of ``gpupool.core.estimate``: accelerators come free at running jobs'
-        walltime ends and pending jobs take them in policy order.
+        walltime ends and pending jobs take them in the order the cycle uses (``policy_order``).
         """
-        return estimate.estimate_starts(self.state, now)
+        return estimate.estimate_starts(self.state, now, self.policy_order(now))
+
+    def queue_positions(self, now: int) -> dict[str, tuple[str, int]]:
+        """Per pending job: the pool it waits for ("H100 in c0") and its 1-based place in
+        that pool's order (the estimate's walk, ``gpupool.core.estimate.estimate_queue``)."""
+        _, places = estimate.estimate_queue(self.state, now, self.policy_order(now))
+        pools, clusters = self.capacity.pools, self.fleet.clusters
+        labels = [f"{p.model} in {clusters[p.cluster].name}" for p in pools]
+        return {jid: (labels[pool], place) for jid, (pool, place) in places.items()}
+
+    def policy_order(self, now: int) -> list[JobState]:
+        """Pending jobs in the order a cycle at ``now`` would look at them.
+
+        The queue pass merges sub-queues by their fair-share prefix (class, whether the head
+        stays within a guarantee, decayed usage over weight) then static key; other policies
+        by class then static key (``PoolState.pending_jobs``). The prefixes are those at
+        ``now``: the cycle moves them as jobs start, an estimate does not.
+        """
+        state = self.state
+        if not (self.policy.fair and self._wanted is None and self._rounds is None):
+            return state.pending_jobs()
+        prefix, by_seq = self._fairshare.prefix, state.by_seq
+        keyed = [((*prefix(qkey, now), *e), by_seq[e[-1]]) for qkey, q in state.queues.items() for e in q]
+        keyed.sort(key=_first)
+        return [j for _, j in keyed]
 
     def validate(self) -> None:
         """Check the invariants; AssertionError names the first one broken."""
