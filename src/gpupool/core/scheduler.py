@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from sortedcontainers import SortedList
+
 from gpupool.core import estimate, invariants, restore, wait_reasons
 from gpupool.core.decisions import Decision, Reason, Reject, Stop
 from gpupool.core.events import (
@@ -59,10 +61,6 @@ from gpupool.core.tenancy import Tenancy
 from gpupool.core.tiresias_promoter import Promoter
 from gpupool.core.waiting import WaitingJobs
 from gpupool.core.wanted_set_pass import WantedSetPass
-
-
-def _first(pair: tuple[tuple[float, ...], JobState]) -> tuple[float, ...]:
-    return pair[0]
 
 
 class Scheduler:
@@ -290,10 +288,23 @@ class Scheduler:
         state = self.state
         if not (self.policy.fair and self._wanted is None and self._rounds is None):
             return state.pending_jobs()
+        # A prefix is fixed per sub-queue; when all have one length, sub-queues with
+        # different prefixes never interleave: sort the sub-queues by prefix, and
+        # merge by static key only those that share one (not every job by a long tuple).
         prefix, by_seq = self._fairshare.prefix, state.by_seq
-        keyed = [((*prefix(qkey, now), *e), by_seq[e[-1]]) for qkey, q in state.queues.items() for e in q]
-        keyed.sort(key=_first)
-        return [j for _, j in keyed]
+        groups: dict[tuple[float, ...], list[SortedList]] = {}
+        for qkey, q in state.queues.items():
+            groups.setdefault(prefix(qkey, now), []).append(q)
+        if len({len(p) for p in groups}) > 1:
+            # tenant paths of different depths: compare whole keys, as the cycle's heap does
+            keyed = sorted((*p, *e) for p, qs in groups.items() for q in qs for e in q)
+            return [by_seq[k[-1]] for k in keyed]
+        out: list[JobState] = []
+        for p in sorted(groups):
+            qs = groups[p]
+            entries = list(qs[0]) if len(qs) == 1 else sorted(e for q in qs for e in q)
+            out.extend([by_seq[e[-1]] for e in entries])
+        return out
 
     def validate(self) -> None:
         """Check the invariants; AssertionError names the first one broken."""
