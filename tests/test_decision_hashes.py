@@ -235,9 +235,10 @@ RESTART_CASES = ["fairshare+easy", "fifo", "las", "tiresias", "gavel-las"]
 #: recomputed when their quantum became ``PREEMPTION_QUANTUM_MS`` (1,260 s): with the old
 #: 600 s (las) and none (tiresias) the refactored core gives the 261d7e6 digests exactly.
 #: Issue 12 recomputed 30 of them: every pending job a cycle did not reach is now told a
-#: reason (``gpupool.core.wait_reasons``: more ``Explain`` decisions), and estimates follow
-#: the fair-share order; with ``Explain`` decisions left out, all 42 digests equal those
-#: before that change (no start, preemption or reservation moved)
+#: reason (``gpupool.core.wait_reasons``: more ``Explain`` decisions); with ``Explain``
+#: decisions left out, all 42 digests equal those before that change (no start, preemption,
+#: reservation or estimate of these cases moved; the estimates' new order and strict-order
+#: blocking give the same starts here)
 EXPECTED: dict[str, str] = {
     "cycle/fairshare+easy": "ec47dda4d38daeb9",
     "cycle/fifo+easy": "bdb3755ff80bba71",

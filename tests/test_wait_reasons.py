@@ -99,3 +99,38 @@ def test_estimates_follow_the_fair_share_order_the_cycle_uses() -> None:
     assert p1 is not None
     out = s.handle([JobFinished("p1", p1.allocation_id)], 10 * H)
     assert [d.job_id for d in out if isinstance(d, Start)] == ["q1"]
+
+
+def test_under_strict_order_an_estimate_waits_for_the_job_that_blocks_its_pools() -> None:
+    # 16 GPUs, 8 busy for 10 h; "big" (16) waits for them and, under strict order, holds
+    # up "small" (4) though 8 are free now: the cycle blocks big's pools, so must the estimate
+    s = Scheduler(fleet(racks=1, nodes_per_rack=2), tenants("p"), SchedulerConfig(policy="fifo"))
+    s.handle([JobSubmitted(job("run", 8, walltime_ms=10 * H))], 0)
+    out = s.handle(
+        [JobSubmitted(job("big", 16, submit=1, walltime_ms=H)), JobSubmitted(job("small", 4, submit=2))], 2
+    )
+    assert not [d for d in out if isinstance(d, Start)]
+    assert s.estimate_starts(3) == {"big": 10 * H, "small": 11 * H}
+
+
+def test_the_twin_measures_estimates_against_the_starts_that_happened() -> None:
+    from gpupool.sim.metrics import compute_metrics
+    from gpupool.sim.simulator import SimConfig, simulate
+    from gpupool.sim.workload import WorkloadJob
+
+    # one node; "a" runs 1 h, "b" and "c" wait for it in turn: their estimates are exact
+    jobs = [
+        WorkloadJob("a", 0, H, 8, "p"),
+        WorkloadJob("b", 1_000, H, 8, "p"),
+        WorkloadJob("c", 2_000, H, 8, "p"),
+    ]
+    cfg = SimConfig(SchedulerConfig(policy="fifo"), estimates=True)
+    r = simulate(fleet(racks=1, nodes_per_rack=1), tenants("p"), jobs, cfg)
+    by = {j.id: j for j in r.jobs}
+    assert by["b"].estimated_start_ms == by["b"].first_start_ms == H
+    assert by["c"].estimated_start_ms == by["c"].first_start_ms == 2 * H
+    m = compute_metrics(r)
+    assert (m["estimate_jobs_judged"], m["estimate_error_median"], m["estimate_error_p90"]) == (2, 0.0, 0.0)
+    # without ``estimates`` the keys are there, empty
+    plain = compute_metrics(simulate(fleet(racks=1, nodes_per_rack=1), tenants("p"), jobs, SimConfig()))
+    assert plain["estimate_error_median"] is None and plain["estimate_jobs_judged"] is None

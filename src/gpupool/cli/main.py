@@ -168,6 +168,7 @@ def _run(
     title: str,
     usage: str = "raw",
     skip_bad_rows: bool = False,
+    estimates: bool = False,
 ) -> tuple[Scenario, list[RunResult], list[dict[str, Any]]]:
     # The simulator, its LP solver and Matplotlib are imported here, not at the top: the
     # client commands (``gpupool queue``) should start in a fraction of a second.
@@ -205,7 +206,7 @@ def _run(
         decay_half_life_ms=int(half_life_h * 3_600_000),
         usage=usage,
     )
-    sim = SimConfig(validate=validate)
+    sim = SimConfig(validate=validate, estimates=estimates)
     with _progress(sys.stderr.isatty() or not as_json) as cb:
         try:
             results = run_policies(scenario, policies, base=base, sim=sim, progress=cb)
@@ -297,13 +298,22 @@ def simulate(
     half_life: HalfLifeOpt = 168.0,
     usage: UsageOpt = "raw",
     skip_bad_rows: SkipOpt = False,
+    estimates: Annotated[
+        bool,
+        typer.Option(
+            "--estimates",
+            help="Record every job's estimated start at submission and report how far it was "
+            "from the start that happened (estimate_error_median/_p90, relative to the wait, "
+            "over jobs that waited > 10 min). Costs one estimate per instant with submissions.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate one policy on a fleet, tenants and workload; print its metrics."""
     name = policy if "+" in policy or backfill == "none" else f"{policy}+{backfill}"
     *_results, metrics = _run(
         fleet, tenants, workload, [name], seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool simulation: {name} on {fleet}", usage,
-        skip_bad_rows,
+        skip_bad_rows, estimates,
     )  # fmt: skip
     if as_json:
         out_console.print_json(json.dumps(metrics[0]))

@@ -7,7 +7,10 @@ accelerators come free at running jobs' walltime ends; pending jobs, in the orde
 uses (the caller's ``order``: for fair policies the sub-queues merged by their fair-share
 prefix at ``now``, as ``QueuePass`` merges them, not the static keys alone), take them in the
 pool where they would start soonest and then hold them for their own walltime; a job's
-position is its place among the jobs that take that pool. It ignores topology, borrowing
+position is its place among the jobs that take that pool. Under strict order (no backfill)
+a job holds up every pool it could use until it starts, as the cycle blocks them; with EASY
+a later job may not start in a pool before an earlier one that took it (no backfill within a
+pool: an estimate errs late for the jobs EASY lets through). It ignores topology, borrowing
 limits and future arrivals, and holds the fair-share prefixes as they are at ``now``, so it
 is an estimate, as every scheduler's is.
 
@@ -46,6 +49,7 @@ def estimate_queue(
     ``PoolState.pending_jobs``). A job no pool can take is placed in its first candidate's.
     """
     by_seq = state.by_seq
+    strict = state.config.backfill != "easy"
     releases: list[list[tuple[int, int]]] = [
         [(end, by_seq[s].gpus) for end, s in rl] for rl in state.running_by_pool
     ]
@@ -72,6 +76,12 @@ def estimate_queue(
             if f >= g and (best is None or t < best):
                 best, best_pool = t, pi
         out[j.spec.id] = best
+        if strict and best is not None and best > now:
+            # the cycle blocks every pool of a job that does not fit: none starts a later
+            # job before this one starts
+            for pi in j.candidates:
+                if clock[pi] < best:
+                    clock[pi] = best
         at = best_pool if best is not None else j.candidates[0]
         taken[at] += 1
         places[j.spec.id] = (at, taken[at])
