@@ -16,6 +16,7 @@ peers when it is made:
   pass of the preemptive policies (``gpupool.core.wanted_set_pass``), or Gavel's rounds
   (``gpupool.core.heterogeneity``);
 * tiresias' starvation rule (``gpupool.core.tiresias_promoter``);
+* the wait reasons of the jobs a pass did not reach (``gpupool.core.wait_reasons``);
 * estimated starts (``gpupool.core.estimate``), the invariants
   (``gpupool.core.invariants``) and restoring after a restart (``gpupool.core.restore``).
 
