@@ -244,6 +244,9 @@ def run(
     def pct(q: float) -> float:
         return times[min(len(times) - 1, int(q * len(times)))] if times else 0.0
 
+    # every pending job's reason after the last cycle: "queued" is "not yet considered"
+    reasons = Counter(str(j.reason) for j in sched.pending_jobs())
+    waiting = sum(reasons.values())
     return {
         "policy": policy + ("+easy" if backfill == "easy" else ""),
         "warmup": {
@@ -275,6 +278,9 @@ def run(
             "tick_cycle": count(tick),
             "incremental_total": dict(sorted(inc.items())),
         },
+        "incremental_explains_per_cycle": round(inc.get("Explain", 0) / cycles, 1) if cycles else 0.0,
+        "pending_reasons_at_end": dict(sorted(reasons.items())),
+        "not_considered_fraction_at_end": round(reasons.get("queued", 0) / waiting, 4) if waiting else 0.0,
         "pending_at_end": sched.pending_count,
         "running_at_end": len(sched.running),
     }

@@ -22,27 +22,43 @@ def wj(id: str, submit_s: float, dur_s: float, gpus: int, tenant: str = "p") -> 
     return WorkloadJob(id, int(submit_s * 1000), int(dur_s * 1000), gpus, tenant)
 
 
-def test_a_job_the_fleet_can_never_start_stops_the_run_naming_it() -> None:
-    # One 8-H100 node; "big" asks for 8 but its project may hold at most 4 (guarantee 2 +
-    # borrow 2): accepted, never startable. Once "ok" has finished nothing runs and no
-    # event is ahead.
-    t = tenants("p", p={"guaranteed": {"H100": 2}, "borrow_limit": {"H100": 2}})
-    jobs = [wj("ok", 0, 100, 4), wj("big", 10, 100, 8)]
+def gang(id: str, submit_s: float, dur_s: float, workers: int, per_worker: int) -> WorkloadJob:
+    return WorkloadJob(
+        id, int(submit_s * 1000), int(dur_s * 1000), workers * per_worker, "p", gpus_per_worker=per_worker
+    )
+
+
+def test_a_job_the_fleet_can_never_place_stops_the_run_naming_it() -> None:
+    # Two 8-H100 nodes; "gang" asks for 3 workers of 5: 15 accelerators, which the fleet
+    # has, and 5 a worker, which a node has, so it is admitted; but a node holds only one
+    # such worker, so it never fits. Once "ok" has finished nothing runs and no event is ahead.
+    jobs = [wj("ok", 0, 100, 4), gang("gang", 10, 100, 3, 5)]
     cfg = SimConfig(SchedulerConfig(policy="fifo"))
     with pytest.raises(SimulationStuck) as e:
-        simulate(fleet(racks=1, nodes_per_rack=1), t, jobs, cfg)
+        simulate(fleet(racks=1, nodes_per_rack=2), tenants("p"), jobs, cfg)
     assert e.value.policy == "fifo"
-    assert [i for i, _ in e.value.jobs] == ["big"]
-    assert "nothing runs and no event is ahead" in str(e.value) and "big" in str(e.value)
+    assert [i for i, _ in e.value.jobs] == ["gang"]
+    assert "nothing runs and no event is ahead" in str(e.value) and "gang" in str(e.value)
     assert e.value.now_ms == 100_000  # when "ok" ended, not later
 
 
-def test_a_policy_with_rounds_gets_a_few_rounds_then_stops() -> None:
+def test_a_job_above_its_projects_limit_is_rejected_not_stuck() -> None:
+    # "big" asks for 8 but its project may hold at most 4 (guarantee 2 + borrow 2): refused
+    # at submission with the limit named, so the run ends and "ok" is not held up.
     t = tenants("p", p={"guaranteed": {"H100": 2}, "borrow_limit": {"H100": 2}})
+    jobs = [wj("big", 0, 100, 8), wj("ok", 10, 100, 4)]
+    r = simulate(fleet(racks=1, nodes_per_rack=1), t, jobs, SimConfig(SchedulerConfig(policy="fifo")))
+    big, ok = r.jobs
+    assert big.state == "unschedulable"
+    assert big.reason == "over-limit: never startable: 8 H100 exceed sector/p's guarantee 2 + borrow limit 2"
+    assert ok.state == "finished" and ok.first_start_ms == 10_000
+
+
+def test_a_policy_with_rounds_gets_a_few_rounds_then_stops() -> None:
     cfg = SimConfig(SchedulerConfig(policy="fifo", round_ms=60_000))
     with pytest.raises(SimulationStuck) as e:
-        simulate(fleet(racks=1, nodes_per_rack=1), t, [wj("big", 0, 100, 8)], cfg)
-    assert [i for i, _ in e.value.jobs] == ["big"]
+        simulate(fleet(racks=1, nodes_per_rack=2), tenants("p"), [gang("gang", 0, 100, 3, 5)], cfg)
+    assert [i for i, _ in e.value.jobs] == ["gang"]
     assert 0 < e.value.now_ms <= 5 * 60_000
 
 
@@ -96,15 +112,14 @@ def test_the_cli_says_stuck_in_one_red_line_with_exit_code_2(tmp_path: Path) -> 
     fleet_file.write_text(
         "name: one\nsites:\n  - name: s\n    clusters:\n      - name: c\n        backend: local\n"
         "        blocks:\n          - name: b\n            racks:\n"
-        '              - {name: r, nodes: {count: 1, model: H100, gpus: 8, name: "n0"}}\n'
+        "              - {name: r, nodes: {count: 2, model: H100, gpus: 8}}\n"
     )
     tenants_file = tmp_path / "t.yaml"
     tenants_file.write_text(
-        "name: t\nsectors:\n  s:\n    organisations:\n      o:\n        projects:\n"
-        "          p: {guaranteed: {H100: 2}, borrow_limit: {H100: 2}}\n"
+        "name: t\nsectors:\n  s:\n    organisations:\n      o:\n        projects:\n          p: {}\n"
     )
     trace = tmp_path / "w.csv"
-    trace.write_text("submit_s,duration_s,gpus,tenant\n0,60,8,s/o/p\n")
+    trace.write_text("submit_s,duration_s,gpus,gpus_per_worker,tenant\n0,60,15,5,s/o/p\n")
     r = CliRunner().invoke(
         app,
         ["simulate", "--fleet", str(fleet_file), "--tenants", str(tenants_file), "--workload", str(trace),

@@ -208,11 +208,12 @@ def test_heatmap_skip_link_and_contrast(
 def test_the_queue_on_a_phone_needs_no_sideways_scrolling(
     browser: Browser, server: Server, artifacts: Path, tabs: list[Tab]
 ) -> None:
-    # two jobs that each want every H100: the second waits, with a reason and an estimate
+    # two jobs that each want 16 H100, all vision may hold: the second waits, with a reason
+    # and an estimate (24, every H100, would be refused: above vision's borrowing cap)
     ids = []
     with server.api("minjun.kim") as c:
         for name in ("먼저 온 큰 작업", "기다리는 큰 작업"):
-            body = {"project": "vision", "gpus": 24, "models": ["H100"], "name": name,
+            body = {"project": "vision", "gpus": 16, "models": ["H100"], "name": name,
                     "command": shlex.split(SLEEPER), "walltime_s": 3600}  # fmt: skip
             r = c.post("/v1/jobs", json=body)
             assert r.status_code == 201, r.text

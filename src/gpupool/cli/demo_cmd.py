@@ -31,6 +31,7 @@ DEMO_JOBS: list[dict[str, Any]] = [
      "walltime_s": 3600, "command": [PY, "-c", "import time; time.sleep(120)"]},
     {"project": "academia/snu/vision", "name": "eval", "gpus": 1, "walltime_s": 300,
      "command": [PY, "-c", "print('eval done')"]},
+    # refused at submission (422, "over-limit"): vision may hold at most 16 of any model
     {"project": "academia/snu/vision", "name": "all-h100", "gpus": 24, "models": ["H100"], "walltime_s": 600,
      "command": [PY, "-c", "pass"]},
 ]  # fmt: skip

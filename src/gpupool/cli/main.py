@@ -183,6 +183,7 @@ def _run(
     usage: str = "raw",
     skip_bad_rows: bool = False,
     failures: FailureOptions | None = None,
+    estimates: bool = False,
 ) -> tuple[Scenario, list[RunResult], list[dict[str, Any]]]:
     # The simulator, its LP solver and Matplotlib are imported here, not at the top: the
     # client commands (``gpupool queue``) should start in a fraction of a second.
@@ -220,7 +221,7 @@ def _run(
         decay_half_life_ms=int(half_life_h * 3_600_000),
         usage=usage,
     )
-    sim = SimConfig(validate=validate)
+    sim = SimConfig(validate=validate, estimates=estimates)
     if failures is not None:
         sim = _guard(lambda: failures.apply(sim, scenario, seed))
     with _progress(sys.stderr.isatty() or not as_json) as cb:
@@ -375,13 +376,22 @@ def simulate(
     failure_scale: FailureScaleOpt = 1.0,
     mttr: MttrOpt = 24.0,
     failure_log: FailureLogOpt = None,
+    estimates: Annotated[
+        bool,
+        typer.Option(
+            "--estimates",
+            help="Record every job's estimated start at submission and report how far it was "
+            "from the start that happened (estimate_error_median/_p90, relative to the wait, "
+            "over jobs that waited > 10 min). Costs one estimate per instant with submissions.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate one policy on a fleet, tenants and workload; print its metrics."""
     name = policy if "+" in policy or backfill == "none" else f"{policy}+{backfill}"
     *_results, metrics = _run(
         fleet, tenants, workload, [name], seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool simulation: {name} on {fleet}", usage,
-        skip_bad_rows, FailureOptions(failures, failure_scale, mttr, failure_log),
+        skip_bad_rows, FailureOptions(failures, failure_scale, mttr, failure_log), estimates,
     )  # fmt: skip
     if as_json:
         out_console.print_json(json.dumps(metrics[0]))

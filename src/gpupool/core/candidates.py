@@ -8,6 +8,10 @@ This module owns, for one fleet's capacity and tenancy (a pool state's ``cands``
   size, topology and clusters (the job's and its tenant's affinity) could ever hold it,
   best first, with the id of that candidate set, or why none can; memoised per request
   signature, since a national queue repeats a few hundred shapes;
+* the pools a job's tenant path allows it (``within_limits``): a pool whose model a
+  guarantee plus borrowing limit on the path caps below the job's size could never start
+  it, however idle, so it is no candidate; with none left the job is refused, naming the
+  limit ("24 H100 exceed academia/snu/vision's guarantee 0 + borrow limit 16 of any model");
 * the ids of candidate sets (``set_id``), the first part of a sub-queue's key, with each
   set's pools (``sets``) and its accelerator models (``models``).
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 from gpupool.core.capacity import Capacity
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import JobSpec
-from gpupool.core.tenancy import Tenancy
+from gpupool.core.tenancy import ANY_MODEL, Tenancy
 
 
 class CandidatePools:
@@ -38,6 +42,8 @@ class CandidatePools:
         #: request signature -> (candidate pools, why none, candidate set id or -1)
         self.cache: dict[tuple[object, ...], tuple[tuple[int, ...], str, int]] = {}
         self.unit_gpus = self.unit_capacities()
+        #: (project, gpus, candidate pools) -> (the pools its limits allow, why none)
+        self.limit_cache: dict[tuple[int, int, tuple[int, ...]], tuple[tuple[int, ...], str]] = {}
 
     def unit_capacities(self) -> list[dict[Level, int]]:
         """Per pool: the most accelerators one unit of each topology level holds."""
@@ -78,12 +84,22 @@ class CandidatePools:
         got = self.cache.get(sig)
         if got is not None:
             return got
+        found, why = self.find(spec, project)
+        res = (found, why, self.set_id(found) if found else -1)
+        self.cache[sig] = res
+        return res
+
+    def find(self, spec: JobSpec, project: int) -> tuple[tuple[int, ...], str]:
+        """``of`` without memo or set id: the pools, best first, or () and why none can.
+
+        Reads only the fleet and tenancy, so a driver may ask it from another thread
+        (``Scheduler.refusal``) while the cycle runs.
+        """
+        affinity = self.tenancy.nodes[project].clusters
         cat = self.fleet.catalogue
         for m in spec.models:
             if m not in cat:
-                res: tuple[tuple[int, ...], str, int] = ((), f"unknown accelerator model {m!r}", -1)
-                self.cache[sig] = res
-                return res
+                return (), f"unknown accelerator model {m!r}"
         allowed = set(spec.clusters) if spec.clusters else None
         if affinity:
             allowed = set(affinity) if allowed is None else allowed & set(affinity)
@@ -122,11 +138,56 @@ class CandidatePools:
                 if spec.models:
                     what.append(f"models {list(spec.models)}")
                 why.append("no accelerators match " + (" and ".join(what) or "the request"))
-            res = ((), "unschedulable because " + "; ".join(dict.fromkeys(why)), -1)
-        else:
-            found = tuple(cands)
-            res = (found, "", self.set_id(found))
-        self.cache[sig] = res
+            return (), "unschedulable because " + "; ".join(dict.fromkeys(why))
+        return tuple(cands), ""
+
+    def within_limits(self, project: int, gpus: int, cands: tuple[int, ...]) -> tuple[tuple[int, ...], str]:
+        """The pools of ``cands`` where ``project``'s tenant path would ever let ``gpus`` run.
+
+        The ledger's borrowing rule (``Ledger.borrow_limit_hit``) with nothing held: a tree
+        node with a borrowing limit caps what its subtree holds of a model (or of any model,
+        ``"*"``) at its guarantee plus that limit, so a job larger than the cap can never
+        start there. Returns the pools left and, when none is, why (naming each limit).
+        """
+        key = (project, gpus, cands)
+        got = self.limit_cache.get(key)
+        if got is not None:
+            return got
+        nodes = self.tenancy.nodes
+        limited = [i for i in self.tenancy.ancestors(project) if nodes[i].borrow_limit is not None]
+        if not limited:
+            res: tuple[tuple[int, ...], str] = (cands, "")
+            self.limit_cache[key] = res
+            return res
+        kept: list[int] = []
+        why: list[str] = []
+        for pi in cands:
+            model = self.capacity.pools[pi].model
+            cap_why = ""
+            for i in limited:
+                lim = nodes[i].borrow_limit
+                assert lim is not None
+                for k in (model, ANY_MODEL):
+                    if k in lim:
+                        g = nodes[i].guaranteed.get(k, 0)
+                        if gpus > g + lim[k]:
+                            of = "" if k == model else " of any model"
+                            cap_why = (
+                                f"{gpus} {model} exceed {nodes[i].path}'s guarantee {g}"
+                                f" + borrow limit {lim[k]}{of}"
+                            )
+                            break
+                if cap_why:
+                    break
+            if cap_why:
+                why.append(cap_why)
+            else:
+                kept.append(pi)
+        res = (
+            cands if len(kept) == len(cands) else tuple(kept),
+            "" if kept else "never startable: " + "; ".join(dict.fromkeys(why)),
+        )
+        self.limit_cache[key] = res
         return res
 
     def set_id(self, cands: tuple[int, ...]) -> int:

@@ -21,6 +21,9 @@ class Reason(StrEnum):
     RESERVED = "reserved"
     RESERVATION = "would-delay-reservation"
     BORROW_LIMIT = "borrow-limit"
+    #: more accelerators than a guarantee plus borrowing limit on the job's tenant path
+    #: allows: the job could never start (refused at submission, or told when a limit drops)
+    OVER_LIMIT = "over-limit"
     OVER_BUDGET = "over-budget"
     NOT_REACHED = "backfill-depth"
     PREEMPTED = "preempted"

@@ -53,6 +53,10 @@ class JobState:
     #: a multi-stack job's pools as ``portable_order`` last chose them (sorted; () = not
     #: known): the set it is told it waits on
     usable: tuple[int, ...] = ()
+    #: told a reason from the state alone by ``gpupool.core.wait_reasons`` (not by a cycle
+    #: that tried it): the first cycle that does try it keeps its wait signature as if the
+    #: reason were new, so the bulk pass sees what it saw before that rule existed
+    presumed: bool = False
 
     @property
     def gpus(self) -> int:

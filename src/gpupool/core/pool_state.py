@@ -175,6 +175,9 @@ class PoolState:
             for k in range(n_nodes)
         ]
         self.held_ver = [0] * n_nodes
+        #: pending jobs (seq) no one has told why they wait yet (reason ``QUEUED``):
+        #: ``gpupool.core.wait_reasons`` tells them after each cycle
+        self.untold: set[int] = set()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -236,6 +239,11 @@ class PoolState:
         cands, why, cset = self.cands.of(spec, project)
         if not cands:
             raise Refusal(Reason.UNSCHEDULABLE, why)
+        allowed, why = self.cands.within_limits(project, spec.gpus, cands)
+        if allowed is not cands:
+            if not allowed:
+                raise Refusal(Reason.OVER_LIMIT, why)
+            cands, cset = allowed, self.cands.set_id(allowed)
         return project, cands, cset
 
     def new_job(
@@ -267,6 +275,8 @@ class PoolState:
         q.add(j.skey)
         if j.wait_sig is not None:
             self.waits.add(j)
+        if j.reason is Reason.QUEUED:
+            self.untold.add(j.seq)
         self.pending += 1
         self.touch()
 
@@ -277,6 +287,7 @@ class PoolState:
             del self.queues[j.qkey]
         if j.wait_sig is not None:
             self.waits.remove(j)
+        self.untold.discard(j.seq)
         self.pending -= 1
         self.touch()
 
@@ -379,9 +390,14 @@ class PoolState:
         amended = j.reason is Reason.OVER_BUDGET and reason is not Reason.OVER_BUDGET
         if amended:
             detail = f"{detail} (over budget: runs as preemptible)"
-        if j.reason != reason or j.detail != detail:
-            j.reason, j.detail = reason, detail
-            out.append(Explain(j.spec.id, reason, detail))
+        changed = j.reason != reason or j.detail != detail
+        if changed or j.presumed:
+            if changed:
+                if j.reason is Reason.QUEUED:
+                    self.untold.discard(j.seq)
+                j.reason, j.detail = reason, detail
+                out.append(Explain(j.spec.id, reason, detail))
+            j.presumed = False
             sig = self.waits.signature(j, reason, subject, amended) if j.status == PENDING else None
             if sig != j.wait_sig:
                 self.waits.change(j, sig)

@@ -48,10 +48,13 @@ class QueuePass:
         self.fairshare = fairshare
         self.preemptor = preemptor
         self.waiting = waiting
+        #: the pools a reservation held when the last cycle ended (its wait reasons read it)
+        self.reserved: set[int] = set()
 
     def run(self, now: int, out: list[Decision]) -> None:
         """One cycle: place pending work in fair-share (or policy) order; see the module docstring."""
         state = self.state
+        self.reserved = set()
         if not state.pending:
             return
         cyc = CycleScratch(now, out)
@@ -166,6 +169,7 @@ class QueuePass:
             nq = queues.get(qkey)
             if nq is not None and nq is q and i < len(nq):
                 heapq.heappush(heap, ((*prefix_of(qkey, now), *nq[i]), nq[i][-1], qkey))
+        self.reserved = set(cyc.reservations)
 
     def _ranks_differ(self) -> bool:
         state = self.state

@@ -16,6 +16,7 @@ peers when it is made:
   pass of the preemptive policies (``gpupool.core.wanted_set_pass``), or Gavel's rounds
   (``gpupool.core.heterogeneity``);
 * tiresias' starvation rule (``gpupool.core.tiresias_promoter``);
+* the wait reasons of the jobs a pass did not reach (``gpupool.core.wait_reasons``);
 * estimated starts (``gpupool.core.estimate``), the invariants
   (``gpupool.core.invariants``) and restoring after a restart (``gpupool.core.restore``).
 
@@ -30,7 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from gpupool.core import estimate, invariants, restore
+from sortedcontainers import SortedList
+
+from gpupool.core import estimate, invariants, restore, wait_reasons
 from gpupool.core.decisions import Decision, Reason, Reject, Stop
 from gpupool.core.events import (
     Event,
@@ -102,6 +105,34 @@ class Scheduler:
 
     def busy_gpus(self) -> int:
         return sum(j.gpus for j in self.running.values())
+
+    def refusal(self, spec: JobSpec) -> tuple[Reason, str] | None:
+        """Why a submission of ``spec`` would be refused now (reason code, detail), else None.
+
+        The admission rule a submission meets (``PoolState.admit``), asked before the job
+        is written: a driver refuses at once what could never start (no pool could hold it,
+        or a guarantee plus borrowing limit on its tenant path caps it below its size)
+        instead of accepting it and rejecting it a cycle later. Changes no state (the limit
+        memo aside, whose entries are the same whoever writes them); the job's id is not
+        judged (it is the driver's).
+        """
+        try:
+            spec.validate()
+        except ValueError as e:
+            return Reason.INVALID, str(e)
+        state = self.state
+        project = state.tenancy.resolve(spec.project)
+        if project is None:
+            return Reason.UNKNOWN_PROJECT, f"unknown project {spec.project!r}"
+        # ``find`` and ``within_limits``, not ``admit``: they read the fleet and tenancy only
+        # (no candidate-set ids are made), so a driver's request thread may ask
+        cands, why = state.cands.find(spec, project)
+        if not cands:
+            return Reason.UNSCHEDULABLE, why
+        allowed, why = state.cands.within_limits(project, spec.gpus, cands)
+        if not allowed:
+            return Reason.OVER_LIMIT, why
+        return None
 
     def job(self, job_id: str) -> JobState | None:
         return self.jobs.get(job_id)
@@ -183,6 +214,9 @@ class Scheduler:
             self._wanted.run(now, out)
         else:
             self._queue_pass.run(now, out)
+        # no pending job is left "not yet considered": those the pass did not reach are
+        # told from the state (only jobs without a reason are visited)
+        wait_reasons.tell_untold(self.state, self._queue_pass.reserved, out)
 
     # -- restoring after a restart -------------------------------------------------------
     # The service rebuilds the core from its database with these (``gpupool.core.restore``).
@@ -232,9 +266,46 @@ class Scheduler:
         """An estimated start for every pending job (ms), None when none can be given.
 
         The fluid model of ``gpupool.core.estimate``: accelerators come free at running jobs'
-        walltime ends and pending jobs take them in policy order.
+        walltime ends and pending jobs take them in the order the cycle uses (``policy_order``).
         """
-        return estimate.estimate_starts(self.state, now)
+        return estimate.estimate_starts(self.state, now, self.policy_order(now))
+
+    def queue_positions(self, now: int) -> dict[str, tuple[str, int]]:
+        """Per pending job: the pool it waits for ("H100 in c0") and its 1-based place in
+        that pool's order (the estimate's walk, ``gpupool.core.estimate.estimate_queue``)."""
+        _, places = estimate.estimate_queue(self.state, now, self.policy_order(now))
+        pools, clusters = self.capacity.pools, self.fleet.clusters
+        labels = [f"{p.model} in {clusters[p.cluster].name}" for p in pools]
+        return {jid: (labels[pool], place) for jid, (pool, place) in places.items()}
+
+    def policy_order(self, now: int) -> list[JobState]:
+        """Pending jobs in the order a cycle at ``now`` would look at them.
+
+        The queue pass merges sub-queues by their fair-share prefix (class, whether the head
+        stays within a guarantee, decayed usage over weight) then static key; other policies
+        by class then static key (``PoolState.pending_jobs``). The prefixes are those at
+        ``now``: the cycle moves them as jobs start, an estimate does not.
+        """
+        state = self.state
+        if not (self.policy.fair and self._wanted is None and self._rounds is None):
+            return state.pending_jobs()
+        # A prefix is fixed per sub-queue; when all have one length, sub-queues with
+        # different prefixes never interleave: sort the sub-queues by prefix, and
+        # merge by static key only those that share one (not every job by a long tuple).
+        prefix, by_seq = self._fairshare.prefix, state.by_seq
+        groups: dict[tuple[float, ...], list[SortedList]] = {}
+        for qkey, q in state.queues.items():
+            groups.setdefault(prefix(qkey, now), []).append(q)
+        if len({len(p) for p in groups}) > 1:
+            # tenant paths of different depths: compare whole keys, as the cycle's heap does
+            keyed = sorted((*p, *e) for p, qs in groups.items() for q in qs for e in q)
+            return [by_seq[k[-1]] for k in keyed]
+        out: list[JobState] = []
+        for p in sorted(groups):
+            qs = groups[p]
+            entries = list(qs[0]) if len(qs) == 1 else sorted(e for q in qs for e in q)
+            out.extend([by_seq[e[-1]] for e in entries])
+        return out
 
     def validate(self) -> None:
         """Check the invariants; AssertionError names the first one broken."""

@@ -379,6 +379,46 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
+#: estimates are judged on jobs that waited longer than this (a short wait's relative
+#: error says little: 30 s off a 1-minute wait is 50 %)
+ESTIMATE_MIN_WAIT_MS = 600_000
+
+
+def estimate_accuracy(result: RunResult) -> dict[str, Any]:
+    """How far the estimated start at submission was from the first start, relative to the wait.
+
+    Over jobs that started after waiting more than 10 minutes and had an estimate
+    (``JobRecord.estimated_start_ms``, recorded with ``SimConfig.estimates``): the median and
+    90th percentile of ``|estimate - start| / (start - submit)``, the share estimated early
+    (before the start that happened), and how many jobs were judged and how many had no
+    estimate. None where the run recorded none.
+    """
+    if all(j.estimated_start_ms < 0 for j in result.jobs):
+        return dict.fromkeys(
+            ("estimate_jobs_judged", "estimate_jobs_without", "estimate_error_median", "estimate_error_p90",
+             "estimate_early_share"),
+        )  # fmt: skip
+    errs: list[float] = []
+    early = missing = 0
+    for j in result.jobs:
+        wait = j.first_start_ms - j.submit_ms
+        if j.first_start_ms < 0 or wait <= ESTIMATE_MIN_WAIT_MS:
+            continue
+        if j.estimated_start_ms < 0:
+            missing += 1
+            continue
+        errs.append(abs(j.estimated_start_ms - j.first_start_ms) / wait)
+        early += j.estimated_start_ms < j.first_start_ms
+    e = np.asarray(errs, dtype=np.float64)
+    return {
+        "estimate_jobs_judged": len(errs),
+        "estimate_jobs_without": missing,
+        "estimate_error_median": _pct(e, 50),
+        "estimate_error_p90": _pct(e, 90),
+        "estimate_early_share": _f(early / len(errs)) if errs else None,
+    }
+
+
 def _skipped_rows(result: RunResult) -> int:
     got = result.meta.get("skipped_rows", 0)
     return got if isinstance(got, int) else 0
@@ -574,6 +614,7 @@ def compute_metrics(result: RunResult, *, jobs: JobArrays | None = None) -> dict
         "cycle_ms_p50": _pct(cycles, 50),
         "cycle_ms_p99": _pct(cycles, 99),
         "cycle_ms_max": _f(cycles.max()) if cycles.size else None,
+        **estimate_accuracy(result),
         "wall_s": float(result.wall_s),
         "jobs_per_wall_s": _ratio(n_jobs, result.wall_s),
         "sim_hours_per_wall_hour": _ratio(sim_s, result.wall_s),

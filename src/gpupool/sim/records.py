@@ -21,6 +21,9 @@ class JobRecord:
     ``effective_gpu_ms`` is ``gpu_ms`` scaled by the job's throughput where it ran (reference-
     model GPU-ms); ``absorbed_gpu_ms`` the part of ``gpu_ms`` a job that could run on CUDA
     ran on another stack's accelerators (a portable job on an NPU).
+    ``estimated_start_ms``: the core's estimated start (``Scheduler.estimate_starts``) right
+    after the cycle that took its submission, when the run records estimates
+    (``SimConfig.estimates``); -1 when not recorded or none could be given.
     """
 
     id: str
@@ -44,6 +47,7 @@ class JobRecord:
     model: str = ""
     cluster: str = ""
     reason: str = ""
+    estimated_start_ms: int = -1
 
     @property
     def jct_ms(self) -> int:

@@ -67,6 +67,10 @@ class SimConfig:
     #: node events given in advance (a failure log, maintenance windows), times in ms after
     #: the first submission
     node_events: tuple[NodeEvent, ...] = ()
+    #: record each job's estimated start right after the cycle that took its submission
+    #: (``JobRecord.estimated_start_ms``), to measure the estimates against the starts that
+    #: happen; costs one ``estimate_starts`` per instant with submissions
+    estimates: bool = False
 
 
 @dataclass(slots=True)
@@ -193,10 +197,13 @@ def simulate(
         if horizon is not None and now > horizon:
             break
         events: list[Event] = []
+        submitted: list[str] = []
         while heap and heap[0][0] == now:
             _, kind, _, payload = heapq.heappop(heap)
             if kind == _SUBMIT:
-                events.append(JobSubmitted(cast(JobSpec, payload)))
+                spec = cast(JobSpec, payload)
+                events.append(JobSubmitted(spec))
+                submitted.append(spec.id)
                 submits_left -= 1
             elif kind == _NODE:
                 ev, from_rates = cast(tuple[NodeEvent, bool], payload)
@@ -265,6 +272,8 @@ def simulate(
                 done += 1
                 window.discard(d.job_id)
                 watch.ended(now)
+        if cfg.estimates and submitted:
+            _record_estimates(sched, live, submitted, now)
         if cfg.validate:
             sched.validate()
         if not samples or samples[-1].busy_gpus != busy or samples[-1].pending_jobs != sched.pending_count:
@@ -435,3 +444,15 @@ def _preempted(lv: _Live, now: int, runtime: RuntimeModel, checkpointed: bool = 
     lv.work_left = max(0.0, lv.work_left - kept)
     rec.lost_gpu_ms += int((elapsed - kept / lv.speed if lv.speed else elapsed) * rec.gpus)
     lv.alloc = ""
+
+
+def _record_estimates(sched: Scheduler, live: dict[str, _Live], submitted: list[str], now: int) -> None:
+    """Each job just submitted: its estimated start now (its start if it began this cycle)."""
+    est = sched.estimate_starts(now) if sched.pending_count else {}
+    for jid in submitted:
+        rec = live[jid].record
+        if rec.first_start_ms >= 0:
+            rec.estimated_start_ms = rec.first_start_ms
+        else:
+            t = est.get(jid)
+            rec.estimated_start_ms = -1 if t is None else t

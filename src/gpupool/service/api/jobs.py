@@ -24,7 +24,7 @@ from gpupool.service.api.problems import ApiProblem, invalid, not_found, respons
 from gpupool.service.auth import Caller
 from gpupool.service.db import JobRow, TenantRow, UserRow
 from gpupool.service.directory import Tenant
-from gpupool.service.job_request import JobRequest, Problem, check_against, stored_spec
+from gpupool.service.job_request import JobRequest, Problem, check_against, core_spec, stored_spec
 from gpupool.service.log_files import log_paths
 from gpupool.service.runtime import Runtime
 
@@ -221,6 +221,14 @@ def accept_job(
     spec = stored_spec(req, settings)
     spec["project"] = project.path
     now = rt.clock()
+    # What could never start is refused now, naming the limit, not accepted to wait forever
+    # (the core's admission rule, read from the loop's current scheduler: pure, no state change)
+    refused = rt.loop.scheduler.refusal(
+        core_spec("j-admission", project.path, caller.name, spec, req.priority_class, now)
+    )
+    if refused is not None:
+        rt.metrics.submissions.labels("refused").inc()
+        raise ApiProblem(422, refused[1], kind=refused[0].value)
     with rt.reader() as s:
         active = rt.directory.allocations(project.id, now)
         verdict = budget.verdict(s, project.id, project.path, req.models, now, active)

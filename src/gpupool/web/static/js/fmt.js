@@ -102,7 +102,7 @@ export function timeEl(h, msSinceEpoch, mode = "relative") {
 /** What the reason codes of the core mean, in words (keys "reason.<code>" of the catalogue). */
 export const REASONS = [
   "queued", "resources", "topology", "behind-higher-priority", "reserved", "would-delay-reservation",
-  "borrow-limit", "over-budget", "backfill-depth", "preempted", "unschedulable", "invalid",
+  "borrow-limit", "over-limit", "over-budget", "backfill-depth", "preempted", "unschedulable", "invalid",
   "unknown-project", "node-down", "reclaim-guarantee", "priority", "policy", "round-end", "running",
   "completed", "failed", "cancelled",
 ];
