@@ -261,7 +261,7 @@ def test_every_policy_implements_the_protocol() -> None:
     with pytest.raises(ValueError, match="unknown policy 'nope'"):
         get_policy("nope")
     las = with_policy_defaults(SchedulerConfig(policy="las"))
-    assert (las.round_ms, las.min_runtime_ms) == (60_000, 600_000)
+    assert (las.round_ms, las.min_runtime_ms) == (60_000, 1_260_000)
     assert with_policy_defaults(SchedulerConfig(policy="gavel-fifo")).round_ms == 360_000
     assert with_policy_defaults(SchedulerConfig(policy="fifo", round_ms=5)).round_ms == 5
 
