@@ -11,12 +11,12 @@ candidates.
 
 **Starvation bound.** Skipping jobs that do not fit would let a wide gang wait forever behind
 narrower ones. A job that has waited (pending, summed over its attempts) at least
-``SchedulerConfig.starvation_ms`` is *starving*: starving jobs are taken before the policy's
-order, oldest submission first. One that is running keeps running (preempting it by order
-would only make it starve again); one that is pending takes its accelerators in one
-candidate pool first, so no lower job is admitted there and the running jobs there are
-preempted as soon as they pass the quantum, until it fits (a reservation, as Tiresias'
-STARVELIMIT and EASY give).
+``SchedulerConfig.starvation_ms`` since it was last served is *starving* (``StarvingJobs``):
+starving jobs are taken before the policy's order, oldest submission first. One that is
+pending takes its accelerators in one candidate pool first, so no lower job is admitted
+there and the running jobs there are preempted as soon as they pass the quantum, until it
+fits (a reservation, as Tiresias' STARVELIMIT and EASY give); once started it runs at least
+the quantum, then is ordered as any other job, its wait counted anew.
 
 Part of the pure core.
 """
@@ -26,7 +26,8 @@ from __future__ import annotations
 import heapq
 
 from gpupool.core.decisions import Decision, Reason
-from gpupool.core.job_state import DONE, PENDING, JobState
+from gpupool.core.job_state import DONE, PENDING, RUNNING, JobState
+from gpupool.core.policies.base import PREEMPTION_QUANTUM_MS
 from gpupool.core.pool_state import PoolState
 from gpupool.core.preemption import Preemptor
 from gpupool.core.tenancy import ANY_MODEL
@@ -45,40 +46,65 @@ def waited_ms(j: JobState, now: int) -> int:
 class StarvingJobs:
     """The jobs of a pool state past the starvation bound, found without a scan per cycle.
 
-    Starving is for good: a pending job's wait only grows and a running job's is frozen.
+    A job starves when it has waited the bound since it was last served: its wait is
+    counted from its submission, and again from zero each time it starts (Tiresias
+    resets its counters on promotion). A starving job that starts is *protected* for the
+    preemption quantum (``PREEMPTION_QUANTUM_MS``, past two checkpoints, also under
+    ``srtf``, which has none): it keeps work, then it is ordered as any other. Protecting
+    it for the whole bound made it a long job nothing could preempt: on ITP cluster 02 at
+    80 % load ``las``'s mean JCT rose from 30 ks to 74 ks; with the quantum it is 31 ks and
+    ``tiresias`` fell from 197 ks to 80 ks.
     A full scan runs only when some job could have crossed the bound since the last one
     (``_next``: the earliest time any job known then could, a running one counted as if
-    it were preempted at the scan), so a cycle costs a set lookup.
+    it were preempted at the scan); a job submitted later crosses it later still.
     """
 
     def __init__(self, state: PoolState) -> None:
         self.state = state
         self._seqs: set[int] = set()
+        #: per job served since it starved: its wait then (counted again from there)
+        self._base: dict[int, int] = {}
+        #: per starving job that started: until when the order does not preempt it
+        self._until: dict[int, int] = {}
         self._next = -1
 
-    def at(self, now: int) -> list[JobState]:
-        """The starving jobs still in the state, oldest submission first."""
+    def at(self, now: int) -> tuple[list[JobState], list[JobState]]:
+        """The starving pending jobs (oldest submission first) and the protected running ones."""
         state = self.state
         bound = state.config.starvation_ms
         by_seq = state.by_seq
-        # A job submitted after a scan crosses the bound after ``_next`` (which is at most
-        # the scan's time plus the bound); a running one was counted as if preempted then.
+        for seq in list(self._seqs):
+            j = by_seq.get(seq)
+            if j is None:
+                self._seqs.discard(seq)
+            elif j.status == RUNNING:  # served: protected a while, its wait counted anew
+                self._seqs.discard(seq)
+                self._base[seq] = waited_ms(j, now)
+                self._until[seq] = j.start_ms + PREEMPTION_QUANTUM_MS
         if now >= self._next:
             nxt = now + bound
+            base = self._base
             for j in by_seq.values():
                 if j.seq in self._seqs or j.status == DONE:
                     continue
-                w = waited_ms(j, now)
-                if w >= bound:
+                w = waited_ms(j, now) - base.get(j.seq, 0)
+                if w >= bound and j.status == PENDING:
                     self._seqs.add(j.seq)
                 else:
-                    nxt = min(nxt, now + bound - w)
+                    nxt = min(nxt, now + max(1, bound - w))
             self._next = nxt
-        jobs = [by_seq[s] for s in self._seqs if s in by_seq]
-        if len(jobs) < len(self._seqs):
-            self._seqs = {j.seq for j in jobs}
-        jobs.sort(key=lambda j: (j.spec.submit_ms, j.seq))
-        return jobs
+            if len(base) > 2 * len(by_seq):
+                self._base = {s: w for s, w in base.items() if s in by_seq}
+        protected = []
+        for seq, until in list(self._until.items()):
+            j = by_seq.get(seq)
+            if j is None or j.status != RUNNING or now >= until:
+                del self._until[seq]
+            else:
+                protected.append(j)
+        pending = sorted((by_seq[s] for s in self._seqs), key=lambda j: (j.spec.submit_ms, j.seq))
+        protected.sort(key=lambda j: (j.spec.submit_ms, j.seq))
+        return pending, protected
 
 
 class WantedSetPass:
@@ -99,11 +125,10 @@ class WantedSetPass:
         running jobs outside the wanted set that a plan needs are preempted.
         """
         state = self.state
-        starving = self.starving.at(now) if state.pending else []
+        starving, protected = self.starving.at(now) if state.pending else ([], [])
         dirty, state.dirty = state.dirty, set()
         for j in starving:
-            if j.status == PENDING:
-                dirty.update(j.candidates)  # a job that starts starving re-decides its pools
+            dirty.update(j.candidates)  # a job that starts starving re-decides its pools
         if not state.pending or not dirty:
             return
         # Pools linked to a changed pool through some pending job's candidates.
@@ -128,24 +153,24 @@ class WantedSetPass:
         held: dict[tuple[int, str], int] = {}  # accelerators wanted this cycle per (tree node, model)
         # Starving jobs first: a running one keeps its accelerators, a pending one takes
         # them in the candidate pool with the most free now (its reservation).
-        for j in starving:
-            if j.status == PENDING:
-                if relevant.isdisjoint(j.candidates):
-                    continue
-                seen.add(j.seq)
-                fits = [pi for pi in j.candidates if left[pi] >= j.gpus and self._within_limit(j, pi, held)]
-                if not fits:
-                    state.explain(j, Reason.POLICY, "starving, behind older starving jobs", out)
-                    continue
-                pi = max(fits, key=lambda p: (pools[p].free, -p))
-                left[pi] -= j.gpus
-                total_left -= j.gpus
-                self._hold(j, pi, held)
-                wanted.append((j, pi))
-            elif j.pool in relevant:
+        for j in protected:
+            if j.pool in relevant:
                 seen.add(j.seq)
                 left[j.pool] -= j.gpus
                 total_left -= j.gpus
+        for j in starving:
+            if relevant.isdisjoint(j.candidates):
+                continue
+            seen.add(j.seq)
+            fits = [pi for pi in j.candidates if left[pi] >= j.gpus and self._within_limit(j, pi, held)]
+            if not fits:
+                state.explain(j, Reason.POLICY, "starving, behind older starving jobs", out)
+                continue
+            pi = max(fits, key=lambda p: (pools[p].free, -p))
+            left[pi] -= j.gpus
+            total_left -= j.gpus
+            self._hold(j, pi, held)
+            wanted.append((j, pi))
         running: list[tuple[tuple[float, ...], int, JobState]] = []
         for pi in relevant:
             for end, seq in state.running_by_pool[pi]:
