@@ -7,6 +7,8 @@ run the twin on small fleets and read when each job first started.
 
 from __future__ import annotations
 
+import pytest
+
 from gpupool.core.decisions import Preempt, Reason, Start
 from gpupool.core.events import JobCancelled, JobSubmitted
 from gpupool.core.fleet import Level
@@ -31,8 +33,8 @@ def _stream_and_a_gang(hours: int) -> list[WorkloadJob]:
     return jobs
 
 
-def _first_start_h(policy: str, starvation_ms: int, hours: int = 48) -> float:
-    cfg = SimConfig(SchedulerConfig(policy=policy, starvation_ms=starvation_ms))
+def _first_start_h(policy: str, starvation_ms: int, hours: int = 48, backfill: str = "none") -> float:
+    cfg = SimConfig(SchedulerConfig(policy=policy, backfill=backfill, starvation_ms=starvation_ms))
     result = simulate(fleet(racks=1, nodes_per_rack=2), tenants("p"), _stream_and_a_gang(hours), cfg)
     rec = next(r for r in result.jobs if r.id == "wide")
     assert rec.state == "finished"
@@ -48,6 +50,19 @@ def test_a_wide_gang_behind_a_stream_of_narrow_jobs_starts_at_the_bound() -> Non
         assert bounded <= 3 + 1.5, (policy, bounded)  # the bound, then the running job's quantum/end
         if policy == "srtf":
             assert unbounded >= 47, unbounded
+
+
+@pytest.mark.parametrize("backfill", ["none", "easy"])
+def test_queue_pass_serves_a_starving_job_before_its_order(backfill: str) -> None:
+    # sjf orders the stream of 1-hour jobs before the 10-hour gang, and some short job is
+    # always pending: without a bound the gang waits for the stream to end (strict order
+    # blocks only behind the head; EASY reserves for the head, a short job); with a 3-hour
+    # bound it is tried first, blocks or reserves its pool, and starts when the running
+    # short jobs end
+    unbounded = _first_start_h("sjf", 10**12, backfill=backfill)
+    bounded = _first_start_h("sjf", 3 * HOUR_S * 1000, backfill=backfill)
+    assert unbounded >= 40, unbounded
+    assert bounded <= 3 + 1.5, bounded
 
 
 def test_wanted_set_pass_keeps_the_borrowing_limit() -> None:
