@@ -172,6 +172,8 @@ class WantedSetPass:
         """
         state = self.state
         pools = state.capacity.pools
+        if not wanted:
+            return  # victims make room only for wanted jobs: none, so none is preempted
         trial = state.trial()
         for v in victims:
             trial.release(v.placement)
@@ -190,9 +192,14 @@ class WantedSetPass:
                 else:
                     state.explain(j, Reason.TOPOLOGY, f"wanted, but {p.model} is too fragmented", out)
                 continue
+            if not victims:
+                state.start(j, pi, plan, now, out)  # nothing to free: start it on the plan
+                continue
             trial.take(plan)
             plans.append((j, pi, plan))
         trial.rollback()
+        if not plans:
+            return
         need: dict[int, int] = {}
         for _, _, plan in plans:
             for node, count in plan:
