@@ -12,7 +12,10 @@ import pytest
 from gpupool.core.decisions import Preempt, Reason, Start
 from gpupool.core.events import JobCancelled, JobSubmitted
 from gpupool.core.fleet import Level
+from gpupool.core.policies import get_policy
+from gpupool.core.pool_state import PoolState
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
+from gpupool.core.starvation import StarvingJobs
 from gpupool.sim.simulator import SimConfig, simulate
 from gpupool.sim.workload import WorkloadJob
 
@@ -95,3 +98,31 @@ def test_no_victim_is_preempted_for_a_job_that_has_no_placement_after_all() -> N
     g = s.job("g")
     assert g is not None and g.reason is Reason.TOPOLOGY
     s.validate()
+
+
+def test_starving_jobs_cross_the_bound_once_and_count_anew_after_a_start() -> None:
+    h = 3_600_000
+    cfg = SchedulerConfig(policy="las", starvation_ms=2 * h)
+    state = PoolState(fleet(racks=1, nodes_per_rack=2), tenants("p"), cfg, get_policy("las"))
+    spec = job("a", 8)
+    p, cands, cset = state.admit(spec)
+    a = state.new_job(spec, p, cands, spec.rank, cset)
+    state.enqueue(a)
+    starving = StarvingJobs(state)
+    assert starving.at(2 * h - 1) == ([], [])
+    assert starving.at(2 * h) == ([a], [])
+    state.start(a, 0, [(0, 8)], 3 * h, [])
+    # served: protected for the quantum, then ordered as any other job
+    assert starving.at(3 * h + 1) == ([], [a])
+    assert starving.at(3 * h + 1_260_000) == ([], [])
+    state.stop(a, 4 * h)
+    state.enqueue(a)
+    # its wait counts from its start: 2 h more pending, not at once
+    assert starving.at(4 * h + 1) == ([], [])
+    assert starving.at(6 * h - 1) == ([], [])
+    assert starving.at(6 * h) == ([a], [])
+
+
+def test_the_starvation_bound_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="starvation_ms"):
+        SchedulerConfig(starvation_ms=0)
