@@ -12,6 +12,7 @@ import pytest
 from gpupool.core.decisions import Preempt, Reason, Start
 from gpupool.core.events import JobCancelled, JobSubmitted
 from gpupool.core.fleet import Level
+from gpupool.core.job_state import JobState
 from gpupool.core.policies import get_policy
 from gpupool.core.pool_state import PoolState
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
@@ -100,6 +101,10 @@ def test_no_victim_is_preempted_for_a_job_that_has_no_placement_after_all() -> N
     s.validate()
 
 
+def _at(starving: StarvingJobs, now: int) -> tuple[list[JobState], list[JobState]]:
+    return list(starving.pending(now)), starving.protected(now)
+
+
 def test_starving_jobs_cross_the_bound_once_and_count_anew_after_a_start() -> None:
     h = 3_600_000
     cfg = SchedulerConfig(policy="las", starvation_ms=2 * h)
@@ -109,18 +114,18 @@ def test_starving_jobs_cross_the_bound_once_and_count_anew_after_a_start() -> No
     a = state.new_job(spec, p, cands, spec.rank, cset)
     state.enqueue(a)
     starving = StarvingJobs(state)
-    assert starving.at(2 * h - 1) == ([], [])
-    assert starving.at(2 * h) == ([a], [])
+    assert _at(starving, 2 * h - 1) == ([], [])
+    assert _at(starving, 2 * h) == ([a], [])
     state.start(a, 0, [(0, 8)], 3 * h, [])
     # served: protected for the quantum, then ordered as any other job
-    assert starving.at(3 * h + 1) == ([], [a])
-    assert starving.at(3 * h + 1_260_000) == ([], [])
+    assert _at(starving, 3 * h + 1) == ([], [a])
+    assert _at(starving, 3 * h + 1_260_000) == ([], [])
     state.stop(a, 4 * h)
     state.enqueue(a)
     # its wait counts from its start: 2 h more pending, not at once
-    assert starving.at(4 * h + 1) == ([], [])
-    assert starving.at(6 * h - 1) == ([], [])
-    assert starving.at(6 * h) == ([a], [])
+    assert _at(starving, 4 * h + 1) == ([], [])
+    assert _at(starving, 6 * h - 1) == ([], [])
+    assert _at(starving, 6 * h) == ([a], [])
 
 
 def test_the_starvation_bound_must_be_positive() -> None:

@@ -190,9 +190,12 @@ class QueuePass:
         Returns the jobs decided here (the order passes over them this cycle).
         """
         state = self.state
-        starving, _ = self.starving.at(cyc.now)
+        starving = self.starving.pending(cyc.now)
         front: set[int] = set()
+        n_pools = len(state.capacity.pools)
         for j in starving:
+            if len(cyc.blocked) + len(cyc.reservations) >= n_pools:
+                break  # every pool is blocked or reserved: the rest are left to the order
             avail = [p for p in j.candidates if p not in cyc.blocked and p not in cyc.reservations]
             if not avail:
                 continue

@@ -52,7 +52,8 @@ class WantedSetPass:
         running jobs outside the wanted set that a plan needs are preempted.
         """
         state = self.state
-        starving, protected = self.starving.at(now) if state.pending else ([], [])
+        starving = list(self.starving.pending(now)) if state.pending else []
+        protected = self.starving.protected(now) if state.pending else []
         dirty, state.dirty = state.dirty, set()
         for j in starving:
             dirty.update(j.candidates)  # a job that starts starving re-decides its pools
