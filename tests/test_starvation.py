@@ -8,7 +8,9 @@ run the twin on small fleets and read when each job first started.
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
+from gpupool.cli.main import app
 from gpupool.core.decisions import Preempt, Reason, Start
 from gpupool.core.events import JobCancelled, JobSubmitted
 from gpupool.core.fleet import Level
@@ -131,3 +133,14 @@ def test_starving_jobs_cross_the_bound_once_and_count_anew_after_a_start() -> No
 def test_the_starvation_bound_must_be_positive() -> None:
     with pytest.raises(ValueError, match="starvation_ms"):
         SchedulerConfig(starvation_ms=0)
+
+
+def test_cli_takes_the_bound_in_hours_and_refuses_a_bound_of_zero() -> None:
+    runner = CliRunner()
+    bad = runner.invoke(app, ["simulate", "--starvation-hours", "0"])
+    assert bad.exit_code == 2 and "--starvation-hours" in bad.output
+    ok = runner.invoke(
+        app, ["simulate", "--policy", "las", "--hours", "1", "--starvation-hours", "0.5", "--json"]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert '"unfinished": 0' in ok.output
