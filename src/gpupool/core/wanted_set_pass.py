@@ -41,6 +41,8 @@ class WantedSetPass:
         self.state = state
         self.preemptor = preemptor
         self.starving = StarvingJobs(state)
+        #: what the last cycle that planned nothing was asked (see ``_enact``)
+        self._failed: tuple[object, ...] | None = None
 
     def run(self, now: int, out: list[Decision]) -> None:
         """srtf / las / tiresias: choose the wanted set over running and pending jobs, each cycle.
@@ -174,7 +176,19 @@ class WantedSetPass:
         state = self.state
         pools = state.capacity.pools
         if not wanted:
+            self._failed = None  # its wanted jobs may be told something else meanwhile
             return  # victims make room only for wanted jobs: none, so none is preempted
+        # Plans depend on the capacity alone: the same wanted jobs and victims on the same
+        # state fail as they did last cycle (a contended las pool asks the same at every
+        # round while its young jobs hold the room; the trial cost a fifth of a run)
+        key = (
+            state.version,
+            tuple((j.seq, pi) for j, pi in wanted),
+            tuple(v.seq for v in victims),
+            tuple((p.free, p.schedulable) for p in pools),
+        )
+        if key == self._failed:
+            return
         trial = state.trial()
         for v in victims:
             trial.release(v.placement)
@@ -200,6 +214,7 @@ class WantedSetPass:
             plans.append((j, pi, plan))
         trial.rollback()
         if not plans:
+            self._failed = key
             return
         need: dict[int, int] = {}
         for _, _, plan in plans:
