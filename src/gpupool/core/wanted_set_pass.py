@@ -41,6 +41,8 @@ class WantedSetPass:
         self.state = state
         self.preemptor = preemptor
         self.starving = StarvingJobs(state)
+        #: does any tenant have a borrowing limit (else the pass counts no holdings)
+        self._limits = any(n.borrow_limit for n in state.tenancy.nodes)
         #: what the last cycle that planned nothing was asked (see ``_enact``)
         self._failed: tuple[object, ...] | None = None
 
@@ -80,7 +82,15 @@ class WantedSetPass:
         min_runtime = config.min_runtime_ms
         wanted: list[tuple[JobState, int]] = []
         seen: set[int] = set()
-        held: dict[tuple[int, str], int] = {}  # accelerators wanted this cycle per (tree node, model)
+        # Borrowing limits count what the wanted set holds: the ledger's holdings less the
+        # running jobs of these pools, plus each job kept or wanted, in order (a project
+        # at its cap may swap one of its running jobs for a pending one of lower key)
+        limits = self._limits
+        held: dict[tuple[int, str], int] = {}  # per (tree node, model): change from the ledger
+        if limits:
+            for pi in relevant:
+                for _, seq in state.running_by_pool[pi]:
+                    self._hold(by_seq[seq], pi, held, -1)
         # Starving jobs first: a running one keeps its accelerators, a pending one takes
         # them in the candidate pool with the most free now (its reservation).
         for j in protected:
@@ -88,18 +98,25 @@ class WantedSetPass:
                 seen.add(j.seq)
                 left[j.pool] -= j.gpus
                 total_left -= j.gpus
+                if limits:
+                    self._hold(j, j.pool, held)
         for j in starving:
             if relevant.isdisjoint(j.candidates):
                 continue
             seen.add(j.seq)
-            fits = [pi for pi in j.candidates if left[pi] >= j.gpus and self._within_limit(j, pi, held)]
+            fits = [
+                pi
+                for pi in j.candidates
+                if left[pi] >= j.gpus and (not limits or self._within_limit(j, pi, held))
+            ]
             if not fits:
                 state.explain(j, Reason.POLICY, "starving, behind older starving jobs", out)
                 continue
             pi = max(fits, key=lambda p: (pools[p].free, -p))
             left[pi] -= j.gpus
             total_left -= j.gpus
-            self._hold(j, pi, held)
+            if limits:
+                self._hold(j, pi, held)
             wanted.append((j, pi))
         running: list[tuple[tuple[float, ...], int, JobState]] = []
         for pi in relevant:
@@ -124,9 +141,12 @@ class WantedSetPass:
                 break
             if not is_pending:
                 seen.add(j.seq)
-                if left[j.pool] >= j.gpus or now - j.start_ms < min_runtime:
+                keeps = left[j.pool] >= j.gpus and (not limits or self._within_limit(j, j.pool, held))
+                if keeps or now - j.start_ms < min_runtime:
                     left[j.pool] -= j.gpus
                     total_left -= j.gpus
+                    if limits:
+                        self._hold(j, j.pool, held)
                 else:
                     victims.append(j)
                 continue
@@ -135,12 +155,13 @@ class WantedSetPass:
             limited = False
             for pi in j.candidates:
                 if left[pi] >= j.gpus:
-                    if not self._within_limit(j, pi, held):
+                    if limits and not self._within_limit(j, pi, held):
                         limited = True
                         continue
                     left[pi] -= j.gpus
                     total_left -= j.gpus
-                    self._hold(j, pi, held)
+                    if limits:
+                        self._hold(j, pi, held)
                     wanted.append((j, pi))
                     break
             else:
@@ -258,8 +279,8 @@ class WantedSetPass:
                         return False
         return True
 
-    def _hold(self, j: JobState, pi: int, held: dict[tuple[int, str], int]) -> None:
+    def _hold(self, j: JobState, pi: int, held: dict[tuple[int, str], int], sign: int = 1) -> None:
         model = self.state.capacity.pools[pi].model
         for i in self.state.tenancy.ancestors(j.project):
             for key in (model, ANY_MODEL):
-                held[(i, key)] = held.get((i, key), 0) + j.gpus
+                held[(i, key)] = held.get((i, key), 0) + sign * j.gpus
