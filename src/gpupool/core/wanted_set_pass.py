@@ -12,8 +12,8 @@ candidates.
 **Starvation bound.** Skipping jobs that do not fit would let a wide gang wait forever behind
 narrower ones. A job that has waited (pending, summed over its attempts) at least
 ``SchedulerConfig.starvation_ms`` since it was last served is *starving*
-(``gpupool.core.starvation``):
-starving jobs are taken before the policy's order, oldest submission first. One that is
+(``gpupool.core.starvation``): starving jobs are taken before the policy's order, oldest
+submission first. One that is
 pending takes its accelerators in one candidate pool first, so no lower job is admitted
 there and the running jobs there are preempted as soon as they pass the quantum, until it
 fits (a reservation, as Tiresias' STARVELIMIT and EASY give); once started it runs at least
