@@ -135,11 +135,12 @@ def test_a_preempted_pending_job_keeps_its_service_across_a_restart(
         service.submit("minjun.kim", project="vision", gpus=8, models=["H100"]).json()["id"] for _ in range(4)
     ]
     service.cycle()
-    # past las's quantum (its minimum run time) and onto its next round: the waiting job takes a turn
+    # vision may hold 16 (borrow limit "*": 16): two run, two wait. Past las's quantum (its
+    # minimum run time) and onto its next round, the two waiting jobs take their turn
     clock.advance(PREEMPTION_QUANTUM_MS + 60_000)
-    assert service.cycle().preemptions == 1
+    assert service.cycle().preemptions == 2
     before = {j: service.runtime.loop.scheduler.job(j) for j in ids}
-    (preempted,) = [j for j, st in before.items() if st is not None and st.preemptions == 1]
+    preempted, _ = [j for j, st in before.items() if st is not None and st.preemptions == 1]
     held = before[preempted]
     assert held is not None and held.attained > 0 and held.run_ms > 0
     kept = (held.attained, held.run_ms, held.attempt, held.preemptions)

@@ -184,6 +184,7 @@ def _run(
     skip_bad_rows: bool = False,
     failures: FailureOptions | None = None,
     estimates: bool = False,
+    starvation_h: float = 24.0,
 ) -> tuple[Scenario, list[RunResult], list[dict[str, Any]]]:
     # The simulator, its LP solver and Matplotlib are imported here, not at the top: the
     # client commands (``gpupool queue``) should start in a fraction of a second.
@@ -220,6 +221,7 @@ def _run(
         min_runtime_ms=int(min_runtime_s * 1000),
         decay_half_life_ms=int(half_life_h * 3_600_000),
         usage=usage,
+        starvation_ms=max(1, int(starvation_h * 3_600_000)),
     )
     sim = SimConfig(validate=validate, estimates=estimates)
     if failures is not None:
@@ -315,6 +317,14 @@ MinRunOpt = Annotated[
     float, typer.Option("--min-runtime", help="Seconds a job runs before it may be preempted.")
 ]
 HalfLifeOpt = Annotated[float, typer.Option("--half-life", help="Fair-share usage decay half-life, hours.")]
+StarvationOpt = Annotated[
+    float,
+    typer.Option(
+        "--starvation-hours",
+        min=0.001,
+        help="The starvation bound: a job that waited this long is served before the policy's order.",
+    ),
+]
 UsageOpt = Annotated[
     str,
     typer.Option(
@@ -385,6 +395,7 @@ def simulate(
             "over jobs that waited > 10 min). Costs one estimate per instant with submissions.",
         ),
     ] = False,
+    starvation_hours: StarvationOpt = 24.0,
 ) -> None:
     """Simulate one policy on a fleet, tenants and workload; print its metrics."""
     name = policy if "+" in policy or backfill == "none" else f"{policy}+{backfill}"
@@ -392,6 +403,7 @@ def simulate(
         fleet, tenants, workload, [name], seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool simulation: {name} on {fleet}", usage,
         skip_bad_rows, FailureOptions(failures, failure_scale, mttr, failure_log), estimates,
+        starvation_hours,
     )  # fmt: skip
     if as_json:
         out_console.print_json(json.dumps(metrics[0]))
@@ -426,6 +438,7 @@ def compare(
     failure_scale: FailureScaleOpt = 1.0,
     mttr: MttrOpt = 24.0,
     failure_log: FailureLogOpt = None,
+    starvation_hours: StarvationOpt = 24.0,
 ) -> None:
     """Simulate several policies on the same scenario, side by side."""
     names = [p.strip() for p in policies.split(",") if p.strip()]
@@ -437,6 +450,7 @@ def compare(
         fleet, tenants, workload, names, seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool comparison on {fleet}", usage,
         skip_bad_rows, FailureOptions(failures, failure_scale, mttr, failure_log),
+        starvation_h=starvation_hours,
     )  # fmt: skip
     if as_json:
         out_console.print_json(json.dumps({m["policy"]: m for m in metrics}))

@@ -105,6 +105,12 @@ class Trial:
             self._capacity.take(node, ids)
         self._log.append((False, placement))
 
+    def take(self, plan: Sequence[tuple[int, int]]) -> Placement:
+        """Allocate a planned placement, for now (undone by ``rollback``)."""
+        placement = self._capacity.apply(plan)
+        self._log.append((False, placement))
+        return placement
+
     def rollback(self) -> None:
         """Undo every change of the trial, last first."""
         cap = self._capacity

@@ -10,6 +10,8 @@ This module owns ``QueuePass``, the cycle of ``fifo``, ``priority``, ``fairshare
    reservation (``gpupool.core.reservations``) and later jobs may use those pools only
    without delaying it; runs of waiting jobs that would be told the same again are passed
    over at once (``gpupool.core.waiting``);
+   jobs past the starvation bound (``gpupool.core.starvation``) are tried before the order
+   and block or reserve their pools the same way;
 3. preempt where that helps (``gpupool.core.preemption``): reclaim a guarantee, or make
    room for a higher class;
 4. explain: every job looked at that still waits has a reason code, with its subject as
@@ -34,6 +36,7 @@ from gpupool.core.job_state import JobState
 from gpupool.core.pool_state import PoolState
 from gpupool.core.preemption import Preemptor
 from gpupool.core.reservations import reserve
+from gpupool.core.starvation import StarvingJobs
 from gpupool.core.wait_index import DELAY
 from gpupool.core.waiting import WaitingJobs
 
@@ -50,6 +53,7 @@ class QueuePass:
         self.waiting = waiting
         #: the pools a reservation held when the last cycle ended (its wait reasons read it)
         self.reserved: set[int] = set()
+        self.starving = StarvingJobs(state)
 
     def run(self, now: int, out: list[Decision]) -> None:
         """One cycle: place pending work in fair-share (or policy) order; see the module docstring."""
@@ -85,6 +89,9 @@ class QueuePass:
         heapq.heapify(heap)
         by_fair, by_seq, bulk_fail = state.policy.fair, state.by_seq, self.waiting.bulk_fail
         prefix_of = fairshare.prefix
+        front = self._starving_first(cyc, easy)
+        if front:
+            open_free = sum(p.free for p in pools if p.index not in cyc.blocked)
         while heap:
             if cyc.failures >= depth:
                 break
@@ -106,6 +113,13 @@ class QueuePass:
                     heapq.heappush(heap, (fresh, e[-1], qkey))
                     continue
             j = by_seq[e[-1]]
+            if front and j.seq in front:
+                # served before the order (``_starving_first``): passed over here
+                i += 1
+                cursor[qkey] = i
+                if i < len(q):
+                    heapq.heappush(heap, ((*prefix, *q[i]), q[i][-1], qkey))
+                continue
             avail: Sequence[int] = j.candidates
             if cyc.blocked:
                 avail = [p for p in avail if p not in cyc.blocked]
@@ -170,6 +184,38 @@ class QueuePass:
             if nq is not None and nq is q and i < len(nq):
                 heapq.heappush(heap, ((*prefix_of(qkey, now), *nq[i]), nq[i][-1], qkey))
         self.reserved = set(cyc.reservations)
+
+    def _starving_first(self, cyc: CycleScratch, easy: bool) -> set[int]:
+        """The starvation bound: jobs that waited ``starvation_ms`` are tried before the order.
+
+        Oldest submission first; one that does not fit blocks its pools (strict order) or
+        takes the reservation of one of them (EASY), so no later job of the order delays
+        it. A job whose pools are all blocked or reserved already is left to the order.
+        Returns the jobs decided here (the order passes over them this cycle).
+        """
+        state = self.state
+        starving = self.starving.pending(cyc.now)
+        front: set[int] = set()
+        n_pools = len(state.capacity.pools)
+        for j in starving:
+            if len(cyc.blocked) + len(cyc.reservations) >= n_pools:
+                break  # every pool is blocked or reserved: the rest are left to the order
+            avail = [p for p in j.candidates if p not in cyc.blocked and p not in cyc.reservations]
+            if not avail:
+                continue
+            front.add(j.seq)
+            if self.try_start(j, avail, cyc, explain=not easy):
+                continue
+            cyc.failures += 1
+            if (cyc.why[0] if easy else j.reason) is Reason.BORROW_LIMIT:
+                if easy:
+                    state.explain(j, *cyc.why[:2], cyc.out, cyc.why[2])
+                continue
+            if not easy:
+                cyc.blocked.update(avail)
+            elif not reserve(state, j, avail, cyc):
+                state.explain(j, *cyc.why[:2], cyc.out, cyc.why[2])
+        return front
 
     def _ranks_differ(self) -> bool:
         state = self.state

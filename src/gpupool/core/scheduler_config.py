@@ -38,6 +38,11 @@ class SchedulerConfig:
     preemption: bool = True
     #: a running job younger than this is never preempted (thrashing guard)
     min_runtime_ms: int = 0
+    #: the starvation bound: a job that has waited this long (pending, summed over its
+    #: attempts) is served before the policy's order: the wanted-set policies take it
+    #: first and hold accelerators for it (preempting past the quantum), the queue pass
+    #: tries it first and blocks (strict) or reserves (EASY) its pools for it
+    starvation_ms: int = DAY_MS
     #: preemption searches per cycle (each may look at every running job of a pool)
     max_preemption_attempts: int = 16
     decay_half_life_ms: int = 7 * DAY_MS
@@ -61,6 +66,8 @@ class SchedulerConfig:
             raise ValueError(f"unknown usage {self.usage!r} (expected raw or effective)")
         if self.backfill not in ("none", "easy"):
             raise ValueError(f"unknown backfill {self.backfill!r} (expected none or easy)")
+        if self.starvation_ms < 1:
+            raise ValueError("starvation_ms must be >= 1 (every policy has a starvation bound)")
         if self.backfill_depth < 1:
             raise ValueError("backfill_depth must be >= 1")
         if self.backfill_depth_per_project < 1:
