@@ -257,6 +257,8 @@ EXPECTED: dict[str, str] = {
     "demo/srtf": "c4a328838da97b78",
     "philly/srtf": "5e5d171657e3748f",
     "demo/las": "bb912f2bb0b1fb7d",
+    "demo/predicted": "662b78a276faee91",
+    "philly/predicted": "df87d42aa9b314e2",
     "philly/las": "812ea46a3d647674",
     "demo/tiresias": "60a09192b8c3e7e3",
     "philly/tiresias": "896a3c9e43c1ffa0",
