@@ -12,8 +12,11 @@ Rules, and why:
 * It learns only from ``observe``, which the scheduler calls on a ``JobFinished`` event with
   the run time the job held accelerators (every attempt); it never reads a job's duration
   hint (the trace's oracle), walltime or anything of a job that has not finished.
-* A window per key (the last ``window`` finishes), not the whole history: a user's jobs
-  change over weeks, and the window bounds memory and the cost of an estimate.
+* A window per key (the last ``window`` finishes, 1,024 by default), not the whole
+  history: a user's jobs change over weeks, and the window bounds memory and the cost of
+  an estimate. On Philly at a quarter of the nodes a window of 16 gave a mean JCT of
+  39,640 s, 64 gave 37,236 s, 256 36,949 s and 1,024 35,540 s: a long window estimates the
+  tail of the run times better, and the tail decides the conditional mean.
 * The conditional mean, not the mean: a job that has run for an hour is not a fresh job of
   its class. Over heavy-tailed run times (training traces) the expected remaining time
   grows with age, so the order degrades gracefully to least attained service; over
@@ -76,7 +79,7 @@ class _History:
 class RuntimePredictor:
     """Expected remaining run times from the finishes it was told about (see the module)."""
 
-    def __init__(self, window: int = 64, min_samples: int = 4, prior_ms: int = 60_000) -> None:
+    def __init__(self, window: int = 1024, min_samples: int = 4, prior_ms: int = 60_000) -> None:
         if window < 1 or min_samples < 1 or min_samples > window:
             raise ValueError(f"need 1 <= min_samples <= window, got {min_samples} and {window}")
         self.window = window
