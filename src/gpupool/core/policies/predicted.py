@@ -13,6 +13,12 @@ stay sorted); a running job's is recomputed every round.
 
 Like ``las`` it re-ranks running and pending jobs every round (the wanted-set pass) and
 keeps a quantum (``PREEMPTION_QUANTUM_MS``) so a preempted job keeps a checkpoint.
+
+Tried on Philly at a quarter of the nodes (windows of 64 finishes; the conditional mean with
+the 21-min quantum gave 37,236 s mean JCT) and not kept: a 5-min quantum, 38,428 s
+(130,274 preemptions); a 60-min one, 37,810 s; the Gittins index instead of the conditional
+mean, 37,201 s with a 5-min quantum and 37,740 s with 21 min, at a cost linear in the
+window per estimate.
 """
 
 from __future__ import annotations
