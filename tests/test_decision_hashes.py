@@ -284,6 +284,8 @@ EXPECTED: dict[str, str] = {
     "restart/las": "d463cbfbb56ae216",
     "restart/tiresias": "05958ea790fd532a",
     "restart/gavel-las": "a8cd95414d55a56b",
+    "demo/predicted": "dcae107e6e532fda",
+    "philly/predicted": "d9d640dd3e9ba254",
 }
 
 

@@ -69,7 +69,7 @@ class Scheduler:
 
     def __init__(self, fleet: Fleet, tenancy: Tenancy, config: SchedulerConfig | None = None) -> None:
         self.config = config or SchedulerConfig()
-        self.policy: Policy = get_policy(self.config.policy)
+        self.policy: Policy = get_policy(self.config.policy).bind()
         state = self.state = PoolState(fleet, tenancy, self.config, self.policy)
         self.fleet = fleet
         self.tenancy = tenancy
@@ -153,6 +153,7 @@ class Scheduler:
                 return  # stale: that allocation was already preempted or cancelled
             state.stop(j, now)
             j.status = DONE
+            self.policy.finished(j, now)
             state.forget(j)
         elif isinstance(ev, JobCancelled):
             j = self.jobs.get(ev.job_id)

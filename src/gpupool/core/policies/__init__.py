@@ -14,6 +14,7 @@ its line in ``LISTING``, and a test (README: "Writing a policy").
 | srtf       | oracle remaining time (experiments)                | wanted set |
 | las        | least attained service, GPU x time                 | wanted set |
 | tiresias   | discretised 2D-LAS queues, starvation promotion    | wanted set |
+| predicted  | shortest predicted remaining GPU-time, learned online | wanted set |
 | maxmin     | round-based max-min fair GPU-time (agnostic LAS)   | rounds     |
 | ftf        | round-based finish-time fairness (agnostic)        | rounds     |
 | gavel-las  | max-min of throughput normalised to an equal share | rounds     |
@@ -36,6 +37,7 @@ from gpupool.core.policies import (
     gavel_makespan,
     las,
     maxmin,
+    predicted,
     priority,
     sjf,
     srtf,
@@ -54,6 +56,7 @@ LISTING: tuple[Policy, ...] = (
     srtf.POLICY,
     las.POLICY,
     tiresias.POLICY,
+    predicted.POLICY,
     maxmin.POLICY,
     ftf.POLICY,
     gavel_las.POLICY,

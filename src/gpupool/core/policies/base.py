@@ -17,6 +17,8 @@ file in ``gpupool.core.policies`` that subclasses ``Policy``, says:
 * ``objective`` / ``aware``: the allocation a round-based policy computes, and whether it
   reads the throughput table;
 * ``defaults``: what it needs in the config that the user left at zero;
+* ``bind`` / ``finished``: a policy that learns from finished jobs gives each scheduler its
+  own object (``bind``) and is told of every finish (``finished``);
 
 and registers one instance with ``register``. Nothing else in the core names a policy.
 
@@ -90,6 +92,13 @@ class Policy:
     def defaults(self, config: C) -> C:
         """``config`` with what this policy needs filled in where the user left zero."""
         return config
+
+    def bind(self) -> Policy:
+        """The policy object one scheduler uses: a policy that learns returns a fresh one."""
+        return self
+
+    def finished(self, j: JobState, now: int) -> None:
+        """A job finished (``JobFinished``, after its last attempt was added to ``run_ms``)."""
 
     def __repr__(self) -> str:
         return f"<policy {self.name}>"
