@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,9 +32,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpupool.core.accelerator import Catalogue
+from gpupool.core.decisions import Reason
 from gpupool.core.fleet import Fleet
+from gpupool.core.job import JobSpec
 from gpupool.core.policy import with_policy_defaults
-from gpupool.core.scheduler import SchedulerConfig
+from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.fleetfile import default_tenants_for, fleet_presets, load_fleet, load_tenants
 from gpupool.service import auth
@@ -69,7 +72,7 @@ from gpupool.service.notify.worker import Notifier
 from gpupool.service.refusals import RefusalLog
 from gpupool.service.scheduler_process import SchedulerProcess
 from gpupool.service.settings import ServiceSettings
-from gpupool.service.tenant_tree import seed
+from gpupool.service.tenant_tree import active_allocations, build_tenancy, seed, tenant_rows
 
 log = logging.getLogger("gpupool.service")
 ADMIN_NAME = "admin"
@@ -112,6 +115,9 @@ class Runtime:
         #: this process's name in the leader lease (its scheduler child leads under it)
         self.instance = lease.holder if lease is not None else instance_name()
         self._scheduler_process: SchedulerProcess | None = None
+        #: the scheduler that judges admissions where the loop runs elsewhere (``refusal``)
+        self._admission: tuple[Scheduler | None, float] = (None, 0.0)
+        self._admission_lock = threading.Lock()
         #: this machine, when it is what is served (``machine`` real or simulated)
         self.machine: LocalMachine | None = None
         if settings.machine != "fleet" and fleet is None:
@@ -230,8 +236,32 @@ class Runtime:
         if self._loop is not None:
             self._loop.wake()
 
+    def refusal(self, spec: JobSpec) -> tuple[Reason, str] | None:
+        """Why the core would refuse ``spec`` at admission (it could never start), else None.
+
+        Asked by the API before a job is written (issue 12). Where the loop runs in this
+        process, its scheduler answers; where it runs in the scheduler process (``gpupool
+        serve``), a scheduler of the same fleet and the tenancy read from the database does,
+        rebuilt when this process changes the tenancy and at least every ``ADMISSION_TTL_S``
+        (a change made through another process is seen that late; the leader's core rejects
+        such a job a cycle later all the same).
+        """
+        if self._loop is not None:
+            return self._loop.scheduler.refusal(spec)
+        now_s = time.monotonic()
+        with self._admission_lock:
+            sched, made = self._admission
+            if sched is None or now_s - made > ADMISSION_TTL_S:
+                with self.reader() as s:
+                    tenancy = build_tenancy(tenant_rows(s), active_allocations(s, self.clock()), self.fleet)
+                sched = Scheduler(self.fleet, tenancy, self.config)
+                self._admission = (sched, now_s)
+            return sched.refusal(spec)
+
     def request_rebuild(self) -> None:
         """The tenancy changed: the loop rebuilds its core before deciding again."""
+        with self._admission_lock:
+            self._admission = (None, 0.0)
         if self._loop is not None and self.lease is None:
             self._loop.request_rebuild()
             return
@@ -407,6 +437,10 @@ class Runtime:
             return True
         except Exception:
             return False
+
+
+#: how long an API process's admission scheduler serves before it reads the tenancy again
+ADMISSION_TTL_S = 30.0
 
 
 def _private_dir(path: Path) -> None:

@@ -222,10 +222,8 @@ def accept_job(
     spec["project"] = project.path
     now = rt.clock()
     # What could never start is refused now, naming the limit, not accepted to wait forever
-    # (the core's admission rule, read from the loop's current scheduler: pure, no state change)
-    refused = rt.loop.scheduler.refusal(
-        core_spec("j-admission", project.path, caller.name, spec, req.priority_class, now)
-    )
+    # (the core's admission rule: pure, no state change; see ``Runtime.refusal``)
+    refused = rt.refusal(core_spec("j-admission", project.path, caller.name, spec, req.priority_class, now))
     if refused is not None:
         rt.metrics.submissions.labels("refused").inc()
         raise ApiProblem(422, refused[1], kind=refused[0].value)
