@@ -247,7 +247,10 @@ class Runtime:
         such a job a cycle later all the same).
         """
         if self._loop is not None:
-            return self._loop.scheduler.refusal(spec)
+            got = self._loop.scheduler.refusal(spec)
+            # a project made since the loop's last rebuild is known to the database (the API
+            # checked it) before the loop's core: only the limits' verdicts count here
+            return None if got is not None and got[0] is Reason.UNKNOWN_PROJECT else got
         now_s = time.monotonic()
         with self._admission_lock:
             sched, made = self._admission
