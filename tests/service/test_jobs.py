@@ -212,9 +212,9 @@ def test_executor_none_runs_nothing_and_still_decides(tmp_path: Path) -> None:
 def test_many_starts_in_one_cycle_are_dispatched_once_and_marked_in_batches(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gpupool.service.loop as loop_module
+    import gpupool.service.dispatch as dispatch_module
 
-    monkeypatch.setattr(loop_module, "DISPATCH_MARK_BATCH", 3)
+    monkeypatch.setattr(dispatch_module, "DISPATCH_MARK_BATCH", 3)
     for _ in range(7):
         assert service.submit("minjun.kim", project="vision", gpus=1, models=["H100"]).status_code == 201
     report = service.cycle()

@@ -143,7 +143,7 @@ def test_an_old_leader_whose_lease_was_taken_cannot_commit_a_cycle(
         assert _count(runtime, InboxRow) == 1  # the submission waits for the new leader
         assert old.epoch is None and not old.renew()
         # and it cannot dispatch what an earlier cycle left in the outbox either
-        runtime.loop._outbox_dirty = True
+        runtime.loop.dispatcher.dirty = True
         with pytest.raises(LeaseLost):
             runtime.loop.dispatch()
     finally:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from gpupool.core.policy import PREEMPTION_QUANTUM_MS
 from gpupool.service.api.app import create_app
 from gpupool.service.db import JobRow
-from gpupool.service.loop import Loop
+from gpupool.service.journal import Journal
 from tests.service.conftest import Service, make_service
 from tests.service.fakes import RecordingExecutor
 
@@ -105,16 +105,16 @@ def test_a_failed_cycle_rebuilds_the_core_and_loses_nothing(
 ) -> None:
     for _ in range(2):
         assert service.submit("minjun.kim", project="vision", gpus=8, models=["H100"]).status_code == 201
-    real = Loop._apply
+    real = Journal._apply
 
     def broken(*args: object, **kw: object) -> None:
         raise RuntimeError("the database went away mid-transaction")
 
-    monkeypatch.setattr(Loop, "_apply", broken)
+    monkeypatch.setattr(Journal, "_apply", broken)
     with pytest.raises(RuntimeError):
         service.cycle()
     assert service.executor.launches == []  # nothing was dispatched from an uncommitted cycle
-    monkeypatch.setattr(Loop, "_apply", real)
+    monkeypatch.setattr(Journal, "_apply", real)
     report = service.cycle()
     assert report.starts == 2 and len(service.executor.launches) == 2
     with service.runtime.factory() as s:

@@ -274,10 +274,14 @@ class Scheduler:
     def queue_positions(self, now: int) -> dict[str, tuple[str, int]]:
         """Per pending job: the pool it waits for ("H100 in c0") and its 1-based place in
         that pool's order (the estimate's walk, ``gpupool.core.estimate.estimate_queue``)."""
-        _, places = estimate.estimate_queue(self.state, now, self.policy_order(now))
+        return self.estimate_queue(now)[1]
+
+    def estimate_queue(self, now: int) -> tuple[dict[str, int | None], dict[str, tuple[str, int]]]:
+        """``estimate_starts`` and ``queue_positions`` from one walk (the live loop writes both)."""
+        starts, places = estimate.estimate_queue(self.state, now, self.policy_order(now))
         pools, clusters = self.capacity.pools, self.fleet.clusters
         labels = [f"{p.model} in {clusters[p.cluster].name}" for p in pools]
-        return {jid: (labels[pool], place) for jid, (pool, place) in places.items()}
+        return starts, {jid: (labels[pool], place) for jid, (pool, place) in places.items()}
 
     def policy_order(self, now: int) -> list[JobState]:
         """Pending jobs in the order a cycle at ``now`` would look at them.

@@ -31,14 +31,32 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     create_engine,
     event,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from gpupool.service.job_spec import StoredJobSpec
+from gpupool.service.job_status import JobStatus
+
 Ms = BigInteger
+
+
+class JobStatusText(TypeDecorator[JobStatus]):
+    """``jobs.state``: the ``JobStatus`` value as text in the database, the enum in Python."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: JobStatus | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> JobStatus | None:
+        return None if value is None else JobStatus(value)
 
 
 class Base(DeclarativeBase):
@@ -139,8 +157,7 @@ class JobRow(Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     #: the request as validated (``JobSpec`` fields plus command, env, cwd)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    #: pending, running, completed, failed, cancelled, rejected
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[JobStatus] = mapped_column(JobStatusText(), default=JobStatus.PENDING)
     priority_class: Mapped[str] = mapped_column(String(16))
     over_budget: Mapped[bool] = mapped_column(Boolean, default=False)
     submit_ms: Mapped[int] = mapped_column(Ms)
@@ -158,6 +175,15 @@ class JobRow(Base):
     preemptions: Mapped[int] = mapped_column(Integer, default=0)
     estimated_start_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: a pending job's 1-based place in the order of the pool it waits for (``queue_pool``,
+    #: "H100 in c0"), as of the estimate written with it; null while not pending
+    queue_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    queue_pool: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+    @property
+    def stored(self) -> StoredJobSpec:
+        """The typed form of ``spec``."""
+        return StoredJobSpec.from_json(self.spec)
 
 
 class UsageRow(Base):

@@ -2,19 +2,21 @@
 
 This module owns ``JobRequest`` (the body of ``POST /v1/jobs``: strict, every field bounded),
 ``check_against`` (what only the fleet and policy can tell: known models, clusters, classes,
-walltime limit, a gang no larger than the fleet), and ``core_spec`` (the stored request as the
-core's ``JobSpec``). Nothing here touches the database.
+walltime limit, a gang no larger than the fleet), ``stored_spec`` (the request as stored, a
+``StoredJobSpec``) and ``core_spec`` (the stored request as the core's ``JobSpec``). Nothing
+here touches the database.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from gpupool.core.fleet import Fleet, Level
-from gpupool.core.job import KINDS, MAX_GANG_GPUS, PRIORITY_CLASSES, JobSpec, TaskGroup
+from gpupool.core.job import KINDS, MAX_GANG_GPUS, PRIORITY_CLASSES, JobSpec
+from gpupool.service.job_spec import StoredJobSpec
 from gpupool.service.request_body import RequestBody
 from gpupool.service.settings import ServiceSettings
 
@@ -131,33 +133,34 @@ def check_against(req: JobRequest, fleet: Fleet, settings: ServiceSettings) -> N
         raise Problem("checkpoint_interval_s", f"must be <= {settings.max_walltime_s} s")
 
 
-def stored_spec(req: JobRequest, settings: ServiceSettings) -> dict[str, Any]:
-    """The request as stored in the job row (walltime resolved)."""
+def stored_spec(req: JobRequest, settings: ServiceSettings, project_path: str) -> StoredJobSpec:
+    """The request as stored in the job row (the project's path, the walltime resolved)."""
     data = req.model_dump()
+    data["project"] = project_path
     if data["walltime_s"] is None:
         data["walltime_s"] = settings.default_walltime_s
-    return data
+    return StoredJobSpec.from_json(data)
 
 
 def core_spec(
-    seq_id: str, project_path: str, user: str, spec: dict[str, Any], priority: str, submit_ms: int
+    seq_id: str, project_path: str, user: str, spec: StoredJobSpec, priority: str, submit_ms: int
 ) -> JobSpec:
     """The core's ``JobSpec`` of a stored request (``priority`` may be forced by a budget)."""
     return JobSpec(
         id=seq_id,
         project=project_path,
-        gpus=int(spec["gpus"]),
+        gpus=spec.gpus,
         submit_ms=submit_ms,
         user=user,
-        groups=tuple(TaskGroup(int(g["workers"]), int(g["gpus_per_worker"])) for g in spec.get("groups", [])),
-        models=tuple(spec.get("models", [])),
-        min_memory_gib=int(spec.get("min_memory_gib", 0)),
-        stacks=tuple(spec.get("stacks", [])),
-        topology=Level.parse(str(spec.get("topology", "any"))),
-        walltime_ms=int(spec.get("walltime_s", 0)) * 1000,
+        groups=spec.groups,
+        models=spec.models,
+        min_memory_gib=spec.min_memory_gib,
+        stacks=spec.stacks,
+        topology=Level.parse(spec.topology),
+        walltime_ms=spec.walltime_s * 1000,
         priority_class=priority,
-        checkpoint_interval_ms=int(spec.get("checkpoint_interval_s", 0)) * 1000,
-        kind=str(spec.get("kind", "training")),
-        workload_class=str(spec.get("workload_class", "default")),
-        clusters=tuple(spec.get("clusters", [])),
+        checkpoint_interval_ms=spec.checkpoint_interval_s * 1000,
+        kind=spec.kind,
+        workload_class=spec.workload_class,
+        clusters=spec.clusters,
     )

@@ -26,8 +26,11 @@ from gpupool.core.fleet import Fleet
 from gpupool.core.job import JobSpec
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.service import store
+from gpupool.service.allocation_index import AllocationIndex, Running
 from gpupool.service.db import JobRow, TenantRow, UsageRow, UserRow
 from gpupool.service.job_request import core_spec
+from gpupool.service.job_spec import StoredJobSpec
+from gpupool.service.job_status import JobStatus
 from gpupool.service.tenant_tree import active_allocations, build_tenancy, tenant_rows
 
 #: Usage older than this many decay half-lives weighs less than 2**-12 and is not replayed.
@@ -35,21 +38,11 @@ HALF_LIVES_KEPT = 12
 
 
 @dataclass(slots=True)
-class Running:
-    """A running allocation as the loop tracks it."""
-
-    seq: int
-    allocation_id: str  # the service's (unique forever)
-    core_allocation_id: str  # what the core calls it (JobFinished must name this one)
-    cluster: str
-
-
-@dataclass(slots=True)
 class Rebuilt:
     scheduler: Scheduler
     #: JobSubmitted events of pending jobs that could not be restored, for the first cycle
     replay: list[Event]
-    running: dict[str, Running]
+    running: AllocationIndex
     #: job ids the core holds (running or pending) or will hold after the replay
     known: set[str] = field(default_factory=set)
     paths: dict[int, str] = field(default_factory=dict)
@@ -83,7 +76,7 @@ def core_spec_of(row: SpecRow, paths: dict[int, str], users: dict[int, str]) -> 
         store.job_id(row.seq),
         paths[row.project_id],
         users.get(row.user_id, ""),
-        row.spec,
+        StoredJobSpec.from_json(row.spec),
         row.priority_class,
         row.submit_ms,
     )
@@ -99,7 +92,7 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
         raise AssertionError("an empty core made decisions while draining nodes")
     users = {k: v for k, v in s.execute(select(UserRow.id, UserRow.name))}
     jobs = store.active_jobs(s)
-    running_rows = [j for j in jobs if j.state == "running"]
+    running_rows = [j for j in jobs if j.state == JobStatus.RUNNING]
     # Decayed usage: replay closed intervals and restore running jobs in time order, so the
     # ledger (closed-form in time) sees every change in the order it happened.
     horizon = now - HALF_LIVES_KEPT * config.decay_half_life_ms
@@ -111,7 +104,7 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
     for j in running_rows:
         steps.append((j.start_ms or now, 2, j.seq, ("run", j)))
     steps.sort(key=lambda t: (t[0], t[1], t[2]))
-    running: dict[str, Running] = {}
+    running = AllocationIndex()
     known: set[str] = set()
     for t, _, _, (what, obj) in steps:
         if what == "run":
@@ -122,7 +115,7 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
             state = sched.job(spec.id)
             core_alloc = state.allocation_id if state is not None else ""
             aid = row.allocation_id or ""
-            running[aid] = Running(row.seq, aid, core_alloc, row.cluster or "")
+            running.add(Running(row.seq, aid, core_alloc, row.cluster or ""))
             known.add(spec.id)
             continue
         interval: UsageRow = obj
@@ -133,7 +126,7 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
         sched.restore_usage(project, interval.model, gpus, t)
     replay: list[Event] = []
     for j in jobs:
-        if j.state != "pending":
+        if j.state != JobStatus.PENDING:
             continue
         spec = core_spec_of(j, paths, users)
         try:

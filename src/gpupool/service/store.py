@@ -27,11 +27,13 @@ from gpupool.service.db import (
     OutboxRow,
     UsageRow,
 )
+from gpupool.service.job_spec import StoredJobSpec
+from gpupool.service.job_status import ACTIVE, FINAL, JobStatus
 
-#: Job states; a job is ``active`` while pending or running.
-ACTIVE_STATES = ("pending", "running")
-FINAL_STATES = ("completed", "failed", "cancelled", "rejected")
-JOB_STATES = ACTIVE_STATES + FINAL_STATES
+#: Job states (``JobStatus``); a job is ``active`` while pending or running.
+ACTIVE_STATES = ACTIVE
+FINAL_STATES = FINAL
+JOB_STATES = tuple(JobStatus)
 
 
 #: ids are 32-bit integer columns: anything larger cannot name a row (and must not reach SQL)
@@ -91,7 +93,7 @@ class NewJob:
     user_id: int
     idempotency_key: str | None
     name: str
-    spec: dict[str, Any]
+    spec: StoredJobSpec
     priority_class: str
     over_budget: bool
     reason: str
@@ -118,8 +120,8 @@ def accept_submission(engine: Engine, new: NewJob, now: int) -> int | None:
         "user_id": new.user_id,
         "idempotency_key": new.idempotency_key,
         "name": new.name,
-        "spec": new.spec,
-        "state": "pending",
+        "spec": new.spec.to_json(),
+        "state": JobStatus.PENDING,
         "priority_class": new.priority_class,
         "over_budget": new.over_budget,
         "submit_ms": now,
@@ -153,7 +155,7 @@ def get_job(s: Session, seq: int) -> JobRow | None:
 @dataclass(frozen=True, slots=True)
 class JobFilter:
     projects: frozenset[int] | None  # None: every project
-    state: str | None = None
+    state: JobStatus | None = None
     user_id: int | None = None
     model: str | None = None
 
@@ -183,7 +185,9 @@ def active_jobs(s: Session) -> list[JobRow]:
 
 def running_placements(s: Session) -> list[tuple[str, list[list[Any]]]]:
     """(allocation id, placement) of every running job."""
-    rows = s.execute(select(JobRow.allocation_id, JobRow.placement).where(JobRow.state == "running")).all()
+    rows = s.execute(
+        select(JobRow.allocation_id, JobRow.placement).where(JobRow.state == JobStatus.RUNNING)
+    ).all()
     return [(a or "", p or []) for a, p in rows]
 
 

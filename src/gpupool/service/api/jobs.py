@@ -8,11 +8,12 @@ woken. A member sees only jobs of their projects; a job the caller may not see i
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import dataclasses
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,11 +26,14 @@ from gpupool.service.auth import Caller
 from gpupool.service.db import JobRow, TenantRow, UserRow
 from gpupool.service.directory import Tenant
 from gpupool.service.job_request import JobRequest, Problem, check_against, core_spec, stored_spec
+from gpupool.service.job_spec import StoredJobSpec
+from gpupool.service.job_status import JobStatus
 from gpupool.service.log_files import log_paths
 from gpupool.service.runtime import Runtime
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-StateName = Literal["pending", "running", "completed", "failed", "cancelled", "rejected"]
+#: a job's state in answers and filters (an enum in the OpenAPI document)
+StateName = JobStatus
 
 
 class PlacementOut(BaseModel):
@@ -64,6 +68,10 @@ class JobOut(BaseModel):
     estimated_start_ms: int | None
     exit_code: int | None
     preemptions: int
+    queue_position: int | None = Field(
+        None, description="A pending job's 1-based place in the order of the pool it waits for"
+    )
+    queue_pool: str | None = Field(None, description="The pool a pending job waits for (H100 in c0)")
 
 
 class Explanation(BaseModel):
@@ -74,24 +82,27 @@ class Explanation(BaseModel):
     estimated_start_ms: int | None
     over_budget: bool
     budget: str
+    queue_position: int | None = None
+    queue_pool: str | None = None
 
 
 def job_out(row: JobRow, project: str, user: str) -> JobOut:
-    spec = row.spec
+    spec = row.stored
+    waits = row.state == JobStatus.PENDING
     return JobOut(
         id=store.job_id(row.seq),
         name=row.name,
         project=project,
         user=user,
-        state=row.state,  # type: ignore[arg-type]
+        state=row.state,
         priority_class=row.priority_class,
-        requested_priority_class=str(spec.get("priority_class", "normal")),
+        requested_priority_class=spec.priority_class,
         over_budget=row.over_budget,
-        gpus=int(spec["gpus"]),
-        models=list(spec.get("models", [])),
-        command=list(spec.get("command", [])),
-        walltime_s=int(spec.get("walltime_s", 0)),
-        workload_class=str(spec.get("workload_class", "default")),
+        gpus=spec.gpus,
+        models=list(spec.models),
+        command=list(spec.command),
+        walltime_s=spec.walltime_s,
+        workload_class=spec.workload_class,
         submit_ms=row.submit_ms,
         start_ms=row.start_ms,
         end_ms=row.end_ms,
@@ -104,9 +115,11 @@ def job_out(row: JobRow, project: str, user: str) -> JobOut:
         ],
         reason=row.reason,
         detail=row.detail,
-        estimated_start_ms=row.estimated_start_ms if row.state == "pending" else None,
+        estimated_start_ms=row.estimated_start_ms if waits else None,
         exit_code=row.exit_code,
         preemptions=row.preemptions,
+        queue_position=row.queue_position if waits else None,
+        queue_pool=row.queue_pool if waits else None,
     )
 
 
@@ -218,8 +231,7 @@ def accept_job(
         check_against(req, rt.fleet, settings)
     except Problem as p:
         raise invalid(p.field, p.message) from None
-    spec = stored_spec(req, settings)
-    spec["project"] = project.path
+    spec = stored_spec(req, settings, project.path)
     now = rt.clock()
     # What could never start is refused now, naming the limit, not accepted to wait forever
     # (the core's admission rule: pure, no state change; see ``Runtime.refusal``)
@@ -239,7 +251,7 @@ def accept_job(
             raise ApiProblem(409, verdict.detail, kind="over-budget")
     priority = "preemptible" if verdict.over else req.priority_class
     if verdict.over:
-        spec["budget_note"] = verdict.detail
+        spec = dataclasses.replace(spec, budget_note=verdict.detail)
     new = store.NewJob(
         project_id=project.id,
         user_id=caller.user_id,
@@ -272,15 +284,15 @@ def _accepted_out(seq: int, new: store.NewJob, now: int, project: str, user: str
         name=new.name,
         project=project,
         user=user,
-        state="pending",
+        state=JobStatus.PENDING,
         priority_class=new.priority_class,
-        requested_priority_class=str(spec.get("priority_class", "normal")),
+        requested_priority_class=spec.priority_class,
         over_budget=new.over_budget,
-        gpus=int(spec["gpus"]),
-        models=list(spec.get("models", [])),
-        command=list(spec.get("command", [])),
-        walltime_s=int(spec.get("walltime_s", 0)),
-        workload_class=str(spec.get("workload_class", "default")),
+        gpus=spec.gpus,
+        models=list(spec.models),
+        command=list(spec.command),
+        walltime_s=spec.walltime_s,
+        workload_class=spec.workload_class,
         submit_ms=now,
         start_ms=None,
         end_ms=None,
@@ -294,12 +306,13 @@ def _accepted_out(seq: int, new: store.NewJob, now: int, project: str, user: str
         estimated_start_ms=None,
         exit_code=None,
         preemptions=0,
+        queue_position=None,
+        queue_pool=None,
     )
 
 
-def _replayed(s: Session, row: JobRow, spec: dict[str, Any], rt: Runtime) -> tuple[int, bytes]:
-    stored = {k: v for k, v in row.spec.items() if k != "budget_note"}
-    if stored != spec:
+def _replayed(s: Session, row: JobRow, spec: StoredJobSpec, rt: Runtime) -> tuple[int, bytes]:
+    if not row.stored.same_request(spec):
         raise ApiProblem(
             409, "this Idempotency-Key was used for a different request", kind="idempotency-key-reused"
         )
@@ -373,20 +386,23 @@ def cancel(job_id: str, caller: CallerDep, rt: RuntimeDep, s: SessionDep) -> Job
 )
 def explain(job_id: str, caller: CallerDep, s: SessionDep) -> Explanation:
     row = visible_job(s, caller, job_id)
-    note = str(row.spec.get("budget_note", ""))
+    note = row.stored.budget_note
     detail = row.detail
-    if row.over_budget and row.state == "pending" and row.reason != "over-budget":
+    waits = row.state == JobStatus.PENDING
+    if row.over_budget and waits and row.reason != "over-budget":
         detail = (
             f"{detail} (over budget: runs as preemptible)" if detail else "over budget: runs as preemptible"
         )
     return Explanation(
         job_id=job_id,
-        state=row.state,  # type: ignore[arg-type]
+        state=row.state,
         reason=row.reason,
         detail=detail,
-        estimated_start_ms=row.estimated_start_ms if row.state == "pending" else None,
+        estimated_start_ms=row.estimated_start_ms if waits else None,
         over_budget=row.over_budget,
         budget=note,
+        queue_position=row.queue_position if waits else None,
+        queue_pool=row.queue_pool if waits else None,
     )
 
 

@@ -1,0 +1,108 @@
+"""A job as stored: the typed form of the ``jobs.spec`` JSON column.
+
+This module owns ``StoredJobSpec``: the request as validated and resolved at submission (the
+project's path, the walltime default applied, a budget note when it was accepted over budget),
+with every default in one place. The loop, the rebuild and the API read a job through it,
+never by ``spec[...]`` lookups. ``from_json`` reads every row ever written: fields missing in
+an old row take their defaults, and keys this version does not know are kept (``extra``) and
+written back unchanged by ``to_json``, so a row written by a newer version is not cut down.
+Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from gpupool.core.job import TaskGroup
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJobSpec:
+    """What a job asked for (the fields of ``JobRequest``, resolved)."""
+
+    command: tuple[str, ...]
+    gpus: int
+    project: str = ""
+    name: str = ""
+    groups: tuple[TaskGroup, ...] = ()
+    models: tuple[str, ...] = ()
+    min_memory_gib: int = 0
+    stacks: tuple[str, ...] = ()
+    topology: str = "any"
+    #: 0: no limit (a stored job always has one: the service's default is applied on submit)
+    walltime_s: int = 0
+    #: the class the user asked for (the row's ``priority_class`` is the one it runs with)
+    priority_class: str = "normal"
+    checkpoint_interval_s: int = 0
+    kind: str = "training"
+    workload_class: str = "default"
+    clusters: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    #: why a job accepted over budget runs as preemptible ("" when it is within budget)
+    budget_note: str = ""
+    #: keys this version does not know, kept as they were
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StoredJobSpec:
+        """The spec of a stored row (old rows included: absent fields take their defaults)."""
+        known = _FIELDS
+        return cls(
+            command=tuple(str(a) for a in data.get("command") or ()),
+            gpus=int(data["gpus"]),
+            project=str(data.get("project") or ""),
+            name=str(data.get("name") or ""),
+            groups=tuple(
+                TaskGroup(int(g["workers"]), int(g["gpus_per_worker"])) for g in data.get("groups") or ()
+            ),
+            models=tuple(str(m) for m in data.get("models") or ()),
+            min_memory_gib=int(data.get("min_memory_gib") or 0),
+            stacks=tuple(str(s) for s in data.get("stacks") or ()),
+            topology=str(data.get("topology") or "any"),
+            walltime_s=int(data.get("walltime_s") or 0),
+            priority_class=str(data.get("priority_class") or "normal"),
+            checkpoint_interval_s=int(data.get("checkpoint_interval_s") or 0),
+            kind=str(data.get("kind") or "training"),
+            workload_class=str(data.get("workload_class") or "default"),
+            clusters=tuple(str(c) for c in data.get("clusters") or ()),
+            env={str(k): str(v) for k, v in (data.get("env") or {}).items()},
+            cwd=str(data["cwd"]) if data.get("cwd") else None,
+            budget_note=str(data.get("budget_note") or ""),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON stored in ``jobs.spec`` (the keys ``JobRequest.model_dump`` writes)."""
+        out: dict[str, Any] = {
+            "project": self.project,
+            "command": list(self.command),
+            "gpus": self.gpus,
+            "name": self.name,
+            "groups": [{"workers": g.workers, "gpus_per_worker": g.gpus_per_worker} for g in self.groups],
+            "models": list(self.models),
+            "min_memory_gib": self.min_memory_gib,
+            "stacks": list(self.stacks),
+            "topology": self.topology,
+            "walltime_s": self.walltime_s,
+            "priority_class": self.priority_class,
+            "checkpoint_interval_s": self.checkpoint_interval_s,
+            "kind": self.kind,
+            "workload_class": self.workload_class,
+            "clusters": list(self.clusters),
+            "env": dict(self.env),
+            "cwd": self.cwd,
+        }
+        if self.budget_note:
+            out["budget_note"] = self.budget_note
+        out.update(self.extra)
+        return out
+
+    def same_request(self, other: StoredJobSpec) -> bool:
+        """Whether two specs ask for the same job (a budget note is the service's, not asked)."""
+        return replace(self, budget_note="") == replace(other, budget_note="")
+
+
+_FIELDS = frozenset(f.name for f in fields(StoredJobSpec)) - {"extra"}
