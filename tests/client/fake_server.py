@@ -61,6 +61,8 @@ class FakeServer:
                         "estimated_start_ms": ESTIMATED_START_MS,
                         "over_budget": False,
                         "budget": "",
+                        "queue_position": job["queue_position"],
+                        "queue_pool": job["queue_pool"],
                     },
                 )
             if verb == "cancel":
@@ -115,6 +117,8 @@ class FakeServer:
             "reason": "resources",
             "estimated_start_ms": ESTIMATED_START_MS,
             "command": spec["command"],
+            "queue_position": len(self.jobs) + 1,
+            "queue_pool": "H100 in kisti",
         }
         self.keys[key] = job_id
         return httpx.Response(201, json=self.jobs[job_id])

@@ -119,6 +119,7 @@ def test_queue_shows_reason_and_estimated_start_with_korean_names(server: FakeSe
     assert "2 jobs" in got.output
     for text in ("사전학습", "학계/서울대/자연어처리", "김민준", "resources", "pending", "2026-12-01"):
         assert text in got.output
+    assert "1 in H100 in kisti" in got.output and "2 in H100 in kisti" in got.output  # each place
     js = json.loads(runner.invoke(app, ["queue", "--json", "--state", "pending"]).stdout)
     assert [j["name"] for j in js["items"]] == ["사전학습", "fine-tune"]
     assert server.requests[-1].url.params["state"] == "pending"
@@ -131,6 +132,8 @@ def test_show_explain_cancel_logs_usage(server: FakeServer) -> None:
     explain = runner.invoke(app, ["explain", "1"])
     assert "reason: resources (8 H100 free of 16 asked)" in explain.output
     assert "estimated start: 2026-12-01" in explain.output
+    assert "place in queue: 1 in H100 in kisti" in explain.output
+    assert runner.invoke(app, ["queue", "--state", "finished"]).exit_code == 2  # not a job state
     assert json.loads(runner.invoke(app, ["explain", "1", "--json"]).stdout)["reason"] == "resources"
     logs = runner.invoke(app, ["logs", "1", "--stderr", "--attempt", "2"])
     assert logs.stdout == "stderr of 1\n안녕\n"

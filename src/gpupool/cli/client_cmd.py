@@ -40,6 +40,7 @@ from gpupool.client import (
     page_items,
 )
 from gpupool.client.loopback import LoopbackReceiver
+from gpupool.service.job_status import ACTIVE, JobStatus
 from gpupool.translation import _, n_
 
 __all__ = ["COMMANDS", "client_factory", "parse_duration", "register"]
@@ -344,10 +345,7 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
 
 def queue(
     project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")] = None,
-    state: Annotated[
-        str | None,
-        typer.Option("--state", "-s", help="pending, running, completed, failed, cancelled, rejected."),
-    ] = None,
+    state: Annotated[JobStatus | None, typer.Option("--state", "-s", help="Only jobs in this state.")] = None,
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's jobs.")] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Only jobs that accept this model.")
@@ -368,7 +366,7 @@ def queue(
     t = _table(
         n_("{n} job", "{n} jobs", len(jobs)),
         [_("id"), _("name"), _("project"), _("user"), _("state"), _("gpus"), _("model"), _("reason"),
-         _("est. start")],
+         _("place"), _("est. start")],
     )  # fmt: skip
     for j in jobs:
         t.add_row(
@@ -380,9 +378,19 @@ def queue(
             _text(j.get("gpus")),
             _text(_first(j, "model", "models")),
             _text(_first(j, "reason", "reason_code")),
+            _place(j),
             _when(_estimated_start(j)),
         )
     _out().print(t)
+
+
+def _place(job: Mapping[str, Any]) -> str:
+    """A pending job's place in its pool's queue ("3 in H100 in kisti"), or "-"."""
+    pos = job.get("queue_position")
+    if not pos:
+        return "-"
+    pool = job.get("queue_pool")
+    return _("{n} in {pool}", n=pos, pool=pool) if pool else str(pos)
 
 
 def show(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: JsonOpt = False) -> None:
@@ -427,6 +435,8 @@ def explain(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: Jso
         _("job [bold]{id}[/]: {state}", id=job_id, state=_text(got.get("state"))),
         _("reason: {reason}", reason=reason) + (f" ({detail})" if detail else ""),
     ]
+    if got.get("queue_position"):
+        lines.append(_("place in queue: {place}", place=_place(got)))
     lines.append(_("estimated start: {when}", when=_when(_estimated_start(got))))
     if got.get("budget"):
         lines.append(_("budget: {budget}", budget=got["budget"]))
@@ -453,7 +463,7 @@ def logs(
         sys.stdout.write(text)
         sys.stdout.flush()
         shown = len(text) if tail is None else None
-        while follow and str(c.job(job_id).get("state")) in ("pending", "running"):
+        while follow and str(c.job(job_id).get("state")) in ACTIVE:
             time.sleep(2.0)
             full = c.logs(job_id, stream=stream, attempt=attempt)
             if shown is None:

@@ -22,6 +22,7 @@ from gpupool.service.api.dashboard.queue import MS_MAX, can_cancel
 from gpupool.service.api.jobs import JobOut, job_out_of, visible_job
 from gpupool.service.api.problems import responses
 from gpupool.service.db import JobRow, UsageRow
+from gpupool.service.job_status import JobStatus
 from gpupool.service.runtime import Runtime
 from gpupool.service.usage import HOUR_MS, gpu_ms_within
 
@@ -118,7 +119,7 @@ def job_detail(job_id: str, caller: CallerDep, rt: RuntimeDep, s: SessionDep) ->
     if row.state in store.FINAL_STATES and row.end_ms is not None:
         what = cast(Any, row.state)
         detail = row.detail
-        if row.state == "failed" and row.exit_code is not None and not detail:
+        if row.state == JobStatus.FAILED and row.exit_code is not None and not detail:
             detail = f"exit status {row.exit_code}"
         timeline.append(TimelineEvent(at_ms=row.end_ms, what=what, attempt=row.attempt, detail=detail))
     timeline.sort(key=lambda e: (e.at_ms, e.attempt))

@@ -24,6 +24,7 @@ from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
 from gpupool.service.api.dashboard.session import usage_projects
 from gpupool.service.api.problems import responses
 from gpupool.service.db import JobRow
+from gpupool.service.job_status import JobStatus
 from gpupool.service.tenant_tree import active_allocations, guarantees, tenant_rows
 from gpupool.service.usage import HOUR_MS, gpu_ms_within, speed
 
@@ -86,7 +87,7 @@ def tenants_view(
     held: dict[int, int] = {}
     running = s.execute(
         select(JobRow.project_id, func.sum(JobRow.spec["gpus"].as_integer()))
-        .where(JobRow.state == "running")
+        .where(JobRow.state == JobStatus.RUNNING)
         .group_by(JobRow.project_id)
     ).all()
     # Every project's figures are gathered: sectors and organisations sum all of theirs; only
@@ -156,7 +157,8 @@ def tenants_view(
         if caller.can_see(root):
             out += visit(root, 0)[0]
     busy = int(
-        s.scalar(select(func.sum(JobRow.spec["gpus"].as_integer())).where(JobRow.state == "running")) or 0
+        s.scalar(select(func.sum(JobRow.spec["gpus"].as_integer())).where(JobRow.state == JobStatus.RUNNING))
+        or 0
     )
     return TenantsOut(
         fleet_gpus=rt.fleet.total_gpus,
