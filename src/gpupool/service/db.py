@@ -11,6 +11,7 @@ ends in 2038); accelerator-milliseconds are floats.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from importlib import resources
@@ -180,9 +181,9 @@ class JobRow(Base):
     queue_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
     queue_pool: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
-    @property
+    @functools.cached_property
     def stored(self) -> StoredJobSpec:
-        """The typed form of ``spec``."""
+        """The typed form of ``spec`` (read once per loaded row: a job's spec never changes)."""
         return StoredJobSpec.from_json(self.spec)
 
 

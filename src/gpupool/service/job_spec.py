@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import Any
 
 from gpupool.core.job import TaskGroup
+
+#: the empty mapping of a spec without environment or unknown keys (shared, read-only)
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,39 +43,46 @@ class StoredJobSpec:
     kind: str = "training"
     workload_class: str = "default"
     clusters: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     cwd: str | None = None
     #: why a job accepted over budget runs as preemptible ("" when it is within budget)
     budget_note: str = ""
     #: keys this version does not know, kept as they were
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StoredJobSpec:
-        """The spec of a stored row (old rows included: absent fields take their defaults)."""
-        known = _FIELDS
+        """The spec of a stored row (old rows included: absent fields take their defaults).
+
+        The JSON was validated by ``JobRequest`` when the job was accepted: values are taken
+        as stored (the loop reads one spec per submission and start).
+        """
+        get = data.get
+        groups = get("groups")
+        env = get("env")
+        unknown = data.keys() - _FIELDS
         return cls(
-            command=tuple(str(a) for a in data.get("command") or ()),
+            command=tuple(get("command") or ()),
             gpus=int(data["gpus"]),
-            project=str(data.get("project") or ""),
-            name=str(data.get("name") or ""),
-            groups=tuple(
-                TaskGroup(int(g["workers"]), int(g["gpus_per_worker"])) for g in data.get("groups") or ()
-            ),
-            models=tuple(str(m) for m in data.get("models") or ()),
-            min_memory_gib=int(data.get("min_memory_gib") or 0),
-            stacks=tuple(str(s) for s in data.get("stacks") or ()),
-            topology=str(data.get("topology") or "any"),
-            walltime_s=int(data.get("walltime_s") or 0),
-            priority_class=str(data.get("priority_class") or "normal"),
-            checkpoint_interval_s=int(data.get("checkpoint_interval_s") or 0),
-            kind=str(data.get("kind") or "training"),
-            workload_class=str(data.get("workload_class") or "default"),
-            clusters=tuple(str(c) for c in data.get("clusters") or ()),
-            env={str(k): str(v) for k, v in (data.get("env") or {}).items()},
-            cwd=str(data["cwd"]) if data.get("cwd") else None,
-            budget_note=str(data.get("budget_note") or ""),
-            extra={k: v for k, v in data.items() if k not in known},
+            project=get("project") or "",
+            name=get("name") or "",
+            groups=tuple(TaskGroup(int(g["workers"]), int(g["gpus_per_worker"])) for g in groups)
+            if groups
+            else (),
+            models=tuple(get("models") or ()),
+            min_memory_gib=int(get("min_memory_gib") or 0),
+            stacks=tuple(get("stacks") or ()),
+            topology=get("topology") or "any",
+            walltime_s=int(get("walltime_s") or 0),
+            priority_class=get("priority_class") or "normal",
+            checkpoint_interval_s=int(get("checkpoint_interval_s") or 0),
+            kind=get("kind") or "training",
+            workload_class=get("workload_class") or "default",
+            clusters=tuple(get("clusters") or ()),
+            env=dict(env) if env else _EMPTY,
+            cwd=get("cwd") or None,
+            budget_note=get("budget_note") or "",
+            extra={k: data[k] for k in unknown} if unknown else _EMPTY,
         )
 
     def to_json(self) -> dict[str, Any]:
