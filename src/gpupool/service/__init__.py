@@ -6,7 +6,9 @@ accepts an event writes its inbox row in the same transaction), ``auth`` (tokens
 may see what), ``tenancy`` (the tenant tree and allocations as the core sees them),
 ``budget`` (GPU-hour budgets of allocations), ``usage`` (GPU-hours and effective GPU-hours),
 ``directory`` (cached callers, tenants and allocations for the request path), ``loop``
-(inbox -> ``Scheduler.handle`` -> one transaction -> executors), ``event_codec`` (the event
+(the driver of ``intake`` -> ``Scheduler.handle`` -> ``journal``, one transaction ->
+``dispatch`` to executors; ADR 0012), ``job_spec`` (the typed stored job), ``job_status``
+(``JobStatus``), ``allocation_index`` (core and service allocation ids), ``event_codec`` (the event
 log's lossless JSON form), ``replay`` (the event log back through a fresh core), ``rebuild``
 (the core from the database on start), ``metrics`` (Prometheus), ``runtime`` (all of it
 started and stopped together), ``dry_run`` (the executor that runs nothing), ``api`` (FastAPI
