@@ -18,8 +18,9 @@ on a workstation or one GPU server). For each ``Launch`` it
 - enforces the walltime and ``terminate``'s grace period (SIGTERM to the group, SIGKILL after);
 - samples GPU utilisation and memory from NVML every few seconds (``telemetry``).
 
-A daemon monitor thread does the waiting, signalling and sampling, so no method blocks on a
-job and walltimes hold even when nobody polls; ``poll`` only drains the events it queued.
+A daemon monitor thread (``worker.ExecutorWorker``) does the waiting, signalling and sampling,
+so no method blocks on a job and walltimes hold even when nobody polls; ``poll`` only drains
+the events it queued.
 
 Restarts: every live allocation has a state file in ``state_dir`` (pid, process start time,
 walltime deadline, and the exit status once known), written before the process is started
@@ -76,6 +77,7 @@ from gpupool.service.executors.gpus import (
     visible_devices,
 )
 from gpupool.service.executors.sandbox import DEFAULT_PATH, Sandbox, SandboxUnavailable
+from gpupool.service.executors.worker import ExecutorWorker
 from gpupool.service.log_files import file_stem, log_paths
 
 __all__ = ["DEFAULT_INHERITED_ENV", "LocalExecutor", "log_paths"]
@@ -242,7 +244,6 @@ class LocalExecutor:
         self.sandbox.check()
         self.walltime_grace_s = walltime_grace_s
         self.telemetry_interval_s = telemetry_interval_s
-        self._tick_s = tick_s
         self._telemetry_keep = telemetry_keep
         self._sampler: GpuSampler | None = sampler
         if self._sampler is None and not machine.simulated and machine.gpus:
@@ -257,10 +258,12 @@ class LocalExecutor:
         self._handed_files: list[Path] = []  # ... removed at the next poll (the exit is committed)
         # Telemetry of running allocations and of the most recently finished ones.
         self._telemetry: OrderedDict[str, deque[GpuSample]] = OrderedDict()
-        self._stop = threading.Event()
-        self._adopt()
-        self._thread = threading.Thread(target=self._monitor, name="gpupool-local-executor", daemon=True)
-        self._thread.start()
+        # The monitor: reaps, signals and samples every tick; reconcile adopts what an earlier
+        # executor on this state directory left (at start, and again after a failed tick).
+        self._worker = ExecutorWorker(
+            "gpupool-local-executor", round=self._tick, reconcile=self._adopt, tick_s=tick_s, log=log
+        )
+        self._worker.start()
 
     # -- the protocol -------------------------------------------------------------------
 
@@ -399,8 +402,7 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Stop the monitor thread. Running jobs keep running; a new executor adopts them."""
-        self._stop.set()
-        self._thread.join()
+        self._worker.stop()
         if self._sampler is not None:
             self._sampler.close()
 
@@ -493,13 +495,6 @@ class LocalExecutor:
         return int(self._clock() * 1000)
 
     # -- the monitor thread ---------------------------------------------------------------
-
-    def _monitor(self) -> None:
-        while not self._stop.wait(self._tick_s):
-            try:
-                self._tick()
-            except Exception:  # a dead monitor would stop enforcing walltimes: log and go on
-                log.exception("local executor: monitor tick failed")
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -634,12 +629,18 @@ class LocalExecutor:
             log.exception("local executor: cannot write %s", path)
 
     def _adopt(self) -> None:
-        """Take over what an earlier executor on this ``state_dir`` left running or unreported."""
+        """Take over what an earlier executor on this ``state_dir`` left running or unreported.
+
+        Idempotent (the worker calls it again after a failed tick): allocations this executor
+        already knows are skipped."""
         all_devices = {d.index: d for _, devs in self.machine.nodes for d in devs}
         for path in sorted(self.state_dir.glob("*.json")):
             try:
                 doc = json.loads(path.read_text())
                 aid = str(doc["allocation_id"])
+                with self._lock:
+                    if aid in self._seen:
+                        continue
                 found = doc["pid"] if doc["pid"] is not None else _find_session_leader(aid)
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # not ours or half-written by a crash: nothing to adopt
