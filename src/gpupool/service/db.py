@@ -61,6 +61,8 @@ class TenantRow(Base):
     over_budget: Mapped[str] = mapped_column(String(16), default="preemptible")
     #: priority classes its members may use; null: its parent's (the default set at the top)
     allowed_classes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: container registries its jobs' images may come from; null: its parent's (all at the top)
+    allowed_registries: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_ms: Mapped[int] = mapped_column(Ms)
 
 

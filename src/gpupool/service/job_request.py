@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import KINDS, MAX_GANG_GPUS, PRIORITY_CLASSES, JobSpec, TaskGroup
+from gpupool.service.container_image import IMAGE_HELP, image_field
 from gpupool.service.request_body import RequestBody
 from gpupool.service.settings import ServiceSettings
 
@@ -63,6 +64,9 @@ class JobRequest(RequestBody):
         default_factory=dict
     )
     cwd: Annotated[str | None, Field(min_length=1, max_length=4096)] = None
+    image: Annotated[str | None, Field(min_length=1, max_length=1024, description=IMAGE_HELP)] = (
+        None  # a container image (ADR 0013)
+    )
 
     @field_validator("env")
     @classmethod
@@ -80,6 +84,8 @@ class JobRequest(RequestBody):
         if not v[0]:
             raise ValueError("the program (command[0]) must be non-empty")
         return v  # NUL in any text is refused for every body by RequestBody
+
+    _image = field_validator("image")(image_field)
 
     @field_validator("cwd")
     @classmethod

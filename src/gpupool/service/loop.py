@@ -289,6 +289,7 @@ class Loop:
             cwd=Path(cwd) if cwd else None,
             walltime_s=float(spec.get("walltime_s", 0)),
             run_as=self.run_as(row) if self.run_as is not None else None,
+            image=spec.get("image"),
         )
 
     # -- the thread -------------------------------------------------------------------------
@@ -738,6 +739,7 @@ class Loop:
             "cwd": str(launch.cwd) if launch.cwd else None,
             "walltime_s": launch.walltime_s,
             "run_as": launch.run_as,
+            "image": launch.image,
         }
         self._outbox_dirty = True
         s.add(
@@ -842,4 +844,5 @@ class Loop:
             cwd=Path(p["cwd"]) if p.get("cwd") else None,
             walltime_s=float(p.get("walltime_s") or 0),
             run_as=str(p["run_as"]) if p.get("run_as") else None,
+            image=str(p["image"]) if p.get("image") else None,
         )

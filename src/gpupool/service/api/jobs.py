@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from gpupool.core.tenancy import CLASSES
 from gpupool.service import budget, store
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
+from gpupool.service.api.image_policy import check_image
 from gpupool.service.api.paging import CursorQ, LimitQ, Page, after, next_cursor
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
 from gpupool.service.auth import Caller
@@ -213,6 +214,9 @@ def accept_job(
             "an admin above the project grants it with allowed_classes",
             kind="class-not-allowed",
         )
+    if req.image is not None:  # the image policy (ADR 0013): read only for a job with an image
+        with rt.reader() as s:
+            check_image(s, project.id, project.path, req.image)
     settings = rt.settings
     try:
         check_against(req, rt.fleet, settings)

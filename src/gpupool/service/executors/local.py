@@ -76,6 +76,15 @@ from gpupool.service.executors.gpus import (
     simulated_machine,
     visible_devices,
 )
+from gpupool.service.executors.podman import (
+    PLATFORM_ENV,
+    PLATFORM_ENV_PREFIXES,
+    PODMAN_ENV,
+    Podman,
+    container_devices,
+    container_name,
+    stack_of,
+)
 from gpupool.service.executors.sandbox import DEFAULT_PATH, Sandbox, SandboxUnavailable
 from gpupool.service.executors.worker import ExecutorWorker
 from gpupool.service.log_files import file_stem, log_paths
@@ -191,6 +200,8 @@ class _Proc:
     devices: tuple[GpuDevice, ...]
     state_file: Path
     cause: ExitCause | None = None  # set once we decided to stop it
+    #: a container job's container and account, removed once the job's group ended
+    container: tuple[str, identity.Account | None] | None = None
     kill_at: float | None = None  # time.monotonic() at which SIGKILL follows SIGTERM
     next_sample: float = 0.0
 
@@ -225,6 +236,7 @@ class LocalExecutor:
         inherit_env: Iterable[str] = DEFAULT_INHERITED_ENV,
         clock: Callable[[], float] = time.time,
         sandbox: Sandbox | None = None,
+        container_dir: Path | None = None,
     ) -> None:
         if machine is None:
             machine = simulated_machine(simulated_gpus) if simulated_gpus else discover_machine()
@@ -242,6 +254,11 @@ class LocalExecutor:
                 python=self.sandbox.python,
             )
         self.sandbox.check()
+        #: container jobs (``Launch.image``): rootless Podman, storage beside the state directory
+        self._podman = Podman.find(container_dir or self.state_dir.parent / "containers")
+        self._container_sandbox = Sandbox(
+            hidden=(), bwrap=None, unsafe_no_sandbox=True, python=self.sandbox.python
+        )
         self.walltime_grace_s = walltime_grace_s
         self.telemetry_interval_s = telemetry_interval_s
         self._telemetry_keep = telemetry_keep
@@ -282,8 +299,12 @@ class LocalExecutor:
         if not problem and launch.cwd is not None:
             problem = self.sandbox.problem_with_cwd(launch.cwd)
         env = self._environment(launch, devices, node, acct)
-        if not problem:
+        if not problem and launch.image is None:
             problem = _missing_program(launch.argv[0], env["PATH"], launch.cwd)
+        container: list[str] | None = None
+        if not problem and launch.image is not None:
+            # A container job: rootless Podman as the job's account (executors/podman.py).
+            container, problem = self._container(launch, devices, acct, env)
         if problem:
             self._fail(aid, problem)
             return
@@ -312,13 +333,15 @@ class LocalExecutor:
             fds.append(env_fd)
             os.write(env_fd, json.dumps(env).encode())
             os.lseek(env_fd, 0, os.SEEK_SET)
-            cmd = self.sandbox.command(
-                launch.argv,
+            # A container is its own sandbox: Podman runs outside bubblewrap (see podman.py).
+            sandbox = self.sandbox if container is None else self._container_sandbox
+            cmd = sandbox.command(
+                launch.argv if container is None else container,
                 status_fd=status_fd,
                 env_fd=env_fd,
                 account=acct,
                 writable_root=acct is not None and not identity.is_gpupool_account(acct.name),
-                cwd=launch.cwd,
+                cwd=launch.cwd if container is None else self._podman_home(acct),
             )
             popen = subprocess.Popen(
                 # SIGTERM ignored across exec: bubblewrap must outlive the SIGTERM the group gets
@@ -351,6 +374,7 @@ class LocalExecutor:
             deadline=now + launch.walltime_s if launch.walltime_s > 0 else None,
             devices=devices,
             state_file=state_file,
+            container=None if container is None else (container_name(aid), acct),
         )
         self._write_state(proc)
         with self._lock:
@@ -487,6 +511,45 @@ class LocalExecutor:
         env["GPUPOOL_PLACEMENT"] = ";".join(f"{n}:{','.join(map(str, ids))}" for n, ids in launch.placement)
         return env
 
+    def _podman_home(self, acct: identity.Account | None) -> Path:
+        assert self._podman is not None
+        return self._podman.home(acct)
+
+    def _container(
+        self,
+        launch: Launch,
+        devices: tuple[GpuDevice, ...],
+        acct: identity.Account | None,
+        env: dict[str, str],
+    ) -> tuple[list[str] | None, str]:
+        """(``podman run`` argv, problem); adds Podman's own variables and the NPUs' to ``env``."""
+        assert launch.image is not None
+        if self._podman is None:
+            return None, (
+                f"the job names image {launch.image!r}, but Podman is not installed here "
+                "(apt-get install podman)"
+            )
+        try:
+            home = self._podman.home(acct)
+        except OSError as e:
+            return None, f"cannot prepare the container storage for the job's account: {e}"
+        by_stack: dict[str, list[int]] = {}
+        for d in devices:
+            by_stack.setdefault(stack_of(d.model), []).append(d.index)
+        device_args: list[str] = []
+        for stack, indices in by_stack.items():
+            files, variables = container_devices(stack, indices)
+            device_args += [] if self.machine.simulated else files  # a simulated GPU has no device
+            env.update(variables)
+        names = [*launch.env, *(k for k in env if k.startswith(PLATFORM_ENV_PREFIXES) or k in PLATFORM_ENV)]
+        names = [n for n in names if n not in PODMAN_ENV]
+        env.update(self._podman.environment(home))
+        argv = self._podman.run_argv(
+            image=launch.image, argv=launch.argv, name=container_name(launch.allocation_id), home=home,
+            env_names=names, devices=device_args, cwd=launch.cwd,
+        )  # fmt: skip
+        return argv, ""
+
     def _fail(self, allocation_id: str, reason: str) -> None:
         with self._lock:
             self._events.append(AllocationFailed(allocation_id, self._now_ms(), reason))
@@ -578,6 +641,9 @@ class LocalExecutor:
 
     def _finish(self, proc: _Proc, exit_code: int | None, sig: int | None) -> None:
         del self._procs[proc.allocation_id]
+        if proc.container is not None and self._podman is not None:
+            # conmon keeps a container whose podman client was killed: it must not run on.
+            self._podman.remove(*proc.container)
         event = AllocationExited(proc.allocation_id, self._now_ms(), exit_code, sig, proc.cause or "exited")
         self._events.append(event)
         self._write_state(proc, event)
