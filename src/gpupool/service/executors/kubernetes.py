@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gpupool.service.container_image import parse_image
 from gpupool.service.executors.base import (
     AllocationExited,
     AllocationFailed,
@@ -100,6 +101,11 @@ def job_name(allocation_id: str, worker: int) -> str:
     return f"gpupool-{readable}-{digest}-{worker}"
 
 
+def _pod_image(launch: Launch, options: KubernetesOptions) -> str:
+    """The job's own image (a registry reference), else the cluster's default (ADR 0013)."""
+    return launch.image if launch.image is not None else options.image
+
+
 def job_manifests(
     launch: Launch, cluster: str, nodes: Mapping[str, str], options: KubernetesOptions
 ) -> list[dict[str, Any]] | str:
@@ -108,6 +114,8 @@ def job_manifests(
         return "empty command line"
     if not launch.placement:
         return "an empty placement"
+    if launch.image is not None and parse_image(launch.image).local:
+        return f"a Kubernetes pod cannot run the image file {launch.image!r}: give a registry reference"
     for node, _ in launch.placement:
         if node not in nodes:
             return f"node {node!r} is not a node of Kubernetes cluster {cluster}"
@@ -141,7 +149,7 @@ def job_manifests(
         )
         container: dict[str, Any] = {
             "name": "job",
-            "image": options.image,
+            "image": _pod_image(launch, options),
             "imagePullPolicy": options.image_pull_policy,
             "command": list(launch.argv),
             "env": [{"name": n, "value": v} for n, v in sorted(env.items())],

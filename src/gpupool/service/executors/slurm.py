@@ -52,6 +52,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gpupool.service import identity
+from gpupool.service.container_image import parse_image
 from gpupool.service.executors.base import (
     AllocationExited,
     AllocationFailed,
@@ -115,6 +116,30 @@ def node_state(node: SlurmNode) -> NodeState | None:
     return "up"
 
 
+def slurm_container(launch: Launch, options: SlurmOptions) -> list[str] | str:
+    """The prefix that runs the job in its image on this cluster, or why it cannot (ADR 0013).
+
+    With pyxis, one task on the first node under ``srun --container-image`` (the job's
+    environment is exported into the container by pyxis; ``--container-workdir`` keeps its
+    working directory); without container support, or for an image file pyxis cannot import,
+    a reason that fails the job.
+    """
+    if launch.image is None:
+        return []
+    ref = parse_image(launch.image)
+    if options.containers != "pyxis":
+        return (
+            f"the job names image {launch.image!r}, but this Slurm cluster declares no container "
+            "support (set the cluster's option containers: pyxis where pyxis/enroot is installed)"
+        )
+    if ref.local:
+        return f"pyxis cannot run the image file {ref.path!r}: give a registry reference"
+    out = ["srun", "--nodes=1", "--ntasks=1", f"--container-image={ref.pyxis()}"]
+    if launch.cwd is not None:
+        out += [f"--container-mounts={launch.cwd}", f"--container-workdir={launch.cwd}"]
+    return out
+
+
 def batch_request(
     launch: Launch,
     node_models: Mapping[str, str],
@@ -149,7 +174,10 @@ def batch_request(
         env.update(HOME=account.home, USER=account.name, LOGNAME=account.name)
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
     lines.append('export GPUPOOL_NODE="${SLURMD_NODENAME:-$(hostname)}"')
-    lines.append("exec " + shlex.join(launch.argv))
+    container = slurm_container(launch, options)
+    if isinstance(container, str):
+        return container
+    lines.append("exec " + shlex.join([*container, *launch.argv]))
     return BatchRequest(
         name=f"gpupool-{launch.job_id}",
         comment=options.comment_prefix + launch.allocation_id,
