@@ -287,6 +287,13 @@ def submit(
         typer.Option("--idempotency-key", help="Repeat a submission safely (default: a new UUID)."),
     ] = None,
     as_json: JsonOpt = False,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="Container image: [registry/]name[:tag], or an image file oci-archive:/path (its "
+            "account must read it)."
+        ),
+    ] = None,
 ) -> None:
     """Submit a job: gpupool submit -p PROJECT -g 2 -m H100 -t 1h -- python train.py"""
     try:
@@ -309,6 +316,8 @@ def submit(
             request["walltime_s"] = parse_duration(walltime)
         if checkpoint is not None:
             request["checkpoint_interval_s"] = parse_duration(checkpoint)
+        if image is not None:
+            request["image"] = _image(image)
     except ValueError as e:
         _fail(str(e), EXIT_INPUT, as_json)
     with _client(as_json) as c:
@@ -330,6 +339,16 @@ def submit(
             **fields,
         )
     _out().print(said, highlight=False)
+
+
+def _image(ref: str) -> str:
+    """``--image``, checked as the service will (an image file's path made absolute)."""
+    for transport in ("oci-archive:", "docker-archive:"):
+        if ref.startswith(transport) and not ref[len(transport) :].startswith("/"):
+            ref = transport + str(Path(ref[len(transport) :]).resolve())
+    if not ref or any(c.isspace() for c in ref):
+        raise ValueError(_("--image {ref}: not an image reference", ref=repr(ref)))
+    return ref
 
 
 def _env_pairs(pairs: list[str]) -> dict[str, str]:
