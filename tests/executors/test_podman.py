@@ -21,7 +21,13 @@ from pathlib import Path
 import pytest
 
 from gpupool.service import identity
-from gpupool.service.executors.base import AllocationExited, AllocationStarted, ExecutorEvent, Launch
+from gpupool.service.executors.base import (
+    AllocationExited,
+    AllocationFailed,
+    AllocationStarted,
+    ExecutorEvent,
+    Launch,
+)
 from gpupool.service.executors.gpus import simulated_machine
 from gpupool.service.executors.local import LocalExecutor
 from gpupool.service.executors.podman import Podman, container_devices, container_name
@@ -79,8 +85,7 @@ def image() -> Iterator[str]:
 def executor(tmp_path: Path) -> Iterator[LocalExecutor]:
     # The containers' storage must be reachable by the job accounts (as under a 0711 data
     # directory); pytest's own directory is 0700 root.
-    containers = Path(tempfile.mkdtemp(prefix="gpupool-containers-"))
-    containers.chmod(0o711)
+    containers = Path(tempfile.mkdtemp(prefix="gpupool-data-")) / "containers"
     ex = LocalExecutor(
         tmp_path / "data" / "state",
         machine=simulated_machine(2, node_name=NODE),
@@ -92,7 +97,7 @@ def executor(tmp_path: Path) -> Iterator[LocalExecutor]:
     for aid in ex.allocations():
         ex.terminate(aid, 0)
     ex.close()
-    subprocess.run(["rm", "-rf", "--one-file-system", str(containers)], check=False)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(containers.parent)], check=False)
 
 
 def launch(tmp_path: Path, aid: str, image: str, script: str, env: dict[str, str] | None = None) -> Launch:
@@ -198,6 +203,17 @@ def test_an_image_file_the_job_account_cannot_read_fails_the_job(
     end = wait_for(executor, exited)[-1]
     assert isinstance(end, AllocationExited) and end.exit_code == 125  # Podman's own failure
     assert "ran" not in (tmp_path / "logs" / "j3.1.out").read_text()
+
+
+def test_a_data_directory_the_job_account_cannot_reach_fails_the_job_saying_why(
+    image: str, tmp_path: Path
+) -> None:
+    machine = simulated_machine(2, node_name=NODE)
+    with LocalExecutor(tmp_path / "data" / "state", machine=machine, tick_s=0.02) as ex:
+        ex.launch(launch(tmp_path, "j4.1", image, "echo ran"))
+        (e,) = wait_for(ex, lambda got: bool(got))
+    assert isinstance(e, AllocationFailed)
+    assert "cannot pass /tmp/pytest-of-root" in e.reason and "container storage" in e.reason, e.reason
 
 
 def test_npus_get_their_device_files_and_visible_device_variables() -> None:

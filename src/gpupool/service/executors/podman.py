@@ -109,11 +109,26 @@ class Podman:
         return args
 
     def home(self, account: Account | None) -> Path:
-        """The account's Podman storage (created 0700, owned by it); the service's own without one."""
+        """The account's Podman storage (created 0700, owned by it); the service's own without one.
+
+        Podman runs as the account, so the account must pass every directory above its
+        storage: the service's data directory is made searchable (0711, not listable, as for
+        Slurm jobs: what is inside stays closed by its own mode); a directory above it that the
+        account cannot pass is an ``OSError`` naming it (the job fails saying so).
+        """
         uid = account.uid if account is not None else os.geteuid()
         home = self.storage / str(uid)
         self.storage.mkdir(parents=True, exist_ok=True, mode=0o711)
         os.chmod(self.storage, 0o711)  # traversable, not listable: each account finds only its own
+        if account is not None and os.geteuid() == 0 and account.uid != 0:
+            data = self.storage.parent
+            os.chmod(data, (data.stat().st_mode & 0o7777) | 0o011)
+            for above in data.resolve().parents:
+                if not above.stat().st_mode & 0o001:
+                    raise OSError(
+                        f"job accounts cannot pass {above} (mode {above.stat().st_mode & 0o777:o}) to reach "
+                        f"their container storage under {self.storage}: put the data directory where they can"
+                    )
         for sub in ("", "storage", "run", "tmp", "config"):
             d = home / sub
             d.mkdir(exist_ok=True, mode=0o700)
