@@ -161,27 +161,34 @@ def test_a_job_runs_in_its_image_as_the_unprivileged_job_account_with_only_its_e
     assert {n for n in names if not n.startswith("GPUPOOL_")} <= own | podman_and_shell, names
 
 
+@pytest.mark.parametrize("grace_s", [0.5, 0.0])
 def test_terminate_stops_the_container_and_leaves_none_behind(
-    executor: LocalExecutor, image: str, tmp_path: Path
+    executor: LocalExecutor, image: str, tmp_path: Path, grace_s: float
 ) -> None:
-    executor.launch(launch(tmp_path, "j2.1", image, "trap 'exit 0' TERM; sleep 300 & wait"))
+    # grace 0: SIGKILL of the group kills the podman client at once; conmon would keep the
+    # container running, so the executor removes it before reporting the exit.
+    executor.launch(launch(tmp_path, "j2.1", image, "echo up; trap 'exit 0' TERM; sleep 300 & wait"))
     wait_for(executor, lambda got: any(isinstance(e, AllocationStarted) for e in got))
-    time.sleep(1.0)  # the container is up
-    executor.terminate("j2.1", 0.5)
+    deadline = time.monotonic() + 60
+    while "up" not in (tmp_path / "logs" / "j2.1.out").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    executor.terminate("j2.1", grace_s)
     got = wait_for(executor, exited)
     end = got[-1]
     assert isinstance(end, AllocationExited) and end.cause == "terminated"
-    podman = executor._podman
+    assert container_name("j2.1") not in _containers(executor)
+
+
+def _containers(ex: LocalExecutor) -> str:
+    """The names of the job account's containers, as Podman lists them."""
+    podman = ex._podman
     assert podman is not None
     acct = identity.account(identity.FALLBACK_ACCOUNT)
     home = podman.storage / str(acct.uid)
+    argv = podman.remove_argv("x", home)
     listed = subprocess.run(
-        [
-            *podman.remove_argv("x", home)[: podman.remove_argv("x", home).index("rm")],
-            "ps",
-            "-a",
-            "--format={{.Names}}",
-        ],
+        [*argv[: argv.index("rm")], "ps", "-a", "--format={{.Names}}"],
         env={"PATH": "/usr/bin:/bin", **podman.environment(home)},
         user=acct.uid,
         group=acct.gid,
@@ -191,7 +198,32 @@ def test_terminate_stops_the_container_and_leaves_none_behind(
         text=True,
         check=True,
     )
-    assert container_name("j2.1") not in listed.stdout
+    return listed.stdout
+
+
+def test_a_restarted_executor_adopts_a_container_job_and_removes_its_container_at_the_end(
+    executor: LocalExecutor, image: str, tmp_path: Path
+) -> None:
+    executor.launch(launch(tmp_path, "j5.1", image, "echo up; sleep 300"))
+    wait_for(executor, lambda got: any(isinstance(e, AllocationStarted) for e in got))
+    deadline = time.monotonic() + 60
+    while "up" not in (tmp_path / "logs" / "j5.1.out").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    executor.close()  # the service restarts: the job runs on
+    assert executor._podman is not None
+    second = LocalExecutor(
+        executor.state_dir, machine=simulated_machine(2, node_name=NODE), tick_s=0.02,
+        container_dir=executor._podman.storage,
+    )  # fmt: skip
+    try:
+        assert second.allocations() == {"j5.1"}
+        second.terminate("j5.1", 0.0)  # SIGKILL: only the recorded container name can stop it
+        end = wait_for(second, exited)[-1]
+        assert isinstance(end, AllocationExited) and end.cause == "terminated"
+        assert container_name("j5.1") not in _containers(second)
+    finally:
+        second.close()
 
 
 def test_an_image_file_the_job_account_cannot_read_fails_the_job(

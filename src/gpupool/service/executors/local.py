@@ -146,6 +146,17 @@ def _missing_program(program: str, path: str, cwd: Path | None) -> str:
     return ""
 
 
+def _adopted_container(doc: object) -> tuple[str, identity.Account | None] | None:
+    """The container of an adopted allocation (its state file's record), to remove at its end."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
+        return None
+    name = doc.get("account")
+    try:
+        return doc["name"], identity.account(name) if isinstance(name, str) else None
+    except identity.IdentityError:
+        return doc["name"], None  # the account is gone: the service's own storage is tried
+
+
 def _start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, ``None`` if it is gone or a zombie.
 
@@ -562,11 +573,15 @@ class LocalExecutor:
     def _tick(self) -> None:
         now = time.monotonic()
         due: list[_Proc] = []
+        containers: list[tuple[_Proc, tuple[int | None, int | None]]] = []
         with self._lock:
             for proc in list(self._procs.values()):
                 ended = self._reap(proc)
                 if ended is not None:
-                    self._finish(proc, *ended)
+                    if proc.container is not None:
+                        containers.append((proc, ended))  # its container goes first, outside the lock
+                    else:
+                        self._finish(proc, *ended)
                     continue
                 if proc.deadline is not None and now >= proc.deadline and proc.cause is None:
                     proc.cause = "walltime"
@@ -577,6 +592,14 @@ class LocalExecutor:
                 if proc.devices and self._sampler is not None and now >= proc.next_sample:
                     proc.next_sample = now + self.telemetry_interval_s
                     due.append(proc)
+        for proc, ended in containers:
+            # conmon keeps a container whose podman client was killed: it must be gone before
+            # the exit is reported and its accelerators are placed again.
+            assert proc.container is not None
+            if self._podman is not None:
+                self._podman.remove(*proc.container)
+            with self._lock:
+                self._finish(proc, *ended)
         # NVML calls take a while: sample outside the lock so launch/poll never wait on them.
         if due and self._sampler is not None:
             at = self._now_ms()
@@ -641,9 +664,6 @@ class LocalExecutor:
 
     def _finish(self, proc: _Proc, exit_code: int | None, sig: int | None) -> None:
         del self._procs[proc.allocation_id]
-        if proc.container is not None and self._podman is not None:
-            # conmon keeps a container whose podman client was killed: it must not run on.
-            self._podman.remove(*proc.container)
         event = AllocationExited(proc.allocation_id, self._now_ms(), exit_code, sig, proc.cause or "exited")
         self._events.append(event)
         self._write_state(proc, event)
@@ -675,6 +695,9 @@ class LocalExecutor:
             "deadline_unix": None if remaining is None else time.time() + remaining,
             "devices": [d.index for d in proc.devices],
         }
+        if proc.container is not None:
+            name, acct = proc.container
+            doc["container"] = {"name": name, "account": None if acct is None else acct.name}
         if exited is not None:
             doc["exit"] = {
                 "at_ms": exited.at_ms,
@@ -747,6 +770,7 @@ class LocalExecutor:
                 else time.monotonic() + (float(deadline_unix) - time.time()),
                 devices=tuple(all_devices[i] for i in doc.get("devices", []) if i in all_devices),
                 state_file=path,
+                container=_adopted_container(doc.get("container")),
             )
             if doc["pid"] is None:
                 self._write_state(self._procs[aid])  # the intent becomes a full record

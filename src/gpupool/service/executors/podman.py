@@ -34,6 +34,7 @@ executor removes it by name (``podman rm --force``) once the job's process group
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
 import subprocess
@@ -47,7 +48,9 @@ from gpupool.service.container_image import parse_image
 from gpupool.service.executors.sandbox import DEFAULT_PATH
 from gpupool.service.identity import Account
 
-__all__ = ["NPU_DEVICES", "Podman", "PodmanUnavailable", "container_name"]
+__all__ = ["NPU_DEVICES", "Podman", "container_devices", "container_name", "stack_of"]
+
+log = logging.getLogger("gpupool.executors.podman")
 
 #: Per accelerator stack: the device files of accelerator ``{i}`` and its visible-device variable.
 NPU_DEVICES: Mapping[str, tuple[tuple[str, ...], str]] = {
@@ -63,10 +66,6 @@ PODMAN_ENV = frozenset({"XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "HOME", "PATH"})
 #: Variables a container job gets from the platform, on top of its submitter's.
 PLATFORM_ENV_PREFIXES = ("GPUPOOL_",)
 PLATFORM_ENV = ("CUDA_VISIBLE_DEVICES", "LANG", *(v for _, v in NPU_DEVICES.values()))
-
-
-class PodmanUnavailable(RuntimeError):
-    """Podman is not installed (a job that names an image fails with this reason)."""
 
 
 def container_name(allocation_id: str) -> str:
@@ -177,12 +176,18 @@ class Podman:
         """Remove the allocation's container if it outlived its ``podman run`` (best effort)."""
         home = self.storage / str(account.uid if account is not None else os.geteuid())
         as_other = account is not None and os.geteuid() == 0
+        try:
+            self._run_as(self.remove_argv(name, home), home, account if as_other else None)
+        except (OSError, subprocess.SubprocessError) as e:
+            log.warning("podman: cannot remove container %s: %s", name, e)
+
+    def _run_as(self, argv: list[str], home: Path, account: Account | None) -> None:
         subprocess.run(
-            self.remove_argv(name, home),
+            argv,
             env={"PATH": "/usr/local/bin:/usr/bin:/bin", **self.environment(home)},
-            user=account.uid if as_other and account is not None else None,
-            group=account.gid if as_other and account is not None else None,
-            extra_groups=[] if as_other else None,
+            user=account.uid if account is not None else None,
+            group=account.gid if account is not None else None,
+            extra_groups=[] if account is not None else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
