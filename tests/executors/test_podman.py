@@ -258,3 +258,38 @@ def test_npus_get_their_device_files_and_visible_device_variables() -> None:
     assert env == {"FURIOSA_DEVICES": "1"}
     assert container_devices("cuda", []) == ([], {})
     assert Podman.find(Path("/nonexistent")) is not None
+
+
+def test_a_job_submitted_with_an_image_runs_in_it_end_to_end(image: str) -> None:
+    """Through the API and the loop to the real local executor, as the project's own account."""
+    from fastapi.testclient import TestClient
+
+    from gpupool.service.api.app import create_app
+    from gpupool.service.runtime import Runtime
+    from gpupool.service.settings import ServiceSettings
+
+    data = Path(tempfile.mkdtemp(prefix="gpupool-e2e-"))  # below /tmp: job accounts can pass
+    try:
+        runtime = Runtime(ServiceSettings(data_dir=data, cycle_interval_ms=20))
+        with TestClient(create_app(runtime)) as http:
+            h = {"Authorization": f"Bearer {runtime.new_admin_token}"}
+            tok = http.post("/v1/tokens", headers=h, json={"user": "jungmin.park"}).json()["token"]
+            me = {"Authorization": f"Bearer {tok}"}
+            script = 'echo "in=$(ls / | tr "\\n" " ")gpus=$CUDA_VISIBLE_DEVICES job=$GPUPOOL_JOB_ID"'
+            body = {"project": "climate", "gpus": 1, "image": image, "command": ["/bin/sh", "-c", script]}
+            r = http.post("/v1/jobs", headers=me, json=body)
+            assert r.status_code == 201, r.text
+            job = r.json()["id"]
+            deadline = time.monotonic() + 60
+            state = ""
+            while time.monotonic() < deadline:
+                state = http.get(f"/v1/jobs/{job}", headers=me).json()["state"]
+                if state in ("completed", "failed"):
+                    break
+                time.sleep(0.05)
+            out = http.get(f"/v1/jobs/{job}/logs", headers=me).text
+            err = http.get(f"/v1/jobs/{job}/logs?stream=stderr", headers=me).text
+            assert state == "completed", (state, out, err)
+            assert out.startswith("in=bin dev etc proc run sys ") and f"job={job}" in out, out
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(data)], check=False)
