@@ -37,6 +37,8 @@ def test_a_bad_image_reference_is_a_422_naming_the_field_and_changes_nothing(ser
 def test_the_image_reaches_the_executor(service: Service) -> None:
     r = service.submit("minjun.kim", project="vision", gpus=1, image=TORCH)
     assert r.status_code == 201, r.text
+    assert r.json()["image"] == TORCH
+    assert service.call("GET", f"/v1/jobs/{r.json()['id']}").json()["image"] == TORCH
     service.cycle()
     service.cycle()
     (launch,) = service.executor.launches

@@ -65,6 +65,7 @@ class JobOut(BaseModel):
     estimated_start_ms: int | None
     exit_code: int | None
     preemptions: int
+    image: str | None = None  # the container image (null: the executor's environment)
 
 
 class Explanation(BaseModel):
@@ -91,6 +92,7 @@ def job_out(row: JobRow, project: str, user: str) -> JobOut:
         gpus=int(spec["gpus"]),
         models=list(spec.get("models", [])),
         command=list(spec.get("command", [])),
+        image=spec.get("image"),
         walltime_s=int(spec.get("walltime_s", 0)),
         workload_class=str(spec.get("workload_class", "default")),
         submit_ms=row.submit_ms,
@@ -283,6 +285,7 @@ def _accepted_out(seq: int, new: store.NewJob, now: int, project: str, user: str
         gpus=int(spec["gpus"]),
         models=list(spec.get("models", [])),
         command=list(spec.get("command", [])),
+        image=spec.get("image"),
         walltime_s=int(spec.get("walltime_s", 0)),
         workload_class=str(spec.get("workload_class", "default")),
         submit_ms=now,
