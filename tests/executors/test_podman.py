@@ -9,8 +9,10 @@ busybox-static``; ``.ci/run`` installs them).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -81,6 +83,23 @@ def image() -> Iterator[str]:
         shutil.rmtree(top, ignore_errors=True)
 
 
+def end_pause_processes(root: Path) -> None:
+    """End the rootless Podman pause processes (one per runtime directory, holding its user
+    namespace) that this test's storage under ``root`` started: they would outlive the test."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "podman pause":
+                continue
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(v.startswith(f"XDG_RUNTIME_DIR={root}/".encode()) for v in env):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
 @pytest.fixture
 def executor(tmp_path: Path) -> Iterator[LocalExecutor]:
     # The containers' storage must be reachable by the job accounts (as under a 0711 data
@@ -97,6 +116,7 @@ def executor(tmp_path: Path) -> Iterator[LocalExecutor]:
     for aid in ex.allocations():
         ex.terminate(aid, 0)
     ex.close()
+    end_pause_processes(containers.parent)
     subprocess.run(["rm", "-rf", "--one-file-system", str(containers.parent)], check=False)
 
 
@@ -292,4 +312,5 @@ def test_a_job_submitted_with_an_image_runs_in_it_end_to_end(image: str) -> None
             assert state == "completed", (state, out, err)
             assert out.startswith("in=bin dev etc proc run sys ") and f"job={job}" in out, out
     finally:
+        end_pause_processes(data)
         subprocess.run(["rm", "-rf", "--one-file-system", str(data)], check=False)
