@@ -146,3 +146,76 @@ def replay_cmd(
         )
     if not report.matches and report.cycles:
         raise typer.Exit(1)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
+    return str(v)
+
+
+def whatif(
+    source: Annotated[str, typer.Option("--from", help=_("Snapshot folder or server URL."))],
+    add_nodes: Annotated[
+        list[str] | None, typer.Option("--add-nodes", help=_("CLUSTER:MODEL:COUNT[:GPUS], repeatable."))
+    ] = None,
+    remove_nodes: Annotated[
+        list[str] | None, typer.Option("--remove-nodes", help=_("CLUSTER:MODEL:COUNT, repeatable."))
+    ] = None,
+    move_nodes: Annotated[
+        list[str] | None,
+        typer.Option("--move-nodes", help=_("FROM_CLUSTER:TO_CLUSTER:MODEL:COUNT, repeatable.")),
+    ] = None,
+    guarantee: Annotated[
+        list[str] | None, typer.Option("--guarantee", help=_("PROJECT/PATH:MODEL:GPUS, repeatable."))
+    ] = None,
+    weight: Annotated[
+        list[str] | None, typer.Option("--weight", help=_("TENANT/PATH:WEIGHT, repeatable."))
+    ] = None,
+    award: Annotated[
+        list[str] | None, typer.Option("--award", help=_("PROJECT/PATH:GPU_HOURS, repeatable."))
+    ] = None,
+    scale_load: Annotated[
+        float, typer.Option("--scale-load", help=_("Recent arrival rate times this."))
+    ] = 1.0,
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help=_("A trace to run instead of the scaled history."))
+    ] = None,
+    hours: Annotated[float, typer.Option("--hours", help=_("Simulated horizon in hours."))] = 24.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray", help=_("Run the two simulations on Ray: 'local' or an address."))
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
+) -> None:
+    """A what-if from the live state: the snapshot and the changes, baseline and change side by side."""
+    from gpupool.fleetfile import FleetFileError
+    from gpupool.service.live_whatif import ChangeError, Changes, run
+    from gpupool.sim.workload import TraceError
+
+    changes = Changes(
+        {"add_nodes": add_nodes or [], "remove_nodes": remove_nodes or [], "move_nodes": move_nodes or [],
+         "guarantees": guarantee or [], "weights": weight or [], "awards": award or []}
+    )  # fmt: skip
+    try:
+        ch = changes.build(scale_load=scale_load, hours=hours, seed=seed, trace=str(trace) if trace else None)
+    except ChangeError as e:
+        _fail(str(e))
+    folder = snapshot_folder(source, None)
+    serial = ray_address is None
+    address = None if ray_address in (None, "local") else ray_address
+    try:
+        result = run(folder, ch, serial=serial, address=address)
+    except (ChangeError, FleetFileError, TraceError, ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    typer.echo(_("what-if over {h:g} h ({policy}): {changes}", h=ch.hours, policy=result["policy"],
+                 changes="; ".join(result["changes"]) or _("no change")))  # fmt: skip
+    width = max(len(r["what"]) for r in result["compare"])
+    typer.echo(f"{'':{width}}  {_('baseline'):>14}  {_('change'):>14}")
+    for r in result["compare"]:
+        typer.echo(f"{r['what']:{width}}  {_fmt(r['baseline']):>14}  {_fmt(r['change']):>14}")
