@@ -485,6 +485,7 @@ def _run(folder: Path, max_jobs: int) -> int:
             "context": context,
             "jobs": n,
             "wall_s": round(time.monotonic() - started, 3),
+            "cpu_s": round(time.process_time(), 3),
         },
     )
     return 0
