@@ -40,6 +40,9 @@ def test_live_whatif_rights_and_bad_changes(sqlite_service: Service) -> None:
         ({"remove_nodes": ["kisti"]}, "changes.remove_nodes"),
         ({"weights": ["academia:0"]}, "changes.weights"),
         ({"scale_load": 0}, "changes.scale_load"),
+        ({"remove_nodes": ["kisti:H100:999"]}, "changes.remove_nodes"),
+        ({"add_nodes": ["atlantis:H100:1"]}, "changes.add_nodes"),
+        ({"guarantees": ["academia/none/x:H100:8"]}, "changes.guarantees"),
         ({"surprise": 1}, "changes.surprise"),
     ):
         r = service.call("POST", "/v1/whatif", json={**LIVE, "changes": changes})

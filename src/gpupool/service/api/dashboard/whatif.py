@@ -21,7 +21,14 @@ from gpupool.core.policy import POLICIES
 from gpupool.service.api.caller import CallerDep, RuntimeDep
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
 from gpupool.service.auth import Caller
-from gpupool.service.live_whatif import MAX_SCALE, SYNTAX, ChangeError, Changes
+from gpupool.service.live_whatif import (
+    MAX_SCALE,
+    SYNTAX,
+    ChangeError,
+    Changes,
+    changed_fleet,
+    changed_tenants,
+)
 from gpupool.service.request_body import RequestBody
 from gpupool.service.runtime import Runtime
 from gpupool.service.tenant_tree import tenant_rows
@@ -272,10 +279,16 @@ def _start_live(body: WhatIfIn, runs: WhatIfRuns, caller: Caller, rt: Runtime) -
         "title": body.title or f"what-if from the live pool: {'; '.join(ch.describe()) or 'no change'}",
     }
 
+    with rt.reader() as s:
+        snapshot = take(s, rt.fleet, rt.config, rt.clock())
+    try:  # the changes must apply to the live fleet and tenants: refused now, not in the run
+        changed_fleet(snapshot["fleet"], ch)
+        changed_tenants(snapshot["tenants"], ch)
+    except ChangeError as e:
+        raise invalid(f"changes.{str(e).split(' ', 1)[0]}", str(e)) from None
+
     def prepare(folder: Path) -> None:
-        with rt.reader() as s:
-            doc = take(s, rt.fleet, rt.config, rt.clock())
-        write_folder(doc, folder / "snapshot")
+        write_folder(snapshot, folder / "snapshot")
 
     try:
         run_id = runs.start(spec, caller.name, rt.clock(), prepare=prepare)
