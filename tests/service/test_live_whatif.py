@@ -71,6 +71,8 @@ def test_bad_changes_name_the_option(service: Service, tmp_path: Path) -> None:
     runner = CliRunner()
     for args, needle in (
         (["--add-nodes", "kisti:H100:many"], "add_nodes"),
+        (["--add-nodes", "kisti:H100:1000000000"], "must be from 1 to 50,000"),
+        (["--add-nodes", "kisti:H100:2:100000"], "must be from 1 to 128"),
         (["--add-nodes", "nowhere:H100:2"], "no cluster 'nowhere'"),
         (["--remove-nodes", "kisti:H100:999"], "remove_nodes"),
         (["--weight", "academia/none:2"], "no tenant"),

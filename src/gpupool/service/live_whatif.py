@@ -38,6 +38,9 @@ from gpupool.sim.workload import WorkloadJob
 GUARANTEE_WAIT_S = 600.0
 MAX_SCALE = 20.0
 MAX_HOURS = 24.0 * 14
+#: bounds on one item: more nodes than the national fleet has, more accelerators than a node
+MAX_NODES = 50_000
+MAX_NODE_GPUS = 128
 
 
 class ChangeError(ValueError):
@@ -75,13 +78,13 @@ class LiveChange:
         return out
 
 
-def _int(text: str, what: str, low: int = 1) -> int:
+def _int(text: str, what: str, low: int = 1, high: int = MAX_NODES) -> int:
     try:
         v = int(text)
     except ValueError:
         raise ChangeError(f"{what}: {text!r} is not a whole number") from None
-    if v < low:
-        raise ChangeError(f"{what}: {v} must be at least {low}")
+    if not low <= v <= high:
+        raise ChangeError(f"{what}: {v} must be from {low} to {high:,}")
     return v
 
 
@@ -102,15 +105,14 @@ def parse_items(option: str, items: list[str]) -> list[tuple[Any, ...]]:
         parts = [p.strip() for p in text.split(":")]
         what = f"{option} {text!r}"
         if option == "add_nodes" and len(parts) in (3, 4) and all(parts):
-            out.append(
-                (parts[0], parts[1], _int(parts[2], what), _int(parts[3], what) if len(parts) == 4 else 8)
-            )
+            gpus = _int(parts[3], what, 1, MAX_NODE_GPUS) if len(parts) == 4 else 8
+            out.append((parts[0], parts[1], _int(parts[2], what), gpus))
         elif option == "remove_nodes" and len(parts) == 3 and all(parts):
             out.append((parts[0], parts[1], _int(parts[2], what)))
         elif option == "move_nodes" and len(parts) == 4 and all(parts):
             out.append((parts[0], parts[1], parts[2], _int(parts[3], what)))
         elif option == "guarantees" and len(parts) == 3 and all(parts):
-            out.append((parts[0], parts[1], _int(parts[2], what, 0)))
+            out.append((parts[0], parts[1], _int(parts[2], what, 0, 10**7)))
         elif (option == "weights" and len(parts) == 2 and all(parts)) or (
             option == "awards" and len(parts) == 2 and all(parts)
         ):
