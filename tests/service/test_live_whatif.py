@@ -105,3 +105,13 @@ def test_the_workload_is_the_backlog_then_the_history_scaled(service: Service, t
         "weight": 3.0,
         "budget_gpu_hours": 100.0,
     }
+
+
+def test_twin_commands_refuse_what_is_not_a_snapshot(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for cmd in (["twin", "replay", "--from", str(tmp_path)], ["whatif", "--from", str(tmp_path)]):
+        res = runner.invoke(app, cmd)
+        assert res.exit_code == 2 and "not a snapshot folder" in res.output, res.output
+    (tmp_path / "state.json").write_text('{"format": "something else"}')
+    res = runner.invoke(app, ["twin", "replay", "--from", str(tmp_path)])
+    assert res.exit_code == 2 and "field 'format'" in res.output, res.output

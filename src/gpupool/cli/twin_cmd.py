@@ -112,6 +112,10 @@ def replay_cmd(
         cycles = cycles_of(snap.events())
     except (ValueError, KeyError) as e:
         _fail(str(e))
+    # from the last restore point at or before --since (the log may reach further back)
+    starts = [i for i, c in enumerate(cycles) if c.restore is not None and c.at_ms <= since]
+    if starts:
+        cycles = cycles[starts[-1] :]
     report = check(cycles, snap.fleet, snap.config)
     doc = report.to_doc()
     if as_json:
