@@ -413,6 +413,7 @@ def _run(folder: Path, max_jobs: int) -> int:
     """Simulate ``folder``'s request and write its report; the process's exit status."""
     from gpupool.sim.report import write_report
     from gpupool.sim.scenario import build_scenario, run_policies
+    from gpupool.sim.sweep import run_tasks
 
     req = _read_json(folder / "request.json")
     if req is None:
@@ -466,7 +467,15 @@ def _run(folder: Path, max_jobs: int) -> int:
             },
         )
 
-    results = run_policies(scenario, list(policies), progress=progress)
+    # One task per policy on the sweep's runner (``gpupool.sim.sweep.run_tasks``): here one
+    # after the other with a progress bar, or on Ray when ``GPUPOOL_WHATIF_RAY`` says so.
+    serial = RAY_ADDRESS is None
+
+    def one(policy: str) -> dict[str, Any]:
+        return {"result": run_policies(scenario, [policy], progress=progress if serial else None)[0]}
+
+    address = None if RAY_ADDRESS in (None, "local") else RAY_ADDRESS
+    results = [row["result"] for row in run_tasks(one, list(policies), serial=serial, address=address)]
     _write_json(folder / "progress.json", {"stage": "drawing the report", "done": n, "total": n})
     context = dict(scenario.context)
     context["policies"] = ", ".join(policies)
