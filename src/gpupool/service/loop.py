@@ -436,7 +436,7 @@ class Loop:
         """
         state = self._state
         sched = state.scheduler
-        log_rows: list[dict[str, Any]] = []
+        log_rows: list[dict[str, Any]] = state.take_marker(now)  # a rebuild logs its restore point first
         events: list[Event] = []
         finishes: dict[str, tuple[str, int | None, str]] = {}  # alloc -> (state, exit, detail)
         # engine start/end of allocations whose engine bills (Slurm: sacct); see _engine_usage
