@@ -40,6 +40,7 @@ from gpupool.client import (
     page_items,
 )
 from gpupool.client.loopback import LoopbackReceiver
+from gpupool.core.dependencies import parse_dependencies
 from gpupool.translation import _, n_
 
 __all__ = ["COMMANDS", "client_factory", "parse_duration", "register"]
@@ -286,6 +287,14 @@ def submit(
         str | None,
         typer.Option("--idempotency-key", help="Repeat a submission safely (default: a new UUID)."),
     ] = None,
+    dependency: Annotated[
+        str,
+        typer.Option(
+            "--dependency",
+            "-d",
+            help="Wait for other jobs: afterok:J1:J2,afterany:J3 (after, afterany, afterok, afternotok).",
+        ),
+    ] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a job: gpupool submit -p PROJECT -g 2 -m H100 -t 1h -- python train.py"""
@@ -305,6 +314,12 @@ def submit(
             "env": _env_pairs(env or []),
             "cwd": str(Path(cwd).resolve()) if cwd else os.getcwd(),
         }
+        if dependency:
+            try:
+                parse_dependencies(dependency)
+            except ValueError as e:
+                raise ValueError(f"--dependency: {e}") from None
+            request["dependency"] = dependency
         if walltime is not None:
             request["walltime_s"] = parse_duration(walltime)
         if checkpoint is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpupool.core.dependencies import Dependency
 from gpupool.core.fleet import Level
 
 #: Priority classes, most important first. ``preemptible`` work may be evicted by anyone.
@@ -67,6 +68,8 @@ class JobSpec:
     workload_class: str = "default"
     duration_hint_ms: int = 0
     clusters: tuple[str, ...] = ()
+    #: jobs it waits on before it is queued (``gpupool.core.dependencies``)
+    dependencies: tuple[Dependency, ...] = ()
 
     def validate(self) -> None:
         """Reject a spec that is invalid on its own (independent of any fleet)."""
@@ -102,6 +105,8 @@ class JobSpec:
             raise JobError(self.id, "kind", f"unknown kind {self.kind!r} (known: {', '.join(KINDS)})")
         if self.min_memory_gib < 0:
             raise JobError(self.id, "min_memory_gib", "must be >= 0")
+        if any(d.job_id == self.id for d in self.dependencies):
+            raise JobError(self.id, "dependency", "a job cannot depend on itself")
 
     def shape(self, gpus_per_node: int) -> tuple[TaskGroup, ...]:
         """The gang as task groups on nodes of ``gpus_per_node``.

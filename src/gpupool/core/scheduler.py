@@ -34,7 +34,8 @@ from collections.abc import Iterable, Sequence
 from sortedcontainers import SortedList
 
 from gpupool.core import estimate, invariants, restore, wait_reasons
-from gpupool.core.decisions import Decision, Reason, Reject, Stop
+from gpupool.core.decisions import Decision, Reason, Reject, Start, Stop
+from gpupool.core.dependencies import Milestone, Verdict
 from gpupool.core.events import (
     Event,
     JobCancelled,
@@ -47,6 +48,7 @@ from gpupool.core.events import (
 )
 from gpupool.core.fairshare import FairShareOrder
 from gpupool.core.fleet import Fleet
+from gpupool.core.held_jobs import UNKNOWN, Held, HeldJobs, Unknown
 from gpupool.core.heterogeneity import RoundMechanism
 from gpupool.core.job import JobSpec
 from gpupool.core.job_state import DONE as DONE
@@ -88,15 +90,20 @@ class Scheduler:
         self._rounds = RoundMechanism(state, self._preemption) if cycle is Pass.ROUNDS else None
         self._wanted = WantedSetPass(state, self._preemption) if cycle is Pass.WANTED_SET else None
         self._promoter = Promoter(self.config.tiresias) if self.policy.promotes else None
+        #: jobs held on their dependencies, outside every queue (read-only for drivers)
+        self.held = HeldJobs()
 
     # -- public API ----------------------------------------------------------------------
 
     def handle(self, events: Iterable[Event], now: int) -> list[Decision]:
         """Apply a batch of events at time ``now`` (ms) and run one cycle; return decisions."""
         out: list[Decision] = []
+        self.held.recent.clear()
         for ev in events:
             self._apply(ev, now, out)
         self._cycle(now, out)
+        if self.held.waiters:
+            self._release_started(now, out)
         return out
 
     @property
@@ -146,7 +153,7 @@ class Scheduler:
     def _apply(self, ev: Event, now: int, out: list[Decision]) -> None:
         state = self.state
         if isinstance(ev, JobSubmitted):
-            self._submit(ev.spec, now, out)
+            self._submit(ev.spec, now, out, ev.settled)
         elif isinstance(ev, JobFinished):
             j = self.jobs.get(ev.job_id)
             if j is None or j.status != RUNNING or j.allocation_id != ev.allocation_id:
@@ -155,8 +162,12 @@ class Scheduler:
             j.status = DONE
             self.policy.finished(j, now)
             state.forget(j)
+            ok = ev.outcome == "completed"
+            self._reached(ev.job_id, Milestone.SUCCEEDED if ok else Milestone.FAILED, now, out)
         elif isinstance(ev, JobCancelled):
             j = self.jobs.get(ev.job_id)
+            if j is None and self.held.cancel(ev.job_id):
+                self._reached(ev.job_id, Milestone.FAILED, now, out)
             if j is None or j.status == DONE:
                 return
             if j.status == RUNNING:
@@ -167,6 +178,7 @@ class Scheduler:
             j.status = DONE
             j.reason = Reason.CANCELLED
             state.forget(j)
+            self._reached(ev.job_id, Milestone.FAILED, now, out)
         elif isinstance(ev, NodeDown | NodeDrained | NodeUp):
             idx = self.fleet.node_by_name.get(ev.node)
             if idx is None:
@@ -188,13 +200,33 @@ class Scheduler:
         else:  # pragma: no cover - the Event union is closed
             raise TypeError(f"not an event: {ev!r}")
 
-    def _submit(self, spec: JobSpec, now: int, out: list[Decision]) -> None:
+    def _submit(
+        self, spec: JobSpec, now: int, out: list[Decision], settled: Sequence[tuple[str, Milestone]] = ()
+    ) -> None:
         state = self.state
         try:
+            if spec.id in self.held:
+                raise Refusal(Reason.INVALID, f"job {spec.id!r} already exists")
             project, cands, cset = state.admit(spec)
         except Refusal as e:
             out.append(Reject(spec.id, e.reason, e.detail))
+            if spec.id not in self.jobs and spec.id not in self.held:  # not a duplicate's
+                self._reached(spec.id, Milestone.FAILED, now, out)
             return
+        if spec.dependencies:
+            verdict = self.held.submit(spec, (project, cands, cset), self._milestone, dict(settled), out)
+            if verdict is Verdict.NEVER:
+                self._reached(spec.id, Milestone.FAILED, now, out)
+            if verdict is not Verdict.MET:
+                return
+        self._enter(spec, project, cands, cset, now, out)
+
+    def _enter(
+        self, spec: JobSpec, project: int, cands: tuple[int, ...], cset: int, now: int, out: list[Decision]
+    ) -> None:
+        """An admitted job whose dependencies are met joins its sub-queue (or is refused over
+        budget)."""
+        state = self.state
         rank = spec.rank
         over = self.ledger.over_budget(project, now) if state.budgeted[project] else None
         if over is not None:
@@ -207,6 +239,42 @@ class Scheduler:
             j.reason, j.detail = Reason.OVER_BUDGET, f"{over} is past its budget: runs as preemptible"
         state.enqueue(j)
         state.dirty.update(cands)
+
+    # -- dependencies (``gpupool.core.held_jobs``) ----------------------------------------
+
+    def _milestone(self, job_id: str) -> Milestone | Unknown | None:
+        """How far a job the state holds got (a requeued job has started), else UNKNOWN."""
+        j = self.jobs.get(job_id)
+        if j is None:
+            return UNKNOWN
+        return Milestone.STARTED if j.status == RUNNING or j.attempt > 0 else None
+
+    def _reached(self, job_id: str, milestone: Milestone, now: int, out: list[Decision]) -> None:
+        """Tell the held jobs a milestone; queue those it releases."""
+        for h in self.held.reached(job_id, milestone, out):
+            self._release(h, now, out)
+
+    def _release(self, h: Held, now: int, out: list[Decision]) -> None:
+        project, cands, cset = h.admitted
+        self._enter(h.spec, project, cands, cset, now, out)
+
+    def _release_started(self, now: int, out: list[Decision]) -> None:
+        """Jobs waiting for ``after`` a job this cycle started are queued, and the cycle runs
+        again for them (until no start releases anyone): a driver that calls only at events
+        would otherwise leave them waiting on free accelerators."""
+        scan = 0
+        while self.held.waiters:
+            waiters = self.held.waiters
+            started = [d.job_id for d in out[scan:] if isinstance(d, Start) and d.job_id in waiters]
+            scan = len(out)
+            released: list[Held] = []
+            for jid in started:
+                released.extend(self.held.reached(jid, Milestone.STARTED, out))
+            if not released:
+                return
+            for h in released:
+                self._release(h, now, out)
+            self._cycle(now, out)
 
     def _cycle(self, now: int, out: list[Decision]) -> None:
         if self._rounds is not None:

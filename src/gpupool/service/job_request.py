@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from gpupool.core.dependencies import DependencyError, parse_dependencies
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import KINDS, MAX_GANG_GPUS, PRIORITY_CLASSES, JobSpec, TaskGroup
 from gpupool.service.request_body import RequestBody
@@ -63,6 +64,23 @@ class JobRequest(RequestBody):
         default_factory=dict
     )
     cwd: Annotated[str | None, Field(min_length=1, max_length=4096)] = None
+    dependency: Annotated[
+        str,
+        Field(
+            max_length=16384,
+            description="Jobs to wait for, as Slurm's --dependency: afterok:j1:j2,afterany:j3 "
+            "(after = started, afterany = ended, afterok = completed, afternotok = did not complete)",
+        ),
+    ] = ""
+
+    @field_validator("dependency")
+    @classmethod
+    def _dependency(cls, v: str) -> str:
+        try:
+            parse_dependencies(v)
+        except DependencyError as e:
+            raise ValueError(str(e)) from None
+        return v
 
     @field_validator("env")
     @classmethod
@@ -160,4 +178,5 @@ def core_spec(
         kind=str(spec.get("kind", "training")),
         workload_class=str(spec.get("workload_class", "default")),
         clusters=tuple(spec.get("clusters", [])),
+        dependencies=parse_dependencies(str(spec.get("dependency", ""))),
     )

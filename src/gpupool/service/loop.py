@@ -50,7 +50,7 @@ from gpupool.core.events import (
 )
 from gpupool.core.fleet import Fleet
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
-from gpupool.service import store
+from gpupool.service import job_dependencies, store
 from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow, UsageRow, UserRow, unavailable
 from gpupool.service.event_codec import about, encode
 from gpupool.service.executors.base import (
@@ -559,6 +559,7 @@ class Loop:
                     events.append(NodeDrained(r.node))
                 elif r.kind == "undrain" and r.node in self.fleet.node_by_name:
                     events.append(NodeUp(r.node))
+            job_dependencies.settle(s.connection(), events)  # targets that already ended
             return cancelled_pending, read
 
     def _bills(self, allocation_id: str) -> bool:

@@ -25,7 +25,7 @@ from gpupool.core.events import Event, JobSubmitted, NodeDrained
 from gpupool.core.fleet import Fleet
 from gpupool.core.job import JobSpec
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
-from gpupool.service import store
+from gpupool.service import job_dependencies, store
 from gpupool.service.db import JobRow, TenantRow, UsageRow, UserRow
 from gpupool.service.job_request import core_spec
 from gpupool.service.tenant_tree import active_allocations, build_tenancy, tenant_rows
@@ -136,6 +136,12 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
         if j.state != "pending":
             continue
         spec = core_spec_of(j, paths, users)
+        if spec.dependencies and j.attempt == 0:
+            # held (or released but never run): submitted again in the first cycle, which
+            # holds it, queues it or ends it as its dependencies now say
+            replay.append(JobSubmitted(spec))
+            known.add(spec.id)
+            continue
         try:
             sched.restore_pending(
                 spec, attempt=j.attempt, run_ms=j.run_ms, attained=j.attained, preemptions=j.preemptions
@@ -143,4 +149,5 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
         except ValueError:
             replay.append(JobSubmitted(spec))  # the first cycle rejects it, on the record
         known.add(spec.id)
+    job_dependencies.settle(s.connection(), replay)
     return Rebuilt(sched, replay, running, known, paths)

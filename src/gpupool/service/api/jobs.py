@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpupool.core.tenancy import CLASSES
-from gpupool.service import budget, store
+from gpupool.service import budget, job_dependencies, store
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
 from gpupool.service.api.paging import CursorQ, LimitQ, Page, after, next_cursor
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
@@ -64,6 +64,7 @@ class JobOut(BaseModel):
     estimated_start_ms: int | None
     exit_code: int | None
     preemptions: int
+    dependency: str = ""
 
 
 class Explanation(BaseModel):
@@ -107,6 +108,7 @@ def job_out(row: JobRow, project: str, user: str) -> JobOut:
         estimated_start_ms=row.estimated_start_ms if row.state == "pending" else None,
         exit_code=row.exit_code,
         preemptions=row.preemptions,
+        dependency=str(spec.get("dependency", "")),
     )
 
 
@@ -218,6 +220,12 @@ def accept_job(
         check_against(req, rt.fleet, settings)
     except Problem as p:
         raise invalid(p.field, p.message) from None
+    if req.dependency:  # only jobs the caller may see (404, as for the job itself)
+        with rt.reader() as s:
+            try:
+                job_dependencies.check_targets(s.connection(), caller, req.dependency)
+            except job_dependencies.TargetNotFound as e:
+                raise ApiProblem(404, str(e)) from None
     spec = stored_spec(req, settings)
     spec["project"] = project.path
     now = rt.clock()
@@ -294,6 +302,7 @@ def _accepted_out(seq: int, new: store.NewJob, now: int, project: str, user: str
         estimated_start_ms=None,
         exit_code=None,
         preemptions=0,
+        dependency=str(spec.get("dependency", "")),
     )
 
 
