@@ -171,3 +171,13 @@ def test_an_unreachable_server_exits_3(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert got.exit_code == 3
     assert "is `gpupool serve` running?" in got.output
     assert "error" in json.loads(got.stdout)
+
+
+def test_submit_sends_a_dependency_and_refuses_a_bad_one_before_calling(server: FakeServer) -> None:
+    got = runner.invoke(app, ["submit", "-p", "p", "--dependency", "afterok:j1:j2,afterany:j3", "--", "true"])
+    assert got.exit_code == 0, got.output
+    assert server.body()["dependency"] == "afterok:j1:j2,afterany:j3"
+    sent = len(server.requests)
+    got = runner.invoke(app, ["submit", "-p", "p", "-d", "afterwards:j1", "--", "true"])
+    assert got.exit_code == 2 and "--dependency" in got.output and "unknown dependency type" in got.output
+    assert len(server.requests) == sent
