@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from gpupool.core.decisions import Decision, Preempt, Reason, Reject, Start, Stop
+from gpupool.core.dependencies import Milestone, parse_dependencies
 from gpupool.core.events import Event, JobFinished, JobSubmitted, NodeDown, NodeDrained, NodeUp, Tick
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import JobSpec, TaskGroup
@@ -114,6 +115,7 @@ def to_spec(w: WorkloadJob, default_checkpoint_ms: int = 0) -> JobSpec:
         kind=w.kind,
         workload_class=w.workload_class,
         duration_hint_ms=w.duration_ms,
+        dependencies=parse_dependencies(w.dependency) if w.dependency else (),
     )
 
 
@@ -151,6 +153,10 @@ def simulate(
     records: list[JobRecord] = []
     heap: list[tuple[int, int, int, object]] = []
     seq = 0
+    # jobs some job depends on, and how those that ended did: the core forgets ended jobs,
+    # so a submission naming one carries its milestone (``JobSubmitted.settled``)
+    targets = {d.job_id for w in workload if w.dependency for d in parse_dependencies(w.dependency)}
+    ended: dict[str, Milestone] = {}
     for w in workload:
         spec = to_spec(w, cfg.default_checkpoint_interval_ms)
         project = tenancy.resolve(w.tenant)
@@ -202,7 +208,8 @@ def simulate(
             _, kind, _, payload = heapq.heappop(heap)
             if kind == _SUBMIT:
                 spec = cast(JobSpec, payload)
-                events.append(JobSubmitted(spec))
+                settled = tuple((d.job_id, ended[d.job_id]) for d in spec.dependencies if d.job_id in ended)
+                events.append(JobSubmitted(spec, settled))
                 submitted.append(spec.id)
                 submits_left -= 1
             elif kind == _NODE:
@@ -220,6 +227,8 @@ def simulate(
                     continue  # that attempt was preempted: its finish never happens
                 events.append(JobFinished(job_id, alloc))
                 _finish(lv, now)
+                if job_id in targets:
+                    ended[job_id] = Milestone.SUCCEEDED
                 busy -= lv.record.gpus
                 done += 1
                 window.discard(job_id)
@@ -262,6 +271,8 @@ def simulate(
                 lv = live[d.job_id]
                 _preempted(lv, now, runtime)
                 lv.record.state = "cancelled"
+                if d.job_id in targets:
+                    ended[d.job_id] = Milestone.FAILED
                 busy -= lv.record.gpus
                 done += 1
                 watch.ended(now)
@@ -269,6 +280,8 @@ def simulate(
                 rec = live[d.job_id].record
                 rec.state = "unschedulable"
                 rec.reason = f"{d.reason.value}: {d.detail}"
+                if d.job_id in targets:
+                    ended[d.job_id] = Milestone.FAILED
                 done += 1
                 window.discard(d.job_id)
                 watch.ended(now)
