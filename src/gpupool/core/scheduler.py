@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from sortedcontainers import SortedList
 
 from gpupool.core import estimate, invariants, restore, wait_reasons
-from gpupool.core.decisions import Decision, Reason, Reject, Start, Stop
+from gpupool.core.decisions import Decision, Preempt, Reason, Reject, Start, Stop
 from gpupool.core.dependencies import Milestone, Verdict
 from gpupool.core.events import (
     Event,
@@ -51,6 +51,7 @@ from gpupool.core.fleet import Fleet
 from gpupool.core.held_jobs import UNKNOWN, Held, HeldJobs, Unknown
 from gpupool.core.heterogeneity import RoundMechanism
 from gpupool.core.job import JobSpec
+from gpupool.core.job_arrays import JobArray, JobArrays, TaskState
 from gpupool.core.job_state import DONE as DONE
 from gpupool.core.job_state import PENDING as PENDING
 from gpupool.core.job_state import RUNNING as RUNNING
@@ -92,6 +93,8 @@ class Scheduler:
         self._promoter = Promoter(self.config.tiresias) if self.policy.promotes else None
         #: jobs held on their dependencies, outside every queue (read-only for drivers)
         self.held = HeldJobs()
+        #: job arrays, their tasks queued a window at a time (read-only for drivers)
+        self.arrays = JobArrays()
 
     # -- public API ----------------------------------------------------------------------
 
@@ -102,8 +105,8 @@ class Scheduler:
         for ev in events:
             self._apply(ev, now, out)
         self._cycle(now, out)
-        if self.held.waiters:
-            self._release_started(now, out)
+        if self.held.waiters or self.arrays.tasks:
+            self._after_starts(now, out)
         return out
 
     @property
@@ -168,6 +171,8 @@ class Scheduler:
             j = self.jobs.get(ev.job_id)
             if j is None and self.held.cancel(ev.job_id):
                 self._reached(ev.job_id, Milestone.FAILED, now, out)
+            if j is None and self.arrays.arrays:
+                self._cancel_in_array(ev.job_id, now, out)
             if j is None or j.status == DONE:
                 return
             if j.status == RUNNING:
@@ -219,61 +224,130 @@ class Scheduler:
                 self._reached(spec.id, Milestone.FAILED, now, out)
             if verdict is not Verdict.MET:
                 return
-        self._enter(spec, project, cands, cset, now, out)
+        if not self._enter(spec, project, cands, cset, now, out):
+            self._reached(spec.id, Milestone.FAILED, now, out)
 
     def _enter(
         self, spec: JobSpec, project: int, cands: tuple[int, ...], cset: int, now: int, out: list[Decision]
-    ) -> None:
-        """An admitted job whose dependencies are met joins its sub-queue (or is refused over
-        budget)."""
+    ) -> bool:
+        """An admitted job whose dependencies are met joins its sub-queue (an array: its
+        first tasks do); False if it is refused over budget."""
         state = self.state
+        if spec.array is not None:
+            self._top_up(self.arrays.add(spec, (project, cands, cset)), now, out)
+            return True
         rank = spec.rank
         over = self.ledger.over_budget(project, now) if state.budgeted[project] else None
         if over is not None:
             if self.tenancy.nodes[project].over_budget == "reject":
                 out.append(Reject(spec.id, Reason.OVER_BUDGET, f"{over} is past its GPU-hour budget"))
-                return
+                return False
             rank = PREEMPTIBLE_RANK
         j = state.new_job(spec, project, cands, rank, cset)
         if over is not None:
             j.reason, j.detail = Reason.OVER_BUDGET, f"{over} is past its budget: runs as preemptible"
         state.enqueue(j)
         state.dirty.update(cands)
+        return True
+
+    # -- job arrays (``gpupool.core.job_arrays``) ------------------------------------------
+
+    def _top_up(self, a: JobArray, now: int, out: list[Decision]) -> int:
+        """Queue the array's next tasks while it has room; how many joined."""
+        joined = 0
+        project, cands, cset = a.admitted
+        while tasks := self.arrays.next_tasks(a):
+            for t in tasks:
+                if self._enter(t, project, cands, cset, now, out):
+                    joined += 1
+                else:  # refused over budget: it ended (no recursion through _reached)
+                    self.arrays.ended(t.id, TaskState.FAILED)
+        if self.arrays.done(a):
+            self._array_ended(a, now, out)
+        return joined
+
+    def _array_ended(self, a: JobArray, now: int, out: list[Decision]) -> None:
+        self.arrays.forget(a)
+        m = a.milestone()
+        assert m is not None
+        for h in self.held.reached(a.spec.id, m, out):
+            self._release(h, now, out)
+
+    def _cancel_in_array(self, job_id: str, now: int, out: list[Decision]) -> None:
+        """Cancel a whole array (its id) or one task of it not queued yet."""
+        a = self.arrays.arrays.get(job_id)
+        if a is not None:
+            self.arrays.cancel_waiting(a)  # first: a task cancelled below must not queue more
+            live = [tid for tid, got in self.arrays.tasks.items() if got[0] is a]
+            for tid in live:
+                self._apply(JobCancelled(tid), now, out)
+            if a.spec.id in self.arrays.arrays:
+                self._array_ended(a, now, out)
+            return
+        found = self.arrays.find(job_id)
+        if found is not None and found[0].states[found[1]] == TaskState.WAITING:
+            self.arrays.cancel_waiting(found[0], found[1])
+            for h in self.held.reached(job_id, Milestone.FAILED, out):
+                self._release(h, now, out)
+            if self.arrays.done(found[0]):
+                self._array_ended(found[0], now, out)
 
     # -- dependencies (``gpupool.core.held_jobs``) ----------------------------------------
 
     def _milestone(self, job_id: str) -> Milestone | Unknown | None:
-        """How far a job the state holds got (a requeued job has started), else UNKNOWN."""
+        """How far a job (or array, or task) the core holds got, else UNKNOWN."""
         j = self.jobs.get(job_id)
-        if j is None:
-            return UNKNOWN
-        return Milestone.STARTED if j.status == RUNNING or j.attempt > 0 else None
+        if j is not None:  # a requeued job has started
+            return Milestone.STARTED if j.status == RUNNING or j.attempt > 0 else None
+        a = self.arrays.arrays.get(job_id)
+        if a is not None:
+            return a.milestone()
+        found = self.arrays.find(job_id)
+        return UNKNOWN if found is None else self.arrays.task_milestone(*found)
 
     def _reached(self, job_id: str, milestone: Milestone, now: int, out: list[Decision]) -> None:
-        """Tell the held jobs a milestone; queue those it releases."""
+        """A job ended (or a held one never will start): tell its array and the held jobs."""
+        if job_id in self.arrays.tasks:
+            ok = milestone is Milestone.SUCCEEDED
+            a = self.arrays.ended(job_id, TaskState.SUCCEEDED if ok else TaskState.FAILED)
+            if a is not None:
+                self._top_up(a, now, out)  # a slot under its limit freed (or the array ended)
         for h in self.held.reached(job_id, milestone, out):
             self._release(h, now, out)
 
     def _release(self, h: Held, now: int, out: list[Decision]) -> None:
         project, cands, cset = h.admitted
-        self._enter(h.spec, project, cands, cset, now, out)
+        if not self._enter(h.spec, project, cands, cset, now, out):
+            self._reached(h.spec.id, Milestone.FAILED, now, out)
 
-    def _release_started(self, now: int, out: list[Decision]) -> None:
-        """Jobs waiting for ``after`` a job this cycle started are queued, and the cycle runs
-        again for them (until no start releases anyone): a driver that calls only at events
-        would otherwise leave them waiting on free accelerators."""
+    def _after_starts(self, now: int, out: list[Decision]) -> None:
+        """After a cycle: tasks that started leave room for the next of their array, and jobs
+        waiting for ``after`` a job that started are queued; the cycle runs again for them
+        (until a pass queues no one), since a driver that calls only at events would leave
+        them waiting on free accelerators."""
         scan = 0
-        while self.held.waiters:
-            waiters = self.held.waiters
-            started = [d.job_id for d in out[scan:] if isinstance(d, Start) and d.job_id in waiters]
-            scan = len(out)
+        arrays, held = self.arrays, self.held
+        while True:
             released: list[Held] = []
-            for jid in started:
-                released.extend(self.held.reached(jid, Milestone.STARTED, out))
-            if not released:
-                return
+            touched: dict[str, JobArray] = {}
+            for d in out[scan:]:
+                if isinstance(d, Start):
+                    got = arrays.started(d.job_id) if arrays.tasks else None
+                    if got is not None:
+                        a, first = got
+                        touched[a.spec.id] = a
+                        if first and a.spec.id in held.waiters:
+                            released.extend(held.reached(a.spec.id, Milestone.STARTED, out))
+                    if d.job_id in held.waiters:
+                        released.extend(held.reached(d.job_id, Milestone.STARTED, out))
+                elif isinstance(d, Preempt) and d.job_id in arrays.tasks:
+                    arrays.requeued(d.job_id)
+            scan = len(out)
+            joined = sum(self._top_up(a, now, out) for a in touched.values())
             for h in released:
                 self._release(h, now, out)
+            if not (released or joined):
+                return
             self._cycle(now, out)
 
     def _cycle(self, now: int, out: list[Decision]) -> None:
