@@ -85,3 +85,28 @@ def test_bad_dependencies_in_a_trace_name_file_line_and_field(
     with pytest.raises(TraceError) as e:
         read_trace(trace)
     assert (e.value.line, e.value.field) == (line, "dependency") and words in e.value.message
+
+
+def test_an_array_from_a_native_csv_runs_its_tasks_within_its_limit_then_its_dependant(
+    tmp_path: Path,
+) -> None:
+    trace = tmp_path / "sweep.csv"
+    trace.write_text(
+        "id,submit_s,duration_s,gpus,tenant,dependency,array\n"
+        + "sweep,0,100,1,p,,0-5%2\n"
+        + "collect,0,10,1,p,afterok:sweep,\n"
+        + "peek,0,10,1,p,afterany:sweep_3,\n"
+    )
+    got = run(read_trace(trace), nodes=1)
+    starts = sorted(got[f"sweep_{i}"][0] for i in range(6))
+    assert starts == [0, 0, 100_000, 100_000, 200_000, 200_000]  # two at a time, of 8 free
+    assert got["peek"][0] == got["sweep_3"][1]
+    assert got["collect"][0] == 300_000 and "sweep" not in got
+
+
+def test_a_bad_array_cell_names_file_line_and_field(tmp_path: Path) -> None:
+    trace = tmp_path / "bad.csv"
+    trace.write_text("id,submit_s,duration_s,gpus,tenant,array\n" + "a,0,1,1,p,9-1\n")
+    with pytest.raises(TraceError) as e:
+        read_trace(trace)
+    assert (e.value.line, e.value.field) == (2, "array") and "ends before" in e.value.message

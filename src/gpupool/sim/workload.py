@@ -54,3 +54,5 @@ class WorkloadJob:
     #: jobs it waits for, as Slurm's ``--dependency`` (``afterok:a:b,afterany:c``; ids of
     #: this workload): pipelines in the twin (``gpupool.core.dependencies``)
     dependency: str = ""
+    #: a job array of like tasks, as Slurm's ``--array`` (``0-99%10``): tasks ``ID_INDEX``
+    array: str = ""

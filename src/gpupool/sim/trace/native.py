@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from gpupool.sim.trace.checks import Checks
-from gpupool.sim.trace.dependency_checks import check_dependencies
+from gpupool.sim.trace.dependency_checks import check_arrays, check_dependencies
 from gpupool.sim.trace.parsed import JOB_FIELDS, MS_PER_S, Column, Parsed, numbered, seconds_to_ms
 from gpupool.sim.trace.table import IntArray, Table, read_table
 from gpupool.sim.workload import TraceError, WorkloadJob
@@ -45,6 +45,7 @@ NATIVE_COLUMNS: Final[tuple[str, ...]] = (
     "checkpoint_interval_s",
     "kind",
     "dependency",
+    "array",
 )
 NATIVE_REQUIRED: Final = frozenset({"submit_s", "duration_s", "gpus", "tenant"})
 # Native seconds column -> WorkloadJob millisecond field.
@@ -66,6 +67,7 @@ _NATIVE_STRINGS: Final = (
     "priority_class",
     "kind",
     "dependency",
+    "array",
 )
 # String fields whose empty value would read back as the (non-empty) default: the writer refuses them.
 _NONEMPTY_STRINGS: Final = ("id", "tenant", "topology", "workload_class", "priority_class", "kind")
@@ -214,8 +216,12 @@ def _finish_native(table: Table, path: Path, submit_ms: IntArray, fields: dict[s
     checks.raise_first()
     fields["id"] = ids
     fields["source_line"] = table.lines
+    arrays = _texts(fields["array"]) if "array" in fields else None
+    if arrays is not None:
+        check_arrays(str(path), arrays, table.lines)
     if "dependency" in fields:
-        check_dependencies(str(path), _texts(ids), _texts(fields["dependency"]), submit_ms, table.lines)
+        deps = _texts(fields["dependency"])
+        check_dependencies(str(path), _texts(ids), deps, submit_ms, table.lines, arrays)
     return Parsed(submit_ms=submit_ms, fields=fields)
 
 
