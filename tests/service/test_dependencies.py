@@ -164,3 +164,24 @@ def test_real_local_jobs_run_after_each_other(tmp_path: Path) -> None:
         assert http.get(f"/v1/jobs/{b}/logs", headers=me).text.strip() == "done"
         ja, jb = (http.get(f"/v1/jobs/{j}", headers=me).json() for j in (a, b))
         assert jb["start_ms"] >= ja["end_ms"]
+
+
+def test_the_event_log_codec_keeps_dependencies_arrays_and_settled_milestones() -> None:
+    from gpupool.core.array_spec import parse_array
+    from gpupool.core.dependencies import Milestone, parse_dependencies
+    from gpupool.core.events import JobSubmitted
+    from gpupool.core.job import JobSpec
+    from gpupool.service.event_codec import decode, encode
+
+    spec = JobSpec(
+        "j9",
+        "p",
+        1,
+        0,
+        dependencies=parse_dependencies("afterok:j1:j2,after:j3"),
+        array=parse_array("0-9:3%2"),
+    )
+    ev = JobSubmitted(spec, (("j1", Milestone.SUCCEEDED),))
+    assert decode("JobSubmitted", encode(ev)) == ev
+    plain = JobSubmitted(JobSpec("j1", "p", 1, 0))
+    assert "settled" not in encode(plain) and decode("JobSubmitted", encode(plain)) == plain
