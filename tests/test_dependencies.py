@@ -241,3 +241,57 @@ def test_no_dependency_decides_exactly_as_before() -> None:
     da = a.handle([JobSubmitted(x) for x in specs], 0)
     db = b.handle([JobSubmitted(x) for x in specs], 0)
     assert da == db and len(a.held) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.tuples(st.sampled_from(list(K)), st.integers(0, 20)), max_size=3),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_every_job_starts_only_when_its_dependencies_hold_and_none_waits_forever(
+    jobs: list[tuple[list[tuple[DependencyKind, int]], bool]],
+) -> None:
+    """Random pipelines (each job names earlier ones; each job fails or completes): a job
+    starts only once every dependency is met, is rejected only when one never can be, and
+    when nothing runs any more no job is left held or queued."""
+    s = Scheduler(fleet(racks=1, nodes_per_rack=2, gpus=8), tenants("p"), SchedulerConfig(policy="fifo"))
+    specs = []
+    for i, (deps, _) in enumerate(jobs):
+        named = tuple(dict.fromkeys(Dependency(k, f"x{t % i}") for k, t in deps)) if i else ()
+        specs.append(job(f"x{i}", 8, submit=i, dependencies=named))
+    ok = {f"x{i}": good for i, (_, good) in enumerate(jobs)}
+    milestone: dict[str, Milestone] = {}
+    now = 0
+    ds = s.handle([JobSubmitted(x) for x in specs], now)
+    for _ in range(100):
+        for d in ds:
+            if isinstance(d, Start):
+                spec = next(x for x in specs if x.id == d.job_id)
+                for dp in spec.dependencies:  # every dependency holds at its start
+                    assert verdict(dp.kind, milestone.get(dp.job_id)) is Verdict.MET, (d, milestone)
+                milestone[d.job_id] = Milestone.STARTED
+            elif isinstance(d, Reject):
+                assert d.reason is Reason.DEPENDENCY_NEVER_MET
+                spec = next(x for x in specs if x.id == d.job_id)
+                assert any(
+                    verdict(dp.kind, milestone.get(dp.job_id)) is Verdict.NEVER for dp in spec.dependencies
+                )
+                milestone[d.job_id] = Milestone.FAILED
+        running = list(s.running.values())
+        if not running:
+            break
+        now += 10
+        ends = []
+        for j in running:
+            good = ok[j.spec.id]
+            milestone[j.spec.id] = Milestone.SUCCEEDED if good else Milestone.FAILED
+            ends.append(JobFinished(j.spec.id, j.allocation_id, "completed" if good else "failed"))
+        ds = s.handle(ends, now)
+    assert not s.running and s.pending_count == 0 and len(s.held) == 0
+    assert set(milestone) == set(ok)  # every job either ran or was ended
