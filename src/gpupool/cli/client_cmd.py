@@ -318,7 +318,7 @@ def submit(
             try:
                 parse_dependencies(dependency)
             except ValueError as e:
-                raise ValueError(f"--dependency: {e}") from None
+                raise ValueError(_("--dependency: {error}", error=str(e))) from None
             request["dependency"] = dependency
         if walltime is not None:
             request["walltime_s"] = parse_duration(walltime)
