@@ -394,7 +394,8 @@ def queue(
             _text(j.get("state")),
             _text(j.get("gpus")),
             _text(_first(j, "model", "models")),
-            _text(_first(j, "reason", "reason_code")),
+            # a held job says what it waits for ("waiting for dependency j7 (afterok)")
+            _text(j.get("detail") if j.get("reason") == "dependency" else _first(j, "reason", "reason_code")),
             _when(_estimated_start(j)),
         )
     _out().print(t)
