@@ -40,6 +40,7 @@ from gpupool.client import (
     page_items,
 )
 from gpupool.client.loopback import LoopbackReceiver
+from gpupool.core.array_spec import parse_array
 from gpupool.core.dependencies import parse_dependencies
 from gpupool.translation import _, n_
 
@@ -295,6 +296,14 @@ def submit(
             help="Wait for other jobs: afterok:J1:J2,afterany:J3 (after, afterany, afterok, afternotok).",
         ),
     ] = "",
+    array: Annotated[
+        str,
+        typer.Option(
+            "--array",
+            "-a",
+            help="A job array: 0-99, 0-99:2, 1,3,5-7, with %N to run at most N tasks at once.",
+        ),
+    ] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a job: gpupool submit -p PROJECT -g 2 -m H100 -t 1h -- python train.py"""
@@ -320,6 +329,12 @@ def submit(
             except ValueError as e:
                 raise ValueError(_("--dependency: {error}", error=str(e))) from None
             request["dependency"] = dependency
+        if array:
+            try:
+                parse_array(array)
+            except ValueError as e:
+                raise ValueError(_("--array: {error}", error=str(e))) from None
+            request["array"] = array
         if walltime is not None:
             request["walltime_s"] = parse_duration(walltime)
         if checkpoint is not None:

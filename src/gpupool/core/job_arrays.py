@@ -22,6 +22,7 @@ Part of the pure core.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -94,6 +95,28 @@ class JobArrays:
         assert spec.array is not None
         a = JobArray(spec, admitted, bytearray(len(spec.array.indices)))
         self.arrays[spec.id] = a
+        return a
+
+    def restore(
+        self,
+        spec: JobSpec,
+        admitted: tuple[int, tuple[int, ...], int],
+        ended: Mapping[int, bool],
+        running: Iterable[int],
+    ) -> JobArray:
+        """An array as it was before a restart: tasks ended (index -> completed) and running
+        (already restored as jobs); the rest wait to be queued."""
+        a = self.add(spec, admitted)
+        pos_of = {i: p for p, i in enumerate(a.indices)}
+        for i, ok in ended.items():
+            if i in pos_of:
+                self._end(a, pos_of[i], TaskState.SUCCEEDED if ok else TaskState.FAILED)
+        for i in running:
+            p = pos_of[i]
+            a.states[p] = TaskState.STARTED
+            a.running += 1
+            a.started_any = True
+            self.tasks[task_id(spec.id, i)] = [a, p, True]
         return a
 
     def next_tasks(self, a: JobArray) -> list[JobSpec]:

@@ -29,7 +29,7 @@ its arguments, so the simulator and the live service get the same decisions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sortedcontainers import SortedList
 
@@ -393,6 +393,19 @@ class Scheduler:
         spans pools or does not hold the job's accelerators, or an accelerator is taken.
         """
         restore.restore_running(self.state, spec, placement, start_ms, attempt, run_ms, attained)
+
+    def restore_array(
+        self, spec: JobSpec, ended: Mapping[int, bool], running: Iterable[int], now: int
+    ) -> None:
+        """Put back a job array: its ended tasks (index -> completed) and its running ones
+        (restored first with ``restore_running`` as jobs ``ARRAY_INDEX``); its next tasks
+        are queued. No decision. ValueError as ``restore_pending``."""
+        try:
+            admitted = self.state.admit(spec)
+        except Refusal as e:
+            raise ValueError(f"job {spec.id!r}: {e.detail}") from None
+        a = self.arrays.restore(spec, admitted, ended, running)
+        self._top_up(a, now, [])
 
     def restore_usage(self, project: str, model: str, gpus: int, at_ms: int) -> None:
         """Replay one change of held accelerators (``gpus`` < 0 to release) into the ledger.

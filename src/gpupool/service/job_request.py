@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from gpupool.core.array_spec import ArrayError, parse_array
 from gpupool.core.dependencies import DependencyError, parse_dependencies
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import KINDS, MAX_GANG_GPUS, PRIORITY_CLASSES, JobSpec, TaskGroup
@@ -72,6 +73,25 @@ class JobRequest(RequestBody):
             "(after = started, afterany = ended, afterok = completed, afternotok = did not complete)",
         ),
     ] = ""
+
+    array: Annotated[
+        str,
+        Field(
+            max_length=4096,
+            description="A job array, as Slurm's --array: 0-99, 0-99:2, 1,3,5-7, each with %N (the most "
+            "tasks running at once); tasks are ID_INDEX and see GPUPOOL_ARRAY_TASK_ID",
+        ),
+    ] = ""
+
+    @field_validator("array")
+    @classmethod
+    def _array(cls, v: str) -> str:
+        if v:
+            try:
+                parse_array(v)
+            except ArrayError as e:
+                raise ValueError(str(e)) from None
+        return v
 
     @field_validator("dependency")
     @classmethod
@@ -179,4 +199,5 @@ def core_spec(
         workload_class=str(spec.get("workload_class", "default")),
         clusters=tuple(spec.get("clusters", [])),
         dependencies=parse_dependencies(str(spec.get("dependency", ""))),
+        array=parse_array(str(spec["array"])) if spec.get("array") else None,
     )

@@ -15,6 +15,7 @@ It makes no decision and writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,7 +27,7 @@ from gpupool.core.fleet import Fleet
 from gpupool.core.job import JobSpec
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.service import job_dependencies, store
-from gpupool.service.db import JobRow, TenantRow, UsageRow, UserRow
+from gpupool.service.db import JobRow, JobTaskRow, TenantRow, UsageRow, UserRow
 from gpupool.service.job_request import core_spec
 from gpupool.service.tenant_tree import active_allocations, build_tenancy, tenant_rows
 
@@ -42,6 +43,8 @@ class Running:
     allocation_id: str  # the service's (unique forever)
     core_allocation_id: str  # what the core calls it (JobFinished must name this one)
     cluster: str
+    #: a task of a job array: its id in the core (``j7_3``); "" for a job
+    job: str = ""
 
 
 @dataclass(slots=True)
@@ -109,11 +112,35 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
         steps.append((u.start_ms, 1, u.id, ("+", u)))
         steps.append((u.end_ms or u.start_ms, 0, u.id, ("-", u)))
     for j in running_rows:
-        steps.append((j.start_ms or now, 2, j.seq, ("run", j)))
+        if not j.spec.get("array"):
+            steps.append((j.start_ms or now, 2, j.seq, ("run", j)))
+    # running tasks of job arrays (ADR 0019): restored as jobs ``ARRAY_INDEX``, in time order too
+    arrays = {j.seq: j for j in jobs if j.spec.get("array")}
+    tasks: list[JobTaskRow] = []
+    if arrays:
+        tasks = list(s.scalars(select(JobTaskRow).where(JobTaskRow.array_seq.in_(sorted(arrays)))))
+    for tr in tasks:
+        if tr.state == "running":
+            steps.append((tr.start_ms or now, 2, tr.array_seq, ("task", tr)))
     steps.sort(key=lambda t: (t[0], t[1], t[2]))
     running: dict[str, Running] = {}
     known: set[str] = set()
+    running_tasks: dict[int, list[int]] = {}
     for t, _, _, (what, obj) in steps:
+        if what == "task":
+            trow: JobTaskRow = obj
+            arr = arrays[trow.array_seq]
+            tid = f"{store.job_id(arr.seq)}_{trow.idx}"
+            tspec = dataclasses.replace(core_spec_of(arr, paths, users), id=tid, array=None, dependencies=())
+            placed = tuple((str(n), tuple(int(i) for i in ids)) for n, ids in (trow.placement or []))
+            sched.restore_running(tspec, placed, t, trow.attempt)
+            tstate = sched.job(tid)
+            aid = trow.allocation_id or ""
+            running[aid] = Running(
+                arr.seq, aid, tstate.allocation_id if tstate else "", trow.cluster or "", job=tid
+            )
+            running_tasks.setdefault(arr.seq, []).append(trow.idx)
+            continue
         if what == "run":
             row: JobRow = obj
             spec = core_spec_of(row, paths, users)
@@ -133,6 +160,22 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
         sched.restore_usage(project, interval.model, gpus, t)
     replay: list[Event] = []
     for j in jobs:
+        if j.seq in arrays:
+            spec = core_spec_of(j, paths, users)
+            known.add(spec.id)
+            if j.state == "pending" and spec.dependencies:
+                replay.append(JobSubmitted(spec))  # held, or released and not started yet
+                continue
+            ended = {
+                t.idx: t.state == "completed"
+                for t in tasks
+                if t.array_seq == j.seq and t.state in store.FINAL_STATES
+            }
+            try:
+                sched.restore_array(spec, ended, running_tasks.get(j.seq, []), now)
+            except ValueError:
+                replay.append(JobSubmitted(spec))
+            continue
         if j.state != "pending":
             continue
         spec = core_spec_of(j, paths, users)
