@@ -127,3 +127,32 @@ def test_a_failed_task_fails_the_array_for_afterok() -> None:
     assert [(x.job_id, x.reason.value) for x in d if type(x).__name__ == "Reject"] == [
         ("b", "dependency-never-met")
     ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(0, 6),
+    st.integers(1, 8),
+    st.lists(st.booleans(), min_size=1, max_size=60),
+)
+def test_every_task_runs_once_and_never_more_than_the_limit_at_once(
+    n: int, limit: int, gpus: int, fails: list[bool]
+) -> None:
+    s = sched(nodes=2)
+    text = f"0-{n - 1}" + (f"%{limit}" if limit else "")
+    ds = s.handle([JobSubmitted(job("a", gpus, array=parse_array(text)))], 0)
+    started: list[str] = []
+    for step in range(10 * n + 10):
+        started += [d.job_id for d in starts(ds)]
+        running = [j for j in s.running.values() if j.spec.id.startswith("a_")]
+        if limit:
+            assert len(running) <= limit
+        if not running:
+            break
+        j = running[0]
+        outcome = "failed" if fails[step % len(fails)] else "completed"
+        ds = s.handle([JobFinished(j.spec.id, j.allocation_id, outcome)], step + 1)
+    assert sorted(started) == sorted(f"a_{i}" for i in range(n))  # each once
+    assert "a" not in s.arrays.arrays and not s.jobs
+    s.validate()
