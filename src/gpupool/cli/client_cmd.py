@@ -40,6 +40,8 @@ from gpupool.client import (
     page_items,
 )
 from gpupool.client.loopback import LoopbackReceiver
+from gpupool.core.array_spec import parse_array
+from gpupool.core.dependencies import parse_dependencies
 from gpupool.translation import _, n_
 
 __all__ = ["COMMANDS", "client_factory", "parse_duration", "register"]
@@ -286,6 +288,22 @@ def submit(
         str | None,
         typer.Option("--idempotency-key", help="Repeat a submission safely (default: a new UUID)."),
     ] = None,
+    dependency: Annotated[
+        str,
+        typer.Option(
+            "--dependency",
+            "-d",
+            help="Wait for other jobs: afterok:J1:J2,afterany:J3 (after, afterany, afterok, afternotok).",
+        ),
+    ] = "",
+    array: Annotated[
+        str,
+        typer.Option(
+            "--array",
+            "-a",
+            help="A job array: 0-99, 0-99:2, 1,3,5-7, with %N to run at most N tasks at once.",
+        ),
+    ] = "",
     as_json: JsonOpt = False,
     image: Annotated[
         str | None,
@@ -312,6 +330,18 @@ def submit(
             "env": _env_pairs(env or []),
             "cwd": str(Path(cwd).resolve()) if cwd else os.getcwd(),
         }
+        if dependency:
+            try:
+                parse_dependencies(dependency)
+            except ValueError as e:
+                raise ValueError(_("--dependency: {error}", error=str(e))) from None
+            request["dependency"] = dependency
+        if array:
+            try:
+                parse_array(array)
+            except ValueError as e:
+                raise ValueError(_("--array: {error}", error=str(e))) from None
+            request["array"] = array
         if walltime is not None:
             request["walltime_s"] = parse_duration(walltime)
         if checkpoint is not None:
@@ -398,7 +428,8 @@ def queue(
             _text(j.get("state")),
             _text(j.get("gpus")),
             _text(_first(j, "model", "models")),
-            _text(_first(j, "reason", "reason_code")),
+            # a held job says what it waits for ("waiting for dependency j7 (afterok)")
+            _text(j.get("detail") if j.get("reason") == "dependency" else _first(j, "reason", "reason_code")),
             _when(_estimated_start(j)),
         )
     _out().print(t)

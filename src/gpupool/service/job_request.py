@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from gpupool.core.array_spec import ArrayError, parse_array
+from gpupool.core.dependencies import DependencyError, parse_dependencies
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import KINDS, MAX_GANG_GPUS, PRIORITY_CLASSES, JobSpec, TaskGroup
 from gpupool.service.container_image import IMAGE_HELP, image_field
@@ -67,6 +69,42 @@ class JobRequest(RequestBody):
     image: Annotated[str | None, Field(min_length=1, max_length=1024, description=IMAGE_HELP)] = (
         None  # a container image (ADR 0013)
     )
+    dependency: Annotated[
+        str,
+        Field(
+            max_length=16384,
+            description="Jobs to wait for, as Slurm's --dependency: afterok:j1:j2,afterany:j3 "
+            "(after = started, afterany = ended, afterok = completed, afternotok = did not complete)",
+        ),
+    ] = ""
+
+    array: Annotated[
+        str,
+        Field(
+            max_length=4096,
+            description="A job array, as Slurm's --array: 0-99, 0-99:2, 1,3,5-7, each with %N (the most "
+            "tasks running at once); tasks are ID_INDEX and see GPUPOOL_ARRAY_TASK_ID",
+        ),
+    ] = ""
+
+    @field_validator("array")
+    @classmethod
+    def _array(cls, v: str) -> str:
+        if v:
+            try:
+                parse_array(v)
+            except ArrayError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("dependency")
+    @classmethod
+    def _dependency(cls, v: str) -> str:
+        try:
+            parse_dependencies(v)
+        except DependencyError as e:
+            raise ValueError(str(e)) from None
+        return v
 
     @field_validator("env")
     @classmethod
@@ -166,4 +204,6 @@ def core_spec(
         kind=str(spec.get("kind", "training")),
         workload_class=str(spec.get("workload_class", "default")),
         clusters=tuple(spec.get("clusters", [])),
+        dependencies=parse_dependencies(str(spec.get("dependency", ""))),
+        array=parse_array(str(spec["array"])) if spec.get("array") else None,
     )

@@ -252,7 +252,7 @@ def workload(
     for run in snap.point.running():
         spec = run["spec"]
         wall = int(spec.get("walltime_ms") or 0) or default_ms
-        started = next((int(s[1]) for s in snap.point.steps if s[0] == "run" and s[2] is run), now)
+        started = next((int(s[1]) for s in snap.point.steps if s[0] in ("run", "task") and s[2] is run), now)
         backlog("running", spec, wall - (now - started))
     for p in snap.point.pending:
         spec = p["spec"]

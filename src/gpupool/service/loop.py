@@ -50,7 +50,7 @@ from gpupool.core.events import (
 )
 from gpupool.core.fleet import Fleet
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
-from gpupool.service import store
+from gpupool.service import array_tasks, job_dependencies, store
 from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow, UsageRow, UserRow, unavailable
 from gpupool.service.event_codec import about, encode
 from gpupool.service.executors.base import (
@@ -202,6 +202,8 @@ class Loop:
         self._users: dict[int, str] = {}
         #: the event log's number for the next cycle that logs something
         self._next_cycle = 1
+        #: (array seq, task index) of tasks cancelled through the inbox this cycle
+        self._task_cancels: list[tuple[int, int]] = []
         self._state: Rebuilt = self._rebuild(self.clock())
 
     # -- state ------------------------------------------------------------------------------
@@ -470,7 +472,7 @@ class Loop:
             if self._bills(e.allocation_id):
                 engine_times.setdefault(e.allocation_id, [None, None])[1] = e.at_ms
             finishes[e.allocation_id] = (job_state, exit_code, detail)
-            events.append(JobFinished(store.job_id(run.seq), run.core_allocation_id, outcome))
+            events.append(JobFinished(run.job or store.job_id(run.seq), run.core_allocation_id, outcome))
         events.extend(node_events)
         events.extend(state.replay)  # pending jobs the rebuild could not restore
         state.replay = []
@@ -520,6 +522,7 @@ class Loop:
     def _read_inbox(self, events: list[Event]) -> tuple[list[int], list[int]]:
         """Turn the inbox into events (appended); (pending jobs cancelled, inbox ids read)."""
         state = self._state
+        self._task_cancels = []
         with self.reader() as s:
             inbox = store.inbox(s, INBOX_BATCH)
             if not inbox:
@@ -560,6 +563,10 @@ class Loop:
                     events.append(NodeDrained(r.node))
                 elif r.kind == "undrain" and r.node in self.fleet.node_by_name:
                     events.append(NodeUp(r.node))
+                elif r.kind == "cancel-task" and r.job_seq in rows and r.node and r.node.isdigit():
+                    events.append(JobCancelled(f"{store.job_id(r.job_seq)}_{r.node}"))  # one task of an array
+                    self._task_cancels.append((r.job_seq, int(r.node)))
+            job_dependencies.settle(s.connection(), events)  # targets that already ended
             return cancelled_pending, read
 
     def _bills(self, allocation_id: str) -> bool:
@@ -637,8 +644,14 @@ class Loop:
             if u is not None and u.end_ms is None:
                 u.end_ms = now
 
+        touched: set[int] = set()  # job arrays whose tasks changed (``array_tasks``)
         for aid, (job_state, exit_code, detail) in finishes.items():
             run = state.running.pop(aid)
+            if run.job:  # a task of a job array
+                touched.add(array_tasks.finished(s, run, job_state, exit_code, detail, now))
+                close(aid)
+                report.finishes += 1
+                continue
             row = rows[run.seq]
             self._stop_row(row, now)
             row.state, row.exit_code, row.end_ms = job_state, exit_code, now
@@ -654,6 +667,9 @@ class Loop:
                 state.known.discard(store.job_id(pending_seq))
         for d in decisions:
             seq = store.job_seq(d.job_id)
+            if seq is None and array_tasks.task_of(d.job_id) is not None:
+                array_tasks.decide(self, s, d, now, close, report, touched)
+                continue
             found = rows.get(seq) if seq is not None else None
             if found is None:  # pragma: no cover - the core only decides about jobs we gave it
                 log.error("decision for unknown job %s", d.job_id)
@@ -694,6 +710,10 @@ class Loop:
                     row.reason, row.detail = d.reason.value, d.detail
             elif isinstance(d, Reserve):
                 row.estimated_start_ms = d.start_ms
+        array_tasks.cancelled(s, self, self._task_cancels, now, touched)
+        self._task_cancels = []
+        if touched:
+            array_tasks.refresh(s, self.scheduler, touched, state.known, now)
 
     def _service_alloc(self, d: Preempt | Stop) -> str:
         """The service's id of the allocation the core calls ``d.allocation_id``."""

@@ -38,6 +38,8 @@ class Running:
     allocation_id: str  # the service's (unique forever)
     core_allocation_id: str  # what the core calls it (JobFinished must name this one)
     cluster: str
+    #: a task of a job array: its id in the core (``j7_3``); "" for a job
+    job: str = ""
 
 
 @dataclass(slots=True)
@@ -99,5 +101,5 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
     """The core restored from the database at ``now``, with its restore point to log (ADR 0017)."""
     point = read_point(s, fleet, config, now)
     got = restore(point, fleet, config)
-    running = {aid: Running(seq, aid, core, cluster) for aid, core, seq, cluster in got.running}
+    running = {aid: Running(seq, aid, core, cluster, job) for aid, core, seq, cluster, job in got.running}
     return Rebuilt(got.scheduler, got.replay, running, got.known, got.paths, marker=point.to_doc())

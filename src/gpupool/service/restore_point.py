@@ -20,19 +20,22 @@ point never depends on how the service stores a request.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gpupool.core.dependencies import Milestone
 from gpupool.core.events import Event, JobSubmitted, NodeDrained
 from gpupool.core.fleet import Fleet
 from gpupool.core.job import JobSpec
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.service import store
-from gpupool.service.db import AllocationRow, JobRow, TenantRow, UsageRow, UserRow
+from gpupool.service.db import AllocationRow, JobRow, JobTaskRow, TenantRow, UsageRow, UserRow
+from gpupool.service.job_dependencies import ended_targets
 from gpupool.service.event_codec import decode, encode
 from gpupool.service.job_request import core_spec
 from gpupool.service.tenant_tree import active_allocations, build_tenancy, tenant_rows
@@ -71,7 +74,11 @@ class RestorePoint:
     """The inputs of one rebuild. ``steps`` are in ledger order: ``["usage", t, project,
     model, gpus]`` (``gpus`` < 0 releases) and ``["run", t, job]``; a running job is
     ``{"spec", "placement", "attempt", "run_ms", "attained", "allocation_id", "cluster", "seq"}``
-    and a pending one ``{"spec", "attempt", "run_ms", "attained", "preemptions"}``."""
+    (a running task of a job array is a ``["task", t, job]`` step, ``job["job"]`` its id
+    ``ARRAY_INDEX``) and a pending one ``{"spec", "attempt", "run_ms", "attained",
+    "preemptions"}``; a job array is ``{"spec", "array": {"ended": {index: completed},
+    "running": [index]}}`` and a job held on dependencies ``{"spec", "resubmit": true,
+    "settled": [[job, milestone]]}`` (submitted again in the first cycle; ADR 0019)."""
 
     now: int
     tenants: list[dict[str, Any]] = field(default_factory=list)
@@ -112,7 +119,7 @@ class RestorePoint:
         return build_tenancy(rows, allocs, fleet)
 
     def running(self) -> list[dict[str, Any]]:
-        return [s[2] for s in self.steps if s[0] == "run"]
+        return [s[2] for s in self.steps if s[0] in ("run", "task")]
 
 
 def read_point(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> RestorePoint:
@@ -149,8 +156,32 @@ def read_point(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> R
         keyed.append((u.start_ms, 1, u.id, ["usage", u.start_ms, project, u.model, u.gpus]))
         end = u.end_ms or u.start_ms
         keyed.append((end, 0, u.id, ["usage", end, project, u.model, -u.gpus]))
+    arrays = {j.seq: j for j in jobs if j.spec.get("array")}
+    tasks: list[JobTaskRow] = []
+    if arrays:
+        tasks = list(s.scalars(select(JobTaskRow).where(JobTaskRow.array_seq.in_(sorted(arrays)))))
+    running_tasks: dict[int, list[int]] = {}
+    for tr in tasks:
+        if tr.state != "running":
+            continue
+        # running tasks of job arrays (ADR 0019): restored as jobs ``ARRAY_INDEX``, in time order too
+        arr = arrays[tr.array_seq]
+        tid = f"{store.job_id(arr.seq)}_{tr.idx}"
+        tspec = dataclasses.replace(spec_of(arr), id=tid, array=None, dependencies=())
+        t = tr.start_ms or now
+        task = {
+            "seq": arr.seq,
+            "job": tid,
+            "spec": _spec_doc(tspec),
+            "placement": [[str(n), [int(i) for i in ids]] for n, ids in (tr.placement or [])],
+            "attempt": tr.attempt,
+            "allocation_id": tr.allocation_id or "",
+            "cluster": tr.cluster or "",
+        }
+        keyed.append((t, 2, arr.seq, ["task", t, task]))
+        running_tasks.setdefault(arr.seq, []).append(tr.idx)
     for j in jobs:
-        if j.state != "running":
+        if j.state != "running" or j.seq in arrays:
             continue
         t = j.start_ms or now
         run = {
@@ -166,17 +197,44 @@ def read_point(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> R
         keyed.append((t, 2, j.seq, ["run", t, run]))
     keyed.sort(key=lambda k: (k[0], k[1], k[2]))
     point.steps = [k[3] for k in keyed]
-    point.pending = [
-        {
-            "spec": _spec_doc(spec_of(j)),
-            "attempt": j.attempt,
-            "run_ms": j.run_ms,
-            "attained": j.attained,
-            "preemptions": j.preemptions,
-        }
-        for j in jobs
-        if j.state == "pending"
-    ]
+    pending: list[dict[str, Any]] = []
+    resubmitted: list[JobSpec] = []
+    for j in jobs:
+        if j.seq not in arrays and j.state != "pending":
+            continue
+        spec = spec_of(j)
+        if spec.dependencies and j.state == "pending" and (j.seq in arrays or j.attempt == 0):
+            # held (or released but never run): submitted again in the first cycle, which
+            # holds it, queues it or ends it as its dependencies now say
+            pending.append({"spec": _spec_doc(spec), "resubmit": True})
+            resubmitted.append(spec)
+        elif j.seq in arrays:
+            ended = {
+                str(t.idx): t.state == "completed"
+                for t in tasks
+                if t.array_seq == j.seq and t.state in store.FINAL_STATES
+            }
+            pending.append(
+                {"spec": _spec_doc(spec), "array": {"ended": ended, "running": running_tasks.get(j.seq, [])}}
+            )
+        else:
+            pending.append(
+                {
+                    "spec": _spec_doc(spec),
+                    "attempt": j.attempt,
+                    "run_ms": j.run_ms,
+                    "attained": j.attained,
+                    "preemptions": j.preemptions,
+                }
+            )
+    # the core forgets ended jobs: a resubmitted job carries its ended targets' milestones
+    ended_deps = ended_targets(s.connection(), ([d.job_id for d in sp.dependencies] for sp in resubmitted))
+    for doc in pending:
+        if doc.get("resubmit"):
+            deps = _spec_of(doc["spec"]).dependencies
+            known = dict.fromkeys((d.job_id, ended_deps[d.job_id].value) for d in deps if d.job_id in ended_deps)
+            doc["settled"] = [list(k) for k in known]
+    point.pending = pending
     return point
 
 
@@ -187,8 +245,8 @@ class Restored:
     scheduler: Scheduler
     #: JobSubmitted events of pending jobs that could not be restored, for the first cycle
     replay: list[Event]
-    #: running jobs: (service allocation id, core allocation id, job seq, cluster)
-    running: list[tuple[str, str, int, str]]
+    #: running jobs: (service allocation id, core allocation id, job seq, cluster, task id or "")
+    running: list[tuple[str, str, int, str, str]]
     #: job ids the core holds (running or pending) or will hold after the replay
     known: set[str]
     #: tenant paths by id
@@ -202,9 +260,20 @@ def restore(point: RestorePoint, fleet: Fleet, config: SchedulerConfig) -> Resto
     drained: list[Event] = [NodeDrained(n) for n in point.drained if n in fleet.node_by_name]
     if drained and sched.handle(drained, point.now):  # pragma: no cover - an empty core decides nothing
         raise AssertionError("an empty core made decisions while draining nodes")
-    running: list[tuple[str, str, int, str]] = []
+    running: list[tuple[str, str, int, str, str]] = []
     known: set[str] = set()
     for step in point.steps:
+        if step[0] == "task":
+            task = step[2]
+            tspec = _spec_of(task["spec"])
+            placed = tuple((str(n), tuple(int(i) for i in ids)) for n, ids in task["placement"])
+            sched.restore_running(tspec, placed, int(step[1]), task["attempt"])
+            tstate = sched.job(tspec.id)
+            core_alloc = tstate.allocation_id if tstate is not None else ""
+            running.append(
+                (str(task["allocation_id"]), core_alloc, int(task["seq"]), str(task["cluster"]), tspec.id)
+            )
+            continue
         if step[0] == "run":
             job = step[2]
             spec = _spec_of(job["spec"])
@@ -215,7 +284,7 @@ def restore(point: RestorePoint, fleet: Fleet, config: SchedulerConfig) -> Resto
             )
             state = sched.job(spec.id)
             core_alloc = state.allocation_id if state is not None else ""
-            running.append((str(job["allocation_id"]), core_alloc, int(job["seq"]), str(job["cluster"])))
+            running.append((str(job["allocation_id"]), core_alloc, int(job["seq"]), str(job["cluster"]), ""))
             known.add(spec.id)
             continue
         _, t, project, model, gpus = step
@@ -225,6 +294,18 @@ def restore(point: RestorePoint, fleet: Fleet, config: SchedulerConfig) -> Resto
     replay: list[Event] = []
     for job in point.pending:
         spec = _spec_of(job["spec"])
+        known.add(spec.id)
+        if job.get("resubmit"):
+            settled = tuple((str(j), Milestone(m)) for j, m in job.get("settled", []))
+            replay.append(JobSubmitted(spec, settled))
+            continue
+        if "array" in job:
+            ended = {int(i): bool(ok) for i, ok in job["array"]["ended"].items()}
+            try:
+                sched.restore_array(spec, ended, [int(i) for i in job["array"]["running"]], point.now)
+            except ValueError:
+                replay.append(JobSubmitted(spec))
+            continue
         try:
             sched.restore_pending(
                 spec,
