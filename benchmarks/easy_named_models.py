@@ -11,7 +11,7 @@ deterministic third of them naming one or two models. It drives the production
 guarantees) for 24 simulated hours and reports, per ``+easy`` policy and per case:
 
 - ``placed_first_cycle``: the share of GPUs busy after the first cycle;
-- ``utilisation_24h``: busy GPU-time over the first 24 h (thousands of jobs wait all along);
+- ``utilisation``: busy GPU-time over the first ``--hours`` (24; thousands of jobs wait all along);
 - ``min_placed_while_waiting``: the lowest share busy after any cycle with >= 1,000 jobs waiting;
 - ``cpu_s``: the process time of the run.
 
@@ -118,7 +118,7 @@ def run(policy: str, jobs: list[JobSpec], hours: float) -> dict[str, Any]:
             events.append(JobFinished(jid, alloc))
     return {
         "placed_first_cycle": round(first, 4),
-        "utilisation_24h": round(busy_ms / (total * horizon), 4),
+        "utilisation": round(busy_ms / (total * horizon), 4),
         "min_placed_while_waiting": round(low, 4),
         "waiting_at_end": s.pending_count,
         "cycles": cycles,
@@ -154,8 +154,8 @@ def main() -> None:
         report["policies"][f"{p}+easy"] = {"named_models": with_names, "any_model": without}
         print(
             f"{p + '+easy':18s} named: first {with_names['placed_first_cycle']:.3f} "
-            f"24h {with_names['utilisation_24h']:.3f} min {with_names['min_placed_while_waiting']:.3f} | "
-            f"any: first {without['placed_first_cycle']:.3f} 24h {without['utilisation_24h']:.3f} "
+            f"util {with_names['utilisation']:.3f} min {with_names['min_placed_while_waiting']:.3f} | "
+            f"any: first {without['placed_first_cycle']:.3f} util {without['utilisation']:.3f} "
             f"min {without['min_placed_while_waiting']:.3f}",
             file=sys.stderr,
         )
