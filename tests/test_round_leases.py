@@ -144,3 +144,20 @@ def test_a_stop_is_worth_it_by_the_better_of_its_own_gain_and_the_round_it_hands
     # a long run sped up 2x: its own gain
     faster = judge_stop(j, cost, 10 * HOUR, 1.0, 2.0, ROUND)
     assert faster.stop and faster.change is LeaseChange.MOVE
+
+
+def test_jobs_that_save_when_their_lease_ends_lose_no_work() -> None:
+    # Gavel's assumption (the reproduction benchmark runs with it)
+    assert stop_cost(running(), 25 * MIN, 0, saves_on_stop=True).total_ms == 0
+    s = sched(restart_overhead_ms=0, lease_end_checkpoints=True)
+    s.handle([JobSubmitted(job("a", 1, submit=0)), JobSubmitted(job("b", 1, submit=1))], 0)
+    out = s.handle([Tick()], ROUND)
+    assert [d.job_id for d in out if isinstance(d, Preempt)] == ["a"]
+
+
+def test_without_the_rule_every_stop_of_the_plan_happens_as_in_gavel() -> None:
+    s = sched(round_leases=False)
+    s.handle([JobSubmitted(job("a", 1, submit=0)), JobSubmitted(job("b", 1, submit=1))], 0)
+    out = s.handle([Tick()], ROUND)
+    pre = [d for d in out if isinstance(d, Preempt)]
+    assert [(d.job_id, d.detail) for d in pre] == [("a", "gavel-las: its lease ended with the round")]

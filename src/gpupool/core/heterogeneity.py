@@ -233,7 +233,7 @@ class RoundMechanism:
                 if j.status != _RUNNING or wanted.get(j.seq, -1) == j.pool:
                     continue
                 v = self._judge(j, wanted.get(j.seq), left[j.pool] < j.gpus, now)
-                if v.stop:
+                if v.stop or not s.config.round_leases:
                     stops[j.seq] = v
                 else:
                     fixed[j.seq] = j.pool
@@ -244,7 +244,9 @@ class RoundMechanism:
         # Stop what is not wanted where it runs (the lease ends at the boundary) ...
         for j in [r for r in s.running.values() if wanted.get(r.seq, -1) != r.pool]:
             self._account_stop(j)
-            why = f"{s.policy.name}: its lease ended with the round: {stops[j.seq].words()}"
+            why = f"{s.policy.name}: its lease ended with the round"
+            if s.config.round_leases:
+                why += f": {stops[j.seq].words()}"
             self.preemptor.preempt(j, now, out, Reason.ROUND, why)
         # ... then start the wanted pending jobs, biggest gangs first (less fragmentation).
         starting = [j for j in jobs if j.seq in wanted and j.status == _PENDING]
@@ -308,7 +310,7 @@ class RoundMechanism:
         """The round lease verdict on running ``j`` that the plan puts in pool ``there`` (None:
         out); ``taken``: the plan gives some of its accelerators to other jobs."""
         cfg = self.state.config
-        cost = stop_cost(j, now, cfg.restart_overhead_ms)
+        cost = stop_cost(j, now, cfg.restart_overhead_ms, cfg.lease_end_checkpoints)
         thr = self._thr_of(j)
         here = float(thr[self.pool_model[j.pool]])
         there_speed = None if there is None else float(thr[self.pool_model[there]])

@@ -86,8 +86,11 @@ class LeaseVerdict:
         return f"{what} {op} its cost {self.cost.words()}"
 
 
-def stop_cost(j: JobState, now: int, restart_overhead_ms: int) -> StopCost:
-    """The cost of stopping running ``j`` at ``now``: restart overhead + work since its checkpoint."""
+def stop_cost(j: JobState, now: int, restart_overhead_ms: int, saves_on_stop: bool = False) -> StopCost:
+    """The cost of stopping running ``j`` at ``now``: restart overhead + work since its checkpoint
+    (none when ``saves_on_stop``: the job checkpoints when its lease ends)."""
+    if saves_on_stop:
+        return StopCost(restart_overhead_ms, 0)
     ran = max(0, now - j.start_ms)
     ci = j.spec.checkpoint_interval_ms
     lost = ran % ci if ci > 0 else ran

@@ -54,6 +54,12 @@ class SchedulerConfig:
     #: since its last checkpoint): a round stops a running job only when that gains more
     #: (``gpupool.core.round_leases``); 30 s, the Helios simulator's cost for one node
     restart_overhead_ms: int = 30_000
+    #: jobs save their state when a round ends their lease (Gavel's assumption), so a round
+    #: stop loses no work since the last checkpoint; off: the declared checkpoint interval
+    lease_end_checkpoints: bool = False
+    #: apply the round lease rule at all; off: every stop the round's plan makes happens, as
+    #: in Gavel's published mechanism (``benchmarks/reproduce_gavel.py`` reproduces that)
+    round_leases: bool = True
     #: throughput per (workload class, model); None = the fleet catalogue's figures
     throughputs: ThroughputTable | None = None
     #: what usage, budgets and fair share count: "raw" accelerator-hours or "effective"
