@@ -10,7 +10,10 @@ Steps, per policy (fairshare+easy first, then fifo+easy for a ratio in the same 
 2. full cycle: ``handle()`` of ONE batch of 100,000 ``JobSubmitted`` events, timed as a
    whole (submission of every job + one cycle over the whole pending queue, which starts
    everything that fits into the 80% free); then one ``Tick`` cycle over what still waits;
-3. incremental cycles: each one ``handle()`` of 100 arrivals + 100 completions.
+3. incremental cycles: each one ``handle()`` of 100 arrivals + 100 completions;
+4. (the first policy, unless ``--array-tasks 0``) one job array of 10,000 one-accelerator
+   tasks submitted in one ``handle()``, then as many incremental cycles again: the
+   incremental cycle before and after the array, in the same run (``array``).
 
 Prints ONE JSON object on stdout. Not a test: numbers depend on the machine.
 
@@ -21,6 +24,7 @@ Prints ONE JSON object on stdout. Not a test: numbers depend on the machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -34,6 +38,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from gpupool.core.array_spec import parse_array
 from gpupool.core.decisions import Decision
 from gpupool.core.events import Event, JobFinished, JobSubmitted, Tick
 from gpupool.core.fleet import Fleet, Level
@@ -183,6 +188,7 @@ def run(
     cycles: int,
     churn: int,
     seed: int,
+    array_tasks: int = 0,
 ) -> dict[str, Any]:
     """Warm up, time the full cycle and the incremental ones; return the figures."""
     sched = Scheduler(fleet, tenancy, SchedulerConfig(policy=policy, backfill=backfill))
@@ -227,19 +233,49 @@ def run(
     cpu_times: list[float] = []
     g0 = GC.total()
     inc: Counter[str] = Counter()
-    for _ in range(cycles):
-        now += 10_000
-        running = list(sched.running.values())
-        done = rng.sample(running, min(churn, len(running)))
-        batch: list[Event] = [JobFinished(j.spec.id, j.allocation_id) for j in done]
-        batch += [JobSubmitted(mix.next(now)) for _ in range(churn)]
-        t0, c0 = time.perf_counter(), time.process_time()
-        got = sched.handle(batch, now)
-        times.append((time.perf_counter() - t0) * 1000.0)
-        cpu_times.append((time.process_time() - c0) * 1000.0)
-        inc.update(type(d).__name__ for d in got)
+
+    def incremental(times: list[float], cpu_times: list[float]) -> None:
+        nonlocal now
+        for _ in range(cycles):
+            now += 10_000
+            running = list(sched.running.values())
+            done = rng.sample(running, min(churn, len(running)))
+            batch: list[Event] = [JobFinished(j.spec.id, j.allocation_id) for j in done]
+            batch += [JobSubmitted(mix.next(now)) for _ in range(churn)]
+            t0, c0 = time.perf_counter(), time.process_time()
+            got = sched.handle(batch, now)
+            times.append((time.perf_counter() - t0) * 1000.0)
+            cpu_times.append((time.process_time() - c0) * 1000.0)
+            inc.update(type(d).__name__ for d in got)
+
+    incremental(times, cpu_times)
     inc_gc = GC.total() - g0
     times.sort()
+    array: dict[str, Any] = {}
+    if array_tasks:
+        # 4. one array of one-accelerator tasks, then the same incremental cycles again
+        now += 10_000
+        spec = dataclasses.replace(
+            mix.next(now), id="array", gpus=1, groups=(), array=parse_array(f"0-{array_tasks - 1}")
+        )
+        c0 = time.process_time()
+        got = sched.handle([JobSubmitted(spec)], now)
+        submit_cpu = time.process_time() - c0
+        after: list[float] = []
+        after_cpu: list[float] = []
+        incremental(after, after_cpu)
+        before_p50 = statistics.median(cpu_times) if cpu_times else 0.0
+        after_p50 = statistics.median(after_cpu) if after_cpu else 0.0
+        a = sched.arrays.arrays.get("array")
+        array = {
+            "tasks": array_tasks,
+            "submit_handle_cpu_s": round(submit_cpu, 4),
+            "starts_at_submission": sum(1 for d in got if type(d).__name__ == "Start"),
+            "incremental_cycle_cpu_p50_ms_before": round(before_p50, 3),
+            "incremental_cycle_cpu_p50_ms_after": round(after_p50, 3),
+            "ratio_after_to_before": round(after_p50 / before_p50, 3) if before_p50 > 0 else None,
+            "tasks_not_ended_at_end": (len(a.states) - a.ended) if a is not None else 0,
+        }
 
     def pct(q: float) -> float:
         return times[min(len(times) - 1, int(q * len(times)))] if times else 0.0
@@ -283,6 +319,7 @@ def run(
         "not_considered_fraction_at_end": round(reasons.get("queued", 0) / waiting, 4) if waiting else 0.0,
         "pending_at_end": sched.pending_count,
         "running_at_end": len(sched.running),
+        **({"array": array} if array else {}),
     }
 
 
@@ -296,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--busy", type=float, default=0.2, help="fraction of the fleet busy first")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-fifo", action="store_true", help="skip the fifo+easy comparison run")
+    ap.add_argument("--array-tasks", type=int, default=None, help="tasks of the array case (10,000; 0: none)")
     args = ap.parse_args(argv)
     pending = args.pending if args.pending is not None else (2_000 if args.small else 100_000)
     cycles = args.cycles if args.cycles is not None else (5 if args.small else 200)
@@ -307,7 +345,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     tenancy = load_tenants(args.fleet, fleet)
     load_s = time.perf_counter() - t0
     kw: dict[str, Any] = dict(pending=pending, busy_fraction=busy, cycles=cycles, churn=churn, seed=args.seed)
-    main_run = run(fleet, tenancy, "fairshare", "easy", **kw)
+    tasks = args.array_tasks if args.array_tasks is not None else (200 if args.small else 10_000)
+    main_run = run(fleet, tenancy, "fairshare", "easy", **kw, array_tasks=tasks)
     rss = peak_rss_mib()  # before the comparison run, so it is this run's peak
     out: dict[str, Any] = {
         "benchmark": "cycle",

@@ -101,7 +101,11 @@ def run_case(case: Case) -> dict[str, Any]:
     )
     lo, hi = case.window
     window = frozenset(f"gavel-{i}" for i in range(lo, hi))
-    cfg = with_policy_defaults(SchedulerConfig(policy=case.policy, throughputs=gavel_throughput_table()))
+    # Gavel's mechanism as published: every stop a round's plan makes happens (no round
+    # lease rule, core/round_leases.py: the live default, which moves no job for no gain)
+    cfg = with_policy_defaults(
+        SchedulerConfig(policy=case.policy, throughputs=gavel_throughput_table(), round_leases=False)
+    )
     sim = SimConfig(scheduler=cfg, reference_model="V100", stop_after=window)
     t0 = time.perf_counter()
     result = simulate(fleet, tenancy, jobs, sim)

@@ -267,23 +267,26 @@ EXPECTED: dict[str, str] = {
     "philly/las": "933ea9e9ebf41c3c",
     "demo/tiresias": "bad5a5a30af72991",
     "philly/tiresias": "0fa7dc27d0f281e7",
-    "demo/maxmin": "5dee5f1a9ed11cca",
-    "philly/maxmin": "1f54855986196233",
-    "demo/ftf": "61207d8db3568b73",
-    "philly/ftf": "6d5df97d4a0ff621",
-    "demo/gavel-las": "33f1adf283b1532f",
-    "philly/gavel-las": "20302872f9510f14",
-    "demo/gavel-fifo": "a766f45191474849",
+    # The round-based policies (maxmin, ftf, gavel-*) below changed on purpose: a round now
+    # stops or moves a running job only when that gains more than the restart and the work
+    # since its checkpoint cost (core/round_leases.py, ADR 0015).
+    "demo/maxmin": "1fd8eae9d5dcb340",  # round leases (ADR 0015)
+    "philly/maxmin": "e8c67ace7306b229",  # round leases (ADR 0015)
+    "demo/ftf": "bf93aa4a863e209c",  # round leases (ADR 0015)
+    "philly/ftf": "a7290b04dc5f6557",  # round leases (ADR 0015)
+    "demo/gavel-las": "b5d7f8fcb4221731",  # round leases (ADR 0015)
+    "philly/gavel-las": "a9247882ca880a81",  # round leases (ADR 0015)
+    "demo/gavel-fifo": "954a322312e86674",  # round leases (ADR 0015)
     "philly/gavel-fifo": "6de4d7b7c10f2184",
-    "demo/gavel-ftf": "6d195110a08a0a6d",
-    "philly/gavel-ftf": "1a22603c84d7f5f0",
-    "demo/gavel-makespan": "e1f218d92ef40c4d",
-    "philly/gavel-makespan": "89b35bdef75751d3",
+    "demo/gavel-ftf": "1c03043f2e29b8c3",  # round leases (ADR 0015)
+    "philly/gavel-ftf": "c2cecd0a0710655e",  # round leases (ADR 0015)
+    "demo/gavel-makespan": "37651f927ce3687c",  # round leases (ADR 0015)
+    "philly/gavel-makespan": "bfb2fbea54a9c7f2",  # round leases (ADR 0015)
     "restart/fairshare+easy": "776ace64ed01e2c9",
     "restart/fifo": "46d75b83bc48231d",
     "restart/las": "d463cbfbb56ae216",
     "restart/tiresias": "05958ea790fd532a",
-    "restart/gavel-las": "a8cd95414d55a56b",
+    "restart/gavel-las": "bd8d9f793105b43b",  # round leases (ADR 0015)
     "demo/predicted": "dcae107e6e532fda",
     "philly/predicted": "d9d640dd3e9ba254",
 }

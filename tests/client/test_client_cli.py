@@ -174,3 +174,40 @@ def test_an_unreachable_server_exits_3(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert got.exit_code == 3
     assert "is `gpupool serve` running?" in got.output
     assert "error" in json.loads(got.stdout)
+
+
+def test_submit_image_sends_it_with_an_image_files_path_made_absolute(
+    server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch = "nvcr.io/nvidia/pytorch:24.01-py3"
+    got = runner.invoke(app, ["submit", "-p", "p", "--image", torch, "--", "true"])
+    assert got.exit_code == 0, got.output
+    assert server.body()["image"] == "nvcr.io/nvidia/pytorch:24.01-py3"
+    monkeypatch.chdir(tmp_path)
+    got = runner.invoke(app, ["submit", "-p", "p", "--image", "oci-archive:img/x.tar", "--", "true"])
+    assert got.exit_code == 0, got.output
+    assert server.body()["image"] == f"oci-archive:{tmp_path}/img/x.tar"
+    sent = len(server.requests)
+    got = runner.invoke(app, ["submit", "-p", "p", "--image", "a b", "--", "true"])
+    assert got.exit_code == 2 and "--image 'a b'" in got.output
+    assert len(server.requests) == sent
+
+
+def test_submit_sends_a_dependency_and_refuses_a_bad_one_before_calling(server: FakeServer) -> None:
+    got = runner.invoke(app, ["submit", "-p", "p", "--dependency", "afterok:j1:j2,afterany:j3", "--", "true"])
+    assert got.exit_code == 0, got.output
+    assert server.body()["dependency"] == "afterok:j1:j2,afterany:j3"
+    sent = len(server.requests)
+    got = runner.invoke(app, ["submit", "-p", "p", "-d", "afterwards:j1", "--", "true"])
+    assert got.exit_code == 2 and "--dependency" in got.output and "unknown dependency type" in got.output
+    assert len(server.requests) == sent
+
+
+def test_submit_sends_an_array_and_refuses_a_bad_one_before_calling(server: FakeServer) -> None:
+    got = runner.invoke(app, ["submit", "-p", "p", "--array", "0-99:2%10", "--", "true"])
+    assert got.exit_code == 0, got.output
+    assert server.body()["array"] == "0-99:2%10"
+    sent = len(server.requests)
+    got = runner.invoke(app, ["submit", "-p", "p", "-a", "9-1", "--", "true"])
+    assert got.exit_code == 2 and "--array" in got.output and "ends before it starts" in got.output
+    assert len(server.requests) == sent

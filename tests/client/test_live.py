@@ -188,3 +188,28 @@ def test_tokens_create_list_and_revoke_through_the_cli(env: Live, monkeypatch: p
         c.me()
     bad = runner.invoke(app, ["tokens", "create", "--expires-in", "90"])
     assert bad.exit_code == 2 and "unit" in bad.output
+
+
+def test_a_pipeline_through_the_cli_queue_and_explain_say_what_it_waits_for(env: Live) -> None:
+    first = runner.invoke(
+        app, ["submit", "-p", "vision", "--json", "--", PY, "-c", "import time; time.sleep(60)"]
+    )
+    a = json.loads(first.stdout)["id"]
+    got = runner.invoke(
+        app, ["submit", "-p", "vision", "-d", f"afterok:{a}", "--json", "--", PY, "-c", "pass"]
+    )
+    assert got.exit_code == 0, got.output
+    b = json.loads(got.stdout)["id"]
+    with GpupoolClient(env.url, env.token) as c:
+        wait_state(c, a, {"running"})
+        deadline = time.monotonic() + 20
+        while c.job(b)["reason"] != "dependency":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        explain = json.loads(runner.invoke(app, ["explain", b, "--json"]).stdout)
+        assert explain["detail"] == f"waiting for dependency {a} (afterok)"
+        queue = runner.invoke(app, ["queue", "--state", "pending"], env={"COLUMNS": "200"})
+        assert f"waiting for dependency {a} (afterok)" in queue.output
+        assert runner.invoke(app, ["cancel", a]).exit_code == 0
+        ended = wait_state(c, b, {"rejected"})
+    assert ended["reason"] == "dependency-never-met"

@@ -42,7 +42,8 @@ def test_submit_runs_and_finishes(service: Service) -> None:
     ]
     with service.runtime.factory() as s:
         kinds = [r.type for r in s.scalars(select(EventLogRow).order_by(EventLogRow.id))]
-        assert kinds[:2] == ["JobSubmitted", "Start"] and "JobFinished" in kinds
+        # the start's rebuild logs its restore point with the first cycle (ADR 0017)
+        assert kinds[:3] == ["RestorePoint", "JobSubmitted", "Start"] and "JobFinished" in kinds
         assert s.scalar(select(func.count()).select_from(InboxRow)) == 0
         assert all(o.dispatched_ms is not None for o in s.scalars(select(OutboxRow)))
     service.runtime.loop.scheduler.validate()

@@ -167,7 +167,11 @@ def test_the_journal_writes_rows_usage_outbox_log_and_consumes_the_inbox(rt: Run
             assert from_outbox(o) == orders.of_row(by_row[o.allocation_id])
         assert _count(s, InboxRow) == 0
         cycles = {c for (c,) in s.execute(select(EventLogRow.cycle))}
-        assert cycles == {1} and _count(s, EventLogRow) == len(got.events) + len(decisions)
+        assert cycles == {1} and _count(s, EventLogRow) == 1 + len(got.events) + len(decisions)
+        # the rebuild's restore point heads the first cycle after it (ADR 0017), once
+        kinds = list(s.scalars(select(EventLogRow.kind).order_by(EventLogRow.id)))
+        assert kinds[0] == "restore" and kinds.count("restore") == 1
+    assert state.take_marker(now) == []
     # the core's allocation ids map to the service's in one lookup
     for d in starts:
         assert state.running.service_id(d.allocation_id) == f"{d.job_id}.1"
@@ -297,6 +301,11 @@ def test_a_stored_spec_reads_old_rows_and_keeps_what_it_does_not_know() -> None:
         {},
         None,
     )
+    assert (old.image, old.dependency, old.array) == (None, "", "")  # rows from before ADR 0013/0019
+    typed = StoredJobSpec.from_json(
+        {**old.to_json(), "image": "busybox:1", "dependency": "afterok:j1", "array": "0-3"}
+    )
+    assert (typed.image, typed.dependency, typed.array, typed.extra) == ("busybox:1", "afterok:j1", "0-3", {})
     newer = {**old.to_json(), "fraction": 0.5}
     back = StoredJobSpec.from_json(newer)
     assert back.extra == {"fraction": 0.5} and back.to_json() == newer

@@ -26,7 +26,7 @@ def wait_run(service: Service, run_id: str, timeout: float = 120) -> dict[str, A
         r = service.call("GET", f"/v1/whatif/{run_id}")
         assert r.status_code == 200, r.text
         run: dict[str, Any] = r.json()
-        if run["state"] != "running":
+        if run["state"] not in ("queued", "running"):
             return run
         assert time.monotonic() < deadline, f"what-if run {run_id} still running: {run['progress']}"
         time.sleep(0.2)
@@ -70,9 +70,10 @@ def test_whatif_runs_in_the_background_and_shows_its_report(sqlite_service: Serv
     )
     assert r.status_code == 202, r.text
     run_id = r.json()["id"]
-    # one at a time
-    busy = service.call("POST", "/v1/whatif", json=SMALL)
-    assert busy.status_code == 409 and busy.json()["type"].endswith("/busy")
+    # one worker: the next study waits in the queue, and runs when the first is done
+    queued = service.call("POST", "/v1/whatif", json=SMALL)
+    assert queued.status_code == 202 and queued.json()["state"] == "queued", queued.text
+    assert queued.json()["queue_position"] == 1
     assert service.call("GET", f"/v1/whatif/{run_id}/figures").status_code == 404  # not done yet
     run = wait_run(service, run_id)
     assert run["state"] == "done", run["error"]
@@ -88,8 +89,11 @@ def test_whatif_runs_in_the_background_and_shows_its_report(sqlite_service: Serv
     assert report.status_code == 200 and "<h1>데모</h1>" in report.text
     assert "sandbox" in report.headers["content-security-policy"]
     assert report.headers["content-disposition"].startswith("attachment")
+    second = wait_run(service, queued.json()["id"])
+    assert second["state"] == "done", second["error"]
     listed = service.call("GET", "/v1/whatif").json()
-    assert [x["id"] for x in listed] == [run_id] and listed[0]["spec"]["title"] == "데모"
+    assert {x["id"] for x in listed} == {run_id, second["id"]}
+    assert next(x for x in listed if x["id"] == run_id)["spec"]["title"] == "데모"
     assert service.call("POST", f"/v1/whatif/{run_id}/cancel").status_code == 409
     # done means done: the next study may start at once (even while the old child exits)
     again = service.call("POST", "/v1/whatif", json=SMALL)

@@ -40,6 +40,8 @@ from gpupool.client import (
     page_items,
 )
 from gpupool.client.loopback import LoopbackReceiver
+from gpupool.core.array_spec import parse_array
+from gpupool.core.dependencies import parse_dependencies
 from gpupool.service.job_status import ACTIVE, JobStatus
 from gpupool.translation import _, n_
 
@@ -287,7 +289,30 @@ def submit(
         str | None,
         typer.Option("--idempotency-key", help="Repeat a submission safely (default: a new UUID)."),
     ] = None,
+    dependency: Annotated[
+        str,
+        typer.Option(
+            "--dependency",
+            "-d",
+            help="Wait for other jobs: afterok:J1:J2,afterany:J3 (after, afterany, afterok, afternotok).",
+        ),
+    ] = "",
+    array: Annotated[
+        str,
+        typer.Option(
+            "--array",
+            "-a",
+            help="A job array: 0-99, 0-99:2, 1,3,5-7, with %N to run at most N tasks at once.",
+        ),
+    ] = "",
     as_json: JsonOpt = False,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="Container image: [registry/]name[:tag], or an image file oci-archive:/path (its "
+            "account must read it)."
+        ),
+    ] = None,
 ) -> None:
     """Submit a job: gpupool submit -p PROJECT -g 2 -m H100 -t 1h -- python train.py"""
     try:
@@ -306,10 +331,24 @@ def submit(
             "env": _env_pairs(env or []),
             "cwd": str(Path(cwd).resolve()) if cwd else os.getcwd(),
         }
+        if dependency:
+            try:
+                parse_dependencies(dependency)
+            except ValueError as e:
+                raise ValueError(_("--dependency: {error}", error=str(e))) from None
+            request["dependency"] = dependency
+        if array:
+            try:
+                parse_array(array)
+            except ValueError as e:
+                raise ValueError(_("--array: {error}", error=str(e))) from None
+            request["array"] = array
         if walltime is not None:
             request["walltime_s"] = parse_duration(walltime)
         if checkpoint is not None:
             request["checkpoint_interval_s"] = parse_duration(checkpoint)
+        if image is not None:
+            request["image"] = _image(image)
     except ValueError as e:
         _fail(str(e), EXIT_INPUT, as_json)
     with _client(as_json) as c:
@@ -331,6 +370,16 @@ def submit(
             **fields,
         )
     _out().print(said, highlight=False)
+
+
+def _image(ref: str) -> str:
+    """``--image``, checked as the service will (an image file's path made absolute)."""
+    for transport in ("oci-archive:", "docker-archive:"):
+        if ref.startswith(transport) and not ref[len(transport) :].startswith("/"):
+            ref = transport + str(Path(ref[len(transport) :]).resolve())
+    if not ref or any(c.isspace() for c in ref):
+        raise ValueError(_("--image {ref}: not an image reference", ref=repr(ref)))
+    return ref
 
 
 def _env_pairs(pairs: list[str]) -> dict[str, str]:
@@ -377,7 +426,8 @@ def queue(
             _text(j.get("state")),
             _text(j.get("gpus")),
             _text(_first(j, "model", "models")),
-            _text(_first(j, "reason", "reason_code")),
+            # a held job says what it waits for ("waiting for dependency j7 (afterok)")
+            _text(j.get("detail") if j.get("reason") == "dependency" else _first(j, "reason", "reason_code")),
             _place(j),
             _when(_estimated_start(j)),
         )

@@ -29,6 +29,7 @@ from gpupool.cli.report_cmd import register as register_report_commands
 from gpupool.cli.serve_cmd import serve
 from gpupool.cli.slurm_cmd import import_slurm
 from gpupool.cli.sweep_cmd import sweep
+from gpupool.cli.twin_cmd import twin_app, whatif
 from gpupool.core.accelerator import CatalogueError
 from gpupool.core.fleet import FleetError
 from gpupool.core.policy import POLICIES
@@ -65,6 +66,9 @@ register_report_commands(app)
 app.command("serve")(serve)
 # Sweeps of many simulations on Ray (gpupool.cli.sweep_cmd).
 app.command("sweep")(sweep)
+# The twin of the live pool: snapshot, replay (gpupool.cli.twin_cmd, ADR 0017).
+app.add_typer(twin_app, name="twin")
+app.command("whatif")(whatif)
 # Local recovery of a pool-admin token on the server's machine (gpupool.cli.admin_cmd).
 app.add_typer(admin_app, name="admin")
 

@@ -23,6 +23,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from gpupool.core.policy import POLICIES
+
 err_console = Console(stderr=True)
 
 
@@ -43,7 +45,24 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (default 8080).")] = None,
     policy: Annotated[
-        str | None, typer.Option("--policy", "-p", help="Scheduling policy (default fairshare).")
+        str | None,
+        typer.Option(
+            "--policy", "-p", help=f"Scheduling policy: one of {', '.join(POLICIES)} (default fairshare)."
+        ),
+    ] = None,
+    round_ms: Annotated[
+        int | None,
+        typer.Option(
+            "--round-ms", min=0, help="Round of round-based policies, in ms (default: the policy's, 360000)."
+        ),
+    ] = None,
+    restart_overhead_s: Annotated[
+        float | None,
+        typer.Option(
+            "--restart-overhead",
+            min=0,
+            help="Seconds a restart costs a job, weighed before a round stops it (default 30).",
+        ),
     ] = None,
     cycle_interval_ms: Annotated[
         int | None, typer.Option("--cycle-interval-ms", help="Longest wait between cycles.")
@@ -149,6 +168,8 @@ def serve(
         "host": host,
         "port": port,
         "policy": policy,
+        "round_ms": round_ms,
+        "restart_overhead_s": restart_overhead_s,
         "cycle_interval_ms": cycle_interval_ms,
         "accounts": str(accounts) if accounts is not None else None,
         "unsafe_no_sandbox": True if unsafe_no_sandbox else None,

@@ -35,6 +35,10 @@ class Reason(StrEnum):
     RECLAIM = "reclaim-guarantee"
     PRIORITY = "priority"
     POLICY = "policy"
+    #: held until the jobs it depends on start or end (``gpupool.core.held_jobs``)
+    DEPENDENCY = "dependency"
+    #: a dependency can never be met (the job it names failed, or completed for afternotok)
+    DEPENDENCY_NEVER_MET = "dependency-never-met"
     #: a round-based policy's lease ended at a round boundary: the job checkpointed and stops
     ROUND = "round-end"
 

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpupool.core.dependencies import Milestone
 from gpupool.core.job import JobSpec
 
 
 @dataclass(frozen=True, slots=True)
 class JobSubmitted:
+    """A new job. ``settled``: milestones of jobs it depends on that the driver knows have
+    ended (the core forgets finished jobs; see ``gpupool.core.held_jobs``)."""
+
     spec: JobSpec
+    settled: tuple[tuple[str, Milestone], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from gpupool.core.job_state import RUNNING as _RUNNING
 from gpupool.core.job_state import JobState
 from gpupool.core.pool_state import PoolState
 from gpupool.core.preemption import Preemptor
+from gpupool.core.round_leases import LeaseVerdict, judge_stop, stop_cost
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -214,14 +215,70 @@ class RoundMechanism:
         if not jobs:
             return
         prio, x = self._priorities(jobs)
+        # A running job younger than the minimum runtime keeps its place (thrashing guard).
+        fixed = {
+            j.seq: j.pool for j in jobs if j.status == _RUNNING and now - j.start_ms < s.config.min_runtime_ms
+        }
+        # Round leases (``gpupool.core.round_leases``): a running job the plan would stop or
+        # move keeps its accelerators unless the change gains more than the stop costs; the
+        # plan is made again around the jobs that keep theirs until none is left to judge
+        # (each pass fixes at least one more job, so it ends).
+        kept: list[tuple[JobState, LeaseVerdict]] = []
+        stops: dict[int, LeaseVerdict] = {}
+        while True:
+            wanted, left = self._plan(jobs, prio, x, fixed)
+            refused = False
+            stops = {}
+            for j in jobs:
+                if j.status != _RUNNING or wanted.get(j.seq, -1) == j.pool:
+                    continue
+                v = self._judge(j, wanted.get(j.seq), left[j.pool] < j.gpus, now)
+                if v.stop or not s.config.round_leases:
+                    stops[j.seq] = v
+                else:
+                    fixed[j.seq] = j.pool
+                    kept.append((j, v))
+                    refused = True
+            if not refused:
+                break
+        # Stop what is not wanted where it runs (the lease ends at the boundary) ...
+        for j in [r for r in s.running.values() if wanted.get(r.seq, -1) != r.pool]:
+            self._account_stop(j)
+            why = f"{s.policy.name}: its lease ended with the round"
+            if s.config.round_leases:
+                why += f": {stops[j.seq].words()}"
+            self.preemptor.preempt(j, now, out, Reason.ROUND, why)
+        # ... then start the wanted pending jobs, biggest gangs first (less fragmentation).
+        starting = [j for j in jobs if j.seq in wanted and j.status == _PENDING]
+        starting.sort(key=lambda j: (-j.gpus, j.spec.submit_ms, j.seq))
+        for j in starting:
+            self._place(j, wanted[j.seq], now, out)
+        # A waiting job that could use the accelerators a running job kept is told why.
+        kept_at: dict[int, LeaseVerdict] = {}
+        for r, v in kept:
+            kept_at.setdefault(r.pool, v)
+        for j in jobs:
+            if j.status == _PENDING and j.seq not in wanted:
+                why = f"waiting for its {s.policy.name} share (next rounds)"
+                held = next((kept_at[p] for p in j.candidates if p in kept_at), None) if kept_at else None
+                if held is not None:
+                    why += f"; a running job keeps its lease: {held.words()}"
+                s.explain(j, Reason.POLICY, why, out)
+
+    def _plan(
+        self, jobs: list[JobState], prio: FloatArray, x: FloatArray, fixed: dict[int, int]
+    ) -> tuple[dict[int, int], list[int]]:
+        """Gavel's fill: the pool each job is wanted in this round, and what is left per pool.
+
+        ``fixed``: running jobs that keep their pool whatever their priority.
+        """
+        s = self.state
         pools = s.capacity.pools
         left = [p.schedulable for p in pools]
         wanted: dict[int, int] = {}
-        # A running job younger than the minimum runtime keeps its place (thrashing guard).
-        for j in jobs:
-            if j.status == _RUNNING and now - j.start_ms < s.config.min_runtime_ms:
-                wanted[j.seq] = j.pool
-                left[j.pool] -= j.gpus
+        for seq, pool in fixed.items():
+            wanted[seq] = pool
+            left[pool] -= s.by_seq[seq].gpus
         strict = self.objective in _STRICT
         allowed = np.stack([self._allowed_of(j) for j in jobs])
         ranks = np.asarray([j.rank for j in jobs])
@@ -247,20 +304,18 @@ class RoundMechanism:
                 room -= j.gpus
                 if room < smallest:
                     break  # this model is full: the rest of its list cannot start here
-        # Stop what is not wanted where it runs (the lease ends at the boundary) ...
-        for j in [r for r in s.running.values() if wanted.get(r.seq, -1) != r.pool]:
-            self._account_stop(j)
-            self.preemptor.preempt(
-                j, now, out, Reason.ROUND, f"{s.policy.name}: its lease ended with the round"
-            )
-        # ... then start the wanted pending jobs, biggest gangs first (less fragmentation).
-        starting = [j for j in jobs if j.seq in wanted and j.status == _PENDING]
-        starting.sort(key=lambda j: (-j.gpus, j.spec.submit_ms, j.seq))
-        for j in starting:
-            self._place(j, wanted[j.seq], now, out)
-        for j in jobs:
-            if j.status == _PENDING and j.seq not in wanted:
-                s.explain(j, Reason.POLICY, f"waiting for its {s.policy.name} share (next rounds)", out)
+        return wanted, left
+
+    def _judge(self, j: JobState, there: int | None, taken: bool, now: int) -> LeaseVerdict:
+        """The round lease verdict on running ``j`` that the plan puts in pool ``there`` (None:
+        out); ``taken``: the plan gives some of its accelerators to other jobs."""
+        cfg = self.state.config
+        cost = stop_cost(j, now, cfg.restart_overhead_ms, cfg.lease_end_checkpoints)
+        thr = self._thr_of(j)
+        here = float(thr[self.pool_model[j.pool]])
+        there_speed = None if there is None else float(thr[self.pool_model[there]])
+        handed = cfg.round_ms if taken else 0
+        return judge_stop(j, cost, self._remaining(j), here, there_speed, handed)
 
     def _pool_for(self, j: JobState, t: int, left: list[int]) -> int | None:
         """The candidate pool of model ``t`` to count ``j`` against: its own if it runs there."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpupool.core.array_spec import ArraySpec
+from gpupool.core.dependencies import Dependency
 from gpupool.core.fleet import Level
 
 #: Priority classes, most important first. ``preemptible`` work may be evicted by anyone.
@@ -67,6 +69,10 @@ class JobSpec:
     workload_class: str = "default"
     duration_hint_ms: int = 0
     clusters: tuple[str, ...] = ()
+    #: jobs it waits on before it is queued (``gpupool.core.dependencies``)
+    dependencies: tuple[Dependency, ...] = ()
+    #: an array of like tasks (``gpupool.core.job_arrays``): each task is this spec
+    array: ArraySpec | None = None
 
     def validate(self) -> None:
         """Reject a spec that is invalid on its own (independent of any fleet)."""
@@ -102,6 +108,10 @@ class JobSpec:
             raise JobError(self.id, "kind", f"unknown kind {self.kind!r} (known: {', '.join(KINDS)})")
         if self.min_memory_gib < 0:
             raise JobError(self.id, "min_memory_gib", "must be >= 0")
+        if any(d.job_id == self.id for d in self.dependencies):
+            raise JobError(self.id, "dependency", "a job cannot depend on itself")
+        if self.array is not None and not self.array.indices:
+            raise JobError(self.id, "array", "names no task")
 
     def shape(self, gpus_per_node: int) -> tuple[TaskGroup, ...]:
         """The gang as task groups on nodes of ``gpus_per_node``.

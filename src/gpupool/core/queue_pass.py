@@ -37,6 +37,7 @@ from gpupool.core.pool_state import PoolState
 from gpupool.core.preemption import Preemptor
 from gpupool.core.reservations import reserve
 from gpupool.core.starvation import StarvingJobs
+from gpupool.core.unavailable_capacity import unavailable_note
 from gpupool.core.wait_index import DELAY
 from gpupool.core.waiting import WaitingJobs
 
@@ -132,7 +133,8 @@ class QueuePass:
                 if multi_stack:
                     avail = portable_order(state, j, list(avail))
                 models = "/".join(sorted({pools[p].model for p in avail}))
-                explain(j, Reason.RESOURCES, f"waiting for {j.gpus} x {models}", out, models)
+                why = f"waiting for {j.gpus} x {models}" + unavailable_note(pools, avail, j.gpus)
+                explain(j, Reason.RESOURCES, why, out, models)
                 break
             if easy and j.wait_sig is not None and not cyc.blocked:
                 n = bulk_fail(j, q, qkey, i, prefix, cyc, can_preempt, heap)
@@ -269,7 +271,9 @@ class QueuePass:
             return True
         if reason is Reason.RESOURCES:
             subject = state.models_label(avail)
-            detail = f"waiting for {j.gpus} x {subject}"
+            detail = f"waiting for {j.gpus} x {subject}" + unavailable_note(
+                state.capacity.pools, avail, j.gpus
+            )
         if explain:
             state.explain(j, reason, detail, cyc.out, subject)
         else:

@@ -29,12 +29,13 @@ its arguments, so the simulator and the live service get the same decisions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sortedcontainers import SortedList
 
 from gpupool.core import estimate, invariants, restore, wait_reasons
-from gpupool.core.decisions import Decision, Reason, Reject, Stop
+from gpupool.core.decisions import Decision, Preempt, Reason, Reject, Start, Stop
+from gpupool.core.dependencies import Milestone, Verdict
 from gpupool.core.events import (
     Event,
     JobCancelled,
@@ -47,8 +48,10 @@ from gpupool.core.events import (
 )
 from gpupool.core.fairshare import FairShareOrder
 from gpupool.core.fleet import Fleet
+from gpupool.core.held_jobs import UNKNOWN, Held, HeldJobs, Unknown
 from gpupool.core.heterogeneity import RoundMechanism
 from gpupool.core.job import JobSpec
+from gpupool.core.job_arrays import JobArray, JobArrays, TaskState
 from gpupool.core.job_state import DONE as DONE
 from gpupool.core.job_state import PENDING as PENDING
 from gpupool.core.job_state import RUNNING as RUNNING
@@ -88,15 +91,22 @@ class Scheduler:
         self._rounds = RoundMechanism(state, self._preemption) if cycle is Pass.ROUNDS else None
         self._wanted = WantedSetPass(state, self._preemption) if cycle is Pass.WANTED_SET else None
         self._promoter = Promoter(self.config.tiresias) if self.policy.promotes else None
+        #: jobs held on their dependencies, outside every queue (read-only for drivers)
+        self.held = HeldJobs()
+        #: job arrays, their tasks queued a window at a time (read-only for drivers)
+        self.arrays = JobArrays()
 
     # -- public API ----------------------------------------------------------------------
 
     def handle(self, events: Iterable[Event], now: int) -> list[Decision]:
         """Apply a batch of events at time ``now`` (ms) and run one cycle; return decisions."""
         out: list[Decision] = []
+        self.held.recent.clear()
         for ev in events:
             self._apply(ev, now, out)
         self._cycle(now, out)
+        if self.held.waiters or self.arrays.tasks:
+            self._after_starts(now, out)
         return out
 
     @property
@@ -146,7 +156,7 @@ class Scheduler:
     def _apply(self, ev: Event, now: int, out: list[Decision]) -> None:
         state = self.state
         if isinstance(ev, JobSubmitted):
-            self._submit(ev.spec, now, out)
+            self._submit(ev.spec, now, out, ev.settled)
         elif isinstance(ev, JobFinished):
             j = self.jobs.get(ev.job_id)
             if j is None or j.status != RUNNING or j.allocation_id != ev.allocation_id:
@@ -155,8 +165,14 @@ class Scheduler:
             j.status = DONE
             self.policy.finished(j, now)
             state.forget(j)
+            ok = ev.outcome == "completed"
+            self._reached(ev.job_id, Milestone.SUCCEEDED if ok else Milestone.FAILED, now, out)
         elif isinstance(ev, JobCancelled):
             j = self.jobs.get(ev.job_id)
+            if j is None and self.held.cancel(ev.job_id):
+                self._reached(ev.job_id, Milestone.FAILED, now, out)
+            if j is None and self.arrays.arrays:
+                self._cancel_in_array(ev.job_id, now, out)
             if j is None or j.status == DONE:
                 return
             if j.status == RUNNING:
@@ -167,6 +183,7 @@ class Scheduler:
             j.status = DONE
             j.reason = Reason.CANCELLED
             state.forget(j)
+            self._reached(ev.job_id, Milestone.FAILED, now, out)
         elif isinstance(ev, NodeDown | NodeDrained | NodeUp):
             idx = self.fleet.node_by_name.get(ev.node)
             if idx is None:
@@ -188,25 +205,150 @@ class Scheduler:
         else:  # pragma: no cover - the Event union is closed
             raise TypeError(f"not an event: {ev!r}")
 
-    def _submit(self, spec: JobSpec, now: int, out: list[Decision]) -> None:
+    def _submit(
+        self, spec: JobSpec, now: int, out: list[Decision], settled: Sequence[tuple[str, Milestone]] = ()
+    ) -> None:
         state = self.state
         try:
+            if spec.id in self.held:
+                raise Refusal(Reason.INVALID, f"job {spec.id!r} already exists")
             project, cands, cset = state.admit(spec)
         except Refusal as e:
             out.append(Reject(spec.id, e.reason, e.detail))
+            if spec.id not in self.jobs and spec.id not in self.held:  # not a duplicate's
+                self._reached(spec.id, Milestone.FAILED, now, out)
             return
+        if spec.dependencies:
+            verdict = self.held.submit(spec, (project, cands, cset), self._milestone, dict(settled), out)
+            if verdict is Verdict.NEVER:
+                self._reached(spec.id, Milestone.FAILED, now, out)
+            if verdict is not Verdict.MET:
+                return
+        if not self._enter(spec, project, cands, cset, now, out):
+            self._reached(spec.id, Milestone.FAILED, now, out)
+
+    def _enter(
+        self, spec: JobSpec, project: int, cands: tuple[int, ...], cset: int, now: int, out: list[Decision]
+    ) -> bool:
+        """An admitted job whose dependencies are met joins its sub-queue (an array: its
+        first tasks do); False if it is refused over budget."""
+        state = self.state
+        if spec.array is not None:
+            self._top_up(self.arrays.add(spec, (project, cands, cset)), now, out)
+            return True
         rank = spec.rank
         over = self.ledger.over_budget(project, now) if state.budgeted[project] else None
         if over is not None:
             if self.tenancy.nodes[project].over_budget == "reject":
                 out.append(Reject(spec.id, Reason.OVER_BUDGET, f"{over} is past its GPU-hour budget"))
-                return
+                return False
             rank = PREEMPTIBLE_RANK
         j = state.new_job(spec, project, cands, rank, cset)
         if over is not None:
             j.reason, j.detail = Reason.OVER_BUDGET, f"{over} is past its budget: runs as preemptible"
         state.enqueue(j)
         state.dirty.update(cands)
+        return True
+
+    # -- job arrays (``gpupool.core.job_arrays``) ------------------------------------------
+
+    def _top_up(self, a: JobArray, now: int, out: list[Decision]) -> int:
+        """Queue the array's next tasks while it has room; how many joined."""
+        joined = 0
+        project, cands, cset = a.admitted
+        while tasks := self.arrays.next_tasks(a):
+            for t in tasks:
+                if self._enter(t, project, cands, cset, now, out):
+                    joined += 1
+                else:  # refused over budget: it ended (no recursion through _reached)
+                    self.arrays.ended(t.id, TaskState.FAILED)
+        if self.arrays.done(a):
+            self._array_ended(a, now, out)
+        return joined
+
+    def _array_ended(self, a: JobArray, now: int, out: list[Decision]) -> None:
+        self.arrays.forget(a)
+        m = a.milestone()
+        assert m is not None
+        for h in self.held.reached(a.spec.id, m, out):
+            self._release(h, now, out)
+
+    def _cancel_in_array(self, job_id: str, now: int, out: list[Decision]) -> None:
+        """Cancel a whole array (its id) or one task of it not queued yet."""
+        a = self.arrays.arrays.get(job_id)
+        if a is not None:
+            self.arrays.cancel_waiting(a)  # first: a task cancelled below must not queue more
+            live = [tid for tid, got in self.arrays.tasks.items() if got[0] is a]
+            for tid in live:
+                self._apply(JobCancelled(tid), now, out)
+            if a.spec.id in self.arrays.arrays:
+                self._array_ended(a, now, out)
+            return
+        found = self.arrays.find(job_id)
+        if found is not None and found[0].states[found[1]] == TaskState.WAITING:
+            self.arrays.cancel_waiting(found[0], found[1])
+            for h in self.held.reached(job_id, Milestone.FAILED, out):
+                self._release(h, now, out)
+            if self.arrays.done(found[0]):
+                self._array_ended(found[0], now, out)
+
+    # -- dependencies (``gpupool.core.held_jobs``) ----------------------------------------
+
+    def _milestone(self, job_id: str) -> Milestone | Unknown | None:
+        """How far a job (or array, or task) the core holds got, else UNKNOWN."""
+        j = self.jobs.get(job_id)
+        if j is not None:  # a requeued job has started
+            return Milestone.STARTED if j.status == RUNNING or j.attempt > 0 else None
+        a = self.arrays.arrays.get(job_id)
+        if a is not None:
+            return a.milestone()
+        found = self.arrays.find(job_id)
+        return UNKNOWN if found is None else self.arrays.task_milestone(*found)
+
+    def _reached(self, job_id: str, milestone: Milestone, now: int, out: list[Decision]) -> None:
+        """A job ended (or a held one never will start): tell its array and the held jobs."""
+        if job_id in self.arrays.tasks:
+            ok = milestone is Milestone.SUCCEEDED
+            a = self.arrays.ended(job_id, TaskState.SUCCEEDED if ok else TaskState.FAILED)
+            if a is not None:
+                self._top_up(a, now, out)  # a slot under its limit freed (or the array ended)
+        for h in self.held.reached(job_id, milestone, out):
+            self._release(h, now, out)
+
+    def _release(self, h: Held, now: int, out: list[Decision]) -> None:
+        project, cands, cset = h.admitted
+        if not self._enter(h.spec, project, cands, cset, now, out):
+            self._reached(h.spec.id, Milestone.FAILED, now, out)
+
+    def _after_starts(self, now: int, out: list[Decision]) -> None:
+        """After a cycle: tasks that started leave room for the next of their array, and jobs
+        waiting for ``after`` a job that started are queued; the cycle runs again for them
+        (until a pass queues no one), since a driver that calls only at events would leave
+        them waiting on free accelerators."""
+        scan = 0
+        arrays, held = self.arrays, self.held
+        while True:
+            released: list[Held] = []
+            touched: dict[str, JobArray] = {}
+            for d in out[scan:]:
+                if isinstance(d, Start):
+                    got = arrays.started(d.job_id) if arrays.tasks else None
+                    if got is not None:
+                        a, first = got
+                        touched[a.spec.id] = a
+                        if first and a.spec.id in held.waiters:
+                            released.extend(held.reached(a.spec.id, Milestone.STARTED, out))
+                    if d.job_id in held.waiters:
+                        released.extend(held.reached(d.job_id, Milestone.STARTED, out))
+                elif isinstance(d, Preempt) and d.job_id in arrays.tasks:
+                    arrays.requeued(d.job_id)
+            scan = len(out)
+            joined = sum(self._top_up(a, now, out) for a in touched.values())
+            for h in released:
+                self._release(h, now, out)
+            if not (released or joined):
+                return
+            self._cycle(now, out)
 
     def _cycle(self, now: int, out: list[Decision]) -> None:
         if self._rounds is not None:
@@ -251,6 +393,19 @@ class Scheduler:
         spans pools or does not hold the job's accelerators, or an accelerator is taken.
         """
         restore.restore_running(self.state, spec, placement, start_ms, attempt, run_ms, attained)
+
+    def restore_array(
+        self, spec: JobSpec, ended: Mapping[int, bool], running: Iterable[int], now: int
+    ) -> None:
+        """Put back a job array: its ended tasks (index -> completed) and its running ones
+        (restored first with ``restore_running`` as jobs ``ARRAY_INDEX``); its next tasks
+        are queued. No decision. ValueError as ``restore_pending``."""
+        try:
+            admitted = self.state.admit(spec)
+        except Refusal as e:
+            raise ValueError(f"job {spec.id!r}: {e.detail}") from None
+        a = self.arrays.restore(spec, admitted, ended, running)
+        self._top_up(a, now, [])
 
     def restore_usage(self, project: str, model: str, gpus: int, at_ms: int) -> None:
         """Replay one change of held accelerators (``gpus`` < 0 to release) into the ledger.

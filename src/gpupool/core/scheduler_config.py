@@ -50,6 +50,16 @@ class SchedulerConfig:
     default_walltime_ms: int = 7 * DAY_MS
     #: period of Tick events a driver should send (0 = only on events); las needs them
     round_ms: int = 0
+    #: what a round-based policy assumes a restart costs a stopped job (on top of the work
+    #: since its last checkpoint): a round stops a running job only when that gains more
+    #: (``gpupool.core.round_leases``); 30 s, the Helios simulator's cost for one node
+    restart_overhead_ms: int = 30_000
+    #: jobs save their state when a round ends their lease (Gavel's assumption), so a round
+    #: stop loses no work since the last checkpoint; off: the declared checkpoint interval
+    lease_end_checkpoints: bool = False
+    #: apply the round lease rule at all; off: every stop the round's plan makes happens, as
+    #: in Gavel's published mechanism (``benchmarks/reproduce_gavel.py`` reproduces that)
+    round_leases: bool = True
     #: throughput per (workload class, model); None = the fleet catalogue's figures
     throughputs: ThroughputTable | None = None
     #: what usage, budgets and fair share count: "raw" accelerator-hours or "effective"
@@ -68,6 +78,8 @@ class SchedulerConfig:
             raise ValueError(f"unknown backfill {self.backfill!r} (expected none or easy)")
         if self.starvation_ms < 1:
             raise ValueError("starvation_ms must be >= 1 (every policy has a starvation bound)")
+        if self.restart_overhead_ms < 0:
+            raise ValueError("restart_overhead_ms must be >= 0")
         if self.backfill_depth < 1:
             raise ValueError("backfill_depth must be >= 1")
         if self.backfill_depth_per_project < 1:

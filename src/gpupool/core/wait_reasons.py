@@ -27,6 +27,7 @@ from __future__ import annotations
 from gpupool.core.decisions import Decision, Explain, Reason
 from gpupool.core.job_state import PENDING, JobState
 from gpupool.core.pool_state import PoolState
+from gpupool.core.unavailable_capacity import unavailable_note
 
 
 def tell_untold(state: PoolState, reserved: set[int], out: list[Decision]) -> None:
@@ -64,7 +65,9 @@ def _why(
     g = j.gpus
     roomy = [p for p in cands if pools[p].free >= g]
     if not roomy:
-        return Reason.RESOURCES, f"waiting for {g} x {state.models_label(cands)}"
+        return Reason.RESOURCES, f"waiting for {g} x {state.models_label(cands)}" + unavailable_note(
+            pools, cands, g
+        )
     limit = state.ledger.borrow_limit_hit
     hit = ""
     for p in roomy:

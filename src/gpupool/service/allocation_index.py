@@ -22,6 +22,8 @@ class Running:
     allocation_id: str  # the service's (unique forever)
     core_allocation_id: str  # what the core calls it (JobFinished must name this one)
     cluster: str
+    #: a task of a job array: its id in the core (``j7_3``; ``seq`` is the array's); "" for a job
+    job: str = ""
 
 
 class AllocationIndex:

@@ -48,7 +48,8 @@ Ms = BigInteger
 
 
 class JobStatusText(TypeDecorator[JobStatus]):
-    """``jobs.state``: the ``JobStatus`` value as text in the database, the enum in Python."""
+    """``jobs.state`` and ``job_tasks.state``: the ``JobStatus`` value as text in the database,
+    the enum in Python."""
 
     impl = String(16)
     cache_ok = True
@@ -80,6 +81,8 @@ class TenantRow(Base):
     over_budget: Mapped[str] = mapped_column(String(16), default="preemptible")
     #: priority classes its members may use; null: its parent's (the default set at the top)
     allowed_classes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: container registries its jobs' images may come from; null: its parent's (all at the top)
+    allowed_registries: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_ms: Mapped[int] = mapped_column(Ms)
 
 
@@ -667,3 +670,27 @@ class NotificationCursorRow(Base):
     source: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_id: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(Ms)
+
+
+class JobTaskRow(Base):
+    """One task of a job array that the loop has decided about (started, ended, cancelled).
+
+    The array is one ``JobRow`` (its ``spec`` holds ``array``); a task without a row has not
+    started yet (ADR 0019). ``state`` as a job's: running, pending (requeued), completed,
+    failed, cancelled, rejected.
+    """
+
+    __tablename__ = "job_tasks"
+    array_seq: Mapped[int] = mapped_column(ForeignKey("jobs.seq"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[JobStatus] = mapped_column(JobStatusText(), default=JobStatus.PENDING)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    allocation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cluster: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    placement: Mapped[list[list[Any]] | None] = mapped_column(JSON, nullable=True)
+    start_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+    end_ms: Mapped[int | None] = mapped_column(Ms, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(String(32), default="queued")
+    detail: Mapped[str] = mapped_column(String(1024), default="")

@@ -8,8 +8,9 @@ lets a test replay a live event log through a fresh ``Scheduler`` and compare de
 and live).
 
 The payload is the dataclass's fields, as JSON spells them: tuples as lists, ``Level`` as its
-integer, ``Reason`` as its string, and a ``JobSubmitted`` is its spec's fields (flat). Rows
-written before this module existed have the same shape.
+integer, ``Reason`` as its string, and a ``JobSubmitted`` is its spec's fields (flat), plus
+``settled`` when it carries milestones of ended dependencies. Rows written before this module
+existed have the same shape.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import dataclasses
 from enum import Enum
 from typing import Any
 
+from gpupool.core.array_spec import ArraySpec
 from gpupool.core.decisions import Decision, Explain, Preempt, Reason, Reject, Reserve, Start, Stop
+from gpupool.core.dependencies import Dependency, DependencyKind, Milestone
 from gpupool.core.events import (
     Event,
     JobCancelled,
@@ -69,6 +72,8 @@ def encode(obj: Event | Decision) -> dict[str, Any]:
     """The JSON payload of an event or decision (a ``JobSubmitted`` is its spec's fields)."""
     target: Any = obj.spec if isinstance(obj, JobSubmitted) else obj
     data: dict[str, Any] = _json(target)
+    if isinstance(obj, JobSubmitted) and obj.settled:
+        data["settled"] = _json(obj.settled)
     return data
 
 
@@ -86,13 +91,20 @@ def _spec(p: dict[str, Any]) -> JobSpec:
     fields["topology"] = Level(int(p["topology"]))
     for name in ("models", "stacks", "clusters"):
         fields[name] = tuple(p[name])
+    fields["dependencies"] = tuple(
+        Dependency(DependencyKind(d["kind"]), str(d["job_id"])) for d in p.get("dependencies", ())
+    )
+    array = p.get("array")
+    fields["array"] = None if array is None else ArraySpec(tuple(array["indices"]), int(array["limit"]))
     return JobSpec(**fields)
 
 
 def decode(type_name: str, payload: dict[str, Any]) -> Event | Decision:
     """The event or decision an ``event_log`` row holds. KeyError for an unknown type."""
     if type_name == "JobSubmitted":
-        return JobSubmitted(_spec(payload))
+        payload = dict(payload)
+        settled = tuple((str(j), Milestone(m)) for j, m in payload.pop("settled", ()))
+        return JobSubmitted(_spec(payload), settled)
     if type_name == "Start":
         placement = tuple((str(n), tuple(int(i) for i in ids)) for n, ids in payload["placement"])
         return Start(**{**payload, "placement": placement})

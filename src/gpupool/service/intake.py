@@ -7,8 +7,10 @@ This module owns ``Intake`` and what it gives a cycle (``Inputs``). It reads, ne
   states become ``NodeDown``/``NodeDrained``/``NodeUp``, after this poll's finishes (a job that
   ended just before its node went down has ended; requeued first, it would run twice);
 - the pending jobs a rebuild could not restore come next (``Rebuilt.replay``);
-- then the inbox, oldest first (submissions, cancellations, drains), read without the write
-  lock: only the loop changes job rows, so what it read is still true when the journal writes;
+- then the inbox, oldest first (submissions, cancellations of jobs and of tasks of job arrays,
+  drains), read without the write lock: only the loop changes job rows, so what it read is
+  still true when the journal writes; a submission whose dependencies already ended carries
+  their milestones (``job_dependencies.settle``);
 - and a ``Tick`` every ``round_ms`` for round-based policies.
 
 Every executor event also becomes an event-log row, so that a replay sees what the loop saw.
@@ -34,7 +36,7 @@ from gpupool.core.events import (
     Tick,
 )
 from gpupool.core.fleet import Fleet
-from gpupool.service import store
+from gpupool.service import job_dependencies, store
 from gpupool.service.db import JobRow, UserRow
 from gpupool.service.executor_set import ExecutorSet
 from gpupool.service.executors.base import (
@@ -89,6 +91,8 @@ class Inputs:
     engine_times: dict[str, list[int | None]] = field(default_factory=dict)
     #: pending jobs cancelled (their rows turn cancelled without a decision of the core)
     cancelled_pending: list[int] = field(default_factory=list)
+    #: (array seq, task index) of tasks of job arrays cancelled through the inbox
+    task_cancels: list[tuple[int, int]] = field(default_factory=list)
     #: the inbox rows read (the journal deletes exactly these)
     inbox_ids: list[int] = field(default_factory=list)
     #: another process changed the tenancy: rebuild before the next cycle
@@ -177,7 +181,10 @@ class Intake:
             if bills:
                 got.engine_times.setdefault(e.allocation_id, [None, None])[1] = e.at_ms
             got.finishes[e.allocation_id] = finish
-            got.events.append(JobFinished(store.job_id(run.seq), run.core_allocation_id, core_outcome))
+            # a task of a job array is the core's job ``j7_3`` (``run.job``)
+            got.events.append(
+                JobFinished(run.job or store.job_id(run.seq), run.core_allocation_id, core_outcome)
+            )
         return node_events
 
     def _inbox(self, state: Rebuilt, got: Inputs) -> None:
@@ -217,3 +224,8 @@ class Intake:
                     got.events.append(NodeDrained(r.node))
                 elif r.kind == "undrain" and r.node in self.fleet.node_by_name:
                     got.events.append(NodeUp(r.node))
+                elif r.kind == "cancel-task" and row is not None and r.node and r.node.isdigit():
+                    # one task of an array (ADR 0019): the inbox row's ``node`` is its index
+                    got.events.append(JobCancelled(f"{store.job_id(row.seq)}_{r.node}"))
+                    got.task_cancels.append((row.seq, int(r.node)))
+            job_dependencies.settle(s.connection(), got.events)  # targets that already ended

@@ -14,8 +14,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from gpupool.core.array_spec import ArrayError, parse_array
+from gpupool.core.dependencies import DependencyError, parse_dependencies
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import KINDS, MAX_GANG_GPUS, PRIORITY_CLASSES, JobSpec
+from gpupool.service.container_image import IMAGE_HELP, image_field
 from gpupool.service.job_spec import StoredJobSpec
 from gpupool.service.request_body import RequestBody
 from gpupool.service.settings import ServiceSettings
@@ -65,6 +68,45 @@ class JobRequest(RequestBody):
         default_factory=dict
     )
     cwd: Annotated[str | None, Field(min_length=1, max_length=4096)] = None
+    image: Annotated[str | None, Field(min_length=1, max_length=1024, description=IMAGE_HELP)] = (
+        None  # a container image (ADR 0013)
+    )
+    dependency: Annotated[
+        str,
+        Field(
+            max_length=16384,
+            description="Jobs to wait for, as Slurm's --dependency: afterok:j1:j2,afterany:j3 "
+            "(after = started, afterany = ended, afterok = completed, afternotok = did not complete)",
+        ),
+    ] = ""
+
+    array: Annotated[
+        str,
+        Field(
+            max_length=4096,
+            description="A job array, as Slurm's --array: 0-99, 0-99:2, 1,3,5-7, each with %N (the most "
+            "tasks running at once); tasks are ID_INDEX and see GPUPOOL_ARRAY_TASK_ID",
+        ),
+    ] = ""
+
+    @field_validator("array")
+    @classmethod
+    def _array(cls, v: str) -> str:
+        if v:
+            try:
+                parse_array(v)
+            except ArrayError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("dependency")
+    @classmethod
+    def _dependency(cls, v: str) -> str:
+        try:
+            parse_dependencies(v)
+        except DependencyError as e:
+            raise ValueError(str(e)) from None
+        return v
 
     @field_validator("env")
     @classmethod
@@ -82,6 +124,8 @@ class JobRequest(RequestBody):
         if not v[0]:
             raise ValueError("the program (command[0]) must be non-empty")
         return v  # NUL in any text is refused for every body by RequestBody
+
+    _image = field_validator("image")(image_field)
 
     @field_validator("cwd")
     @classmethod
@@ -163,4 +207,6 @@ def core_spec(
         kind=spec.kind,
         workload_class=spec.workload_class,
         clusters=spec.clusters,
+        dependencies=parse_dependencies(spec.dependency),
+        array=parse_array(spec.array) if spec.array else None,
     )

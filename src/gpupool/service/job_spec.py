@@ -45,6 +45,12 @@ class StoredJobSpec:
     clusters: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     cwd: str | None = None
+    #: a container image reference or image file (None: the executor's own environment; ADR 0013)
+    image: str | None = None
+    #: jobs to wait for, as Slurm's --dependency ("" : none; ADR 0019)
+    dependency: str = ""
+    #: a job array's indices and limit, as Slurm's --array ("": a single job; ADR 0019)
+    array: str = ""
     #: why a job accepted over budget runs as preemptible ("" when it is within budget)
     budget_note: str = ""
     #: keys this version does not know, kept as they were
@@ -81,6 +87,9 @@ class StoredJobSpec:
             clusters=tuple(get("clusters") or ()),
             env=dict(env) if env else _EMPTY,
             cwd=get("cwd") or None,
+            image=get("image") or None,
+            dependency=get("dependency") or "",
+            array=get("array") or "",
             budget_note=get("budget_note") or "",
             extra={k: data[k] for k in unknown} if unknown else _EMPTY,
         )
@@ -105,6 +114,9 @@ class StoredJobSpec:
             "clusters": list(self.clusters),
             "env": dict(self.env),
             "cwd": self.cwd,
+            "image": self.image,
+            "dependency": self.dependency,
+            "array": self.array,
         }
         if self.budget_note:
             out["budget_note"] = self.budget_note

@@ -3,11 +3,13 @@
 This module owns ``Journal``. After the core decided, ``record`` writes in one transaction,
 behind the leader lease's fence (a loop whose lease was taken writes nothing):
 
-1. the event log: the executors' events, the core's events and its decisions, numbered by
-   cycle (a replay feeds one cycle's events back together);
+1. the event log: a rebuild's restore point (once, with the first cycle after it), the
+   executors' events, the core's events and its decisions, numbered by cycle (a replay feeds
+   one cycle's events back together and rebuilds where the live loop did);
 2. job rows: finishes, cancellations of pending jobs, starts (a new allocation id), preemptions
    and stops (run time and attained service accounted as the core does), rejections, and the
-   reason of every job the core explained;
+   reason of every job the core explained; tasks of job arrays through
+   ``array_tasks.TaskJournal``;
 3. usage intervals: opened at a start, closed at a finish, preemption or stop (following the
    engine's own start and end where it bills);
 4. the outbox: a launch per start, a terminate per preemption or stop (the dispatcher sends
@@ -33,9 +35,10 @@ from gpupool.core.decisions import Decision, Explain, Preempt, Reject, Reserve, 
 from gpupool.core.scheduler import Scheduler
 from gpupool.service import store
 from gpupool.service.allocation_index import Running
+from gpupool.service.array_tasks import TaskJournal
 from gpupool.service.db import EventLogRow, InboxRow, JobRow, OutboxRow, UsageRow
 from gpupool.service.event_codec import about, encode
-from gpupool.service.intake import Finish, Inputs, log_row
+from gpupool.service.intake import Inputs, log_row
 from gpupool.service.job_status import JobStatus
 from gpupool.service.launch_order import LaunchOrders, payload
 from gpupool.service.rebuild import Rebuilt
@@ -97,7 +100,7 @@ class Journal:
 
     def record(self, state: Rebuilt, now: int, got: Inputs, decisions: Sequence[Decision]) -> bool:
         """Write the cycle in one transaction; whether it wrote to the outbox."""
-        log_rows = list(got.log_rows)
+        log_rows = [*state.take_marker(now), *got.log_rows]  # a rebuild's restore point first (ADR 0017)
         for ev in got.events:
             log_rows.append(log_row(now, "event", type(ev).__name__, about(ev), encode(ev)))
         for d in decisions:
@@ -115,7 +118,7 @@ class Journal:
                 for entry in log_rows:
                     entry["cycle"] = cycle
                 s.connection().execute(_LOG, log_rows)
-            wrote = self._apply(s, state, now, decisions, got.finishes, got.cancelled_pending)
+            wrote = self._apply(s, state, now, decisions, got)
             _engine_usage(s, now, got.engine_times)
             if got.inbox_ids:
                 # Exactly the rows read: on PostgreSQL a row with a smaller id may commit after
@@ -133,11 +136,11 @@ class Journal:
         state: Rebuilt,
         now: int,
         decisions: Sequence[Decision],
-        finishes: Mapping[str, Finish],
-        cancelled_pending: Sequence[int],
+        got: Inputs,
     ) -> bool:
         """Job rows, usage and outbox for this cycle's finishes and decisions."""
         running = state.running
+        finishes, cancelled_pending = got.finishes, got.cancelled_pending
         need = {run.seq for a in finishes if (run := running.get(a)) is not None}
         need |= {sq for d in decisions if (sq := store.job_seq(d.job_id)) is not None}
         need |= set(cancelled_pending)
@@ -160,9 +163,13 @@ class Journal:
                 u.end_ms = now
 
         wrote = False
+        tasks = TaskJournal(s, now, running, self.orders, self.terminate_grace_s, close)
         for aid, finish in finishes.items():
             run = running.pop(aid)
             assert run is not None  # intake reports finishes of running allocations only
+            if run.job:  # a task of a job array
+                tasks.finished(run, finish.state, finish.exit_code, finish.detail)
+                continue
             row = rows[run.seq]
             _stop_row(row, now)
             row.state, row.exit_code, row.end_ms = finish.state, finish.exit_code, now
@@ -178,6 +185,8 @@ class Journal:
                 state.known.discard(store.job_id(pending_seq))
         for d in decisions:
             seq = store.job_seq(d.job_id)
+            if seq is None and tasks.decide(d):
+                continue
             found = rows.get(seq) if seq is not None else None
             if found is None:  # pragma: no cover - the core only decides about jobs we gave it
                 log.error("decision for unknown job %s", d.job_id)
@@ -224,7 +233,8 @@ class Journal:
                     row.reason, row.detail = d.reason.value, d.detail
             elif isinstance(d, Reserve):
                 row.estimated_start_ms = d.start_ms
-        return wrote
+        tasks.end(state.scheduler, state.known, got.task_cancels)
+        return wrote or tasks.wrote
 
     def _start(self, s: Session, state: Rebuilt, row: JobRow, d: Start, now: int) -> UsageRow:
         """The row runs a new allocation; its usage interval (opened) and launch order."""

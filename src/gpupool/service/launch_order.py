@@ -2,8 +2,9 @@
 
 This module owns the one codec of ``Launch`` in the service: ``LaunchOrders.of_row`` (what a
 started job row asks an executor to run: the journal writes it, reconcile relaunches it),
-``payload`` (the outbox row's JSON) and ``from_outbox`` (the order the dispatcher sends). A
-launch written to the outbox and read back is the same ``Launch``.
+``LaunchOrders.of_task`` (a task of a job array, ``gpupool.service.array_tasks``), ``payload``
+(the outbox row's JSON) and ``from_outbox`` (the order the dispatcher sends). A launch written
+to the outbox and read back is the same ``Launch``, its container image included (ADR 0013).
 """
 
 from __future__ import annotations
@@ -32,18 +33,37 @@ class LaunchOrders:
 
     def of_row(self, row: JobRow) -> Launch:
         """The launch of a job row's current allocation."""
+        return self._launch(row, store.job_id(row.seq), row.allocation_id or "", row.placement, {})
+
+    def of_task(
+        self, array: JobRow, index: int, allocation_id: str, placement: list[list[Any]] | None
+    ) -> Launch:
+        """The launch of task ``index`` of a job array (ADR 0019): the array's request, the task's
+        own id (``j7_3``) and log folder, and ``GPUPOOL_ARRAY_JOB_ID``/``GPUPOOL_ARRAY_TASK_ID``."""
+        array_id = store.job_id(array.seq)
+        env = {"GPUPOOL_ARRAY_JOB_ID": array_id, "GPUPOOL_ARRAY_TASK_ID": str(index)}
+        return self._launch(array, f"{array_id}_{index}", allocation_id, placement, env)
+
+    def _launch(
+        self,
+        row: JobRow,
+        job: str,
+        allocation_id: str,
+        placement: list[list[Any]] | None,
+        env: dict[str, str],
+    ) -> Launch:
         spec = row.stored
-        job = store.job_id(row.seq)
         return Launch(
-            allocation_id=row.allocation_id or "",
+            allocation_id=allocation_id,
             job_id=job,
             argv=spec.command,
-            placement=placement_of(row.placement),
+            placement=placement_of(placement),
             log_dir=self.log_dir / job,
-            env=dict(spec.env),
+            env={**spec.env, **env},
             cwd=Path(spec.cwd) if spec.cwd else None,
             walltime_s=float(spec.walltime_s),
             run_as=self.run_as(row) if self.run_as is not None else None,
+            image=spec.image,
         )
 
 
@@ -58,6 +78,7 @@ def payload(launch: Launch) -> dict[str, Any]:
         "cwd": str(launch.cwd) if launch.cwd else None,
         "walltime_s": launch.walltime_s,
         "run_as": launch.run_as,
+        "image": launch.image,
     }
 
 
@@ -74,4 +95,5 @@ def from_outbox(r: OutboxRow) -> Launch:
         cwd=Path(p["cwd"]) if p.get("cwd") else None,
         walltime_s=float(p.get("walltime_s") or 0),
         run_as=str(p["run_as"]) if p.get("run_as") else None,
+        image=str(p["image"]) if p.get("image") else None,
     )

@@ -18,23 +18,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gpupool.core.events import Event, JobSubmitted, NodeDrained
+from gpupool.core.events import Event
 from gpupool.core.fleet import Fleet
 from gpupool.core.job import JobSpec
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.service import store
 from gpupool.service.allocation_index import AllocationIndex, Running
-from gpupool.service.db import JobRow, TenantRow, UsageRow, UserRow
+from gpupool.service.db import JobRow
 from gpupool.service.job_request import core_spec
 from gpupool.service.job_spec import StoredJobSpec
-from gpupool.service.job_status import JobStatus
-from gpupool.service.tenant_tree import active_allocations, build_tenancy, tenant_rows
-
-#: Usage older than this many decay half-lives weighs less than 2**-12 and is not replayed.
-HALF_LIVES_KEPT = 12
+from gpupool.service.restore_point import RESTORE_KIND, RESTORE_TYPE, read_point, restore
 
 
 @dataclass(slots=True)
@@ -48,6 +43,16 @@ class Rebuilt:
     paths: dict[int, str] = field(default_factory=dict)
     #: run the core at the next cycle even if no event comes (decide on restored jobs)
     cycle_due: bool = True
+    #: the restore point this core was rebuilt from, logged once with the next cycle
+    marker: dict[str, Any] | None = None
+
+    def take_marker(self, now: int) -> list[dict[str, Any]]:
+        """The event-log row of the restore point (once; then none), for the cycle at ``now``:
+        a replay rebuilds from it where the live loop did (``gpupool.service.replay``)."""
+        point, self.marker = self.marker, None
+        if point is None:
+            return []
+        return [{"at_ms": now, "kind": RESTORE_KIND, "type": RESTORE_TYPE, "job_id": None, "payload": point}]
 
 
 def placement_of(row: JobRow) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -83,57 +88,10 @@ def core_spec_of(row: SpecRow, paths: dict[int, str], users: dict[int, str]) -> 
 
 
 def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebuilt:
-    tenants: list[TenantRow] = tenant_rows(s)
-    paths = {t.id: t.path for t in tenants}
-    tenancy = build_tenancy(tenants, active_allocations(s, now), fleet)
-    sched = Scheduler(fleet, tenancy, config)
-    drained = [NodeDrained(n) for n in store.node_states(s) if n in fleet.node_by_name]
-    if drained and sched.handle(drained, now):  # pragma: no cover - an empty core decides nothing
-        raise AssertionError("an empty core made decisions while draining nodes")
-    users = {k: v for k, v in s.execute(select(UserRow.id, UserRow.name))}
-    jobs = store.active_jobs(s)
-    running_rows = [j for j in jobs if j.state == JobStatus.RUNNING]
-    # Decayed usage: replay closed intervals and restore running jobs in time order, so the
-    # ledger (closed-form in time) sees every change in the order it happened.
-    horizon = now - HALF_LIVES_KEPT * config.decay_half_life_ms
-    closed = list(s.scalars(select(UsageRow).where(UsageRow.end_ms.is_not(None), UsageRow.end_ms > horizon)))
-    steps: list[tuple[int, int, int, Any]] = []
-    for u in closed:
-        steps.append((u.start_ms, 1, u.id, ("+", u)))
-        steps.append((u.end_ms or u.start_ms, 0, u.id, ("-", u)))
-    for j in running_rows:
-        steps.append((j.start_ms or now, 2, j.seq, ("run", j)))
-    steps.sort(key=lambda t: (t[0], t[1], t[2]))
+    """The core restored from the database at ``now``, with its restore point to log (ADR 0017)."""
+    point = read_point(s, fleet, config, now)
+    got = restore(point, fleet, config)
     running = AllocationIndex()
-    known: set[str] = set()
-    for t, _, _, (what, obj) in steps:
-        if what == "run":
-            row: JobRow = obj
-            spec = core_spec_of(row, paths, users)
-            # in time order with the usage replay: it holds the ledger from ``start_ms``
-            sched.restore_running(spec, placement_of(row), t, row.attempt, row.run_ms, row.attained)
-            state = sched.job(spec.id)
-            core_alloc = state.allocation_id if state is not None else ""
-            aid = row.allocation_id or ""
-            running.add(Running(row.seq, aid, core_alloc, row.cluster or ""))
-            known.add(spec.id)
-            continue
-        interval: UsageRow = obj
-        project = paths.get(interval.project_id, "")
-        if tenancy.resolve(project) is None:
-            continue  # a tenant that no longer exists keeps no fair-share history
-        gpus = interval.gpus if what == "+" else -interval.gpus
-        sched.restore_usage(project, interval.model, gpus, t)
-    replay: list[Event] = []
-    for j in jobs:
-        if j.state != JobStatus.PENDING:
-            continue
-        spec = core_spec_of(j, paths, users)
-        try:
-            sched.restore_pending(
-                spec, attempt=j.attempt, run_ms=j.run_ms, attained=j.attained, preemptions=j.preemptions
-            )
-        except ValueError:
-            replay.append(JobSubmitted(spec))  # the first cycle rejects it, on the record
-        known.add(spec.id)
-    return Rebuilt(sched, replay, running, known, paths)
+    for aid, core, seq, cluster, job in got.running:
+        running.add(Running(seq, aid, core, cluster, job))
+    return Rebuilt(got.scheduler, got.replay, running, got.known, got.paths, marker=point.to_doc())

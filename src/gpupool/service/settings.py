@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gpupool.core.policies import get_policy
 
 DAY_S = 86_400
 
@@ -30,9 +32,15 @@ class ServiceSettings(BaseSettings):
     #: fleet file or preset, and tenants file or preset (empty: the fleet's own preset)
     fleet: str = "demo"
     tenants: str = ""
-    #: scheduling policy and backfill of the core
+    #: scheduling policy (a name in the core's policy registry, ``gpupool.core.policies``) and backfill
     policy: str = "fairshare"
     backfill: Literal["none", "easy"] = "easy"
+    #: round-based and aging policies (``gavel-*``, ``maxmin``, ``ftf``, ``las``): the round
+    #: length in ms (0: the policy's own, 360 s for Gavel's rounds)
+    round_ms: int = Field(default=0, ge=0, le=DAY_S * 1000)
+    #: the restart a round weighs against stopping a running job, with the work lost since its
+    #: checkpoint: a round stops or moves a job only when that gains more (core/round_leases.py)
+    restart_overhead_s: float = Field(default=30.0, ge=0, le=DAY_S)
     #: ``local`` runs processes on this machine for every cluster; ``none`` launches nothing
     #: (decisions are still made and recorded: a dry-run pool)
     #: ``fleet`` gives each cluster the backend its fleet entry names (local, slurm, kubernetes)
@@ -132,6 +140,12 @@ class ServiceSettings(BaseSettings):
     #: serve HTTPS with this certificate chain and private key (PEM files; both or neither)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+
+    @field_validator("policy")
+    @classmethod
+    def _registered_policy(cls, name: str) -> str:
+        get_policy(name)  # ValueError naming the registered policies
+        return name
 
     @model_validator(mode="after")
     def _walltimes(self) -> ServiceSettings:

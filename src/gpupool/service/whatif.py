@@ -8,10 +8,15 @@ figures the CLI's report shows.
 
 A run is a child process (``python -m gpupool.service.whatif RUN_DIR``), not a thread: the
 simulation is pure Python and would hold the interpreter lock the API and the live loop need,
-and a process can be killed at its time limit. One run at a time; a run past ``max_wall_s``
-is killed; a workload of more than ``max_jobs`` jobs is refused by the child before it
-simulates. Names are chosen from presets only (never paths): a what-if request cannot make
-the service read a file of the caller's choosing.
+and a process can be killed at its time limit. Runs wait in a queue (at most ``max_queued``)
+for one of ``workers`` background slots (ADR 0017: no job cap, a national day at 80 % is
+about 320,000 jobs and two minutes); a run past ``max_wall_s`` of simulation is killed;
+``max_jobs`` (none by default) refuses larger workloads. Names are chosen from presets only
+(never paths): a what-if request cannot make the service read a file of the caller's choosing.
+
+A study of ``source`` ``live`` starts from the live state: the service writes the twin's
+snapshot into the run's folder (``snapshot/``) when it queues the run, and the child runs
+``gpupool.service.live_whatif`` on it (baseline and change through the sweep's runner).
 
 The folder is the state: ``request.json`` (written by the service), ``progress.json`` (by the
 child, as it goes), ``result.json`` (by the child, last: the run is done), ``error.txt`` (the
@@ -31,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -45,8 +50,11 @@ WORKLOADS = ("synthetic", "philly-helios", *(f"itp-{c}" for c in ITP_CLUSTERS))
 MAX_POLICIES = 4
 MAX_HOURS = 72.0
 MAX_LOAD = 3.0
-DEFAULT_MAX_JOBS = 20_000
-DEFAULT_MAX_WALL_S = 300.0
+#: no cap on a study's jobs (0): runs are queued for background workers instead
+DEFAULT_MAX_JOBS = 0
+DEFAULT_MAX_WALL_S = 1800.0
+DEFAULT_WORKERS = 1
+DEFAULT_MAX_QUEUED = 8
 DEFAULT_KEEP = 30
 RUN_ID = re.compile(r"^w[0-9a-f]{16}$")
 #: the headline metrics the dashboard compares (the rest stay in metrics.json)
@@ -72,7 +80,7 @@ HEADLINE_KEYS = (
 
 
 class WhatIfBusy(Exception):
-    """Another run is in progress."""
+    """The queue of runs is full."""
 
 
 def fleets() -> list[str]:
@@ -177,23 +185,35 @@ class WhatIfRuns:
         max_jobs: int = DEFAULT_MAX_JOBS,
         max_wall_s: float = DEFAULT_MAX_WALL_S,
         keep: int = DEFAULT_KEEP,
+        workers: int = DEFAULT_WORKERS,
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         self.root = root
         self.max_jobs = max_jobs
         self.max_wall_s = max_wall_s
         self.keep = keep
+        self.workers = workers
+        self.max_queued = max_queued
         self._lock = threading.Lock()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._figures: dict[str, list[Figure]] = {}
+        #: run ids waiting for a worker, oldest first
+        self._queue: list[str] = []
 
     # -- starting and stopping ------------------------------------------------------------
 
-    def start(self, spec: Mapping[str, Any], owner: str, now_ms: int) -> str:
-        """Start a run of ``spec`` (already validated); its id. ``WhatIfBusy`` if one runs."""
+    def start(
+        self,
+        spec: Mapping[str, Any],
+        owner: str,
+        now_ms: int,
+        prepare: Callable[[Path], None] | None = None,
+    ) -> str:
+        """Queue a run of ``spec`` (already validated); its id. ``prepare`` writes what the run
+        reads into its folder first (a live study's snapshot). ``WhatIfBusy`` if the queue is full."""
         with self._lock:
-            # Busy while a child simulates; one that wrote its verdict and is only exiting is done.
-            if any(p.poll() is None and not self._has_verdict(rid) for rid, p in self._procs.items()):
-                raise WhatIfBusy("a what-if run is in progress: wait for it to finish")
+            if len(self._queue) >= self.max_queued:
+                raise WhatIfBusy(f"{len(self._queue)} what-if runs are waiting already: try again later")
             self._prune()
             run_id = "w" + secrets.token_hex(8)
             folder = self.root / run_id
@@ -202,40 +222,58 @@ class WhatIfRuns:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.root, 0o700)
             folder.mkdir()
+        if prepare is not None:
+            prepare(folder)
+        with self._lock:
             _write_json(
                 folder / "request.json",
                 {"id": run_id, "spec": dict(spec), "owner": owner, "created_ms": now_ms},
             )
-            log = open(folder / "child.log", "wb")  # noqa: SIM115 - handed to the child, closed below
-            try:
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gpupool.service.whatif",
-                        str(folder),
-                        "--max-jobs",
-                        str(self.max_jobs),
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    # No terminal signals from the service's console: the service ends it.
-                    start_new_session=True,
-                )
-            finally:
-                log.close()
-            self._procs[run_id] = proc
-        threading.Thread(
-            target=self._watch, args=(run_id, proc, folder), name=f"gpupool-whatif-{run_id}", daemon=True
-        ).start()
+            self._queue.append(run_id)
+        self._pump()
         return run_id
+
+    def _running(self) -> int:
+        return sum(1 for rid, p in self._procs.items() if p.poll() is None and not self._has_verdict(rid))
+
+    def _pump(self) -> None:
+        """Start queued runs while a worker slot is free."""
+        started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        with self._lock:
+            while self._queue and self._running() < self.workers:
+                run_id = self._queue.pop(0)
+                folder = self.root / run_id
+                log = open(folder / "child.log", "wb")  # noqa: SIM115 - handed to the child, closed below
+                try:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "gpupool.service.whatif", str(folder),
+                         "--max-jobs", str(self.max_jobs)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        # No terminal signals from the service's console: the service ends it.
+                        start_new_session=True,
+                    )  # fmt: skip
+                finally:
+                    log.close()
+                self._procs[run_id] = proc
+                started.append((run_id, proc, folder))
+        for run_id, proc, folder in started:
+            threading.Thread(
+                target=self._watch, args=(run_id, proc, folder), name=f"gpupool-whatif-{run_id}", daemon=True
+            ).start()
 
     def _has_verdict(self, run_id: str) -> bool:
         f = self.root / run_id
         return (f / "result.json").exists() or (f / "error.txt").exists()
 
     def _watch(self, run_id: str, proc: subprocess.Popen[bytes], folder: Path) -> None:
+        try:
+            self._wait_child(run_id, proc, folder)
+        finally:
+            self._pump()  # a worker slot is free: the next queued run starts
+
+    def _wait_child(self, run_id: str, proc: subprocess.Popen[bytes], folder: Path) -> None:
         try:
             code = proc.wait(timeout=self.max_wall_s)
         except subprocess.TimeoutExpired:
@@ -254,6 +292,10 @@ class WhatIfRuns:
 
     def cancel(self, run_id: str) -> bool:
         with self._lock:
+            if run_id in self._queue:
+                self._queue.remove(run_id)
+                _write_error(self.root / run_id, "cancelled before it started")
+                return True
             proc = self._procs.get(run_id)
         if proc is None or proc.poll() is not None:
             return False
@@ -261,8 +303,9 @@ class WhatIfRuns:
         return True
 
     def close(self) -> None:
-        """Stop every run still going (the service is stopping)."""
+        """Stop every run still going (the service is stopping); queued ones read as interrupted."""
         with self._lock:
+            self._queue.clear()
             procs = list(self._procs.values())
         for p in procs:
             if p.poll() is None:
@@ -276,7 +319,9 @@ class WhatIfRuns:
 
     def _prune(self) -> None:
         """Keep the newest ``keep - 1`` finished runs (the new one makes ``keep``)."""
-        runs = sorted(self._folders(), key=lambda f: f.stat().st_mtime)
+        runs = sorted(
+            (f for f in self._folders() if f.name not in self._queue), key=lambda f: f.stat().st_mtime
+        )
         for old in runs[: max(0, len(runs) - (self.keep - 1))]:
             for p in sorted(old.rglob("*"), reverse=True):
                 p.unlink() if p.is_file() else p.rmdir()
@@ -309,9 +354,13 @@ class WhatIfRuns:
             error = (f / "error.txt").read_text(encoding="utf-8", errors="replace")
         with self._lock:
             proc = self._procs.get(run_id)
+            queued = run_id in self._queue
+            position = self._queue.index(run_id) + 1 if queued else None
         code = proc.poll() if proc is not None else None
         if result is not None:
             state = "done"
+        elif queued and error is None:
+            state = "queued"
         elif error is not None:
             state = "failed"
         elif proc is not None and code is None:
@@ -330,6 +379,7 @@ class WhatIfRuns:
             "progress": progress,
             "error": error,
             "result": result,
+            "queue_position": position,
         }
 
     def runs(self) -> list[dict[str, Any]]:
@@ -341,6 +391,8 @@ class WhatIfRuns:
         f = self.folder(run_id)
         if f is None or not (f / "result.json").is_file():
             return None
+        if not (f / "report.html").is_file():
+            return []  # a live study compares two runs in its result; it draws no report
         cached = self._figures.get(run_id)
         if cached is None:
             cached = report_figures((f / "report.html").read_text(encoding="utf-8"))
@@ -349,7 +401,7 @@ class WhatIfRuns:
 
     def report(self, run_id: str) -> Path | None:
         f = self.folder(run_id)
-        if f is None or not (f / "result.json").is_file():
+        if f is None or not (f / "result.json").is_file() or not (f / "report.html").is_file():
             return None
         return f / "report.html"
 
@@ -361,12 +413,15 @@ def _run(folder: Path, max_jobs: int) -> int:
     """Simulate ``folder``'s request and write its report; the process's exit status."""
     from gpupool.sim.report import write_report
     from gpupool.sim.scenario import build_scenario, run_policies
+    from gpupool.sim.sweep import run_tasks
 
     req = _read_json(folder / "request.json")
     if req is None:
         _write_error(folder, "request.json is missing or unreadable")
         return 2
     spec = req["spec"]
+    if spec.get("source") == "live":
+        return _run_live(folder, spec)
     policies: Sequence[str] = spec["policies"]
     started = time.monotonic()
     _write_json(folder / "progress.json", {"stage": "loading the workload", "done": 0, "total": 0})
@@ -386,7 +441,7 @@ def _run(folder: Path, max_jobs: int) -> int:
     if n == 0:
         _write_error(folder, "the workload has no jobs")
         return 1
-    if n > max_jobs:
+    if 0 < max_jobs < n:
         _write_error(
             folder,
             f"the workload has {n:,} jobs; what-if runs from the dashboard take at most {max_jobs:,} jobs "
@@ -412,7 +467,15 @@ def _run(folder: Path, max_jobs: int) -> int:
             },
         )
 
-    results = run_policies(scenario, list(policies), progress=progress)
+    # One task per policy on the sweep's runner (``gpupool.sim.sweep.run_tasks``): here one
+    # after the other with a progress bar, or on Ray when ``GPUPOOL_WHATIF_RAY`` says so.
+    serial = RAY_ADDRESS is None
+
+    def one(policy: str) -> dict[str, Any]:
+        return {"result": run_policies(scenario, [policy], progress=progress if serial else None)[0]}
+
+    address = None if RAY_ADDRESS in (None, "local") else RAY_ADDRESS
+    results = [row["result"] for row in run_tasks(one, list(policies), serial=serial, address=address)]
     _write_json(folder / "progress.json", {"stage": "drawing the report", "done": n, "total": n})
     context = dict(scenario.context)
     context["policies"] = ", ".join(policies)
@@ -431,9 +494,57 @@ def _run(folder: Path, max_jobs: int) -> int:
             "context": context,
             "jobs": n,
             "wall_s": round(time.monotonic() - started, 3),
+            "cpu_s": round(time.process_time(), 3),
         },
     )
     return 0
+
+
+def _run_live(folder: Path, spec: Mapping[str, Any]) -> int:
+    """A live study: the snapshot in ``snapshot/`` plus the changes; baseline and change."""
+    from gpupool.service.live_whatif import ChangeError, Changes, run
+
+    started = time.monotonic()
+    changes = spec.get("changes") or {}
+    try:
+        ch = Changes({k: list(changes.get(k) or []) for k in ITEM_FIELDS}).build(
+            scale_load=float(changes.get("scale_load", 1.0)),
+            hours=float(spec["hours"]),
+            seed=int(spec["seed"]),
+        )
+    except ChangeError as e:
+        _write_error(folder, f"the change cannot apply: {e}")
+        return 1
+    names = ("baseline", "change")
+
+    def progress(done: int, total: int) -> None:
+        stage = f"simulating the {names[min(done, 1)]}" if done < total else "comparing"
+        _write_json(folder / "progress.json", {"stage": stage, "done": done, "total": total, "policies": 1})
+
+    _write_json(folder / "progress.json", {"stage": "building the workload", "done": 0, "total": 2})
+    try:
+        address = None if RAY_ADDRESS in (None, "local") else RAY_ADDRESS
+        serial = RAY_ADDRESS is None
+        result = run(
+            folder / "snapshot", ch, work=folder / "work", progress=progress, serial=serial, address=address
+        )
+    except (ChangeError, ValueError, FileNotFoundError) as e:
+        _write_error(folder, f"the study could not be built: {e}")
+        return 1
+    result |= {
+        "kind": "live",
+        "wall_s": round(time.monotonic() - started, 3),
+        "jobs": result["change"]["jobs"],
+    }
+    _write_json(folder / "result.json", result)
+    return 0
+
+
+#: the list fields of a live study's changes (``gpupool.service.live_whatif.SYNTAX``)
+ITEM_FIELDS = ("add_nodes", "remove_nodes", "move_nodes", "guarantees", "weights", "awards")
+#: where the live studies' two simulations run: None (one after the other in the run's
+#: process), "local" (a local Ray) or a Ray cluster's address (``GPUPOOL_WHATIF_RAY``)
+RAY_ADDRESS = os.environ.get("GPUPOOL_WHATIF_RAY") or None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

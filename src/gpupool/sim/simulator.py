@@ -17,7 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
+from gpupool.core.array_spec import parse_array, task_id
 from gpupool.core.decisions import Decision, Preempt, Reason, Reject, Start, Stop
+from gpupool.core.dependencies import Milestone, parse_dependencies
 from gpupool.core.events import Event, JobFinished, JobSubmitted, NodeDown, NodeDrained, NodeUp, Tick
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import JobSpec, TaskGroup
@@ -114,6 +116,8 @@ def to_spec(w: WorkloadJob, default_checkpoint_ms: int = 0) -> JobSpec:
         kind=w.kind,
         workload_class=w.workload_class,
         duration_hint_ms=w.duration_ms,
+        dependencies=parse_dependencies(w.dependency) if w.dependency else (),
+        array=parse_array(w.array) if w.array else None,
     )
 
 
@@ -151,14 +155,28 @@ def simulate(
     records: list[JobRecord] = []
     heap: list[tuple[int, int, int, object]] = []
     seq = 0
+    # jobs some job depends on, and how those that ended did: the core forgets ended jobs,
+    # so a submission naming one carries its milestone (``JobSubmitted.settled``)
+    targets = {d.job_id for w in workload if w.dependency for d in parse_dependencies(w.dependency)}
+    ended: dict[str, Milestone] = {}
+    #: an array's task ids, and its tasks not ended yet (the core decides about tasks)
+    array_tasks: dict[str, list[str]] = {}
+    array_left: dict[str, int] = {}
+    array_of: dict[str, str] = {}
     for w in workload:
         spec = to_spec(w, cfg.default_checkpoint_interval_ms)
         project = tenancy.resolve(w.tenant)
         tenant = tenancy.nodes[project].path if project is not None else w.tenant
-        rec = JobRecord(w.id, tenant, w.gpus, w.submit_ms, w.duration_ms)
-        records.append(rec)
-        live[w.id] = _Live(rec, float(w.duration_ms), w.workload_class, spec.checkpoint_interval_ms)
-        live[w.id].portable = len(spec.stacks) > 1 and "cuda" in spec.stacks
+        ids = [w.id] if spec.array is None else [task_id(w.id, i) for i in spec.array.indices]
+        if spec.array is not None:
+            array_tasks[w.id] = ids
+            array_left[w.id] = len(ids)
+            array_of.update(dict.fromkeys(ids, w.id))
+        for jid in ids:  # one record per task of an array
+            rec = JobRecord(jid, tenant, w.gpus, w.submit_ms, w.duration_ms)
+            records.append(rec)
+            live[jid] = _Live(rec, float(w.duration_ms), w.workload_class, spec.checkpoint_interval_ms)
+            live[jid].portable = len(spec.stacks) > 1 and "cuda" in spec.stacks
         heap.append((w.submit_ms, _SUBMIT, seq, spec))
         seq += 1
     heapq.heapify(heap)
@@ -202,7 +220,8 @@ def simulate(
             _, kind, _, payload = heapq.heappop(heap)
             if kind == _SUBMIT:
                 spec = cast(JobSpec, payload)
-                events.append(JobSubmitted(spec))
+                settled = tuple((d.job_id, ended[d.job_id]) for d in spec.dependencies if d.job_id in ended)
+                events.append(JobSubmitted(spec, settled))
                 submitted.append(spec.id)
                 submits_left -= 1
             elif kind == _NODE:
@@ -220,6 +239,9 @@ def simulate(
                     continue  # that attempt was preempted: its finish never happens
                 events.append(JobFinished(job_id, alloc))
                 _finish(lv, now)
+                if job_id in targets:
+                    ended[job_id] = Milestone.SUCCEEDED
+                _task_ended(job_id, array_of, array_left, targets, ended, Milestone.SUCCEEDED)
                 busy -= lv.record.gpus
                 done += 1
                 window.discard(job_id)
@@ -262,15 +284,24 @@ def simulate(
                 lv = live[d.job_id]
                 _preempted(lv, now, runtime)
                 lv.record.state = "cancelled"
+                if d.job_id in targets:
+                    ended[d.job_id] = Milestone.FAILED
+                _task_ended(d.job_id, array_of, array_left, targets, ended, Milestone.FAILED)
                 busy -= lv.record.gpus
                 done += 1
                 watch.ended(now)
             elif isinstance(d, Reject):
-                rec = live[d.job_id].record
-                rec.state = "unschedulable"
-                rec.reason = f"{d.reason.value}: {d.detail}"
-                done += 1
-                window.discard(d.job_id)
+                for jid in array_tasks.get(d.job_id, (d.job_id,)):  # an array: all its tasks
+                    rec = live[jid].record
+                    rec.state = "unschedulable"
+                    rec.reason = f"{d.reason.value}: {d.detail}"
+                    if jid in targets:
+                        ended[jid] = Milestone.FAILED
+                    _task_ended(jid, array_of, array_left, targets, ended, Milestone.FAILED)
+                    done += 1
+                    window.discard(jid)
+                if d.job_id in targets:
+                    ended[d.job_id] = Milestone.FAILED
                 watch.ended(now)
         if cfg.estimates and submitted:
             _record_estimates(sched, live, submitted, now)
@@ -323,6 +354,25 @@ def simulate(
         sim_end_ms=now,
         meta={"first_submit_ms": start_ms, **outage.totals(now)},
     )
+
+
+def _task_ended(
+    jid: str,
+    array_of: dict[str, str],
+    left: dict[str, int],
+    targets: set[str],
+    ended: dict[str, Milestone],
+    how: Milestone,
+) -> None:
+    """Count a task's end; an array whose tasks all ended is settled for its dependants."""
+    array = array_of.get(jid)
+    if array is None:
+        return
+    left[array] -= 1
+    if how is Milestone.FAILED and array in targets:
+        ended[array] = Milestone.FAILED  # provisional: final once all tasks ended
+    if left[array] == 0 and array in targets:
+        ended.setdefault(array, Milestone.SUCCEEDED)
 
 
 class _Outages:

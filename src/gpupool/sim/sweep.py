@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from gpupool.core.accelerator import CatalogueError
 from gpupool.core.fleet import Fleet, FleetError, Node
@@ -56,6 +56,7 @@ KEYS: Final = ("policy", "change", "load", "seed")
 GROUP: Final = ("policy", "change", "load")
 #: Per-sector mean queueing delay columns are named ``queue_s:SECTOR``.
 SECTOR_PREFIX: Final = "queue_s:"
+T = TypeVar("T")
 BAD_CHANGE = (FleetError, FleetFileError, TenancyError, CatalogueError, TraceError, ValueError)
 
 
@@ -351,13 +352,36 @@ def run_sweep(
     submit one task per run and collect them as they end. ``serial`` runs them here, one
     after another (no Ray). A Ray that this call starts, it stops.
     """
-    runs = spec.runs()
+    return run_tasks(
+        run_one,
+        spec.runs(),
+        address=address,
+        num_cpus=num_cpus,
+        serial=serial,
+        temp_dir=temp_dir,
+        progress=progress,
+    )
+
+
+def run_tasks(
+    fn: Callable[[T], dict[str, Any]],
+    items: Sequence[T],
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    serial: bool = False,
+    temp_dir: str | None = None,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """``fn`` of every item, in order: the sweep's runner (Ray, or ``serial`` here), which the
+    dashboard's and the CLI's live what-if studies use too (``gpupool.service.live_whatif``)."""
+    runs = list(items)
     rows: list[dict[str, Any] | None] = [None] * len(runs)
     if progress is not None:
         progress(0, len(runs))
     if serial:
         for i, r in enumerate(runs):
-            rows[i] = run_one(r)
+            rows[i] = fn(r)
             if progress is not None:
                 progress(i + 1, len(runs))
         return [r for r in rows if r is not None]
@@ -382,7 +406,7 @@ def run_sweep(
             raise SweepError(f"cannot start or reach Ray at {address or 'a local instance'}: {e}") from e
         started = True
     try:
-        task = ray.remote(num_cpus=1)(run_one)
+        task = ray.remote(num_cpus=1)(fn)
         refs = {task.remote(r): i for i, r in enumerate(runs)}
         pending = list(refs)
         done_count = 0

@@ -51,3 +51,8 @@ class WorkloadJob:
     checkpoint_interval_ms: int = 0
     kind: str = "training"
     source_line: int = 0
+    #: jobs it waits for, as Slurm's ``--dependency`` (``afterok:a:b,afterany:c``; ids of
+    #: this workload): pipelines in the twin (``gpupool.core.dependencies``)
+    dependency: str = ""
+    #: a job array of like tasks, as Slurm's ``--array`` (``0-99%10``): tasks ``ID_INDEX``
+    array: str = ""

@@ -34,6 +34,7 @@ from gpupool.service.api import (
     programme,
     reports,
     tenants,
+    twin,
     usage,
     users,
 )
@@ -179,7 +180,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
 
     problems.install(app, on_refusal=refused)
     docs.install(app)
-    for module in (health, metrics, fleet, tenants, users, allocations, jobs, usage, audit, reports):
+    for module in (health, metrics, fleet, tenants, users, allocations, jobs, usage, audit, reports, twin):
         app.include_router(module.router)
     programme.install(app)  # /v1/calls and /v1/applications: the national programme (ADR 0010)
     notifications.install(app)  # /v1/notifications: webhooks and e-mail about events (ADR 0011)

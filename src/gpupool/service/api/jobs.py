@@ -18,12 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpupool.core.tenancy import CLASSES
-from gpupool.service import budget, store
+from gpupool.service import array_tasks, budget, job_dependencies, store
+from gpupool.service.api.array_jobs import TaskOut, indices, task_row, tasks_of
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
+from gpupool.service.api.image_policy import check_image
 from gpupool.service.api.paging import CursorQ, LimitQ, Page, after, next_cursor
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
 from gpupool.service.auth import Caller
-from gpupool.service.db import JobRow, TenantRow, UserRow
+from gpupool.service.db import InboxRow, JobRow, TenantRow, UserRow
 from gpupool.service.directory import Tenant
 from gpupool.service.job_request import JobRequest, Problem, check_against, core_spec, stored_spec
 from gpupool.service.job_spec import StoredJobSpec
@@ -72,6 +74,11 @@ class JobOut(BaseModel):
         None, description="A pending job's 1-based place in the order of the pool it waits for"
     )
     queue_pool: str | None = Field(None, description="The pool a pending job waits for (H100 in c0)")
+    image: str | None = None  # the container image (null: the executor's environment)
+    dependency: str = ""
+    #: a job array's indices and limit (``0-99%10``); its tasks' states on ``GET /v1/jobs/{id}``
+    array: str = ""
+    tasks: list[TaskOut] | None = None
 
 
 class Explanation(BaseModel):
@@ -101,6 +108,7 @@ def job_out(row: JobRow, project: str, user: str) -> JobOut:
         gpus=spec.gpus,
         models=list(spec.models),
         command=list(spec.command),
+        image=spec.image,
         walltime_s=spec.walltime_s,
         workload_class=spec.workload_class,
         submit_ms=row.submit_ms,
@@ -120,6 +128,8 @@ def job_out(row: JobRow, project: str, user: str) -> JobOut:
         preemptions=row.preemptions,
         queue_position=row.queue_position if waits else None,
         queue_pool=row.queue_pool if waits else None,
+        dependency=spec.dependency,
+        array=spec.array,
     )
 
 
@@ -153,6 +163,18 @@ def resolve_project(s: Session, caller: Caller, name: str) -> TenantRow:
     if row is None or row.kind != "project" or not caller.can_see(row.id):
         raise ApiProblem(404, f"project {name!r} not found")
     return row
+
+
+def visible_task(s: Session, caller: Caller, job_id: str) -> tuple[JobRow, int] | None:
+    """A task ``jSEQ_INDEX`` of an array the caller may see: (the array's row, the index);
+    None if ``job_id`` is no task id; 404 if there is no such task."""
+    got = array_tasks.task_of(job_id)
+    if got is None:
+        return None
+    row = store.get_job(s, got[0])
+    if row is None or not caller.can_see(row.project_id) or got[1] not in indices(row):
+        raise not_found(f"job {job_id!r}")
+    return row, got[1]
 
 
 def visible_job(s: Session, caller: Caller, job_id: str) -> JobRow:
@@ -226,11 +248,20 @@ def accept_job(
             "an admin above the project grants it with allowed_classes",
             kind="class-not-allowed",
         )
+    if req.image is not None:  # the image policy (ADR 0013): read only for a job with an image
+        with rt.reader() as s:
+            check_image(s, project.id, project.path, req.image)
     settings = rt.settings
     try:
         check_against(req, rt.fleet, settings)
     except Problem as p:
         raise invalid(p.field, p.message) from None
+    if req.dependency:  # only jobs the caller may see (404, as for the job itself)
+        with rt.reader() as s:
+            try:
+                job_dependencies.check_targets(s.connection(), caller, req.dependency)
+            except job_dependencies.TargetNotFound as e:
+                raise ApiProblem(404, str(e)) from None
     spec = stored_spec(req, settings, project.path)
     now = rt.clock()
     # What could never start is refused now, naming the limit, not accepted to wait forever
@@ -291,6 +322,7 @@ def _accepted_out(seq: int, new: store.NewJob, now: int, project: str, user: str
         gpus=spec.gpus,
         models=list(spec.models),
         command=list(spec.command),
+        image=spec.image,
         walltime_s=spec.walltime_s,
         workload_class=spec.workload_class,
         submit_ms=now,
@@ -308,6 +340,8 @@ def _accepted_out(seq: int, new: store.NewJob, now: int, project: str, user: str
         preemptions=0,
         queue_position=None,
         queue_pool=None,
+        dependency=spec.dependency,
+        array=spec.array,
     )
 
 
@@ -356,7 +390,40 @@ JobIdPath = Annotated[str, "job id"]
 
 @router.get("/{job_id}", response_model=JobOut, responses=responses(401, 404), summary="A job")
 def get_job(job_id: str, caller: CallerDep, s: SessionDep) -> JobOut:
-    return job_out_of(s, visible_job(s, caller, job_id))
+    task = visible_task(s, caller, job_id)
+    if task is not None:  # one task of an array: the array's request, the task's life
+        out = job_out_of(s, task[0])
+        t = task_row(s, task[0], task[1])
+        state = JobStatus.PENDING if t is None else t.state
+        if t is None and task[0].state in store.FINAL_STATES:
+            state = JobStatus.CANCELLED
+        return out.model_copy(
+            update={
+                "id": job_id,
+                "state": state,
+                "reason": state if t is None else t.reason,
+                "detail": "" if t is None else t.detail,
+                "attempt": 0 if t is None else t.attempt,
+                "start_ms": None if t is None else t.start_ms,
+                "end_ms": None if t is None else t.end_ms,
+                "exit_code": None if t is None else t.exit_code,
+                "allocation_id": None if t is None else t.allocation_id,
+                "cluster": None if t is None else t.cluster,
+                "model": None if t is None else t.model,
+                "placement": []
+                if t is None
+                else [
+                    PlacementOut(node=str(n), accelerators=[int(i) for i in ids])
+                    for n, ids in t.placement or []
+                ],
+                "estimated_start_ms": None,
+            }
+        )
+    row = visible_job(s, caller, job_id)
+    out = job_out_of(s, row)
+    if row.stored.array:
+        out.tasks = tasks_of(s, row)
+    return out
 
 
 @router.post(
@@ -367,6 +434,18 @@ def get_job(job_id: str, caller: CallerDep, s: SessionDep) -> JobOut:
     summary="Cancel a job",
 )
 def cancel(job_id: str, caller: CallerDep, rt: RuntimeDep, s: SessionDep) -> JobOut:
+    task = visible_task(s, caller, job_id)
+    if task is not None:  # one task of an array
+        arr, index = task
+        if not caller.can_act_on_job(arr.project_id):
+            raise ApiProblem(403, "only members of the job's project may cancel it", kind="forbidden")
+        t = task_row(s, arr, index)
+        if arr.state in store.FINAL_STATES or (t is not None and t.state in store.FINAL_STATES):
+            raise ApiProblem(409, f"job {job_id} has already ended", kind="job-finished")
+        with rt.factory.begin() as w:
+            w.add(InboxRow(kind="cancel-task", job_seq=arr.seq, node=str(index), created_ms=rt.clock()))
+        rt.wake_loop()
+        return get_job(job_id, caller, s)
     row = visible_job(s, caller, job_id)
     if not caller.can_act_on_job(row.project_id):
         raise ApiProblem(403, "only members of the job's project may cancel it", kind="forbidden")
@@ -422,13 +501,20 @@ def logs(
     tail: Annotated[int | None, Query(ge=1, le=1_000_000, description="Only the last lines")] = None,
     tail_bytes: Annotated[int, Query(ge=1, le=16 << 20, description="Read at most this much")] = 1 << 20,
 ) -> PlainTextResponse:
-    row = visible_job(s, caller, job_id)
-    n = attempt or row.attempt
-    if n < 1 or n > row.attempt:
+    task = visible_task(s, caller, job_id)
+    if task is not None:
+        t = task_row(s, *task)
+        attempts = 0 if t is None else t.attempt
+    else:
+        row = visible_job(s, caller, job_id)
+        attempts = row.attempt
+    n = attempt or attempts
+    if n < 1 or n > attempts:
         raise ApiProblem(
-            404, f"job {job_id} has no attempt {n}" if row.attempt else f"job {job_id} has not started"
+            404, f"job {job_id} has no attempt {n}" if attempts else f"job {job_id} has not started"
         )
-    out, err = log_paths(rt.settings.log_dir / job_id, store.allocation_id(row.seq, n))
+    aid = f"{job_id}.{n}" if task is not None else store.allocation_id(row.seq, n)
+    out, err = log_paths(rt.settings.log_dir / job_id, aid)
     path = out if stream in ("out", "stdout") else err
     text = ""
     if path.is_file():

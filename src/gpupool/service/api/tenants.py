@@ -16,15 +16,17 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gpupool.core.tenancy import ANY_MODEL, CLASSES, TenancyError
 from gpupool.service import store
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
+from gpupool.service.api.image_policy import check_image_policy
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
 from gpupool.service.auth import MEMBER_ROLES, Caller
+from gpupool.service.container_image import registries_field
 from gpupool.service.db import MembershipRow, TenantRow, UserRow
 from gpupool.service.request_body import RequestBody
 from gpupool.service.runtime import Runtime
@@ -49,7 +51,14 @@ Classes = Annotated[
     Field(max_length=5, description="Priority classes its members may use (null: as its parent)"),
 ]
 #: the fields only an admin above a tenant may set (never the tenant's own admin)
-ENTITLEMENTS = ("guaranteed", "weight", "borrow_limit", "over_budget", "allowed_classes", "clusters")
+ENTITLEMENTS = (
+    "guaranteed", "weight", "borrow_limit", "over_budget", "allowed_classes", "clusters", "allowed_registries"
+)  # fmt: skip
+Registries = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=255)]],
+    Field(max_length=64, description="Registries its jobs' images may come from, 'local' for image files "
+          "(null: as its parent; every registry at the top)"),
+]  # fmt: skip
 
 
 class TenantOut(BaseModel):
@@ -64,6 +73,9 @@ class TenantOut(BaseModel):
     over_budget: str
     allowed_classes: list[str] | None = Field(description="Its own list (null: as its parent)")
     classes: list[str] = Field(description="The priority classes its members may use, in effect")
+    allowed_registries: list[str] | None = Field(
+        default=None, description="Its own image policy (null: as its parent)"
+    )
 
 
 class TenantIn(RequestBody):
@@ -76,6 +88,8 @@ class TenantIn(RequestBody):
     clusters: Annotated[list[ClusterName], Field(max_length=64)] = Field(default_factory=list)
     over_budget: Literal["preemptible", "reject"] = "preemptible"
     allowed_classes: Classes | None = None
+    allowed_registries: Registries | None = None
+    _registries = field_validator("allowed_registries")(registries_field)
 
 
 class TenantPatch(RequestBody):
@@ -86,6 +100,8 @@ class TenantPatch(RequestBody):
     clusters: Annotated[list[ClusterName] | None, Field(max_length=64)] = None
     over_budget: Literal["preemptible", "reject"] | None = None
     allowed_classes: Classes | None = None
+    allowed_registries: Registries | None = None
+    _registries = field_validator("allowed_registries")(registries_field)
 
 
 class MemberIn(RequestBody):
@@ -112,6 +128,7 @@ def tenant_out(row: TenantRow, paths: dict[int, str], classes: frozenset[str]) -
         over_budget=row.over_budget,
         allowed_classes=None if row.allowed_classes is None else list(row.allowed_classes),
         classes=[c for c in CLASSES if c in classes],
+        allowed_registries=row.allowed_registries,
     )
 
 
@@ -140,6 +157,7 @@ def check_entitlements(
     among its children, so any weight is within what the parent holds.
     """
     fields = [f for f in ENTITLEMENTS if f in given]
+    check_image_policy(s, caller, path, parent, given.get("allowed_registries"))
     if not fields or caller.is_pool_admin:
         return
     if parent is None or not caller.sets_entitlements_of(parent.id):
@@ -272,6 +290,7 @@ def create_tenant(body: TenantIn, caller: CallerDep, rt: RuntimeDep) -> TenantOu
             clusters=list(body.clusters),
             over_budget=body.over_budget,
             allowed_classes=body.allowed_classes,
+            allowed_registries=body.allowed_registries,
             created_ms=now,
         )
         s.add(row)
@@ -299,7 +318,7 @@ def patch_tenant(path: str, body: TenantPatch, caller: CallerDep, rt: RuntimeDep
         if not caller.can_manage(row.id):
             raise ApiProblem(403, f"you do not administer {path}", kind="forbidden")
         for k, v in changes.items():
-            if v is None and k not in ("borrow_limit", "allowed_classes"):
+            if v is None and k not in ("borrow_limit", "allowed_classes", "allowed_registries"):
                 raise invalid(k, "must not be null")
         parent = s.get(TenantRow, row.parent_id) if row.parent_id is not None else None
         check_entitlements(s, rt, caller, path, parent, changes)

@@ -1,7 +1,8 @@
 """Executors: enact the loop's decisions on execution engines and report back as events.
 
-``base`` holds the protocol and event types (ADR 0002), ``local`` the process executor for a
-one-machine fleet, ``gpus`` NVML discovery, telemetry and the local fleet.
+``base`` holds the protocol and event types (ADR 0002), ``worker`` the background loop and
+back-off every executor runs on (ADR 0013), ``local`` the process executor for a one-machine
+fleet (``podman`` its container jobs), ``gpus`` NVML discovery, telemetry and the local fleet.
 """
 
 from gpupool.service.executors.base import (

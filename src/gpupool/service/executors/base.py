@@ -53,6 +53,9 @@ class Launch:
     cwd: Path | None = None
     walltime_s: float = 0.0
     run_as: str | None = None
+    #: the container image the job runs in (``container_image.parse_image``); ``None``: the
+    #: executor's own environment (ADR 0013)
+    image: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

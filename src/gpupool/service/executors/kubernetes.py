@@ -13,9 +13,10 @@ node of the placement (worker ``k``), each with
   retry elsewhere), ``activeDeadlineSeconds`` = the walltime, ``ttlSecondsAfterFinished``.
 
 Submission uses the official ``kubernetes`` client (``BatchV1Api``/``CoreV1Api``). Like the
-Slurm executor, one worker thread does every API call; ``launch``/``terminate`` only queue.
-A 409 on create is an adoption (idempotent by allocation id); 401/403 and 4xx fail the job
-with the API server's message; 5xx and connection errors are retried for ``submit_retry_s``.
+Slurm executor, one worker thread (``worker.ExecutorWorker``) does every API call;
+``launch``/``terminate`` only queue. A 409 on create is an adoption (idempotent by allocation
+id); 401/403 and 4xx fail the job with the API server's message; 5xx and connection errors are
+retried for ``submit_retry_s`` under the worker's back-off rule.
 What has and has not run against a real API server is in docs/kubernetes.md.
 """
 
@@ -35,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gpupool.service.container_image import parse_image
 from gpupool.service.executors.base import (
     AllocationExited,
     AllocationFailed,
@@ -42,6 +44,7 @@ from gpupool.service.executors.base import (
     ExecutorEvent,
     Launch,
 )
+from gpupool.service.executors.worker import DEFAULT_BACKOFF, Backoff, BackoffRule, ExecutorWorker
 
 __all__ = ["KubernetesExecutor", "KubernetesOptions", "job_manifests"]
 
@@ -98,6 +101,11 @@ def job_name(allocation_id: str, worker: int) -> str:
     return f"gpupool-{readable}-{digest}-{worker}"
 
 
+def _pod_image(launch: Launch, options: KubernetesOptions) -> str:
+    """The job's own image (a registry reference), else the cluster's default (ADR 0013)."""
+    return launch.image if launch.image is not None else options.image
+
+
 def job_manifests(
     launch: Launch, cluster: str, nodes: Mapping[str, str], options: KubernetesOptions
 ) -> list[dict[str, Any]] | str:
@@ -106,6 +114,8 @@ def job_manifests(
         return "empty command line"
     if not launch.placement:
         return "an empty placement"
+    if launch.image is not None and parse_image(launch.image).local:
+        return f"a Kubernetes pod cannot run the image file {launch.image!r}: give a registry reference"
     for node, _ in launch.placement:
         if node not in nodes:
             return f"node {node!r} is not a node of Kubernetes cluster {cluster}"
@@ -139,7 +149,7 @@ def job_manifests(
         )
         container: dict[str, Any] = {
             "name": "job",
-            "image": options.image,
+            "image": _pod_image(launch, options),
             "imagePullPolicy": options.image_pull_policy,
             "command": list(launch.argv),
             "env": [{"name": n, "value": v} for n, v in sorted(env.items())],
@@ -226,6 +236,7 @@ class KubernetesExecutor:
         clock: Callable[[], float] = time.time,
         tick_s: float = 0.05,
         start: bool = True,
+        backoff: BackoffRule = DEFAULT_BACKOFF,
     ) -> None:
         from kubernetes import client as k8s
 
@@ -241,7 +252,6 @@ class KubernetesExecutor:
         self._batch: Any = k8s.BatchV1Api(api_client)
         self._core: Any = k8s.CoreV1Api(api_client)
         self._clock = clock
-        self._tick_s = tick_s
         self._lock = threading.Lock()
         self._allocs: dict[str, _Alloc] = {}
         self._seen: set[str] = set()
@@ -250,11 +260,14 @@ class KubernetesExecutor:
         self._deletes: deque[tuple[str, float]] = deque()
         self._next_scan = 0.0
         self._retry_at = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if start:
-            self._thread = threading.Thread(target=self._run, name=f"gpupool-k8s-{cluster}", daemon=True)
-            self._thread.start()
+        #: Creations the API server did not answer wait under the worker's one back-off rule.
+        self._submit_backoff = Backoff(backoff)
+        # Reconcile after a failed round: list the Jobs again before anything else.
+        self._worker = ExecutorWorker(
+            f"gpupool-k8s-{cluster}", round=self.step, reconcile=self._reconcile, tick_s=tick_s,
+            backoff=Backoff(backoff), log=log,
+        )  # fmt: skip
+        self._worker.start(thread=start)
 
     def _connect(self) -> Any:
         from kubernetes import client as k8s
@@ -287,6 +300,7 @@ class KubernetesExecutor:
             names = [m["metadata"]["name"] for m in manifests]
             self._allocs[aid] = _Alloc(aid, manifests, queued_at=time.monotonic(), names=names)
             self._submits.append(aid)
+            self._worker.wake()
 
     def terminate(self, allocation_id: str, grace_s: float) -> None:
         with self._lock:
@@ -294,6 +308,7 @@ class KubernetesExecutor:
             if a is None or a.phase == "done":
                 return
             self._deletes.append((allocation_id, grace_s))
+            self._worker.wake()
 
     def poll(self) -> list[ExecutorEvent]:
         with self._lock:
@@ -305,9 +320,7 @@ class KubernetesExecutor:
             return {aid for aid, a in self._allocs.items() if a.phase != "done"}
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._worker.stop(timeout_s=30)
 
     def step(self) -> None:
         """One round of the worker (tests drive an executor built with ``start=False``)."""
@@ -320,12 +333,10 @@ class KubernetesExecutor:
 
     # -- the worker ---------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._tick_s):
-            try:
-                self.step()
-            except Exception:
-                log.exception("kubernetes executor %s: worker round failed", self.cluster)
+    def _reconcile(self) -> None:
+        """List the Jobs now (the next round lists whatever the poll interval says)."""
+        self._next_scan = time.monotonic() + self.options.poll_interval_s
+        self._scan()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -358,10 +369,15 @@ class KubernetesExecutor:
                     if (status == 0 or status >= 500 or status == 429) and (
                         time.monotonic() - a.queued_at < self.options.submit_retry_s
                     ):
+                        delay = self._submit_backoff.failed()
                         log.warning(
-                            "kubernetes %s: creating %s failed, will retry: %s", self.cluster, a.aid, msg
+                            "kubernetes %s: creating %s failed, again in %.1f s: %s",
+                            self.cluster,
+                            a.aid,
+                            delay,
+                            msg,
                         )
-                        self._retry_at = time.monotonic() + 2.0
+                        self._retry_at = time.monotonic() + delay
                         return
                     with self._lock:
                         self._submits.popleft()
@@ -372,6 +388,7 @@ class KubernetesExecutor:
                     self._delete_all(a, 0)
                     break
             else:
+                self._submit_backoff.succeeded()
                 with self._lock:
                     self._submits.popleft()
                     a.phase = "submitted"

@@ -18,8 +18,9 @@ on a workstation or one GPU server). For each ``Launch`` it
 - enforces the walltime and ``terminate``'s grace period (SIGTERM to the group, SIGKILL after);
 - samples GPU utilisation and memory from NVML every few seconds (``telemetry``).
 
-A daemon monitor thread does the waiting, signalling and sampling, so no method blocks on a
-job and walltimes hold even when nobody polls; ``poll`` only drains the events it queued.
+A daemon monitor thread (``worker.ExecutorWorker``) does the waiting, signalling and sampling,
+so no method blocks on a job and walltimes hold even when nobody polls; ``poll`` only drains
+the events it queued.
 
 Restarts: every live allocation has a state file in ``state_dir`` (pid, process start time,
 walltime deadline, and the exit status once known), written before the process is started
@@ -75,7 +76,17 @@ from gpupool.service.executors.gpus import (
     simulated_machine,
     visible_devices,
 )
+from gpupool.service.executors.podman import (
+    PLATFORM_ENV,
+    PLATFORM_ENV_PREFIXES,
+    PODMAN_ENV,
+    Podman,
+    container_devices,
+    container_name,
+    stack_of,
+)
 from gpupool.service.executors.sandbox import DEFAULT_PATH, Sandbox, SandboxUnavailable
+from gpupool.service.executors.worker import ExecutorWorker
 from gpupool.service.log_files import file_stem, log_paths
 
 __all__ = ["DEFAULT_INHERITED_ENV", "LocalExecutor", "log_paths"]
@@ -135,6 +146,17 @@ def _missing_program(program: str, path: str, cwd: Path | None) -> str:
     return ""
 
 
+def _adopted_container(doc: object) -> tuple[str, identity.Account | None] | None:
+    """The container of an adopted allocation (its state file's record), to remove at its end."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
+        return None
+    name = doc.get("account")
+    try:
+        return doc["name"], identity.account(name) if isinstance(name, str) else None
+    except identity.IdentityError:
+        return doc["name"], None  # the account is gone: the service's own storage is tried
+
+
 def _start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, ``None`` if it is gone or a zombie.
 
@@ -189,6 +211,8 @@ class _Proc:
     devices: tuple[GpuDevice, ...]
     state_file: Path
     cause: ExitCause | None = None  # set once we decided to stop it
+    #: a container job's container and account, removed once the job's group ended
+    container: tuple[str, identity.Account | None] | None = None
     kill_at: float | None = None  # time.monotonic() at which SIGKILL follows SIGTERM
     next_sample: float = 0.0
 
@@ -223,6 +247,7 @@ class LocalExecutor:
         inherit_env: Iterable[str] = DEFAULT_INHERITED_ENV,
         clock: Callable[[], float] = time.time,
         sandbox: Sandbox | None = None,
+        container_dir: Path | None = None,
     ) -> None:
         if machine is None:
             machine = simulated_machine(simulated_gpus) if simulated_gpus else discover_machine()
@@ -240,9 +265,13 @@ class LocalExecutor:
                 python=self.sandbox.python,
             )
         self.sandbox.check()
+        #: container jobs (``Launch.image``): rootless Podman, storage beside the state directory
+        self._podman = Podman.find(container_dir or self.state_dir.parent / "containers")
+        self._container_sandbox = Sandbox(
+            hidden=(), bwrap=None, unsafe_no_sandbox=True, python=self.sandbox.python
+        )
         self.walltime_grace_s = walltime_grace_s
         self.telemetry_interval_s = telemetry_interval_s
-        self._tick_s = tick_s
         self._telemetry_keep = telemetry_keep
         self._sampler: GpuSampler | None = sampler
         if self._sampler is None and not machine.simulated and machine.gpus:
@@ -257,10 +286,12 @@ class LocalExecutor:
         self._handed_files: list[Path] = []  # ... removed at the next poll (the exit is committed)
         # Telemetry of running allocations and of the most recently finished ones.
         self._telemetry: OrderedDict[str, deque[GpuSample]] = OrderedDict()
-        self._stop = threading.Event()
-        self._adopt()
-        self._thread = threading.Thread(target=self._monitor, name="gpupool-local-executor", daemon=True)
-        self._thread.start()
+        # The monitor: reaps, signals and samples every tick; reconcile adopts what an earlier
+        # executor on this state directory left (at start, and again after a failed tick).
+        self._worker = ExecutorWorker(
+            "gpupool-local-executor", round=self._tick, reconcile=self._adopt, tick_s=tick_s, log=log
+        )
+        self._worker.start()
 
     # -- the protocol -------------------------------------------------------------------
 
@@ -279,8 +310,12 @@ class LocalExecutor:
         if not problem and launch.cwd is not None:
             problem = self.sandbox.problem_with_cwd(launch.cwd)
         env = self._environment(launch, devices, node, acct)
-        if not problem:
+        if not problem and launch.image is None:
             problem = _missing_program(launch.argv[0], env["PATH"], launch.cwd)
+        container: list[str] | None = None
+        if not problem and launch.image is not None:
+            # A container job: rootless Podman as the job's account (executors/podman.py).
+            container, problem = self._container(launch, devices, acct, env)
         if problem:
             self._fail(aid, problem)
             return
@@ -309,13 +344,15 @@ class LocalExecutor:
             fds.append(env_fd)
             os.write(env_fd, json.dumps(env).encode())
             os.lseek(env_fd, 0, os.SEEK_SET)
-            cmd = self.sandbox.command(
-                launch.argv,
+            # A container is its own sandbox: Podman runs outside bubblewrap (see podman.py).
+            sandbox = self.sandbox if container is None else self._container_sandbox
+            cmd = sandbox.command(
+                launch.argv if container is None else container,
                 status_fd=status_fd,
                 env_fd=env_fd,
                 account=acct,
                 writable_root=acct is not None and not identity.is_gpupool_account(acct.name),
-                cwd=launch.cwd,
+                cwd=launch.cwd if container is None else self._podman_home(acct),
             )
             popen = subprocess.Popen(
                 # SIGTERM ignored across exec: bubblewrap must outlive the SIGTERM the group gets
@@ -348,6 +385,7 @@ class LocalExecutor:
             deadline=now + launch.walltime_s if launch.walltime_s > 0 else None,
             devices=devices,
             state_file=state_file,
+            container=None if container is None else (container_name(aid), acct),
         )
         self._write_state(proc)
         with self._lock:
@@ -399,8 +437,7 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Stop the monitor thread. Running jobs keep running; a new executor adopts them."""
-        self._stop.set()
-        self._thread.join()
+        self._worker.stop()
         if self._sampler is not None:
             self._sampler.close()
 
@@ -485,6 +522,45 @@ class LocalExecutor:
         env["GPUPOOL_PLACEMENT"] = ";".join(f"{n}:{','.join(map(str, ids))}" for n, ids in launch.placement)
         return env
 
+    def _podman_home(self, acct: identity.Account | None) -> Path:
+        assert self._podman is not None
+        return self._podman.home(acct)
+
+    def _container(
+        self,
+        launch: Launch,
+        devices: tuple[GpuDevice, ...],
+        acct: identity.Account | None,
+        env: dict[str, str],
+    ) -> tuple[list[str] | None, str]:
+        """(``podman run`` argv, problem); adds Podman's own variables and the NPUs' to ``env``."""
+        assert launch.image is not None
+        if self._podman is None:
+            return None, (
+                f"the job names image {launch.image!r}, but Podman is not installed here "
+                "(apt-get install podman)"
+            )
+        try:
+            home = self._podman.home(acct)
+        except OSError as e:
+            return None, f"cannot prepare the container storage for the job's account: {e}"
+        by_stack: dict[str, list[int]] = {}
+        for d in devices:
+            by_stack.setdefault(stack_of(d.model), []).append(d.index)
+        device_args: list[str] = []
+        for stack, indices in by_stack.items():
+            files, variables = container_devices(stack, indices)
+            device_args += [] if self.machine.simulated else files  # a simulated GPU has no device
+            env.update(variables)
+        names = [*launch.env, *(k for k in env if k.startswith(PLATFORM_ENV_PREFIXES) or k in PLATFORM_ENV)]
+        names = [n for n in names if n not in PODMAN_ENV]
+        env.update(self._podman.environment(home))
+        argv = self._podman.run_argv(
+            image=launch.image, argv=launch.argv, name=container_name(launch.allocation_id), home=home,
+            env_names=names, devices=device_args, cwd=launch.cwd,
+        )  # fmt: skip
+        return argv, ""
+
     def _fail(self, allocation_id: str, reason: str) -> None:
         with self._lock:
             self._events.append(AllocationFailed(allocation_id, self._now_ms(), reason))
@@ -494,21 +570,18 @@ class LocalExecutor:
 
     # -- the monitor thread ---------------------------------------------------------------
 
-    def _monitor(self) -> None:
-        while not self._stop.wait(self._tick_s):
-            try:
-                self._tick()
-            except Exception:  # a dead monitor would stop enforcing walltimes: log and go on
-                log.exception("local executor: monitor tick failed")
-
     def _tick(self) -> None:
         now = time.monotonic()
         due: list[_Proc] = []
+        containers: list[tuple[_Proc, tuple[int | None, int | None]]] = []
         with self._lock:
             for proc in list(self._procs.values()):
                 ended = self._reap(proc)
                 if ended is not None:
-                    self._finish(proc, *ended)
+                    if proc.container is not None:
+                        containers.append((proc, ended))  # its container goes first, outside the lock
+                    else:
+                        self._finish(proc, *ended)
                     continue
                 if proc.deadline is not None and now >= proc.deadline and proc.cause is None:
                     proc.cause = "walltime"
@@ -519,6 +592,14 @@ class LocalExecutor:
                 if proc.devices and self._sampler is not None and now >= proc.next_sample:
                     proc.next_sample = now + self.telemetry_interval_s
                     due.append(proc)
+        for proc, ended in containers:
+            # conmon keeps a container whose podman client was killed: it must be gone before
+            # the exit is reported and its accelerators are placed again.
+            assert proc.container is not None
+            if self._podman is not None:
+                self._podman.remove(*proc.container)
+            with self._lock:
+                self._finish(proc, *ended)
         # NVML calls take a while: sample outside the lock so launch/poll never wait on them.
         if due and self._sampler is not None:
             at = self._now_ms()
@@ -614,6 +695,9 @@ class LocalExecutor:
             "deadline_unix": None if remaining is None else time.time() + remaining,
             "devices": [d.index for d in proc.devices],
         }
+        if proc.container is not None:
+            name, acct = proc.container
+            doc["container"] = {"name": name, "account": None if acct is None else acct.name}
         if exited is not None:
             doc["exit"] = {
                 "at_ms": exited.at_ms,
@@ -634,12 +718,18 @@ class LocalExecutor:
             log.exception("local executor: cannot write %s", path)
 
     def _adopt(self) -> None:
-        """Take over what an earlier executor on this ``state_dir`` left running or unreported."""
+        """Take over what an earlier executor on this ``state_dir`` left running or unreported.
+
+        Idempotent (the worker calls it again after a failed tick): allocations this executor
+        already knows are skipped."""
         all_devices = {d.index: d for _, devs in self.machine.nodes for d in devs}
         for path in sorted(self.state_dir.glob("*.json")):
             try:
                 doc = json.loads(path.read_text())
                 aid = str(doc["allocation_id"])
+                with self._lock:
+                    if aid in self._seen:
+                        continue
                 found = doc["pid"] if doc["pid"] is not None else _find_session_leader(aid)
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # not ours or half-written by a crash: nothing to adopt
@@ -680,6 +770,7 @@ class LocalExecutor:
                 else time.monotonic() + (float(deadline_unix) - time.time()),
                 devices=tuple(all_devices[i] for i in doc.get("devices", []) if i in all_devices),
                 state_file=path,
+                container=_adopted_container(doc.get("container")),
             )
             if doc["pid"] is None:
                 self._write_state(self._procs[aid])  # the intent becomes a full record

@@ -15,9 +15,10 @@ batch job (``slurm_client.BatchRequest``):
   ``sbatch --uid/--gid``; ``job_account`` lays out its log and work directories). Without it,
   the job runs as the service's own user: tenants are then not isolated from each other.
 
-One worker thread does all talking to Slurm, so no protocol method ever waits on a
+One worker thread (``worker.ExecutorWorker``) does all talking to Slurm, so no protocol method ever waits on a
 controller: ``launch`` and ``terminate`` queue work, ``poll`` drains events. The worker
-submits (retrying a controller that cannot be reached, with backoff, for ``submit_retry_s``),
+submits (retrying a controller that cannot be reached, under the worker's back-off rule, for
+``submit_retry_s``),
 cancels (``scancel --full --signal=TERM``, then ``SIGKILL`` and ``scancel`` after the grace),
 and every ``poll_interval_s`` reads ``squeue -t all --json`` and ``sinfo --json``:
 
@@ -51,6 +52,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gpupool.service import identity
+from gpupool.service.container_image import parse_image
 from gpupool.service.executors.base import (
     AllocationExited,
     AllocationFailed,
@@ -72,6 +74,7 @@ from gpupool.service.executors.slurm_client import (
     SlurmOptions,
     client_for,
 )
+from gpupool.service.executors.worker import DEFAULT_BACKOFF, Backoff, BackoffRule, ExecutorWorker
 
 __all__ = ["SlurmExecutor", "batch_request", "node_state"]
 
@@ -113,6 +116,30 @@ def node_state(node: SlurmNode) -> NodeState | None:
     return "up"
 
 
+def slurm_container(launch: Launch, options: SlurmOptions) -> list[str] | str:
+    """The prefix that runs the job in its image on this cluster, or why it cannot (ADR 0013).
+
+    With pyxis, one task on the first node under ``srun --container-image`` (the job's
+    environment is exported into the container by pyxis; ``--container-workdir`` keeps its
+    working directory); without container support, or for an image file pyxis cannot import,
+    a reason that fails the job.
+    """
+    if launch.image is None:
+        return []
+    ref = parse_image(launch.image)
+    if options.containers != "pyxis":
+        return (
+            f"the job names image {launch.image!r}, but this Slurm cluster declares no container "
+            "support (set the cluster's option containers: pyxis where pyxis/enroot is installed)"
+        )
+    if ref.local:
+        return f"pyxis cannot run the image file {ref.path!r}: give a registry reference"
+    out = ["srun", "--nodes=1", "--ntasks=1", f"--container-image={ref.pyxis()}"]
+    if launch.cwd is not None:
+        out += [f"--container-mounts={launch.cwd}", f"--container-workdir={launch.cwd}"]
+    return out
+
+
 def batch_request(
     launch: Launch,
     node_models: Mapping[str, str],
@@ -147,7 +174,10 @@ def batch_request(
         env.update(HOME=account.home, USER=account.name, LOGNAME=account.name)
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
     lines.append('export GPUPOOL_NODE="${SLURMD_NODENAME:-$(hostname)}"')
-    lines.append("exec " + shlex.join(launch.argv))
+    container = slurm_container(launch, options)
+    if isinstance(container, str):
+        return container
+    lines.append("exec " + shlex.join([*container, *launch.argv]))
     return BatchRequest(
         name=f"gpupool-{launch.job_id}",
         comment=options.comment_prefix + launch.allocation_id,
@@ -206,6 +236,7 @@ class SlurmExecutor:
         clock: Callable[[], float] = time.time,
         tick_s: float = 0.05,
         start: bool = True,
+        backoff: BackoffRule = DEFAULT_BACKOFF,
     ) -> None:
         self.cluster = cluster
         self.nodes = dict(nodes)
@@ -215,7 +246,6 @@ class SlurmExecutor:
             self.options = SlurmOptions.parse(options or {})
         self.client: SlurmClient = client if client is not None else client_for(self.options)
         self._clock = clock
-        self._tick_s = tick_s
         self._lock = threading.Lock()
         self._allocs: dict[str, _Alloc] = {}
         self._seen: set[str] = set()
@@ -228,17 +258,21 @@ class SlurmExecutor:
         self._last_ok_scan = -math.inf  # monotonic start of the last scan that worked
         self._next_scan = 0.0
         self._retry_at = 0.0
-        self._backoff = 0.0
+        #: Submissions the controller did not answer wait under the worker's one back-off rule.
+        self._submit_backoff = Backoff(backoff)
         self._scan_error: str = ""
         self._warned_root = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._scan()
+        # Reconcile (a scan: adopt what Slurm runs for us) happens in start, so allocations()
+        # is right as soon as the executor exists; and again after a failed worker round.
+        self._worker = ExecutorWorker(
+            f"gpupool-slurm-{cluster}", round=self.step, reconcile=self._reconcile, tick_s=tick_s,
+            backoff=Backoff(backoff), log=log,
+        )  # fmt: skip
+        self._worker.start(thread=False)
         #: gpupool jobs sacct says ended, that squeue no longer lists: the restart's record
         self._history: dict[str, SlurmJob] = self._ended_in_accounting()
         if start:
-            self._thread = threading.Thread(target=self._run, name=f"gpupool-slurm-{cluster}", daemon=True)
-            self._thread.start()
+            self._worker.start()
 
     # -- the protocol -------------------------------------------------------------------
 
@@ -257,6 +291,7 @@ class SlurmExecutor:
             if ended is None:
                 self._allocs[aid] = _Alloc(aid, launch, "queued", queued_at=time.monotonic())
                 self._submits.append(aid)
+                self._worker.wake()
                 return
         a = _Alloc(aid, launch, "done", slurm_id=ended.job_id, started=True, seen_live=False)
         event = self._final(a, ended, {})
@@ -289,6 +324,7 @@ class SlurmExecutor:
                 return
             a.terminate, a.grace_s = True, max(0.0, grace_s)
             self._cancels.append(allocation_id)
+            self._worker.wake()
 
     def poll(self) -> list[ExecutorEvent]:
         with self._lock:
@@ -313,9 +349,7 @@ class SlurmExecutor:
 
     def close(self) -> None:
         """Stop the worker. Slurm jobs keep running; a new executor adopts them."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.options.command_timeout_s * 3)
+        self._worker.stop(timeout_s=self.options.command_timeout_s * 3)
         closer = getattr(self.client, "close", None)
         if callable(closer):
             closer()
@@ -338,12 +372,10 @@ class SlurmExecutor:
 
     # -- the worker ---------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._tick_s):
-            try:
-                self.step()
-            except Exception:  # a dead worker would strand every job of the cluster
-                log.exception("slurm executor %s: worker round failed", self.cluster)
+    def _reconcile(self) -> None:
+        """Read Slurm's state now (the next round scans whatever the poll interval says)."""
+        self._next_scan = time.monotonic() + self.options.poll_interval_s
+        self._scan()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -417,14 +449,14 @@ class SlurmExecutor:
                     and not a.terminate
                 ):
                     a.unsure_since = time.monotonic()
-                    self._backoff = min(10.0, max(0.5, self._backoff * 2))
-                    self._retry_at = time.monotonic() + self._backoff
+                    delay = self._submit_backoff.failed()
+                    self._retry_at = time.monotonic() + delay
                     log.warning(
                         "slurm %s: submitting %s failed (try %d, again in %.1f s): %s",
                         self.cluster,
                         aid,
                         a.tries,
-                        self._backoff,
+                        delay,
                         e,
                     )
                     return
@@ -432,7 +464,7 @@ class SlurmExecutor:
                     self._submits.popleft()
                 self._fail(a, f"Slurm refused the job: {e}")
                 continue
-            self._backoff = 0.0
+            self._submit_backoff.succeeded()
             with self._lock:
                 self._submits.popleft()
                 if a.phase == "queued":

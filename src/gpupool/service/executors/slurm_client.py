@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -120,6 +120,10 @@ class SlurmOptions(BaseModel):
     #: this host. Off (the default): such a job is refused, naming the missing mapping, rather
     #: than submitted for a uid the compute nodes and slurmdbd do not know.
     project_accounts: bool = False
+    #: the site's container support: ``pyxis`` (NVIDIA's SPANK plugin with enroot: jobs that
+    #: name an image run under ``srun --container-image``); empty: none, and such jobs are
+    #: refused with that reason (ADR 0013)
+    containers: Literal["", "pyxis"] = ""
 
     @model_validator(mode="after")
     def _rest_can_pin(self) -> SlurmOptions:

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from gpupool.sim.trace.checks import Checks
+from gpupool.sim.trace.dependency_checks import check_arrays, check_dependencies
 from gpupool.sim.trace.parsed import JOB_FIELDS, MS_PER_S, Column, Parsed, numbered, seconds_to_ms
 from gpupool.sim.trace.table import IntArray, Table, read_table
 from gpupool.sim.workload import TraceError, WorkloadJob
@@ -43,6 +44,8 @@ NATIVE_COLUMNS: Final[tuple[str, ...]] = (
     "priority_class",
     "checkpoint_interval_s",
     "kind",
+    "dependency",
+    "array",
 )
 NATIVE_REQUIRED: Final = frozenset({"submit_s", "duration_s", "gpus", "tenant"})
 # Native seconds column -> WorkloadJob millisecond field.
@@ -55,7 +58,17 @@ _NATIVE_SECONDS: Final[dict[str, str]] = {
 # Integer columns with their minimum value.
 _NATIVE_INTS: Final[dict[str, int]] = {"gpus": 1, "gpus_per_worker": 0, "min_memory_gib": 0}
 _NATIVE_LISTS: Final = ("models", "stacks")
-_NATIVE_STRINGS: Final = ("id", "tenant", "user", "topology", "workload_class", "priority_class", "kind")
+_NATIVE_STRINGS: Final = (
+    "id",
+    "tenant",
+    "user",
+    "topology",
+    "workload_class",
+    "priority_class",
+    "kind",
+    "dependency",
+    "array",
+)
 # String fields whose empty value would read back as the (non-empty) default: the writer refuses them.
 _NONEMPTY_STRINGS: Final = ("id", "tenant", "topology", "workload_class", "priority_class", "kind")
 
@@ -203,7 +216,17 @@ def _finish_native(table: Table, path: Path, submit_ms: IntArray, fields: dict[s
     checks.raise_first()
     fields["id"] = ids
     fields["source_line"] = table.lines
+    arrays = _texts(fields["array"]) if "array" in fields else None
+    if arrays is not None:
+        check_arrays(str(path), arrays, table.lines)
+    if "dependency" in fields:
+        deps = _texts(fields["dependency"])
+        check_dependencies(str(path), _texts(ids), deps, submit_ms, table.lines, arrays)
     return Parsed(submit_ms=submit_ms, fields=fields)
+
+
+def _texts(column: Column) -> list[str]:
+    return [str(v) for v in (column.to_list() if isinstance(column, pl.Series) else list(column))]
 
 
 def parse_native(path: Path, text: str) -> Parsed:

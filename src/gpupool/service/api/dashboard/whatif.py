@@ -10,6 +10,7 @@ allows no script). Studies are read by viewers and pool admins; only a pool admi
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Request
@@ -20,7 +21,18 @@ from gpupool.core.policy import POLICIES
 from gpupool.service.api.caller import CallerDep, RuntimeDep
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
 from gpupool.service.auth import Caller
+from gpupool.service.live_whatif import (
+    MAX_SCALE,
+    SYNTAX,
+    ChangeError,
+    Changes,
+    changed_fleet,
+    changed_tenants,
+)
 from gpupool.service.request_body import RequestBody
+from gpupool.service.runtime import Runtime
+from gpupool.service.tenant_tree import tenant_rows
+from gpupool.service.twin_snapshot import take, write_folder
 from gpupool.service.whatif import (
     MAX_HOURS,
     MAX_LOAD,
@@ -42,8 +54,41 @@ def _require_viewer(caller: Caller) -> None:
         raise ApiProblem(403, "what-if studies are for viewers and pool admins", kind="forbidden")
 
 
+_Item = Annotated[str, Field(min_length=3, max_length=200)]
+
+
+class LiveChangesIn(RequestBody):
+    """Changes to the live state (``gpupool.service.live_whatif.SYNTAX`` gives each item's form)."""
+
+    add_nodes: Annotated[list[_Item], Field(max_length=50, description="CLUSTER:MODEL:COUNT[:GPUS]")] = Field(
+        default_factory=list
+    )
+    remove_nodes: Annotated[list[_Item], Field(max_length=50, description="CLUSTER:MODEL:COUNT")] = Field(
+        default_factory=list
+    )
+    move_nodes: Annotated[list[_Item], Field(max_length=50, description="FROM:TO:MODEL:COUNT")] = Field(
+        default_factory=list
+    )
+    guarantees: Annotated[list[_Item], Field(max_length=200, description="PROJECT/PATH:MODEL:GPUS")] = Field(
+        default_factory=list
+    )
+    weights: Annotated[list[_Item], Field(max_length=200, description="TENANT/PATH:WEIGHT")] = Field(
+        default_factory=list
+    )
+    awards: Annotated[list[_Item], Field(max_length=200, description="PROJECT/PATH:GPU_HOURS")] = Field(
+        default_factory=list
+    )
+    scale_load: Annotated[float, Field(gt=0, le=MAX_SCALE, description="recent arrival rate times this")] = (
+        1.0
+    )
+
+
 class WhatIfIn(RequestBody):
-    fleet: Annotated[str, Field(min_length=1, max_length=64, description="A fleet preset")]
+    source: Annotated[
+        Literal["preset", "live"], Field(description="presets, or the live pool's snapshot plus changes")
+    ] = "preset"
+    changes: LiveChangesIn | None = None
+    fleet: Annotated[str, Field(max_length=64, description="A fleet preset (source preset)")] = ""
     tenants: Annotated[
         str | None, Field(max_length=64, description="A tenants preset (default: the fleet's own)")
     ] = None
@@ -76,6 +121,9 @@ class WhatIfOptions(BaseModel):
     max_load: float
     max_jobs: int
     max_wall_s: float
+    workers: int
+    #: what a live study's form offers: the live fleet's clusters and models, the tenants
+    live: dict[str, Any]
 
 
 class WhatIfProgress(BaseModel):
@@ -89,7 +137,8 @@ class WhatIfProgress(BaseModel):
 
 class WhatIfRunOut(BaseModel):
     id: str
-    state: Literal["running", "done", "failed"]
+    state: Literal["queued", "running", "done", "failed"]
+    queue_position: int | None = None
     spec: dict[str, Any]
     owner: str
     created_ms: int
@@ -129,6 +178,7 @@ def _run_out(doc: dict[str, Any]) -> WhatIfRunOut:
         progress=WhatIfProgress.model_validate(prog) if isinstance(prog, dict) else None,
         error=doc["error"],
         result=doc["result"],
+        queue_position=doc.get("queue_position"),
     )
 
 
@@ -153,6 +203,8 @@ def whatif_options(request: Request, caller: CallerDep, rt: RuntimeDep) -> WhatI
         max_load=MAX_LOAD,
         max_jobs=runs.max_jobs,
         max_wall_s=runs.max_wall_s,
+        workers=runs.workers,
+        live=live_options(rt),
     )
 
 
@@ -161,24 +213,85 @@ def whatif_options(request: Request, caller: CallerDep, rt: RuntimeDep) -> WhatI
     status_code=202,
     response_model=WhatIfRunOut,
     responses=responses(401, 403, 409, 422),
-    summary="Start a what-if simulation in the background (one at a time)",
+    summary="Queue a what-if study (presets, or the live pool plus changes) for the background workers",
 )
 def whatif_start(body: WhatIfIn, request: Request, caller: CallerDep, rt: RuntimeDep) -> WhatIfRunOut:
     _require_viewer(caller)
     if not caller.is_pool_admin:
         raise ApiProblem(403, "only a pool admin may start a what-if study", kind="forbidden")
+    runs = _runs(request)
+    if body.source == "live":
+        return _start_live(body, runs, caller, rt)
     if body.fleet not in fleets():
         raise invalid("fleet", f"not a fleet preset (known: {', '.join(fleets())})")
     if body.tenants is not None and body.tenants not in tenants():
         raise invalid("tenants", f"not a tenants preset (known: {', '.join(tenants())})")
     if body.workload not in WORKLOADS:
         raise invalid("workload", f"not a shipped workload (known: {', '.join(WORKLOADS)})")
-    spec = body.model_dump()
+    spec = body.model_dump(exclude={"source", "changes"})
     if not spec["title"]:
         spec["title"] = f"what-if: {', '.join(body.policies)} on {body.fleet}"
-    runs = _runs(request)
     try:
         run_id = runs.start(spec, caller.name, rt.clock())
+    except WhatIfBusy as e:
+        raise ApiProblem(409, str(e), kind="busy") from None
+    doc = runs.status(run_id)
+    assert doc is not None
+    return _run_out(doc)
+
+
+def live_options(rt: Runtime) -> dict[str, Any]:
+    """The live fleet's clusters and models and the tenants' paths, for the live form."""
+    fleet = rt.fleet
+    pools = sorted({(fleet.clusters[n.cluster].name, n.model, n.gpus) for n in fleet.nodes})
+    with rt.reader() as s:
+        paths = [t.path for t in tenant_rows(s)]
+    return {
+        "clusters": sorted({c for c, _, _ in pools}),
+        "models": sorted({m for _, m, _ in pools}),
+        "pools": [{"cluster": c, "model": m, "gpus": g} for c, m, g in pools],
+        "tenants": paths,
+        "projects": [p for p in paths if p.count("/") == 2],
+        "syntax": SYNTAX,
+        "max_scale": MAX_SCALE,
+    }
+
+
+def _start_live(body: WhatIfIn, runs: WhatIfRuns, caller: Caller, rt: Runtime) -> WhatIfRunOut:
+    """Queue a live study: check the changes now (422 naming the field), snapshot on queueing."""
+    changes = body.changes or LiveChangesIn()
+    items = changes.model_dump(exclude={"scale_load"})
+    try:
+        ch = Changes(items).build(scale_load=changes.scale_load, hours=body.hours, seed=body.seed)
+    except ChangeError as e:
+        field = str(e).split(" ", 1)[0]
+        raise invalid(f"changes.{field}", str(e)) from None
+    policy = rt.config.policy + ("+easy" if rt.config.backfill == "easy" else "")
+    spec = {
+        "source": "live",
+        "changes": changes.model_dump(),
+        "hours": body.hours,
+        "seed": body.seed,
+        "policies": [policy],
+        "fleet": "live",
+        "workload": f"recent history x{changes.scale_load:g}",
+        "load": changes.scale_load,
+        "title": body.title or f"what-if from the live pool: {'; '.join(ch.describe()) or 'no change'}",
+    }
+
+    with rt.reader() as s:
+        snapshot = take(s, rt.fleet, rt.config, rt.clock())
+    try:  # the changes must apply to the live fleet and tenants: refused now, not in the run
+        changed_fleet(snapshot["fleet"], ch)
+        changed_tenants(snapshot["tenants"], ch)
+    except ChangeError as e:
+        raise invalid(f"changes.{str(e).split(' ', 1)[0]}", str(e)) from None
+
+    def prepare(folder: Path) -> None:
+        write_folder(snapshot, folder / "snapshot")
+
+    try:
+        run_id = runs.start(spec, caller.name, rt.clock(), prepare=prepare)
     except WhatIfBusy as e:
         raise ApiProblem(409, str(e), kind="busy") from None
     doc = runs.status(run_id)
@@ -221,8 +334,8 @@ def whatif_cancel(run_id: str, request: Request, caller: CallerDep) -> WhatIfRun
     doc = _status(runs, run_id)
     if doc["owner"] != caller.name and not caller.is_pool_admin:
         raise ApiProblem(403, f"what-if run {run_id} is {doc['owner']}'s: only they or a pool admin stop it")
-    # Only a run still running (by its files: a finished child may linger a moment) can stop.
-    if doc["state"] != "running" or not runs.cancel(run_id):
+    # Only a run queued or running (by its files: a finished child may linger) can stop.
+    if doc["state"] not in ("queued", "running") or not runs.cancel(run_id):
         raise ApiProblem(409, f"what-if run {run_id} is not running", kind="not-running")
     return _run_out(doc)
 

@@ -61,7 +61,104 @@ function metricsTable(columns, caption) {
   );
 }
 
+/** The live study's side-by-side table: baseline and change per row of the result's compare. */
+function liveResult(r) {
+  const fmtOf = (what, v) => {
+    if (v === null || v === undefined) return "—";
+    if (what.endsWith("_s") || what.endsWith("wait s")) return f.duration(v);
+    if (what === "utilization") return f.pct(v);
+    if (what === "jain_fairness") return f.num2(v);
+    return f.int(v);
+  };
+  return h(
+    "div",
+    { id: "w-live-result" },
+    h("p", {}, (r.changes.length ? r.changes.join("; ") : t("wi.live.nochange")) + ` · ${r.policy} · ${f.duration(r.hours * 3600)}`),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "metrics" },
+        h("caption", {}, t("wi.live.caption", { s: f.num2(r.wall_s) })),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("wi.metric")), h("th", { scope: "col", class: "num" }, t("wi.live.baseline")), h("th", { scope: "col", class: "num" }, t("wi.live.change")))),
+        h("tbody", {}, r.compare.map((row) => h("tr", {}, h("th", { scope: "row" }, row.what), h("td", { class: "num" }, fmtOf(row.what, row.baseline)), h("td", { class: "num" }, fmtOf(row.what, row.change))))),
+      ),
+    ),
+  );
+}
+
+/** The live study's form: each change is built from the live fleet's clusters and models and
+ *  the tenants' paths (no YAML); an empty count or value leaves that change out. */
+function buildLiveForm(live, started) {
+  const pools = live.pools || [];
+  const num = (id, attrs = {}) => h("input", { id, type: "number", min: 0, inputmode: "numeric", size: 6, ...attrs });
+  const addC = select({ id: "l-add-cluster" }, live.clusters, live.clusters[0]);
+  const addM = select({ id: "l-add-model" }, live.models, live.models[0]);
+  const addN = num("l-add-count");
+  const addG = num("l-add-gpus", { value: 8, min: 1 });
+  const rmC = select({ id: "l-rm-cluster" }, live.clusters, live.clusters[0]);
+  const rmM = select({ id: "l-rm-model" }, live.models, live.models[0]);
+  const rmN = num("l-rm-count");
+  const mvFrom = select({ id: "l-mv-from" }, live.clusters, live.clusters[0]);
+  const mvTo = select({ id: "l-mv-to" }, live.clusters, live.clusters[live.clusters.length - 1]);
+  const mvM = select({ id: "l-mv-model" }, live.models, live.models[0]);
+  const mvN = num("l-mv-count");
+  const gP = select({ id: "l-g-project" }, [["", "—"], ...live.projects], "");
+  const gM = select({ id: "l-g-model" }, live.models, live.models[0]);
+  const gN = num("l-g-gpus");
+  const wT = select({ id: "l-w-tenant" }, [["", "—"], ...live.tenants], "");
+  const wV = h("input", { id: "l-w-weight", type: "number", min: 0.1, step: 0.1, size: 6 });
+  const aP = select({ id: "l-a-project" }, [["", "—"], ...live.projects], "");
+  const aH = num("l-a-hours");
+  const scale = h("input", { id: "l-scale", type: "number", min: 10, max: live.max_scale * 100, step: 10, value: 100, size: 6 });
+  const hours = h("input", { id: "l-hours", type: "number", min: 0.5, max: 336, step: 0.5, value: 24, size: 6 });
+  const title = h("input", { id: "l-title", maxlength: 120, size: 34, placeholder: t("wi.title_example") });
+  const msg = h("div", { role: "status", "aria-live": "polite" });
+  const button = h("button", { type: "submit", id: "l-run" }, t("wi.live.run"));
+  const row = (legend, ...controls) => h("fieldset", { class: "fields" }, h("legend", {}, legend), controls);
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "l-form-h", id: "w-live-form" },
+    h("h2", { id: "l-form-h" }, t("wi.live.title")),
+    h("p", { class: "sub" }, t("wi.live.sub", { pools: f.int(pools.length) })),
+    row(t("wi.live.add"), field(t("wi.live.cluster"), addC), field(t("wi.live.model"), addM), field(t("wi.live.nodes"), addN), field(t("wi.live.gpus"), addG)),
+    row(t("wi.live.remove"), field(t("wi.live.cluster"), rmC), field(t("wi.live.model"), rmM), field(t("wi.live.nodes"), rmN)),
+    row(t("wi.live.move"), field(t("wi.live.from"), mvFrom), field(t("wi.live.to"), mvTo), field(t("wi.live.model"), mvM), field(t("wi.live.nodes"), mvN)),
+    row(t("wi.live.guarantee"), field(t("wi.live.project"), gP), field(t("wi.live.model"), gM), field(t("wi.live.gpus"), gN)),
+    row(t("wi.live.weight"), field(t("wi.live.tenant"), wT), field(t("wi.live.weight_value"), wV)),
+    row(t("wi.live.award"), field(t("wi.live.project"), aP), field(t("wi.live.gpu_hours"), aH)),
+    h("div", { class: "fields" }, field(t("wi.live.scale"), scale), field(t("wi.hours"), hours), field(t("wi.run_title"), title)),
+    h("div", { class: "actions" }, button),
+    msg,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const n = (el) => (el.value === "" ? 0 : Number(el.value));
+    const changes = { scale_load: n(scale) / 100 };
+    if (n(addN) > 0) changes.add_nodes = [`${addC.value}:${addM.value}:${n(addN)}:${n(addG) || 8}`];
+    if (n(rmN) > 0) changes.remove_nodes = [`${rmC.value}:${rmM.value}:${n(rmN)}`];
+    if (n(mvN) > 0) changes.move_nodes = [`${mvFrom.value}:${mvTo.value}:${mvM.value}:${n(mvN)}`];
+    if (gP.value && gN.value !== "") changes.guarantees = [`${gP.value}:${gM.value}:${n(gN)}`];
+    if (wT.value && wV.value !== "") changes.weights = [`${wT.value}:${wV.value}`];
+    if (aP.value && n(aH) > 0) changes.awards = [`${aP.value}:${n(aH)}`];
+    button.disabled = true;
+    try {
+      const run = await api.post("/v1/whatif", { source: "live", changes, hours: Number(hours.value), title: title.value.trim() });
+      replace(msg);
+      toast(t("wi.started"));
+      started(run);
+    } catch (e) {
+      replace(msg, h("p", { class: "error", role: "alert" }, e instanceof ApiError ? e.explained : e.message));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
 function specText(spec) {
+  if (spec.source === "live") return t("wi.live.spec", { w: spec.workload, h: f.duration(spec.hours * 3600) });
   const wl = spec.workload === "synthetic" ? t("wi.synthetic_spec", { load: f.pct(spec.load, 0), hours: f.duration(spec.hours * 3600), seed: spec.seed }) : spec.workload;
   return `${spec.fleet}${spec.tenants ? ` / ${spec.tenants}` : ""} · ${wl}`;
 }
@@ -117,7 +214,7 @@ export async function render(ctx) {
       field(t("wi.run_title"), runTitle),
     ),
     h("div", { class: "fields" }, policies),
-    h("div", { class: "actions" }, runButton, h("span", { class: "muted small" }, t("wi.limits", { jobs: f.jobs(opts.max_jobs), d: f.duration(opts.max_wall_s) }))),
+    h("div", { class: "actions" }, runButton, h("span", { class: "muted small" }, t("wi.limits_queue", { d: f.duration(opts.max_wall_s), n: f.int(opts.workers) }))),
     msg,
   );
   form.addEventListener("submit", async (ev) => {
@@ -150,13 +247,15 @@ export async function render(ctx) {
     }
   });
 
+  const liveForm = buildLiveForm(opts.live, (run) => select_(run.id));
+
   const runsCard = h("section", { class: "card", "aria-labelledby": "w-runs-h" });
   const view = h("section", { class: "card", "aria-labelledby": "w-view-h", hidden: true, id: "w-view" });
   const cmp = h("section", { class: "card", "aria-labelledby": "w-cmp-h", hidden: true, id: "w-compare" });
   // viewers read studies; only a pool admin starts or stops one (ADR 0007)
   const canStart = Boolean(ctx.session && ctx.session.can_start_whatif);
   const readOnly = h("p", { class: "notice", id: "w-readonly" }, t("wi.readonly"));
-  root.append(canStart ? form : readOnly, runsCard, view, cmp);
+  root.append(...(canStart ? [liveForm, form] : [readOnly]), runsCard, view, cmp);
 
   let runs = [];
   let shownState = "";
@@ -208,7 +307,7 @@ export async function render(ctx) {
                   h("th", { scope: "row" }, r.spec.title || r.id, h("span", { class: "path" }, r.id)),
                   h("td", {}, specText(r.spec)),
                   h("td", {}, (r.spec.policies || []).join(", ")),
-                  h("td", {}, h("span", { class: `badge ${r.state === "done" ? "done" : r.state === "failed" ? "failed" : "running"}` }, f.stateText(r.state))),
+                  h("td", {}, h("span", { class: `badge ${r.state === "done" ? "done" : r.state === "failed" ? "failed" : "running"}` }, r.state === "queued" ? t("wi.queued_short") : f.stateText(r.state))),
                   h("td", { class: "num" }, f.timeEl(h, r.created_ms)),
                   h("td", {}, r.owner),
                   h("td", {}, h("button", { type: "button", class: "secondary small", "data-key": `open-${r.id}`, onclick: () => select_(r.id) }, r.id === selected ? t("wi.shown") : t("wi.open"))),
@@ -243,6 +342,11 @@ export async function render(ctx) {
     }
     view.hidden = false;
     const headline = h("div", { class: "card-head" }, h("h2", { id: "w-view-h", tabindex: "-1" }, run.spec.title || run.id), h("span", { class: `badge ${run.state === "done" ? "done" : run.state === "failed" ? "failed" : "running"}` }, f.stateText(run.state)));
+    if (run.state === "queued") {
+      replace(view, headline, h("p", { id: "w-queued" }, t("wi.queued", { n: f.int(run.queue_position || 1) })));
+      shownState = "queued";
+      return;
+    }
     if (run.state === "running") {
       const p = run.progress || {};
       const overall = p.total ? ((p.policy_index || 0) + p.done / p.total) / (p.policies || 1) : 0;
@@ -273,6 +377,10 @@ export async function render(ctx) {
     if (shownState === `done:${run.id}`) return; // figures are large: draw them once
     shownState = `done:${run.id}`;
     const r = run.result;
+    if (r.kind === "live") {
+      replace(view, headline, liveResult(r));
+      return;
+    }
     const download = h("button", { type: "button", class: "secondary" }, t("wi.download"));
     download.addEventListener("click", async () => {
       // The report needs the token, so it cannot be a plain link: fetch it, then save the blob.
@@ -310,9 +418,7 @@ export async function render(ctx) {
     if (!ctx.alive()) return;
     drawRuns();
     const run = runs.find((r) => r.id === selected) || null;
-    const busy = runs.some((r) => r.state === "running");
-    runButton.disabled = busy;
-    runButton.textContent = busy ? t("wi.busy") : t("wi.run");
+    // studies queue for the background workers: the button stays usable while one runs
     await drawView(run);
     if (cmp.hidden === false || compare.size >= 2) drawCompare();
   }
@@ -322,6 +428,6 @@ export async function render(ctx) {
   let ticks = 0;
   ctx.every(() => {
     ticks += 1;
-    if (runs.some((r) => r.state === "running") || ticks % 10 === 0) refresh();
+    if (runs.some((r) => r.state === "running" || r.state === "queued") || ticks % 10 === 0) refresh();
   }, 1000);
 }
