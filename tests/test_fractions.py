@@ -7,17 +7,22 @@ Hypothesis property that no placer ever oversubscribes a GPU's slices or memory.
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from gpupool.cli.main import app
 from gpupool.core.fleet import Fleet, FleetBuilder, FleetError
 from gpupool.core.fraction_placement import CellMode, FractionRequest, FractionState, Placer
 from gpupool.core.gpu_share import UNIT, ShareError, ShareRequest
 from gpupool.core.mig import MigError, MigInstance, parse_mig_request
 from gpupool.core.node_fractions import MigMode, NodeFractions
+from gpupool.fleetfile import FleetFileError, extend_catalogue, load_fleet
 from gpupool.fleetfile.catalogue import load_catalogue
 from gpupool.sim.fraction_twin import SMALL_JOBS, compare_placers, fraction_fleet, tasks_for
 
@@ -285,3 +290,136 @@ def test_no_gpu_is_ever_oversubscribed(ops: list[tuple[bool, FractionRequest, in
             assert key not in slices and key not in whole
         for key, k in whole.items():
             assert k == 1 and key not in slices
+
+
+# -- a site's catalogue, the fleet file, the command line ----------------------------------
+
+_SITE = """\
+models:
+  T4:
+    vendor: NVIDIA
+    memory_gib: 16
+    stack: cuda
+    sharing: [time-slicing]
+    throughput:
+      default: {value: 0.12, source: "site measurement", estimate: true}
+      train-cnn: {value: 0.15, source: "site measurement"}
+      train-transformer: {value: 0.1, source: "site measurement"}
+      train-llm: {value: 0.08, source: "site measurement"}
+      inference-llm: {value: 0.1, source: "site measurement"}
+"""
+
+
+def test_a_site_catalogue_extends_the_shipped_one(tmp_path: Path) -> None:
+    f = tmp_path / "site.yaml"
+    f.write_text(_SITE, encoding="utf-8")
+    cat = extend_catalogue(f)
+    assert "T4" in cat and "H100" in cat and cat["T4"].sharing == {"time-slicing"}
+    assert cat.reference == "H100" and cat["T4"].mig is None
+    # a model of the same name is replaced
+    f.write_text(_SITE.replace("T4:", "H200:"), encoding="utf-8")
+    assert extend_catalogue(f)["H200"].memory_gib == 16
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "where", "what"),
+    [
+        ("sharing: [time-slicing]", 6, "models.T4.sharing[0]", "unknown sharing mode 'gpu-magic'"),
+        ("      inference-llm", 7, "models.T4.throughput", "no figure for class(es) inference-llm"),
+        ("stack: cuda", 5, "models.T4.stack", "unknown software stack 'opencl'"),
+    ],
+)
+def test_a_bad_site_catalogue_names_line_and_field(
+    tmp_path: Path, change: str, line: int, where: str, what: str
+) -> None:
+    text = {
+        "sharing: [time-slicing]": _SITE.replace("[time-slicing]", "[gpu-magic]"),
+        "      inference-llm": "\n".join(x for x in _SITE.splitlines() if "inference-llm" not in x) + "\n",
+        "stack: cuda": _SITE.replace("stack: cuda", "stack: opencl"),
+    }[change]
+    f = tmp_path / "site.yaml"
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(FleetFileError) as e:
+        extend_catalogue(f)
+    assert e.value.location == where and what in e.value.message
+    assert e.value.line == line
+
+
+def test_a_bad_mig_profile_names_line_and_field(tmp_path: Path) -> None:
+    text = _SITE + (
+        "    mig:\n"
+        '      source: "site"\n'
+        "      profiles:\n"
+        "        1g.4gb: {compute: 1, memory_slices: 1, memory_gib: 4, placements: [0, 7]}\n"
+        "        2g.8gb: {compute: 2, memory_slices: 2, memory_gib: 8, placements: [0, 2]}\n"
+        "        3g.9gb: {compute: 3, memory_slices: 4, memory_gib: 9, placements: [6]}\n"
+    )
+    f = tmp_path / "site.yaml"
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(FleetFileError) as e:
+        extend_catalogue(f)
+    assert e.value.location == "models.T4.mig.profiles['3g.9gb']"
+    assert "runs past the 8 memory slices" in e.value.message and e.value.line == 18
+
+
+_FLEET = """\
+name: fr
+sites:
+  - name: s
+    clusters:
+      - name: c
+        blocks:
+          - name: b
+            racks:
+              - name: r
+                nodes:
+                  - {count: 2, model: H100, gpus: 8, fractions: {shared: true, mig: dynamic}}
+                  - {count: 1, model: A100, gpus: 8, fractions: {mig: fixed, mig_layout: [LAYOUT]}}
+"""
+
+
+def test_fleet_file_fractions(tmp_path: Path) -> None:
+    f = tmp_path / "fr.yaml"
+    f.write_text(_FLEET.replace("LAYOUT", "3g.40gb, 2g.20gb, 1g.10gb@6"), encoding="utf-8")
+    fleet = load_fleet(str(f))
+    rules = [fleet.fractions.get(n.index) for n in fleet.nodes]
+    assert rules[0] == NodeFractions(shared=True, mig=MigMode.DYNAMIC)
+    assert rules[2] is not None and rules[2].mig is MigMode.FIXED
+    # 1g.10gb pinned at 6 rules out 3g.40gb@4: it takes 0, and 2g.20gb the last start left, 4
+    assert {(i.profile, i.start) for i in rules[2].layout} == {("3g.40gb", 0), ("2g.20gb", 4), ("1g.10gb", 6)}
+    f.write_text(_FLEET.replace("LAYOUT", "4g.40gb, 4g.40gb"), encoding="utf-8")
+    with pytest.raises(FleetFileError) as e:
+        load_fleet(str(f))
+    assert e.value.line == 12 and e.value.location.endswith("fractions.mig_layout")
+    assert "no valid place left for 4g.40gb" in e.value.message
+    f.write_text(_FLEET.replace("model: A100", "model: ATOM").replace("LAYOUT", "1g.10gb"), encoding="utf-8")
+    with pytest.raises(FleetFileError, match="ATOM' has no MIG profiles"):
+        load_fleet(str(f))
+
+
+def test_cli_catalogue_option_and_compare_placers(tmp_path: Path) -> None:
+    runner = CliRunner()
+    site = tmp_path / "site.yaml"
+    site.write_text(_SITE, encoding="utf-8")
+    fleet = tmp_path / "t4.yaml"
+    fleet.write_text(
+        _FLEET.replace("model: H100", "model: T4")
+        .replace("shared: true, mig: dynamic", "shared: true")
+        .replace("LAYOUT", "3g.40gb"),
+        encoding="utf-8",
+    )
+    r = runner.invoke(app, ["fleet", "show", str(fleet), "--json"])
+    assert r.exit_code == 2 and "unknown accelerator model 'T4'" in r.output
+    r = runner.invoke(app, ["fleet", "show", str(fleet), "--json", "--catalogue", str(site)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["models"]["T4"] == 16
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_SITE.replace("memory_gib: 16", "memory_gib: -1"), encoding="utf-8")
+    r = runner.invoke(app, ["simulate", "--hours", "1", "--catalogue", str(bad)])
+    assert r.exit_code == 2 and "bad.yaml:4" in r.output and "models.T4.memory_gib" in r.output
+    r = runner.invoke(app, ["compare-placers", "--nodes", "4", "--seeds", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert set(got["placers"]) == {p.value for p in Placer} and got["gpus"] == 32
+    r = runner.invoke(app, ["compare-placers", "--mix", "odd"])
+    assert r.exit_code == 2 and "unknown --mix" in r.output

@@ -48,7 +48,7 @@ from gpupool.core.accelerator import (
 from gpupool.core.mig import MigError, MigGeometry, MigProfile
 from gpupool.fleetfile.document import FleetFileError, StrictSpec, error_at, read_document, validate
 
-__all__ = ["extend_catalogue", "load_catalogue", "shipped_catalogue_path"]
+__all__ = ["extend_catalogue", "load_catalogue", "shipped_catalogue_path", "site_catalogue"]
 
 #: ways a model may be shared by several jobs at once
 SHARING_MODES = frozenset({"time-slicing", "mps"})
@@ -117,6 +117,12 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
 @functools.cache
 def _shipped() -> Catalogue:
     return _load(shipped_catalogue_path())
+
+
+def site_catalogue(path: str | Path | None) -> Catalogue | None:
+    """The shipped catalogue extended by a site's file, or None (the shipped one) for none:
+    what ``--catalogue FILE`` and the service's ``catalogue`` setting name."""
+    return extend_catalogue(Path(path)) if path else None
 
 
 def extend_catalogue(path: Path, base: Catalogue | None = None) -> Catalogue:
