@@ -30,6 +30,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gpupool.cli.fraction_options import fraction_request
 from gpupool.client import (
     ApiError,
     ClientConfig,
@@ -287,6 +288,11 @@ def submit(
         typer.Option("--idempotency-key", help="Repeat a submission safely (default: a new UUID)."),
     ] = None,
     as_json: JsonOpt = False,
+    mig: Annotated[
+        str | None, typer.Option("--mig", help="MIG slices: PROFILE or NxPROFILE (1g.10gb).")
+    ] = None,
+    gpu_fraction: Annotated[float | None, typer.Option("--gpu-fraction", help="Share of one GPU.")] = None,
+    gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="Memory of a shared GPU.")] = None,
 ) -> None:
     """Submit a job: gpupool submit -p PROJECT -g 2 -m H100 -t 1h -- python train.py"""
     try:
@@ -309,6 +315,7 @@ def submit(
             request["walltime_s"] = parse_duration(walltime)
         if checkpoint is not None:
             request["checkpoint_interval_s"] = parse_duration(checkpoint)
+        request.update(fraction_request(mig, gpu_fraction, gpu_memory))
     except ValueError as e:
         _fail(str(e), EXIT_INPUT, as_json)
     with _client(as_json) as c:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpupool.core import fraction_spec
 from gpupool.core.fleet import Level
 
 #: Priority classes, most important first. ``preemptible`` work may be evicted by anyone.
@@ -67,6 +68,12 @@ class JobSpec:
     workload_class: str = "default"
     duration_hint_ms: int = 0
     clusters: tuple[str, ...] = ()
+    #: a fraction of one accelerator (``gpupool.core.fraction_spec``): ``mig_count`` x the
+    #: MIG profile ``mig``, or a share of ``gpu_fraction`` and/or ``gpu_memory_gib``
+    mig: str = ""
+    mig_count: int = 0
+    gpu_fraction: float = 0.0
+    gpu_memory_gib: float = 0.0
 
     def validate(self) -> None:
         """Reject a spec that is invalid on its own (independent of any fleet)."""
@@ -102,6 +109,9 @@ class JobSpec:
             raise JobError(self.id, "kind", f"unknown kind {self.kind!r} (known: {', '.join(KINDS)})")
         if self.min_memory_gib < 0:
             raise JobError(self.id, "min_memory_gib", "must be >= 0")
+        wrong = fraction_spec.problem(self)
+        if wrong is not None:
+            raise JobError(self.id, *wrong)
 
     def shape(self, gpus_per_node: int) -> tuple[TaskGroup, ...]:
         """The gang as task groups on nodes of ``gpus_per_node``.
