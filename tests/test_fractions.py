@@ -423,3 +423,34 @@ def test_cli_catalogue_option_and_compare_placers(tmp_path: Path) -> None:
     assert set(got["placers"]) == {p.value for p in Placer} and got["gpus"] == 32
     r = runner.invoke(app, ["compare-placers", "--mix", "odd"])
     assert r.exit_code == 2 and "unknown --mix" in r.output
+
+
+def test_native_trace_carries_fractions(tmp_path: Path) -> None:
+    from gpupool.sim.trace import read_trace, write_native
+    from gpupool.sim.vetting import vet_workload
+    from gpupool.sim.workload import TraceError, WorkloadJob
+
+    jobs = [
+        WorkloadJob("a", 0, 60_000, 1, "t", mig="1g.10gb", mig_count=2),
+        WorkloadJob("b", 1_000, 60_000, 1, "t", gpu_fraction=0.25, gpu_memory_gib=20.5),
+        WorkloadJob("c", 2_000, 60_000, 8, "t"),
+    ]
+    for suffix in (".csv", ".jsonl"):
+        f = tmp_path / f"w{suffix}"
+        write_native(jobs, f)
+        back = read_trace(f)
+        assert [(j.mig, j.mig_count, j.gpu_fraction, j.gpu_memory_gib) for j in back] == [
+            ("1g.10gb", 2, 0.0, 0.0),
+            ("", 0, 0.25, 20.5),
+            ("", 0, 0.0, 0.0),
+        ], suffix
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "submit_s,duration_s,gpus,tenant,mig,gpu_fraction\n0,60,1,t,1g.10gb,0.5\n", encoding="utf-8"
+    )
+    with pytest.raises(TraceError) as e:
+        vet_workload(read_trace(bad), CAT, str(bad))
+    assert e.value.line == 2 and e.value.field == "mig"
+    bad.write_text("submit_s,duration_s,gpus,tenant,mig\n0,60,1,t,1g.6gb\n", encoding="utf-8")
+    with pytest.raises(TraceError, match=r"no accelerator model of the catalogue has MIG profile '1g\.6gb'"):
+        vet_workload(read_trace(bad), CAT, str(bad))

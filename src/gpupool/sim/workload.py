@@ -51,3 +51,8 @@ class WorkloadJob:
     checkpoint_interval_ms: int = 0
     kind: str = "training"
     source_line: int = 0
+    # a fraction of one accelerator (gpupool.core.fraction_spec); the native format's columns
+    mig: str = ""
+    mig_count: int = 0
+    gpu_fraction: float = 0.0
+    gpu_memory_gib: float = 0.0
