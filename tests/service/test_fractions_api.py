@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from gpupool.service.db import JobRow
 from tests.service.conftest import Service
 
 GOOD = {"project": "vision", "command": ["python", "serve.py"], "gpus": 1}
@@ -40,8 +42,7 @@ def test_bad_fraction_is_422_naming_the_field(
     assert field in [e["field"] for e in r.json()["errors"]], r.json()
 
 
-def test_mig_and_shared_jobs_run_on_a_model_that_offers_them(sqlite_service: Service) -> None:
-    service = sqlite_service
+def test_mig_and_shared_jobs_run_on_a_model_that_offers_them(service: Service) -> None:
     r = service.submit("minjun.kim", **GOOD, mig="1g.10gb", mig_count=2)
     assert r.status_code == 201, r.text
     mig_job = r.json()["id"]
@@ -54,3 +55,10 @@ def test_mig_and_shared_jobs_run_on_a_model_that_offers_them(sqlite_service: Ser
     got = service.call("GET", f"/v1/jobs/{big_job}", "minjun.kim").json()
     # 100 GiB of one shared GPU: H200 (141 GB), B200 or GB200, never an 80 GB H100
     assert got["state"] == "running" and got["model"] in ("H200", "B200", "GB200")
+    # the fields are stored with the job and given back
+    with service.runtime.factory() as s:
+        specs = [r.spec for r in s.scalars(select(JobRow).order_by(JobRow.seq))]
+    assert [(x["mig"], x["mig_count"], x["gpu_fraction"], x["gpu_memory_gib"]) for x in specs] == [
+        ("1g.10gb", 2, None, None),
+        (None, 1, 0.25, 100.0),
+    ]
