@@ -454,3 +454,30 @@ def test_native_trace_carries_fractions(tmp_path: Path) -> None:
     bad.write_text("submit_s,duration_s,gpus,tenant,mig\n0,60,1,t,1g.6gb\n", encoding="utf-8")
     with pytest.raises(TraceError, match=r"no accelerator model of the catalogue has MIG profile '1g\.6gb'"):
         vet_workload(read_trace(bad), CAT, str(bad))
+
+
+def test_service_catalogue_setting(tmp_path: Path) -> None:
+    from gpupool.service.runtime import load_scenario
+    from gpupool.service.settings import ServiceSettings
+
+    site = tmp_path / "site.yaml"
+    site.write_text(_SITE, encoding="utf-8")
+    fleet = tmp_path / "t4.yaml"
+    fleet.write_text(
+        _FLEET.replace("model: H100", "model: T4")
+        .replace("shared: true, mig: dynamic", "shared: true")
+        .replace("LAYOUT", "3g.40gb"),
+        encoding="utf-8",
+    )
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text(
+        "name: t\nsectors:\n  s:\n    organisations:\n      o:\n        projects:\n"
+        "          p: {guaranteed: {T4: 8}, members: [ann]}\n",
+        encoding="utf-8",
+    )
+    got, _ = load_scenario(
+        ServiceSettings(fleet=str(fleet), tenants=str(tenants), catalogue=str(site), data_dir=str(tmp_path))
+    )
+    assert got.gpus_by_model()["T4"] == 16 and got.fractions[0] == NodeFractions(shared=True)
+    with pytest.raises(FleetFileError, match="unknown accelerator model 'T4'"):
+        load_scenario(ServiceSettings(fleet=str(fleet), tenants=str(tenants), data_dir=str(tmp_path)))
