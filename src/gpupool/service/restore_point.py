@@ -35,8 +35,8 @@ from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.service import store
 from gpupool.service.db import AllocationRow, JobRow, JobTaskRow, TenantRow, UsageRow, UserRow
-from gpupool.service.job_dependencies import ended_targets
 from gpupool.service.event_codec import decode, encode
+from gpupool.service.job_dependencies import ended_targets
 from gpupool.service.job_request import core_spec
 from gpupool.service.tenant_tree import active_allocations, build_tenancy, tenant_rows
 
@@ -232,7 +232,9 @@ def read_point(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> R
     for doc in pending:
         if doc.get("resubmit"):
             deps = _spec_of(doc["spec"]).dependencies
-            known = dict.fromkeys((d.job_id, ended_deps[d.job_id].value) for d in deps if d.job_id in ended_deps)
+            known = dict.fromkeys(
+                (d.job_id, ended_deps[d.job_id].value) for d in deps if d.job_id in ended_deps
+            )
             doc["settled"] = [list(k) for k in known]
     point.pending = pending
     return point

@@ -31,6 +31,9 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     #: fleet file or preset, and tenants file or preset (empty: the fleet's own preset)
     fleet: str = "demo"
+    #: a site's catalogue file over the shipped one (its own models, MIG profiles, sharing
+    #: rules; ``gpupool.fleetfile.catalogue.extend_catalogue``); empty: the shipped one
+    catalogue: str = ""
     tenants: str = ""
     #: scheduling policy (a name in the core's policy registry, ``gpupool.core.policies``) and backfill
     policy: str = "fairshare"
