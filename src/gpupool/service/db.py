@@ -121,6 +121,9 @@ class AllocationRow(Base):
     state: Mapped[str] = mapped_column(String(16), default="requested")
     note: Mapped[str] = mapped_column(String(1024), default="")
     created_ms: Mapped[int] = mapped_column(Ms)
+    #: what ``gpu_hours`` counts: ``gpu_hours`` (accelerator-hours) or ``effective`` (H100-
+    #: equivalent hours: each hour weighed by its model's throughput; ADR 0018)
+    unit: Mapped[str] = mapped_column(String(16), default="gpu_hours", server_default="gpu_hours")
 
 
 class JobRow(Base):

@@ -89,6 +89,15 @@ def core_spec_of(row: SpecRow, paths: dict[int, str], users: dict[int, str]) -> 
     )
 
 
+def replayed_rate(sched: Scheduler, config: SchedulerConfig, u: UsageRow, gpus: int) -> float | None:
+    """What a replayed interval adds to usage per ms: None when usage is raw; effective, its
+    accelerators weighed by the throughput the core gives its class on its model (ADR 0018),
+    as the core charged it while it ran."""
+    if config.usage == "raw":
+        return None
+    return gpus * sched.throughputs.speed(u.workload_class, u.model, abs(gpus))
+
+
 def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebuilt:
     tenants: list[TenantRow] = tenant_rows(s)
     paths = {t.id: t.path for t in tenants}
@@ -130,7 +139,7 @@ def rebuild(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> Rebu
         if tenancy.resolve(project) is None:
             continue  # a tenant that no longer exists keeps no fair-share history
         gpus = interval.gpus if what == "+" else -interval.gpus
-        sched.restore_usage(project, interval.model, gpus, t)
+        sched.restore_usage(project, interval.model, gpus, t, replayed_rate(sched, config, interval, gpus))
     replay: list[Event] = []
     for j in jobs:
         if j.state != "pending":

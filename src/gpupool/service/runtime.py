@@ -154,7 +154,7 @@ class Runtime:
         self._executors = dict(executors) if executors is not None else None
         # the same per-policy defaults as the twin (las: rounds and a quantum)
         self.config = with_policy_defaults(
-            SchedulerConfig(policy=settings.policy, backfill=settings.backfill)
+            SchedulerConfig(policy=settings.policy, backfill=settings.backfill, usage=settings.usage)
         )
         self._loop: Loop | None = None
         #: the admin token when this start created it (``serve`` prints it once)

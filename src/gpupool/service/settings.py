@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
     #: scheduling policy and backfill of the core
     policy: str = "fairshare"
     backfill: Literal["none", "easy"] = "easy"
+    #: what fair share and the core's budgets count: accelerator-hours, or effective (H100-
+    #: equivalent) hours from the catalogue's throughput table, as the twin can (ADR 0018)
+    usage: Literal["raw", "effective"] = "raw"
     #: ``local`` runs processes on this machine for every cluster; ``none`` launches nothing
     #: (decisions are still made and recorded: a dry-run pool)
     #: ``fleet`` gives each cluster the backend its fleet entry names (local, slurm, kubernetes)

@@ -444,7 +444,8 @@ def report(call_id: CallId, caller: CallerDep, rt: RuntimeDep, s: SessionDep) ->
         for aid in award.allocation_ids:
             alloc = s.get(AllocationRow, aid)
             if alloc is not None:
-                used[alloc.model] = used.get(alloc.model, 0.0) + round(budget.used_hours(s, alloc, now), 6)
+                got_h = budget.used_hours(s, alloc, now, rt.catalogue)
+                used[alloc.model] = used.get(alloc.model, 0.0) + round(got_h, 6)
         for m, h in award.gpu_hours.items():
             granted[m] = granted.get(m, 0.0) + float(h)
         for m, h in used.items():

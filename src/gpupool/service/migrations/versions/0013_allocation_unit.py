@@ -1,0 +1,25 @@
+"""Allocations denominated in GPU-hours or effective (H100-equivalent) GPU-hours (ADR 0018).
+
+Revision ID: 0013
+Revises: 0008
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0013"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("allocations") as batch:
+        batch.add_column(sa.Column("unit", sa.String(length=16), nullable=False, server_default="gpu_hours"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("allocations") as batch:
+        batch.drop_column("unit")
