@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from gpupool.service.api.app import create_app
 from tests.service.conftest import Service, make_service
+from tests.service.test_programme import apply, lead, new_call, ok
 
 HOUR = 3_600_000
 YEAR = 365 * 24 * HOUR
@@ -106,3 +107,23 @@ def test_effective_fair_share_is_replayed_as_charged(tmp_path: Path) -> None:
         rebuilt = runtime.loop.scheduler
         assert rebuilt is not sched
         assert abs(rebuilt.ledger.decayed(idx, clock()) - live) < 1e-6 * live
+
+
+def test_a_call_in_effective_gpu_hours_awards_effective_allocations(service: Service) -> None:
+    lead(service, "academia/snu/vision", "minjun.kim")
+    call = new_call(service, gpu_hours={"B200": 100}, guaranteed={}, unit="effective")
+    assert call["unit"] == "effective"
+    ok(service.call("POST", f"/v1/calls/{call['id']}/open"))
+    app = apply(service, "minjun.kim", call["id"], "vision", gpu_hours={"B200": 10})
+    ok(service.call("POST", f"/v1/applications/{app['id']}/submit", "minjun.kim"))
+    ok(service.call("POST", f"/v1/calls/{call['id']}/close"))
+    got = ok(service.call("POST", f"/v1/applications/{app['id']}/award", json={"gpu_hours": {"B200": 10}}))
+    (aid,) = got["award"]["allocation_ids"]
+    service.cycle()
+    run_an_hour(service, "minjun.kim", "vision", 8, "B200")
+    (alloc,) = [a for a in service.call("GET", "/v1/allocations").json() if a["id"] == aid]
+    speed = service.runtime.catalogue["B200"].speed("default")
+    assert alloc["unit"] == "effective" and alloc["used_gpu_hours"] == round(8 * speed, 6), alloc
+    assert alloc["state"] == "exhausted"  # 16.06 effective of 10 (8 raw would have left 2)
+    report = ok(service.call("GET", f"/v1/calls/{call['id']}/report"))
+    assert report["call"]["unit"] == "effective" and report["used_gpu_hours"] == {"B200": round(8 * speed, 6)}

@@ -57,6 +57,7 @@ def test_call_to_award_from_the_dashboard(
     page.locator("#call-sectors input[value='academia']").check()
     page.fill("#call-hours-H100", "1000")
     page.fill("#call-hours-B200", "200")
+    page.select_option("#call-unit", "effective")  # H100-equivalent hours (ADR 0018)
     admin.shot("call-new")
     page.get_by_role("button", name="Save the call").click()
     expect(page.get_by_role("heading", name=re.compile("2026 H2 GPU support"))).to_be_visible()
@@ -75,7 +76,8 @@ def test_call_to_award_from_the_dashboard(
         call = c.get(f"/v1/calls/{call_id}").json()
     assert call["state"] == "open" and call["accepting"], call
     assert call["gpu_hours"] == {"H100": 1000, "B200": 200} and call["eligible_sectors"] == ["academia"]
-    assert call["reviewers"] == ["hayoon.choi", "yoon.reviewer"]
+    assert call["reviewers"] == ["hayoon.choi", "yoon.reviewer"] and call["unit"] == "effective"
+    expect(page.locator("#call-unit-shown")).to_have_text("effective GPU-hours (H100-equivalent)")
 
     # ---- the project's lead drafts and submits an application
     lead = en_tab(browser, server, artifacts, tabs)

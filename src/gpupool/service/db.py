@@ -487,6 +487,8 @@ class CallRow(Base):
     state: Mapped[str] = mapped_column(String(16), default="draft")
     created_by: Mapped[str] = mapped_column(String(64))
     created_ms: Mapped[int] = mapped_column(Ms)
+    #: the unit of its GPU-hours and of the allocations its awards become (ADR 0018)
+    unit: Mapped[str] = mapped_column(String(16), default="gpu_hours", server_default="gpu_hours")
 
 
 class CallReviewerRow(Base):

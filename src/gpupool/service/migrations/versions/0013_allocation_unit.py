@@ -1,4 +1,5 @@
-"""Allocations denominated in GPU-hours or effective (H100-equivalent) GPU-hours (ADR 0018).
+"""Allocations and calls denominated in GPU-hours or effective (H100-equivalent) GPU-hours
+(ADR 0018).
 
 Revision ID: 0013
 Revises: 0008
@@ -16,10 +17,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("allocations") as batch:
-        batch.add_column(sa.Column("unit", sa.String(length=16), nullable=False, server_default="gpu_hours"))
+    for table in ("allocations", "calls"):
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(
+                sa.Column("unit", sa.String(length=16), nullable=False, server_default="gpu_hours")
+            )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("allocations") as batch:
-        batch.drop_column("unit")
+    for table in ("calls", "allocations"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("unit")

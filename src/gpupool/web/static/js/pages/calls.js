@@ -46,6 +46,8 @@ function callForm(ctx, sectors, onDone) {
   const models = [...session.models, "*"];
   const hours = perModel("call-hours", models);
   const guaranteed = perModel("call-guar", models, {}, { step: 1 });
+  // effective: H100-equivalent hours, each hour weighed by its model's throughput (ADR 0018)
+  const unit = select({ id: "call-unit" }, [["gpu_hours", t("pr.unit_raw")], ["effective", t("pr.unit_effective")]], "gpu_hours");
   const date = (id, ms) => h("input", { id, type: "date", required: true, value: dayValue(ms) });
   const opens = date("call-opens", today.getTime());
   const closes = date("call-closes", today.getTime() + 30 * DAY);
@@ -74,6 +76,7 @@ function callForm(ctx, sectors, onDone) {
     h("div", { class: "fields" }, eligible),
     h("h3", {}, t("pr.hours_per_model")),
     hours.el,
+    h("div", { class: "fields" }, field(t("pr.unit"), unit)),
     h("h3", {}, t("pr.guaranteed_per_model")),
     guaranteed.el,
     h("div", { class: "fields" }, field(t("pr.opens"), opens), field(t("pr.closes"), closes), field(t("pr.period_start"), pStart), field(t("pr.period_end"), pEnd)),
@@ -99,6 +102,7 @@ function callForm(ctx, sectors, onDone) {
       period_start_ms: dayMs(pStart.value),
       period_end_ms: dayMs(pEnd.value),
       criteria,
+      unit: unit.value,
     };
     button.disabled = true;
     try {
@@ -316,6 +320,7 @@ async function renderCall(ctx, id) {
     h("dt", {}, t("pr.open_dates")), h("dd", {}, `${f.dateTime(call.opens_ms)} – ${f.dateTime(call.closes_ms)}`, call.accepting ? ` · ${t("pr.accepting")}` : ""),
     h("dt", {}, t("pr.award_period")), h("dd", {}, `${f.date(call.period_start_ms)} – ${f.date(call.period_end_ms)}`),
     h("dt", {}, t("pr.hours_offered")), h("dd", {}, hoursText(call.gpu_hours)),
+    h("dt", {}, t("pr.unit")), h("dd", { id: "call-unit-shown" }, call.unit === "effective" ? t("pr.unit_effective") : t("pr.unit_raw")),
     h("dt", {}, t("pr.hours_left")), h("dd", { id: "call-left" }, hoursText(call.gpu_hours_left)),
     h("dt", {}, t("pr.guaranteed")), h("dd", {}, gpusText(call.guaranteed), Object.keys(call.guaranteed).length ? h("span", { class: "muted" }, " ", t("pr.left_paren", { gpus: gpusText(call.guaranteed_left) })) : null),
     h("dt", {}, t("pr.criteria")), h("dd", {}, call.criteria.map((c) => `${c.name} (×${f.num2(c.weight)})`).join(", ")),
