@@ -159,6 +159,7 @@ class Runtime:
                 backfill=settings.backfill,
                 round_ms=settings.round_ms,
                 restart_overhead_ms=round(settings.restart_overhead_s * 1000),
+                usage=settings.usage,
             )
         )
         self._loop: Loop | None = None
