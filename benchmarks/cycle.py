@@ -107,8 +107,10 @@ def peak_rss_mib() -> float:
 class JobMix:
     """A deterministic stream of realistic jobs over a fleet and tenancy."""
 
-    def __init__(self, fleet: Fleet, tenancy: Tenancy, rng: random.Random) -> None:
+    def __init__(self, fleet: Fleet, tenancy: Tenancy, rng: random.Random, fractions: float = 0.0) -> None:
         self.fleet, self.tenancy, self.rng, self.n = fleet, tenancy, rng, 0
+        #: share of jobs asking a fraction of one GPU (--fractions): half MIG slices, half shares
+        self.fractions = fractions
         t = tenancy
         self._projects = [t.nodes[p].path for p in t.projects]
         self._pweights = [max(1.0, float(sum(t.nodes[p].guaranteed.values()))) for p in t.projects]
@@ -157,6 +159,16 @@ class JobMix:
             elif gpus <= 256 and rng.random() < 0.2:
                 topology = Level.BLOCK
         wall = rng.choice(WALLTIMES_H) * HOUR_MS
+        if self.fractions and rng.random() < self.fractions:
+            cat = self.fleet.catalogue  # the smallest slice of a partitionable model it may use
+            slices = sorted(next(iter(g.profiles)) for m in allowed if (g := cat[m].mig) is not None)
+            mig = bool(slices) and rng.random() < 0.5
+            return JobSpec(
+                id=f"j{self.n}", project=project, gpus=1, submit_ms=submit_ms, stacks=("cuda",),
+                walltime_ms=wall, duration_hint_ms=int(wall * rng.uniform(0.2, 1.0)),
+                mig=rng.choice(slices) if mig else "", mig_count=1 if mig else 0,
+                gpu_fraction=0.0 if mig else rng.choice((0.1, 0.25, 0.5)),
+            )  # fmt: skip
         return JobSpec(
             id=f"j{self.n}",
             project=project,
@@ -189,10 +201,11 @@ def run(
     churn: int,
     seed: int,
     array_tasks: int = 0,
+    fractions: float = 0.0,
 ) -> dict[str, Any]:
     """Warm up, time the full cycle and the incremental ones; return the figures."""
     sched = Scheduler(fleet, tenancy, SchedulerConfig(policy=policy, backfill=backfill))
-    mix = JobMix(fleet, tenancy, random.Random(seed))
+    mix = JobMix(fleet, tenancy, random.Random(seed), fractions)
     rng = random.Random(seed + 1)
     total = fleet.total_gpus
     now = 0
@@ -334,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-fifo", action="store_true", help="skip the fifo+easy comparison run")
     ap.add_argument("--array-tasks", type=int, default=None, help="tasks of the array case (10,000; 0: none)")
+    ap.add_argument("--fractions", type=float, default=0.0, help="share of jobs asking part of one GPU")
     args = ap.parse_args(argv)
     pending = args.pending if args.pending is not None else (2_000 if args.small else 100_000)
     cycles = args.cycles if args.cycles is not None else (5 if args.small else 200)
@@ -346,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     load_s = time.perf_counter() - t0
     kw: dict[str, Any] = dict(pending=pending, busy_fraction=busy, cycles=cycles, churn=churn, seed=args.seed)
     tasks = args.array_tasks if args.array_tasks is not None else (200 if args.small else 10_000)
+    kw["fractions"] = args.fractions
     main_run = run(fleet, tenancy, "fairshare", "easy", **kw, array_tasks=tasks)
     rss = peak_rss_mib()  # before the comparison run, so it is this run's peak
     out: dict[str, Any] = {

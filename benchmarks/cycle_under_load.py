@@ -42,6 +42,8 @@ from typing import Any
 
 import httpx
 
+from gpupool.service import admin_banner
+
 FLEET = "korea-2025"
 PROJECT, MODEL, MEMBER = "vision-lab", "B200", "minjun.kim"
 READS = [
@@ -72,7 +74,7 @@ def serve_inline(data_dir: Path, port: int, log_file: Path) -> None:
     runtime = Runtime(ServiceSettings(data_dir=data_dir, fleet=FLEET, executor="none", port=port))
     runtime.start()
     # as ``gpupool serve`` does: the first admin token is printed once (only its hash is stored)
-    print(f"admin token (shown once; only its hash is stored):\n{runtime.new_admin_token}", flush=True)
+    print(admin_banner.banner(runtime.new_admin_token or ""), flush=True)
     tune_gc_for_serving()
     try:
         uvicorn.run(
@@ -84,12 +86,12 @@ def serve_inline(data_dir: Path, port: int, log_file: Path) -> None:
 
 def _printed_admin_token(log_file: Path) -> str:
     """The first admin token, as the server printed it once (only its hash is stored)."""
-    found = re.search(r"shown once[^\n]*\n(gpt_\S+)", log_file.read_text(errors="replace"))
+    found = admin_banner.printed_token(log_file.read_text(errors="replace"))
     if found is None:
         raise SystemExit(
             f"the server printed no admin token:\n{log_file.read_text(errors='replace')[-3000:]}"
         )
-    return found.group(1)
+    return found
 
 
 def _free_port() -> int:

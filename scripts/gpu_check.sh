@@ -40,6 +40,42 @@ fi
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
+# MIG (issue 14): list the MIG instances NVML reports and pin one job to one of them by its
+# MIG-<uuid>; it only reads the GPUs (never changes their MIG mode). Without MIG it says so.
+echo "== MIG instances (NVML)"
+timeout 60 "$PY" - <<'PY'
+import json
+import os
+import subprocess
+import sys
+
+import pynvml
+
+from gpupool.service.executors.fraction_devices import cuda_visible_devices, mig_devices
+
+pynvml.nvmlInit()
+try:
+    found = mig_devices(pynvml)
+finally:
+    pynvml.nvmlShutdown()
+if not found:
+    print("MIG is not enabled on any GPU of this machine: MIG step skipped (nothing to check)")
+    sys.exit(0)
+for d in found:
+    print(f"  {d.profile or '?'}: {d.uuid} (on {d.parent_uuid})")
+env = {**os.environ, "CUDA_VISIBLE_DEVICES": cuda_visible_devices(found[:1])}
+code = ("import os; print(os.environ['CUDA_VISIBLE_DEVICES']); "
+        "import importlib.util as u; t = u.find_spec('torch'); "
+        "print('torch devices:', __import__('torch').cuda.device_count() if t else 'no torch')")
+out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=50)
+print(out.stdout.strip())
+# the job sees exactly that instance: its UUID, and one CUDA device where torch can count
+seen = out.stdout.split()[:1] == [found[0].uuid] and (
+    "no torch" in out.stdout or "torch devices: 1" in out.stdout
+)
+print(json.dumps({"mig_ok": seen, "pinned_to": found[0].uuid}))
+sys.exit(0 if seen else 1)
+PY
 echo "== LocalExecutor on the NVML-discovered machine (work dir $WORK)"
 timeout 150 "$PY" - "$WORK" <<'PY'
 import json

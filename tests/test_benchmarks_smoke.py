@@ -154,3 +154,15 @@ def test_sweep_speed_benchmark_small() -> None:
     assert out["same_rows"] is True
     for key in ("ray_wall_s", "serial_wall_s", "serial_over_ray", "sum_of_run_wall_s", "machine"):
         assert key in out, key
+
+
+def test_fraction_placers_benchmark_small() -> None:
+    out = _run("fraction_placers.py", "--small")
+    fleets = out["fleets"]
+    assert isinstance(fleets, dict) and set(fleets) == {"uniform", "mixed"}
+    for fleet in fleets.values():
+        placers = fleet["placers"]
+        assert set(placers) == {"best-fit", "worst-fit", "packing", "frag-aware"}
+        for r in placers.values():
+            assert 0 < r["allocated_at_first_failure"] <= 1
+            assert all(0 < v <= 1 for v in r["allocation_rate"].values())

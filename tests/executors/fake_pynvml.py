@@ -53,10 +53,17 @@ def nvmlDeviceGetHandleByUUID(uuid: str) -> int:
 
 
 def nvmlDeviceGetName(h: int) -> bytes:
+    if h >= 1000:  # a MIG device handle (see the MIG calls at the end)
+        parent, slot = divmod(h - 1000, 10)
+        profile = dict(MIG_ENABLED[parent])[slot]
+        return f"{DEVICES[parent][0]} MIG {profile}".encode()
     return DEVICES[h][0].encode()  # old releases answer bytes
 
 
 def nvmlDeviceGetUUID(h: int) -> str:
+    if h >= 1000:
+        parent, slot = divmod(h - 1000, 10)
+        return f"MIG-{DEVICES[parent][1][4:]}-{slot}"
     return DEVICES[h][1]
 
 
@@ -68,3 +75,31 @@ def nvmlDeviceGetMemoryInfo(h: int) -> SimpleNamespace:
 def nvmlDeviceGetUtilizationRates(h: int) -> SimpleNamespace:
     calls.append(f"utilization {h}")
     return SimpleNamespace(gpu=50 + h, memory=10)
+
+
+# MIG: tests set MIG_ENABLED to {device index: [(slot, profile), ...]}; NVML answers
+# NotSupported for MIG mode on a device that is not listed, as on a GPU without MIG.
+MIG_ENABLED: dict[int, list[tuple[int, str]]] = {}
+
+
+class NVMLError_NotSupported(NVMLError):
+    pass
+
+
+def nvmlDeviceGetMigMode(h: int) -> tuple[int, int]:
+    if h >= 1000:
+        raise NVMLError_NotSupported("a MIG device has no MIG mode")
+    if h not in MIG_ENABLED:
+        raise NVMLError_NotSupported(DEVICES[h][0])
+    return (1, 1)
+
+
+def nvmlDeviceGetMaxMigDeviceCount(h: int) -> int:
+    return 7
+
+
+def nvmlDeviceGetMigDeviceHandleByIndex(h: int, slot: int) -> int:
+    for s, _ in MIG_ENABLED.get(h, []):
+        if s == slot:
+            return 1000 + h * 10 + slot
+    raise NVMLError_NotFound(f"no MIG device in slot {slot}")

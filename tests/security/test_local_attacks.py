@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +29,7 @@ import pytest
 from gpupool.service.executors.sandbox import job_python
 from gpupool.service.identity import account, ensure_project_account
 from tests.service.conftest import free_port
+from tests.service.live_server import printed_admin_token
 
 pytestmark = [
     pytest.mark.slow,
@@ -123,9 +123,7 @@ class Serve:
                     break
             assert time.monotonic() < deadline, "gpupool serve did not become ready"
             time.sleep(0.1)
-        printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", log.read_text(errors="replace"))
-        assert printed or admin, log.read_text()
-        self.admin = admin or printed.group(1)  # type: ignore[union-attr]
+        self.admin = admin or printed_admin_token(log)
 
     def token(self, user: str) -> dict[str, str]:
         r = httpx.post(

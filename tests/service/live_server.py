@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import ssl
 import subprocess
@@ -21,7 +20,17 @@ from typing import Any
 
 import httpx
 
+from gpupool.service.admin_banner import printed_token
 from tests.service.conftest import free_port
+
+
+def printed_admin_token(log: Path) -> str:
+    """The first pool admin's token, as ``gpupool serve`` printed it once into ``log`` (only its
+    hash is stored): the one reader of the banner for every test that starts a real server."""
+    text = log.read_text(errors="replace")
+    found = printed_token(text)
+    assert found, f"serve did not print the admin token ({log}):\n{text[-3000:]}"
+    return found
 
 
 @dataclass
@@ -68,9 +77,7 @@ class LiveServer:
             srv.stop()
             raise
         # printed once by the first start (only its hash is stored)
-        printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", (data / "serve.log").read_text(errors="replace"))
-        assert printed, "serve did not print the admin token\n" + srv.log()
-        srv.admin = printed.group(1)
+        srv.admin = printed_admin_token(data / "serve.log")
         return srv
 
     def log(self) -> str:

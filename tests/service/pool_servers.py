@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from gpupool.service.admin_banner import printed_token
 from gpupool.service.db import EventLogRow, JobRow, make_engine
 from gpupool.service.leader import read_lease
 from tests.service.conftest import free_port
@@ -123,9 +123,9 @@ def marker_command(markers: Path, sleep_s: float) -> list[str]:
 
 def admin_token(server: ServeProcess) -> str:
     """The first pool admin's token, printed once by the first start (only its hash is stored)."""
-    found = re.search(r"shown once[^\n]*\n(gpt_\S+)", server.log_text())
+    found = printed_token(server.log_text())
     assert found, "serve printed no admin token:\n" + server.log_text()
-    return found.group(1)
+    return found
 
 
 def mint_tokens(server: ServeProcess) -> dict[str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from gpupool.service.rebuild import rebuild
 from gpupool.service.runtime import load_scenario
 from gpupool.service.settings import ServiceSettings
 from tests.service.conftest import free_port
+from tests.service.live_server import printed_admin_token
 
 pytestmark = pytest.mark.slow
 
@@ -69,9 +69,7 @@ class Server:
 
     def admin_token(self) -> str:
         """The pool admin's token, as the first start printed it (once)."""
-        printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", self.logs[0].read_text(errors="replace"))
-        assert printed, self.logs[0].read_text(errors="replace")
-        return printed.group(1)
+        return printed_admin_token(self.logs[0])
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None

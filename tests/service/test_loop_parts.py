@@ -302,6 +302,9 @@ def test_a_stored_spec_reads_old_rows_and_keeps_what_it_does_not_know() -> None:
         None,
     )
     assert (old.image, old.dependency, old.array) == (None, "", "")  # rows from before ADR 0013/0019
+    assert (old.mig, old.mig_count, old.gpu_fraction, old.gpu_memory_gib) == (None, 1, None, None)
+    shared = StoredJobSpec.from_json({**old.to_json(), "gpus": 1, "gpu_fraction": 0.25, "gpu_memory_gib": 10})
+    assert (shared.gpu_fraction, shared.gpu_memory_gib, shared.extra) == (0.25, 10.0, {})
     typed = StoredJobSpec.from_json(
         {**old.to_json(), "image": "busybox:1", "dependency": "afterok:j1", "array": "0-3"}
     )

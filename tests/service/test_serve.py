@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gpupool.service.admin_banner import banner, printed_token
 from tests.service.conftest import free_port
 
 GPUPOOL = Path(sys.executable).parent / "gpupool"
@@ -37,8 +37,7 @@ def _serve(data: Path, port: int) -> tuple[str, str]:
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
-    printed = re.search(r"shown once[^\n]*\n(gpt_\S+)", out.decode())
-    return out.decode(), printed.group(1) if printed else ""
+    return out.decode(), printed_token(out.decode()) or ""
 
 
 @pytest.mark.slow
@@ -84,3 +83,11 @@ def test_serve_refuses_bad_options(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert r.returncode == 2 and "atlantis" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_printed_banner_reads_back_and_nothing_else_does() -> None:
+    """The one reader of the banner (tests and benchmarks use it) finds what ``banner`` prints."""
+    log = "gpupool serving fleet demo at http://127.0.0.1:1\n" + banner("gpt_abc-123_x") + "\nmore\n"
+    assert printed_token(log) == "gpt_abc-123_x"
+    assert printed_token("admin token: shown on the first start (only its hash is stored)\n") is None
+    assert printed_token("shown once:\nnot-a-token\n") is None

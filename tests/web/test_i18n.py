@@ -13,8 +13,11 @@ import re
 import typing
 from pathlib import Path
 
+from gpupool.service.api.applications import OutputIn
 from gpupool.service.api.dashboard.job_detail import TimelineEvent
 from gpupool.service.auth import USER_ROLES
+from gpupool.service.programme.applications import ApplicationState
+from gpupool.service.programme.calls import CallState
 from gpupool.web import STATIC_DIR
 
 LANGS = ("en", "ko")
@@ -63,6 +66,9 @@ def dynamic_values() -> dict[str, list[str]]:
         "event.": events,
         "role.": list(USER_ROLES),
         "kind.": ["sector", "organisation", "project"],
+        "cs.": js_array(by_name["programme.js"], "CALL_STATES"),
+        "as.": js_array(by_name["programme.js"], "APP_STATES"),
+        "out.": js_array(by_name["application.js"], "OUTPUT_KINDS"),
     }
 
 
@@ -122,3 +128,13 @@ def test_the_scan_finds_what_the_sources_ask_for() -> None:
     used = used_keys()
     assert {"nav.queue", "unit.gpu", "reason.over-budget", "state.drained", "prio.preemptible"} <= used
     assert "app.skip" in used  # from index.html's data-i18n
+
+
+def test_the_programme_pages_know_every_state_the_api_answers() -> None:
+    """Call and application states, and output kinds, in the pages' lists (and so in both
+    catalogues) are exactly those of the API: a new state cannot show as a bare key."""
+    by_name = {p.name: text for p, text in sources().items()}
+    assert js_array(by_name["programme.js"], "CALL_STATES") == [s.value for s in CallState]
+    assert js_array(by_name["programme.js"], "APP_STATES") == [s.value for s in ApplicationState]
+    kinds = typing.get_args(OutputIn.model_fields["kind"].annotation)
+    assert js_array(by_name["application.js"], "OUTPUT_KINDS") == list(kinds)

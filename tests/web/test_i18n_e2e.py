@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.service.live_server import printed_admin_token
 from tests.web.test_e2e import (
     SLEEPER,
     Browser,
@@ -26,7 +27,6 @@ from tests.web.test_e2e import (
     _free_port,
     browser,
     expect,
-    printed_admin_token,
     server,
     start_serve,
     stop_serve,
@@ -35,7 +35,7 @@ from tests.web.test_e2e import (
 __all__ = ["browser", "server"]  # fixtures, used by name
 pytestmark = pytest.mark.slow
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
-PAGES = ["overview", "queue", "tenants", "reports", "whatif"]
+PAGES = ["overview", "queue", "tenants", "reports", "calls", "whatif"]
 
 
 def new_tab(browser: Browser, server: Server, artifacts: Path, locale: str, **context: object) -> Tab:
@@ -263,7 +263,7 @@ def test_a_service_that_goes_down_shows_a_banner_and_recovers(
     data.mkdir()
     port = _free_port()
     proc = start_serve(data, port)
-    srv = Server(f"http://127.0.0.1:{port}", printed_admin_token(data))
+    srv = Server(f"http://127.0.0.1:{port}", printed_admin_token(data / "serve.log"))
     tab = new_tab(browser, srv, artifacts, "ko-KR")
     page = tab.page
     try:

@@ -1,5 +1,7 @@
 """``gpupool admin recover``: a new pool-admin token, minted on the server's own machine.
 
+(The other ``gpupool admin`` commands work over the API: ``gpupool.cli.pool_admin_cmd``.)
+
 This module owns the local recovery command (ADR 0007). The API refuses to revoke the last
 pool-admin credential, but a token can still be lost or expire; then whoever can read the
 service's database (its data directory, or its database URL with the password) mints a new
@@ -112,6 +114,16 @@ def recover(
         f"new pool-admin token for [bold]{name}[/] (shown once; audited as admin.recover):", highlight=False
     )
     typer.echo(plain)
+
+
+def _mount_api_commands() -> None:
+    # the commands over the API (tenants, users, ... audit) live in their own module
+    from gpupool.cli import pool_admin_cmd
+
+    pool_admin_cmd.register(admin_app)
+
+
+_mount_api_commands()
 
 
 def _where(url: str) -> str:

@@ -30,6 +30,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gpupool.cli.fraction_options import fraction_request
 from gpupool.client import (
     ApiError,
     ClientConfig,
@@ -313,6 +314,11 @@ def submit(
             "account must read it)."
         ),
     ] = None,
+    mig: Annotated[
+        str | None, typer.Option("--mig", help="MIG slices: PROFILE or NxPROFILE (1g.10gb).")
+    ] = None,
+    gpu_fraction: Annotated[float | None, typer.Option("--gpu-fraction", help="Share of one GPU.")] = None,
+    gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="Memory of a shared GPU.")] = None,
 ) -> None:
     """Submit a job: gpupool submit -p PROJECT -g 2 -m H100 -t 1h -- python train.py"""
     try:
@@ -349,6 +355,7 @@ def submit(
             request["checkpoint_interval_s"] = parse_duration(checkpoint)
         if image is not None:
             request["image"] = _image(image)
+        request.update(fraction_request(mig, gpu_fraction, gpu_memory))
     except ValueError as e:
         _fail(str(e), EXIT_INPUT, as_json)
     with _client(as_json) as c:

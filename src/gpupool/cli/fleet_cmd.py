@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -27,6 +28,7 @@ from gpupool.fleetfile import (
     load_catalogue,
     load_fleet,
     load_tenants,
+    site_catalogue,
     tenant_presets,
 )
 
@@ -48,6 +50,9 @@ tenants_app = typer.Typer(
 _FLEET_HELP = f"A fleet file (.yaml, .yml, .toml) or a preset: {', '.join(fleet_presets())}."
 _TENANTS_HELP = f"A tenants file (.yaml, .yml, .toml) or a preset: {', '.join(tenant_presets())}."
 _JSON_HELP = "Print one JSON object instead of the Rich summary."
+
+
+_CATALOGUE_HELP = "A site's catalogue file over the shipped one (models added or replaced)."
 
 
 def _load(load: Callable[[], T]) -> T:
@@ -105,9 +110,10 @@ def fleet_summary(fleet: Fleet) -> dict[str, Any]:
 def fleet_show(
     fleet: Annotated[str, typer.Argument(help=_FLEET_HELP, show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help=_JSON_HELP)] = False,
+    catalogue: Annotated[Path | None, typer.Option("--catalogue", help=_CATALOGUE_HELP)] = None,
 ) -> None:
     """Summarise a fleet: sites, clusters, blocks, racks, nodes, accelerators per model."""
-    f = _load(lambda: load_fleet(fleet))
+    f = _load(lambda: load_fleet(fleet, site_catalogue(catalogue)))
     summary = fleet_summary(f)
     if as_json:
         _print_json(summary)
@@ -175,6 +181,13 @@ def catalogue_summary(cat: Catalogue) -> dict[str, Any]:
                 "throughput": dict(m.throughput),
                 "estimated": sorted(m.estimated),
                 "sources": dict(m.sources),
+                "sharing": sorted(m.sharing),
+                "mig": {
+                    p.name: {"compute": p.compute, "memory_gib": p.memory_gib, "placements": list(p.starts)}
+                    for p in m.mig.profiles.values()
+                }
+                if m.mig
+                else {},
             }
             for m in cat
         ]
@@ -186,9 +199,10 @@ def fleet_catalogue(
     as_json: Annotated[
         bool, typer.Option("--json", help=_JSON_HELP + " Includes every figure's source.")
     ] = False,
+    catalogue: Annotated[Path | None, typer.Option("--catalogue", help=_CATALOGUE_HELP)] = None,
 ) -> None:
     """List the accelerator models and their throughput relative to the H100 (* = estimate)."""
-    cat = _load(load_catalogue)
+    cat = _load(lambda: site_catalogue(catalogue) or load_catalogue())
     if as_json:
         _print_json(catalogue_summary(cat))
         return

@@ -24,6 +24,7 @@ from rich.table import Table
 from gpupool.cli.admin_cmd import admin_app
 from gpupool.cli.client_cmd import register as register_client_commands
 from gpupool.cli.fleet_cmd import fleet_app, tenants_app
+from gpupool.cli.placers_cmd import compare_placers_cmd
 from gpupool.cli.programme_cmd import register as register_programme_commands
 from gpupool.cli.report_cmd import register as register_report_commands
 from gpupool.cli.serve_cmd import serve
@@ -69,6 +70,7 @@ app.command("sweep")(sweep)
 # The twin of the live pool: snapshot, replay (gpupool.cli.twin_cmd, ADR 0017).
 app.add_typer(twin_app, name="twin")
 app.command("whatif")(whatif)
+app.command("compare-placers")(compare_placers_cmd)
 # Local recovery of a pool-admin token on the server's machine (gpupool.cli.admin_cmd).
 app.add_typer(admin_app, name="admin")
 
@@ -189,6 +191,7 @@ def _run(
     failures: FailureOptions | None = None,
     estimates: bool = False,
     starvation_h: float = 24.0,
+    catalogue: Path | None = None,
 ) -> tuple[Scenario, list[RunResult], list[dict[str, Any]]]:
     # The simulator, its LP solver and Matplotlib are imported here, not at the top: the
     # client commands (``gpupool queue``) should start in a fraction of a second.
@@ -214,7 +217,15 @@ def _run(
             )
     scenario = _guard(
         lambda: build_scenario(
-            fleet, tenants, workload, seed=seed, load=load, hours=hours, fmt=fmt, skip_bad_rows=skip_bad_rows
+            fleet,
+            tenants,
+            workload,
+            seed=seed,
+            load=load,
+            hours=hours,
+            fmt=fmt,
+            skip_bad_rows=skip_bad_rows,
+            catalogue=catalogue,
         )
     )
     _warn_skipped(scenario)
@@ -298,6 +309,14 @@ def _warn_skipped(scenario: Scenario) -> None:
 
 FleetOpt = Annotated[
     str, typer.Option("--fleet", "-f", help="Fleet file or preset (demo, korea-2025, philly, gavel-108).")
+]
+CatalogueOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--catalogue",
+        help="A site's catalogue file (YAML/TOML) over the shipped one: its models are added or "
+        "replace those of the same name (throughputs, MIG profiles, sharing rules).",
+    ),
 ]
 TenantsOpt = Annotated[
     str | None, typer.Option("--tenants", "-t", help="Tenants file or preset (default: the fleet's own).")
@@ -400,6 +419,7 @@ def simulate(
         ),
     ] = False,
     starvation_hours: StarvationOpt = 24.0,
+    catalogue: CatalogueOpt = None,
 ) -> None:
     """Simulate one policy on a fleet, tenants and workload; print its metrics."""
     name = policy if "+" in policy or backfill == "none" else f"{policy}+{backfill}"
@@ -407,7 +427,7 @@ def simulate(
         fleet, tenants, workload, [name], seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool simulation: {name} on {fleet}", usage,
         skip_bad_rows, FailureOptions(failures, failure_scale, mttr, failure_log), estimates,
-        starvation_hours,
+        starvation_hours, catalogue,
     )  # fmt: skip
     if as_json:
         out_console.print_json(json.dumps(metrics[0]))
@@ -443,6 +463,7 @@ def compare(
     mttr: MttrOpt = 24.0,
     failure_log: FailureLogOpt = None,
     starvation_hours: StarvationOpt = 24.0,
+    catalogue: CatalogueOpt = None,
 ) -> None:
     """Simulate several policies on the same scenario, side by side."""
     names = [p.strip() for p in policies.split(",") if p.strip()]
@@ -454,7 +475,7 @@ def compare(
         fleet, tenants, workload, names, seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool comparison on {fleet}", usage,
         skip_bad_rows, FailureOptions(failures, failure_scale, mttr, failure_log),
-        starvation_h=starvation_hours,
+        starvation_h=starvation_hours, catalogue=catalogue,
     )  # fmt: skip
     if as_json:
         out_console.print_json(json.dumps({m["policy"]: m for m in metrics}))

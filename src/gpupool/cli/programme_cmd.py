@@ -154,6 +154,9 @@ def calls_create(
     ],
     guarantee: Guarantee = None,
     opens: Annotated[str, typer.Option("--opens", help="First moment to submit (ISO date or now).")] = "now",
+    effective: Annotated[
+        bool, typer.Option("--effective", help="Count its GPU-hours as effective (H100-equivalent) hours.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a call (a draft: `gpupool calls open` announces it). Pool admins."""
@@ -168,6 +171,7 @@ def calls_create(
         "opens_ms": _ms(opens, "--opens", as_json),
         "closes_ms": _ms(closes, "--closes", as_json),
         "criteria": _criteria(criterion, as_json),
+        "unit": "effective" if effective else "gpu_hours",
     }
     with _client(as_json) as c:
         got = c.create_call(body)

@@ -153,6 +153,7 @@ def serve(
     from gpupool.core.fleet import FleetError
     from gpupool.core.tenancy import TenancyError
     from gpupool.fleetfile import FleetFileError
+    from gpupool.service import admin_banner
     from gpupool.service.api import server
     from gpupool.service.api.app import create_app
     from gpupool.service.db import unavailable
@@ -230,7 +231,7 @@ def serve(
         f" see {url}/v1/ready)"
     )
     if runtime.new_admin_token is not None:
-        out.print("admin token (shown once; only its hash is stored):")
+        out.print(admin_banner.HEADING)
         out.print(runtime.new_admin_token, highlight=False, soft_wrap=True)
     else:
         out.print("admin token: shown on the first start (only its hash is stored)")

@@ -165,10 +165,18 @@ class GpupoolClient:
         return page_items(self._json("GET", "/v1/tokens"))
 
     def create_token(
-        self, *, name: str = "", scopes: Sequence[str] | None = None, expires_in_s: int | None = None
+        self,
+        *,
+        name: str = "",
+        scopes: Sequence[str] | None = None,
+        expires_in_s: int | None = None,
+        user: str | None = None,
     ) -> JSON:
-        """Mint a token for the caller: the answer holds its secret, shown this once."""
+        """Mint a token for the caller (or, for a pool admin, for ``user``): the answer holds
+        its secret, shown this once."""
         body: dict[str, Any] = {"name": name}
+        if user is not None:
+            body["user"] = user
         if scopes:
             body["scopes"] = list(scopes)
         if expires_in_s is not None:
@@ -177,6 +185,102 @@ class GpupoolClient:
 
     def revoke_token(self, token_id: int) -> None:
         self._send("DELETE", f"/v1/tokens/{int(token_id)}")
+
+    # -- administration: tenants, users, memberships, allocations, nodes, audit -------------
+
+    def tenants(self, *, kind: str | None = None) -> list[JSON]:
+        """The sectors, organisations and projects the caller may see."""
+        return _items(self._json("GET", "/v1/tenants", params=_params(kind=kind)))
+
+    def tenant(self, path: str) -> JSON:
+        return self._json("GET", f"/v1/tenants/{_path(path)}")
+
+    def create_tenant(self, body: Mapping[str, Any]) -> JSON:
+        """Add a sector, organisation or project (``body`` is the body of ``POST /v1/tenants``)."""
+        return self._json("POST", "/v1/tenants", json=dict(body))
+
+    def update_tenant(self, path: str, changes: Mapping[str, Any]) -> JSON:
+        """Change a tenant's name, weight, guarantees, limits, clusters or budget rule."""
+        return self._json("PATCH", f"/v1/tenants/{_path(path)}", json=dict(changes))
+
+    def members(self, project: str) -> list[JSON]:
+        return _items(self._json("GET", f"/v1/projects/{_path(project)}/members"))
+
+    def add_member(self, project: str, user: str, role: str = "member") -> JSON:
+        """Add ``user`` to ``project`` as ``member``, ``lead`` or ``admin`` (or change the role)."""
+        return self._json("POST", f"/v1/projects/{_path(project)}/members", json={"user": user, "role": role})
+
+    def remove_member(self, project: str, user: str) -> None:
+        self._send("DELETE", f"/v1/projects/{_path(project)}/members/{_seg(user)}")
+
+    def users(self) -> list[JSON]:
+        """Every user (pool admins and viewers)."""
+        return _items(self._json("GET", "/v1/users"))
+
+    def create_user(self, name: str, *, role: str = "user", display_name: str = "") -> JSON:
+        return self._json(
+            "POST", "/v1/users", json={"name": name, "role": role, "display_name": display_name}
+        )
+
+    def allocations(self, *, project: str | None = None) -> list[JSON]:
+        return _items(self._json("GET", "/v1/allocations", params=_params(project=project)))
+
+    def create_allocation(self, body: Mapping[str, Any]) -> JSON:
+        """Request (or, as a pool admin, grant) an allocation: the body of ``POST /v1/allocations``."""
+        return self._json("POST", "/v1/allocations", json=dict(body))
+
+    def set_allocation_state(self, allocation_id: int, state: str) -> JSON:
+        """Approve, activate, reject or expire an allocation (pool admins)."""
+        return self._json("PATCH", f"/v1/allocations/{int(allocation_id)}", json={"state": state})
+
+    def nodes(
+        self,
+        *,
+        cluster: str | None = None,
+        model: str | None = None,
+        state: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> JSON:
+        """One page of nodes with their state (up, drained, down) and reason."""
+        params = _params(cluster=cluster, model=model, state=state, cursor=cursor, limit=limit)
+        return self._json("GET", "/v1/fleet/nodes", params=params)
+
+    def iter_nodes(self, **filters: Any) -> Iterator[JSON]:
+        cursor: str | None = None
+        while True:
+            page = self.nodes(cursor=cursor, **filters)
+            yield from page_items(page)
+            cursor = page.get("next_cursor") or None
+            if not cursor:
+                return
+
+    def drain(self, node: str, reason: str = "") -> JSON:
+        """Drain a node: its jobs run on, no new one starts there (pool admins)."""
+        return self._json("POST", f"/v1/fleet/nodes/{_seg(node)}/drain", json={"reason": reason})
+
+    def undrain(self, node: str, reason: str = "") -> JSON:
+        return self._json("POST", f"/v1/fleet/nodes/{_seg(node)}/undrain", json={"reason": reason})
+
+    def audit(
+        self, *, action: str | None = None, cursor: str | None = None, limit: int | None = None
+    ) -> JSON:
+        """One page of the audit log, oldest first (pool admins)."""
+        return self._json("GET", "/v1/audit", params=_params(action=action, cursor=cursor, limit=limit))
+
+    def iter_audit(self, *, max_items: int | None = None, action: str | None = None) -> Iterator[JSON]:
+        cursor: str | None = None
+        seen = 0
+        while True:
+            page = self.audit(action=action, cursor=cursor)
+            for item in page_items(page):
+                yield item
+                seen += 1
+                if max_items is not None and seen >= max_items:
+                    return
+            cursor = page.get("next_cursor") or None
+            if not cursor:
+                return
 
     # -- the national programme: calls and applications (ADR 0010) ------------------------
 
@@ -288,6 +392,11 @@ def _items(body: JSON) -> list[JSON]:
 
 def _params(**kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _path(path: str) -> str:
+    """A tenant path (``academia/snu/vision``), each segment quoted."""
+    return "/".join(_seg(p) for p in path.strip("/").split("/"))
 
 
 def _seg(text: str) -> str:

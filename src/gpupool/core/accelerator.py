@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from gpupool.core.mig import MigGeometry
+
 #: Software stacks a job can declare. NPU vendors ship their own runtimes.
 KNOWN_STACKS = frozenset({"cuda", "rocm", "rbln", "furiosa", "neuron"})
 
@@ -38,6 +40,10 @@ class AcceleratorModel:
     sources: Mapping[str, str] = field(default_factory=dict)
     estimated: frozenset[str] = frozenset()
     description: str = ""
+    #: MIG profiles and placements (None: the model cannot be partitioned), and the ways it
+    #: may be shared by several jobs (``time-slicing``, ``mps``; empty: never shared)
+    mig: MigGeometry | None = None
+    sharing: frozenset[str] = frozenset()
 
     def speed(self, workload_class: str) -> float:
         """Relative throughput for a workload class (falls back to ``default``)."""
@@ -50,9 +56,15 @@ class AcceleratorModel:
 class Catalogue:
     """A validated, immutable set of accelerator models keyed by name."""
 
-    __slots__ = ("_models",)
+    __slots__ = ("_models", "classes", "reference")
 
-    def __init__(self, models: Iterable[AcceleratorModel]) -> None:
+    def __init__(
+        self, models: Iterable[AcceleratorModel], reference: str = "", classes: Iterable[str] = ()
+    ) -> None:
+        #: the model whose figures are 1.0 and the declared classes, as the file gave them
+        #: (empty when built in code); ``extend_catalogue`` keeps them for a site's models
+        self.reference = reference
+        self.classes = tuple(classes)
         by_name: dict[str, AcceleratorModel] = {}
         for m in models:
             if m.name in by_name:

@@ -20,6 +20,7 @@ Part of the pure core, like the scheduler that drives it.
 
 from __future__ import annotations
 
+from gpupool.core import fraction_spec
 from gpupool.core.capacity import Capacity
 from gpupool.core.fleet import Fleet, Level
 from gpupool.core.job import JobSpec
@@ -80,6 +81,7 @@ class CandidatePools:
             spec.groups,
             spec.clusters,
             affinity,
+            fraction_spec.signature(spec),
         )
         got = self.cache.get(sig)
         if got is not None:
@@ -117,6 +119,10 @@ class CandidatePools:
                 continue
             if spec.stacks and model.stack not in spec.stacks:
                 why.append(f"{p.model} runs {model.stack}, not {'/'.join(spec.stacks)}")
+                continue
+            no_fraction = fraction_spec.model_allows(spec, model)
+            if no_fraction:
+                why.append(no_fraction)
                 continue
             shape = spec.shape(p.gpus_per_node)
             if any(t.gpus_per_worker > p.gpus_per_node for t in shape):

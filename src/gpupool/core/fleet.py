@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from gpupool.core.accelerator import Catalogue
+from gpupool.core.mig import MigError
+from gpupool.core.node_fractions import MigMode, NodeFractions
 
 
 class FleetError(ValueError):
@@ -127,6 +129,9 @@ class Fleet:
         #: accelerators per (cluster index, model)
         self.gpus_by_pool = totals
         self.total_gpus = sum(totals.values())
+        #: per node index, how its GPUs may be cut (``gpupool.core.node_fractions``); a node
+        #: not listed is whole-GPU only
+        self.fractions: dict[int, NodeFractions] = {}
 
     def unit_of(self, node: Node, level: Level) -> int:
         """The index of the topology unit at ``level`` that holds ``node``."""
@@ -198,6 +203,7 @@ class FleetBuilder:
         self._rack_names: set[tuple[int, str]] = set()
         self._node_names: set[str] = set()
         self._nvlink_next = 0
+        self._fractions: dict[int, NodeFractions] = {}
 
     def add_site(self, name: str, region: str = "") -> None:
         if not name:
@@ -264,6 +270,24 @@ class FleetBuilder:
                 self._nvlink_next += 1
             self._nodes.append(Node(len(self._nodes), nm, model, gpus, r.cluster, r.block, rack, domain))
 
+    def set_fractions(self, names: list[str], rule: NodeFractions) -> None:
+        """Nodes ``names`` (already added) follow fraction ``rule``; FleetError if their model
+        cannot (MIG on a model without profiles, sharing of a model the catalogue forbids)."""
+        by_name = {n.name: n for n in self._nodes}
+        for nm in names:
+            nd = by_name[nm]
+            model = self.catalogue[nd.model]
+            if rule.mig is not MigMode.NONE and model.mig is None:
+                raise FleetError(f"node {nm!r}: model {nd.model!r} has no MIG profiles in the catalogue")
+            if rule.shared and not model.sharing:
+                raise FleetError(f"node {nm!r}: the catalogue does not let model {nd.model!r} be shared")
+            if rule.layout and model.mig is not None:
+                try:
+                    model.mig.check(rule.layout)
+                except MigError as e:
+                    raise FleetError(f"node {nm!r}: MIG layout: {e}") from None
+            self._fractions[nd.index] = rule
+
     def build(self) -> Fleet:
         if not self._nodes:
             raise FleetError(f"fleet {self.name!r} has no nodes")
@@ -276,7 +300,7 @@ class FleetBuilder:
                     f"rack {self._racks[n.rack].name!r} is one NVLink domain but mixes models "
                     f"{got!r} and {n.model!r}"
                 )
-        return Fleet(
+        fleet = Fleet(
             self.name,
             self.catalogue,
             self._sites,
@@ -286,3 +310,5 @@ class FleetBuilder:
             self._nodes,
             self.description,
         )
+        fleet.fractions = dict(self._fractions)
+        return fleet

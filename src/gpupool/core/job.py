@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpupool.core import fraction_spec
 from gpupool.core.array_spec import ArraySpec
 from gpupool.core.dependencies import Dependency
 from gpupool.core.fleet import Level
@@ -73,6 +74,12 @@ class JobSpec:
     dependencies: tuple[Dependency, ...] = ()
     #: an array of like tasks (``gpupool.core.job_arrays``): each task is this spec
     array: ArraySpec | None = None
+    #: a fraction of one accelerator (``gpupool.core.fraction_spec``): ``mig_count`` x the
+    #: MIG profile ``mig``, or a share of ``gpu_fraction`` and/or ``gpu_memory_gib``
+    mig: str = ""
+    mig_count: int = 0
+    gpu_fraction: float = 0.0
+    gpu_memory_gib: float = 0.0
 
     def validate(self) -> None:
         """Reject a spec that is invalid on its own (independent of any fleet)."""
@@ -112,6 +119,9 @@ class JobSpec:
             raise JobError(self.id, "dependency", "a job cannot depend on itself")
         if self.array is not None and not self.array.indices:
             raise JobError(self.id, "array", "names no task")
+        wrong = fraction_spec.problem(self)
+        if wrong is not None:
+            raise JobError(self.id, *wrong)
 
     def shape(self, gpus_per_node: int) -> tuple[TaskGroup, ...]:
         """The gang as task groups on nodes of ``gpus_per_node``.

@@ -104,8 +104,13 @@ def restore_running(
     state.hold(j, pool, tuple(nodes), start_ms)
 
 
-def restore_usage(state: PoolState, project: str, model: str, gpus: int, at_ms: int) -> None:
+def restore_usage(
+    state: PoolState, project: str, model: str, gpus: int, at_ms: int, rate: float | None = None
+) -> None:
     """Replay one change of held accelerators (``gpus`` < 0 to release) into the ledger.
+
+    ``rate``: what the change adds to usage per ms when usage is effective (the start's
+    ``PoolState.usage_rate``, negated at the stop); None: raw, ``gpus``.
 
     For fair-share history after a restart: call in time order, interleaved with
     ``restore_running``, since the ledger is closed-form in time and must see every
@@ -114,5 +119,5 @@ def restore_usage(state: PoolState, project: str, model: str, gpus: int, at_ms: 
     idx = state.tenancy.resolve(project)
     if idx is None:
         raise ValueError(f"unknown project {project!r}")
-    state.ledger.change(idx, model, gpus, at_ms)
+    state.ledger.change(idx, model, gpus, at_ms, rate)
     state.held_changed(idx)

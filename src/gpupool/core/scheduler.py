@@ -407,14 +407,16 @@ class Scheduler:
         a = self.arrays.restore(spec, admitted, ended, running)
         self._top_up(a, now, [])
 
-    def restore_usage(self, project: str, model: str, gpus: int, at_ms: int) -> None:
+    def restore_usage(
+        self, project: str, model: str, gpus: int, at_ms: int, rate: float | None = None
+    ) -> None:
         """Replay one change of held accelerators (``gpus`` < 0 to release) into the ledger.
 
         For fair-share history after a restart: call in time order, interleaved with
         ``restore_running``, since the ledger is closed-form in time and must see every
         change in the order it happened.
         """
-        restore.restore_usage(self.state, project, model, gpus, at_ms)
+        restore.restore_usage(self.state, project, model, gpus, at_ms, rate)
 
     # -- estimates and invariants --------------------------------------------------------
 

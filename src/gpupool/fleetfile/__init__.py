@@ -11,7 +11,7 @@ returns anything half-loaded.
 Modules: ``document`` (parsing, error locations), ``catalogue``, ``fleet_file``, ``tenants_file``.
 """
 
-from gpupool.fleetfile.catalogue import load_catalogue
+from gpupool.fleetfile.catalogue import extend_catalogue, load_catalogue, site_catalogue
 from gpupool.fleetfile.document import FleetFileError
 from gpupool.fleetfile.fleet_file import fleet_presets, load_fleet
 from gpupool.fleetfile.tenants_file import default_tenants_for, load_tenants, tenant_presets
@@ -19,9 +19,11 @@ from gpupool.fleetfile.tenants_file import default_tenants_for, load_tenants, te
 __all__ = [
     "FleetFileError",
     "default_tenants_for",
+    "extend_catalogue",
     "fleet_presets",
     "load_catalogue",
     "load_fleet",
     "load_tenants",
+    "site_catalogue",
     "tenant_presets",
 ]

@@ -53,6 +53,8 @@ from pydantic import AliasChoices, BeforeValidator, Field
 
 from gpupool.core.accelerator import Catalogue
 from gpupool.core.fleet import Fleet, FleetBuilder, FleetError
+from gpupool.core.mig import MigError, MigInstance
+from gpupool.core.node_fractions import MigMode, NodeFractions
 from gpupool.fleetfile.catalogue import load_catalogue
 from gpupool.fleetfile.document import (
     FleetFileError,
@@ -83,6 +85,16 @@ _Count = Annotated[int | None, Field(gt=0, validation_alias=AliasChoices("count"
 _Name = Annotated[str, Field(min_length=1)]
 
 
+class FractionsSpec(StrictSpec):
+    """How these nodes' GPUs may be cut (``gpupool.core.node_fractions``): ``shared`` by
+    time-slicing/MPS; ``mig: dynamic`` (the scheduler partitions) or ``mig: fixed`` with
+    ``mig_layout`` (every GPU carries these instances, ``profile`` or ``profile@start``)."""
+
+    shared: bool = False
+    mig: Literal["none", "fixed", "dynamic"] = "none"
+    mig_layout: list[_Name] = Field(default_factory=list)
+
+
 class NodeGroupSpec(StrictSpec):
     """``count`` identical nodes of ``gpus`` accelerators of ``model``."""
 
@@ -90,6 +102,7 @@ class NodeGroupSpec(StrictSpec):
     model: _Name
     gpus: Annotated[int, Field(gt=0)]
     name: _Name | None = None
+    fractions: FractionsSpec | None = None
 
 
 class RackSpec(StrictSpec):
@@ -398,6 +411,30 @@ class _Build:
                 b.add_nodes(ridx, len(names), g.model, g.gpus, names)
             except FleetError as e:
                 raise self.fail(gloc, str(e)) from None
+            if g.fractions is not None:
+                self._fractions(b, g.model, g.fractions, names, (*gloc, "fractions"))
+
+    def _fractions(self, b: FleetBuilder, model: str, f: FractionsSpec, names: list[str], loc: Loc) -> None:
+        geo = self.catalogue[model].mig
+        layout: tuple[MigInstance, ...] = ()
+        if f.mig == "fixed":
+            if not f.mig_layout:
+                raise self.fail(
+                    (*loc, "mig_layout"), "mig: fixed needs a mig_layout (the instances of every GPU)"
+                )
+            if geo is None:
+                raise self.fail((*loc, "mig"), f"model {model!r} has no MIG profiles in the catalogue")
+            try:
+                layout = geo.layout(f.mig_layout)
+            except MigError as e:
+                raise self.fail((*loc, "mig_layout"), str(e)) from None
+        elif f.mig_layout:
+            raise self.fail((*loc, "mig_layout"), "a mig_layout is only read with mig: fixed")
+        rule = NodeFractions(shared=f.shared, mig=MigMode(f.mig), layout=layout)
+        try:
+            b.set_fractions(names, rule)
+        except FleetError as e:
+            raise self.fail((*loc, "mig" if f.mig != "none" else "shared"), str(e)) from None
 
     def _expand(
         self,

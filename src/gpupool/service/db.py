@@ -143,6 +143,9 @@ class AllocationRow(Base):
     state: Mapped[str] = mapped_column(String(16), default="requested")
     note: Mapped[str] = mapped_column(String(1024), default="")
     created_ms: Mapped[int] = mapped_column(Ms)
+    #: what ``gpu_hours`` counts: ``gpu_hours`` (accelerator-hours) or ``effective`` (H100-
+    #: equivalent hours: each hour weighed by its model's throughput; ADR 0018)
+    unit: Mapped[str] = mapped_column(String(16), default="gpu_hours", server_default="gpu_hours")
 
 
 class JobRow(Base):
@@ -514,6 +517,8 @@ class CallRow(Base):
     state: Mapped[str] = mapped_column(String(16), default="draft")
     created_by: Mapped[str] = mapped_column(String(64))
     created_ms: Mapped[int] = mapped_column(Ms)
+    #: the unit of its GPU-hours and of the allocations its awards become (ADR 0018)
+    unit: Mapped[str] = mapped_column(String(16), default="gpu_hours", server_default="gpu_hours")
 
 
 class CallReviewerRow(Base):

@@ -71,6 +71,7 @@ class Allocation:
     period_end_ms: int
     over_budget: str
     state: str
+    unit: str = "gpu_hours"
 
     def active_at(self, now: int) -> bool:
         return self.state == "active" and self.period_start_ms <= now < self.period_end_ms
@@ -276,6 +277,7 @@ class Directory:
                         a.period_end_ms,
                         a.over_budget,
                         a.state,
+                        a.unit,
                     )
                 )
             users = {i: n for i, n in s.execute(select(UserRow.id, UserRow.name))}

@@ -108,6 +108,12 @@ class JobRequest(RequestBody):
             raise ValueError(str(e)) from None
         return v
 
+    # fractions of one accelerator (gpupool.core.fraction_spec): mig_count x a MIG profile, or a share
+    mig: Annotated[str | None, Field(pattern=r"^[1-8]g\.[0-9]+gb(\+me)?$")] = None
+    mig_count: Annotated[int, Field(ge=1, le=7)] = 1
+    gpu_fraction: Annotated[float | None, Field(gt=0, le=1)] = None
+    gpu_memory_gib: Annotated[float | None, Field(gt=0, le=4096)] = None
+
     @field_validator("env")
     @classmethod
     def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
@@ -175,6 +181,7 @@ def check_against(req: JobRequest, fleet: Fleet, settings: ServiceSettings) -> N
         raise Problem("gpus", f"the whole fleet has {fleet.total_gpus} accelerators")
     if req.checkpoint_interval_s > settings.max_walltime_s:
         raise Problem("checkpoint_interval_s", f"must be <= {settings.max_walltime_s} s")
+    _check_fraction(req, fleet)
 
 
 def stored_spec(req: JobRequest, settings: ServiceSettings, project_path: str) -> StoredJobSpec:
@@ -209,4 +216,32 @@ def core_spec(
         clusters=spec.clusters,
         dependencies=parse_dependencies(spec.dependency),
         array=parse_array(spec.array) if spec.array else None,
+        mig=spec.mig or "",
+        mig_count=spec.mig_count if spec.mig else 0,
+        gpu_fraction=spec.gpu_fraction or 0.0,
+        gpu_memory_gib=spec.gpu_memory_gib or 0.0,
     )
+
+
+def _check_fraction(req: JobRequest, fleet: Fleet) -> None:
+    """A fraction asked alone, of one GPU, of a model of this fleet that can give it."""
+    if req.mig is None and req.gpu_fraction is None and req.gpu_memory_gib is None:
+        return
+    if req.mig is not None and (req.gpu_fraction is not None or req.gpu_memory_gib is not None):
+        raise Problem(
+            "mig", "cannot be combined with gpu_fraction or gpu_memory_gib (a GPU is partitioned or shared)"
+        )
+    if req.gpus != 1 or req.groups:
+        raise Problem(
+            "gpus", "must be 1 (without groups) for a job asking mig, gpu_fraction or gpu_memory_gib"
+        )
+    models = [fleet.catalogue[m] for m in fleet.gpus_by_model() if not req.models or m in req.models]
+    if req.mig is not None and not any(m.mig and req.mig in m.mig.profiles for m in models):
+        raise Problem("mig", f"no accelerator of the fleet offers MIG profile {req.mig}")
+    shared = [m for m in models if m.sharing]
+    if req.mig is None and not shared:
+        raise Problem("gpu_fraction", "no accelerator of the fleet may be shared")
+    if req.gpu_memory_gib is not None and not any(m.memory_gib >= req.gpu_memory_gib for m in shared):
+        raise Problem(
+            "gpu_memory_gib", f"no shareable accelerator of the fleet has {req.gpu_memory_gib:g} GiB"
+        )

@@ -51,6 +51,12 @@ class StoredJobSpec:
     dependency: str = ""
     #: a job array's indices and limit, as Slurm's --array ("": a single job; ADR 0019)
     array: str = ""
+    #: a fraction of one accelerator (ADR 0016): ``mig_count`` x a MIG profile (``1g.10gb``), or
+    #: a share of one GPU's time and/or memory (None: whole accelerators)
+    mig: str | None = None
+    mig_count: int = 1
+    gpu_fraction: float | None = None
+    gpu_memory_gib: float | None = None
     #: why a job accepted over budget runs as preemptible ("" when it is within budget)
     budget_note: str = ""
     #: keys this version does not know, kept as they were
@@ -90,6 +96,10 @@ class StoredJobSpec:
             image=get("image") or None,
             dependency=get("dependency") or "",
             array=get("array") or "",
+            mig=get("mig") or None,
+            mig_count=int(get("mig_count") or 1),
+            gpu_fraction=_float(get("gpu_fraction")),
+            gpu_memory_gib=_float(get("gpu_memory_gib")),
             budget_note=get("budget_note") or "",
             extra={k: data[k] for k in unknown} if unknown else _EMPTY,
         )
@@ -117,6 +127,10 @@ class StoredJobSpec:
             "image": self.image,
             "dependency": self.dependency,
             "array": self.array,
+            "mig": self.mig,
+            "mig_count": self.mig_count,
+            "gpu_fraction": self.gpu_fraction,
+            "gpu_memory_gib": self.gpu_memory_gib,
         }
         if self.budget_note:
             out["budget_note"] = self.budget_note
@@ -126,6 +140,10 @@ class StoredJobSpec:
     def same_request(self, other: StoredJobSpec) -> bool:
         """Whether two specs ask for the same job (a budget note is the service's, not asked)."""
         return replace(self, budget_note="") == replace(other, budget_note="")
+
+
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)
 
 
 _FIELDS = frozenset(f.name for f in fields(StoredJobSpec)) - {"extra"}

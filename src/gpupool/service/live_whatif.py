@@ -31,7 +31,6 @@ from typing import Any
 import yaml
 
 from gpupool.service.twin_snapshot import HOUR_MS, Snapshot
-from gpupool.sim.trace.native import write_native
 from gpupool.sim.workload import WorkloadJob
 
 #: a guaranteed project whose jobs waited on average at most this long had its guarantee
@@ -362,6 +361,8 @@ def run(
         t.write_text(yaml.safe_dump(tdoc, allow_unicode=True, sort_keys=False), encoding="utf-8")
         if not jobs:
             raise ChangeError("the workload is empty: the snapshot has no backlog and no recent history")
+        from gpupool.sim.trace.native import write_native  # polars: not in the API process's imports
+
         write_native(jobs, w)
         files[name] = (str(f), str(t), str(w))
     policy = snap.config.policy + ("+easy" if snap.config.backfill == "easy" else "")

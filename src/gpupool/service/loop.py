@@ -284,7 +284,7 @@ class Loop:
             self.last_cycle_ms = now
             self.metrics.cycles.inc()
             self.metrics.cycle_seconds.observe(report.seconds)
-            self.metrics.observe_core(self.scheduler)
+            self.metrics.observe_core(self.scheduler, now)
             # One line per cycle; idle cycles (nothing in, nothing decided) only at debug level.
             level = logging.INFO if report.events or report.decisions or report.dispatched else logging.DEBUG
             if log.isEnabledFor(level):

@@ -2,7 +2,8 @@
 
 This module owns ``ServiceMetrics``: one registry per service instance (so that tests may run
 several side by side) holding the cycle duration, pending and running jobs, utilisation per
-cluster and accelerator model, submissions and decisions, and requests refused (503, 429).
+cluster and accelerator model, the same per sector and project (``tenant_metrics``),
+submissions and decisions, and requests refused (503, 429).
 The loop and the API update it; ``/metrics`` renders it.
 
 The loop's metrics live where the loop runs. Where it runs in another process (the scheduler
@@ -22,6 +23,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from gpupool.core.scheduler import Scheduler
+from gpupool.service.tenant_metrics import TenantMetrics
 
 #: a published snapshot: per metric family its name, type, help and samples (name, labels, value)
 Snapshot = list[dict[str, Any]]
@@ -81,6 +83,8 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.decisions = Counter("gpupool_decisions_total", "Decisions of the core.", ["type"], registry=r)
+        #: per sector and project (pending, running, held, GPU-hours, waits): tenant_metrics.py
+        self.tenants = TenantMetrics(r)
         self.refused = Counter(
             "gpupool_http_refused_total",
             "Requests refused for a fault or a limit: database_unavailable (503), rate_limit_token, "
@@ -89,8 +93,11 @@ class ServiceMetrics:
             registry=self.registry,  # the API's own, counted in the process that answered
         )
 
-    def observe_core(self, sched: Scheduler) -> None:
-        """Pending, running and utilisation from the core's state after a cycle."""
+    def observe_core(self, sched: Scheduler, now: int | None = None) -> None:
+        """Pending, running and utilisation from the core's state after a cycle (at ``now``,
+        the loop's clock: the per-sector and per-project series need it)."""
+        if now is not None:
+            self.tenants.observe(sched, now)
         self.pending.set(sched.pending_count)
         self.running.set(len(sched.running))
         busy: dict[tuple[str, str], list[int]] = {}

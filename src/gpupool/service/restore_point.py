@@ -27,6 +27,7 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gpupool.core.accelerator import DEFAULT_CLASS
 from gpupool.core.dependencies import Milestone
 from gpupool.core.events import Event, JobSubmitted, NodeDrained
 from gpupool.core.fleet import Fleet
@@ -73,7 +74,7 @@ def _spec_of(doc: dict[str, Any]) -> JobSpec:
 @dataclass(slots=True)
 class RestorePoint:
     """The inputs of one rebuild. ``steps`` are in ledger order: ``["usage", t, project,
-    model, gpus]`` (``gpus`` < 0 releases) and ``["run", t, job]``; a running job is
+    model, gpus, workload_class]`` (``gpus`` < 0 releases) and ``["run", t, job]``; a running job is
     ``{"spec", "placement", "attempt", "run_ms", "attained", "allocation_id", "cluster", "seq"}``
     (a running task of a job array is a ``["task", t, job]`` step, ``job["job"]`` its id
     ``ARRAY_INDEX``) and a pending one ``{"spec", "attempt", "run_ms", "attained",
@@ -154,9 +155,10 @@ def read_point(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> R
     keyed: list[tuple[int, int, int, list[Any]]] = []
     for u in closed:
         project = paths.get(u.project_id, "")
-        keyed.append((u.start_ms, 1, u.id, ["usage", u.start_ms, project, u.model, u.gpus]))
+        wc = u.workload_class
+        keyed.append((u.start_ms, 1, u.id, ["usage", u.start_ms, project, u.model, u.gpus, wc]))
         end = u.end_ms or u.start_ms
-        keyed.append((end, 0, u.id, ["usage", end, project, u.model, -u.gpus]))
+        keyed.append((end, 0, u.id, ["usage", end, project, u.model, -u.gpus, wc]))
     arrays = {j.seq: j for j in jobs if j.stored.array}
     tasks: list[JobTaskRow] = []
     if arrays:
@@ -290,10 +292,17 @@ def restore(point: RestorePoint, fleet: Fleet, config: SchedulerConfig) -> Resto
             running.append((str(job["allocation_id"]), core_alloc, int(job["seq"]), str(job["cluster"]), ""))
             known.add(spec.id)
             continue
-        _, t, project, model, gpus = step
+        _, t, project, model, gpus = step[:5]
         if tenancy.resolve(project) is None:
             continue  # a tenant that no longer exists keeps no fair-share history
-        sched.restore_usage(project, model, int(gpus), int(t))
+        # effective usage (ADR 0018): the interval's accelerators weighed by the throughput the
+        # core gives its class on its model, as the core charged it while it ran; a point
+        # logged before the class was kept (five fields) replays with the default class
+        rate: float | None = None
+        if config.usage != "raw":
+            wc = str(step[5]) if len(step) > 5 else DEFAULT_CLASS
+            rate = int(gpus) * sched.throughputs.speed(wc, model, abs(int(gpus)))
+        sched.restore_usage(project, model, int(gpus), int(t), rate)
     replay: list[Event] = []
     for job in point.pending:
         spec = _spec_of(job["spec"])

@@ -38,7 +38,7 @@ from gpupool.core.job import JobSpec
 from gpupool.core.policy import with_policy_defaults
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.core.tenancy import Tenancy
-from gpupool.fleetfile import default_tenants_for, fleet_presets, load_fleet, load_tenants
+from gpupool.fleetfile import default_tenants_for, fleet_presets, load_fleet, load_tenants, site_catalogue
 from gpupool.service import auth
 from gpupool.service.db import (
     InboxRow,
@@ -80,7 +80,7 @@ ADMIN_NAME = "admin"
 
 def load_scenario(settings: ServiceSettings) -> tuple[Fleet, Tenancy]:
     """The fleet and the tenants file named by the settings (tenants seed an empty database)."""
-    fleet = load_fleet(settings.fleet)
+    fleet = load_fleet(settings.fleet, site_catalogue(settings.catalogue))
     tenants = settings.tenants
     if not tenants:
         name = settings.fleet if settings.fleet in fleet_presets() else fleet.name
@@ -159,6 +159,7 @@ class Runtime:
                 backfill=settings.backfill,
                 round_ms=settings.round_ms,
                 restart_overhead_ms=round(settings.restart_overhead_s * 1000),
+                usage=settings.usage,
             )
         )
         self._loop: Loop | None = None

@@ -31,6 +31,9 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     #: fleet file or preset, and tenants file or preset (empty: the fleet's own preset)
     fleet: str = "demo"
+    #: a site's catalogue file over the shipped one (its own models, MIG profiles, sharing
+    #: rules; ``gpupool.fleetfile.catalogue.extend_catalogue``); empty: the shipped one
+    catalogue: str = ""
     tenants: str = ""
     #: scheduling policy (a name in the core's policy registry, ``gpupool.core.policies``) and backfill
     policy: str = "fairshare"
@@ -41,6 +44,9 @@ class ServiceSettings(BaseSettings):
     #: the restart a round weighs against stopping a running job, with the work lost since its
     #: checkpoint: a round stops or moves a job only when that gains more (core/round_leases.py)
     restart_overhead_s: float = Field(default=30.0, ge=0, le=DAY_S)
+    #: what fair share and the core's budgets count: accelerator-hours, or effective (H100-
+    #: equivalent) hours from the catalogue's throughput table, as the twin can (ADR 0018)
+    usage: Literal["raw", "effective"] = "raw"
     #: ``local`` runs processes on this machine for every cluster; ``none`` launches nothing
     #: (decisions are still made and recorded: a dry-run pool)
     #: ``fleet`` gives each cluster the backend its fleet entry names (local, slurm, kubernetes)

@@ -40,7 +40,6 @@ from gpupool.service.db import JobRow, TenantRow, UserRow
 from gpupool.service.job_status import JobStatus
 from gpupool.service.replay import LogRow, log_rows
 from gpupool.service.restore_point import RestorePoint, read_point
-from gpupool.sim.trace.native import write_native
 from gpupool.sim.workload import WorkloadJob
 
 FORMAT = "gpupool-twin-snapshot/1"
@@ -172,6 +171,9 @@ def write_folder(doc: dict[str, Any], out: Path) -> list[Path]:
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
         written.append(out / name)
+    # imported here: the trace package loads polars, which the API process must not need
+    from gpupool.sim.trace.native import write_native
+
     write_native([_job_of(j) for j in doc["history"]], out / "history.csv")
     written.append(out / "history.csv")
     if "events" in doc:

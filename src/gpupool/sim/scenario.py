@@ -33,7 +33,7 @@ from gpupool.core.policy import with_policy_defaults
 from gpupool.core.scheduler import SchedulerConfig
 from gpupool.core.tenancy import ANY_MODEL, Tenancy
 from gpupool.core.throughput import ThroughputTable
-from gpupool.fleetfile import default_tenants_for, load_fleet, load_tenants
+from gpupool.fleetfile import default_tenants_for, load_fleet, load_tenants, site_catalogue
 from gpupool.sim.generator import generate_workload
 from gpupool.sim.named_workloads import ITP_CLUSTERS, NAMED_WORKLOADS
 from gpupool.sim.records import RunResult
@@ -343,15 +343,18 @@ def build_scenario(
     hours: float = 24.0,
     fmt: str = "auto",
     skip_bad_rows: bool = False,
+    catalogue: Path | None = None,
 ) -> Scenario:
     """Load the fleet and tenants, and resolve the workload against them.
+
+    ``catalogue``: a site's catalogue file over the shipped one (``extend_catalogue``).
 
     A trace row the scheduler would refuse (unknown priority class, kind, topology, model or
     stack; a gang shape that does not add up) raises ``TraceError`` naming file, line and
     field (``gpupool.sim.vetting``); with ``skip_bad_rows`` such rows are left out instead
     and listed in ``Scenario.skipped``.
     """
-    fleet = load_fleet(fleet_name)
+    fleet = load_fleet(fleet_name, site_catalogue(catalogue))
     tname = tenants_name or default_tenants_for(fleet.name)
     tenancy = load_tenants(tname, fleet)
     return scenario_from(

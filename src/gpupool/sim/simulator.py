@@ -118,6 +118,10 @@ def to_spec(w: WorkloadJob, default_checkpoint_ms: int = 0) -> JobSpec:
         duration_hint_ms=w.duration_ms,
         dependencies=parse_dependencies(w.dependency) if w.dependency else (),
         array=parse_array(w.array) if w.array else None,
+        mig=w.mig,
+        mig_count=w.mig_count or (1 if w.mig else 0),  # a profile without a count is one slice
+        gpu_fraction=w.gpu_fraction,
+        gpu_memory_gib=w.gpu_memory_gib,
     )
 
 

@@ -23,7 +23,12 @@ from gpupool.sim.simulator import to_spec
 from gpupool.sim.workload import TraceError, WorkloadJob
 
 #: ``JobError`` field -> the workload column a user wrote it in.
-_COLUMN_OF = {"groups": "gpus_per_worker", "duration_hint": "duration", "submit": "submit"}
+_COLUMN_OF = {
+    "groups": "gpus_per_worker",
+    "duration_hint": "duration",
+    "submit": "submit",
+    "gpu_memory": "gpu_memory_gib",
+}
 
 
 def _problem(job: WorkloadJob, catalogue: Catalogue) -> tuple[str, str] | None:
@@ -44,6 +49,8 @@ def _problem(job: WorkloadJob, catalogue: Catalogue) -> tuple[str, str] | None:
     for s in job.stacks:
         if s not in KNOWN_STACKS:
             return "stacks", f"unknown software stack {s!r} (known: {', '.join(sorted(KNOWN_STACKS))})"
+    if job.mig and not any(m.mig is not None and job.mig in m.mig.profiles for m in catalogue):
+        return "mig", f"no accelerator model of the catalogue has MIG profile {job.mig!r}"
     return None
 
 
@@ -65,6 +72,7 @@ def vet_workload(
             j.gpus, j.gpus_per_worker, j.models, j.min_memory_gib < 0, j.stacks, j.topology,
             j.walltime_ms < 0, j.priority_class, j.checkpoint_interval_ms < 0, j.kind,
             j.submit_ms < 0, j.duration_ms < 0, not j.id, not j.tenant,
+            j.mig, j.mig_count, j.gpu_fraction, j.gpu_memory_gib,
         )  # fmt: skip
         if sig in seen:
             problem = seen[sig]

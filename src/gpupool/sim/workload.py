@@ -56,3 +56,8 @@ class WorkloadJob:
     dependency: str = ""
     #: a job array of like tasks, as Slurm's ``--array`` (``0-99%10``): tasks ``ID_INDEX``
     array: str = ""
+    # a fraction of one accelerator (gpupool.core.fraction_spec); the native format's columns
+    mig: str = ""
+    mig_count: int = 0
+    gpu_fraction: float = 0.0
+    gpu_memory_gib: float = 0.0

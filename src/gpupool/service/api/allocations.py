@@ -17,12 +17,14 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gpupool.core.accelerator import Catalogue
 from gpupool.core.tenancy import ANY_MODEL
-from gpupool.service import budget, store
+from gpupool.service import budget, store, tenant_budget
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
 from gpupool.service.api.jobs import resolve_project
 from gpupool.service.api.problems import ApiProblem, invalid, not_found, responses
 from gpupool.service.api.tenants import validate_tree
+from gpupool.service.auth import Caller
 from gpupool.service.db import AllocationRow, TenantRow
 from gpupool.service.request_body import RequestBody
 
@@ -52,6 +54,8 @@ class AllocationIn(RequestBody):
     over_budget: Literal["preemptible", "reject"] = "preemptible"
     state: Literal["requested", "approved", "active"] = "requested"
     note: Annotated[str, Field(max_length=1024)] = ""
+    #: what ``gpu_hours`` counts: accelerator-hours, or effective (H100-equivalent) hours
+    unit: Literal["gpu_hours", "effective"] = "gpu_hours"
 
     @model_validator(mode="after")
     def _period(self) -> AllocationIn:
@@ -76,10 +80,14 @@ class AllocationOut(BaseModel):
     over_budget: str
     state: Shown
     note: str
+    #: the unit of ``gpu_hours`` and ``used_gpu_hours``: ``gpu_hours`` or ``effective``
+    unit: str = "gpu_hours"
 
 
-def allocation_out(s: Session, a: AllocationRow, path: str, now: int) -> AllocationOut:
-    used = budget.used_hours(s, a, now)
+def allocation_out(s: Session, a: AllocationRow, path: str, now: int, catalogue: Catalogue) -> AllocationOut:
+    # an organisation's or a sector's allocation counts the usage of every project under it
+    under = None if path.count("/") >= 2 else tenant_budget.projects_under(s, path)
+    used = budget.used_hours(s, a, now, catalogue, under)
     shown: str = a.state
     if a.state == "active":
         if now >= a.period_end_ms:
@@ -98,7 +106,23 @@ def allocation_out(s: Session, a: AllocationRow, path: str, now: int) -> Allocat
         over_budget=a.over_budget,
         state=shown,  # type: ignore[arg-type]
         note=a.note,
+        unit=a.unit,
     )
+
+
+def _tenant_of(s: Session, caller: Caller, body: AllocationIn) -> TenantRow:
+    """The project the allocation is for; or, for a pool admin, an organisation or a sector
+    (a budget over every project under it, ADR 0018: GPU-hours only, no guarantee)."""
+    row = s.scalar(select(TenantRow).where(TenantRow.path == body.project))
+    if row is None or row.kind == "project" or not caller.is_pool_admin:
+        return resolve_project(s, caller, body.project)
+    if body.guaranteed:
+        raise invalid(
+            "guaranteed",
+            f"{row.path} is a {row.kind}: its allocation is a budget; guarantee accelerators "
+            "to it in the tenant tree (PATCH /v1/tenants)",
+        )
+    return row
 
 
 @router.get("", response_model=list[AllocationOut], responses=responses(401), summary="Allocations")
@@ -114,7 +138,7 @@ def list_allocations(
         q = q.where(AllocationRow.project_id == resolve_project(s, caller, project).id)
     now = rt.clock()
     return [
-        allocation_out(s, a, paths.get(a.project_id, ""), now)
+        allocation_out(s, a, paths.get(a.project_id, ""), now, rt.catalogue)
         for a in s.scalars(q)
         if caller.sees_all or a.project_id in caller.member_of or a.project_id in caller.admin_of
     ]
@@ -135,7 +159,7 @@ def create_allocation(body: AllocationIn, caller: CallerDep, rt: RuntimeDep) -> 
         )
     now = rt.clock()
     with rt.factory.begin() as s:
-        project = resolve_project(s, caller, body.project)
+        project = _tenant_of(s, caller, body)
         if not caller.is_pool_admin:
             if not caller.can_submit(project.id):
                 raise ApiProblem(403, f"you are not a member of {project.path}", kind="forbidden")
@@ -154,12 +178,13 @@ def create_allocation(body: AllocationIn, caller: CallerDep, rt: RuntimeDep) -> 
             state=body.state,
             note=body.note,
             created_ms=now,
+            unit=body.unit,
         )
         s.add(row)
         validate_tree(s, rt)
         store.audit(s, caller.name, "allocation.create", f"tenant/{project.path}", body.model_dump(), now)
         s.flush()
-        out = allocation_out(s, row, project.path, now)
+        out = allocation_out(s, row, project.path, now, rt.catalogue)
     rt.request_rebuild()
     return out
 
@@ -199,6 +224,6 @@ def patch_allocation(
             now,
         )
         path = s.get(TenantRow, row.project_id)
-        out = allocation_out(s, row, path.path if path else "", now)
+        out = allocation_out(s, row, path.path if path else "", now, rt.catalogue)
     rt.request_rebuild()
     return out

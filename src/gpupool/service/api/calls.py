@@ -83,6 +83,9 @@ class CallIn(RequestBody):
     opens_ms: Ms
     closes_ms: Ms
     criteria: Annotated[list[Criterion], Field(min_length=1, max_length=32)]
+    #: what its GPU-hours (and its awards' allocations) count: accelerator-hours or effective
+    #: (H100-equivalent) hours (ADR 0018)
+    unit: Literal["gpu_hours", "effective"] = "gpu_hours"
 
     @model_validator(mode="after")
     def _consistent(self) -> CallIn:
@@ -117,6 +120,7 @@ class CallOut(BaseModel):
     #: whether an application may be submitted now (open, and between the dates)
     accepting: bool
     reviewers: list[str]
+    unit: str = "gpu_hours"
 
 
 class ReviewerIn(RequestBody):
@@ -203,6 +207,7 @@ def call_out(s: Session, call: CallRow, now: int) -> CallOut:
         state=CallState(call.state),
         accepting=calls.accepting(call, now),
         reviewers=list(reviewers),
+        unit=call.unit,
     )
 
 
@@ -256,6 +261,7 @@ def create_call(body: CallIn, caller: CallerDep, rt: RuntimeDep) -> CallOut:
             state=CallState.DRAFT.value,
             created_by=caller.name,
             created_ms=now,
+            unit=body.unit,
         )
         s.add(row)
         s.flush()
@@ -444,7 +450,8 @@ def report(call_id: CallId, caller: CallerDep, rt: RuntimeDep, s: SessionDep) ->
         for aid in award.allocation_ids:
             alloc = s.get(AllocationRow, aid)
             if alloc is not None:
-                used[alloc.model] = used.get(alloc.model, 0.0) + round(budget.used_hours(s, alloc, now), 6)
+                got_h = budget.used_hours(s, alloc, now, rt.catalogue)
+                used[alloc.model] = used.get(alloc.model, 0.0) + round(got_h, 6)
         for m, h in award.gpu_hours.items():
             granted[m] = granted.get(m, 0.0) + float(h)
         for m, h in used.items():

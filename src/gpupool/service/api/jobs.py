@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpupool.core.tenancy import CLASSES
-from gpupool.service import array_tasks, budget, job_dependencies, store
+from gpupool.service import array_tasks, job_dependencies, store, tenant_budget
 from gpupool.service.api.array_jobs import TaskOut, indices, task_row, tasks_of
 from gpupool.service.api.caller import CallerDep, RuntimeDep, SessionDep
 from gpupool.service.api.image_policy import check_image
@@ -271,8 +271,10 @@ def accept_job(
         rt.metrics.submissions.labels("refused").inc()
         raise ApiProblem(422, refused[1], kind=refused[0].value)
     with rt.reader() as s:
-        active = rt.directory.allocations(project.id, now)
-        verdict = budget.verdict(s, project.id, project.path, req.models, now, active)
+        # the project's budget, then its organisation's and sector's (ADR 0018)
+        verdict = tenant_budget.verdict(
+            s, rt.directory, project.id, project.path, req.models, now, rt.catalogue
+        )
         if verdict.over and verdict.action == "reject":
             # a retry of a job accepted before the budget ran out still gets its job back
             old = store.existing_job(s, caller.user_id, idempotency_key) if idempotency_key else None

@@ -30,8 +30,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gpupool.core.accelerator import Catalogue
 from gpupool.service import store
-from gpupool.service.budget import used_hours
+from gpupool.service.budget import EFFECTIVE, used_hours
 from gpupool.service.db import (
     ApplicationRow,
     AuditRow,
@@ -298,7 +299,9 @@ def _paths(s: Session, ids: set[int]) -> dict[int, str]:
 # -- the allocations ------------------------------------------------------------------------------
 
 
-def from_allocations(s: Session, now: int, expiring_days: float) -> list[Event]:
+def from_allocations(
+    s: Session, now: int, expiring_days: float, catalogue: Catalogue | None = None
+) -> list[Event]:
     """``allocation.expiring`` and ``allocation.exhausted`` for the active allocations.
 
     The keys carry the period's end and the GPU-hours granted: an allocation extended or
@@ -329,7 +332,9 @@ def from_allocations(s: Session, now: int, expiring_days: float) -> list[Event]:
                     {**data, "days_left": round(days, 3)},
                 )
             )
-        used = used_hours(s, a, now)
+        if a.unit == EFFECTIVE and catalogue is None:
+            continue  # counted in effective GPU-hours: told about where the catalogue is known
+        used = used_hours(s, a, now, catalogue)
         if a.gpu_hours > 0 and used >= a.gpu_hours:
             out.append(
                 Event(

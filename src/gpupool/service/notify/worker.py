@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gpupool.core.accelerator import Catalogue
 from gpupool.service.db import (
     DeliveryAttemptRow,
     DeliveryRow,
@@ -54,6 +55,8 @@ class Notifier:
         self.allow = AllowList(settings.webhook_allow_hosts)
         self.expiring_days = expiring_days or settings.notify_expiring_days
         self._last_check: int | None = None
+        #: the fleet's catalogue, for allocations in effective GPU-hours (None: those are skipped)
+        self.catalogue: Catalogue | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,6 +66,7 @@ class Notifier:
         """The notifier of a started ``Runtime``: its cursors set, its thread running if the
         runtime runs its loop (tests that drive the loop by hand call ``poll`` themselves)."""
         notifier = cls(runtime.factory, NotifySettings(), runtime.clock)
+        notifier.catalogue = runtime.catalogue  # effective allocations' usage (ADR 0018)
         with notifier.factory.begin() as s:
             events.start_cursors(s, notifier.clock())
         if runtime.run_loop:
@@ -110,7 +114,7 @@ class Notifier:
         with self.factory.begin() as s:
             found = events.from_audit(s, now) + events.from_event_log(s, now)
             if check:
-                found += events.from_allocations(s, now, self.expiring_days)
+                found += events.from_allocations(s, now, self.expiring_days, self.catalogue)
             new = events.record(s, found, now)
         if check:
             self._last_check = now

@@ -92,6 +92,7 @@ def award(
             state="active",
             note=f"award of application {app.id} to call {call.id}{renews}",
             created_ms=now,
+            unit=call.unit,  # as the call counts its GPU-hours (ADR 0018)
         )
         for m, h in sorted(hours.items())
     ]

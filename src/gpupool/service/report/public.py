@@ -134,7 +134,7 @@ def public_report(
     used_of: dict[int, float] = {}
     for a in allocs:
         g = granted.setdefault(sector_of(paths.get(a.project_id, "?")), Granted())
-        used_of[a.id] = budget.used_hours(s, a, until)
+        used_of[a.id] = budget.used_hours(s, a, until, catalogue)
         g.granted_gpu_hours += a.gpu_hours
         g.used_gpu_hours += used_of[a.id]
     calls: list[dict[str, Any]] = []

@@ -46,6 +46,10 @@ NATIVE_COLUMNS: Final[tuple[str, ...]] = (
     "kind",
     "dependency",
     "array",
+    "mig",
+    "mig_count",
+    "gpu_fraction",
+    "gpu_memory_gib",
 )
 NATIVE_REQUIRED: Final = frozenset({"submit_s", "duration_s", "gpus", "tenant"})
 # Native seconds column -> WorkloadJob millisecond field.
@@ -56,7 +60,9 @@ _NATIVE_SECONDS: Final[dict[str, str]] = {
     "checkpoint_interval_s": "checkpoint_interval_ms",
 }
 # Integer columns with their minimum value.
-_NATIVE_INTS: Final[dict[str, int]] = {"gpus": 1, "gpus_per_worker": 0, "min_memory_gib": 0}
+_NATIVE_INTS: Final[dict[str, int]] = {"gpus": 1, "gpus_per_worker": 0, "min_memory_gib": 0, "mig_count": 0}
+# Decimal columns (a fraction of one accelerator), >= 0.
+_NATIVE_FLOATS: Final = ("gpu_fraction", "gpu_memory_gib")
 _NATIVE_LISTS: Final = ("models", "stacks")
 _NATIVE_STRINGS: Final = (
     "id",
@@ -68,6 +74,7 @@ _NATIVE_STRINGS: Final = (
     "kind",
     "dependency",
     "array",
+    "mig",
 )
 # String fields whose empty value would read back as the (non-empty) default: the writer refuses them.
 _NONEMPTY_STRINGS: Final = ("id", "tenant", "topology", "workload_class", "priority_class", "kind")
@@ -110,6 +117,11 @@ def _parse_native_csv(path: Path, text: str) -> Parsed:
         if optional:
             ints[empty] = defaults[column]
         fields[column] = ints
+    for column in _NATIVE_FLOATS:
+        if column in table.columns:
+            values, empty = checks.numbers(column, minimum=0, optional=True)
+            values[empty] = 0.0
+            fields[column] = values.tolist()
     for column in _NATIVE_STRINGS:
         if column not in table.columns:
             continue
@@ -166,7 +178,7 @@ def _parse_native_jsonl(path: Path, text: str) -> Parsed:
             submit_ms = np.asarray(ms, dtype=np.int64)
         else:
             fields[field] = ms
-    for column in (*_NATIVE_INTS, *_NATIVE_STRINGS):
+    for column in (*_NATIVE_INTS, *_NATIVE_STRINGS, *_NATIVE_FLOATS):
         fields[column] = [defaults[column] if v is None else v for v in columns[column]]
     for column in _NATIVE_LISTS:
         fields[column] = [() if v is None else tuple(v) for v in columns[column]]
@@ -178,7 +190,7 @@ def _check_json_value(path: str, line: int, name: str, value: Any) -> Any:
     """Validate one JSONL value against its column's type and range; None = not given."""
     if value is None:
         return None
-    if name in _NATIVE_SECONDS or name in _NATIVE_INTS:
+    if name in _NATIVE_SECONDS or name in _NATIVE_INTS or name in _NATIVE_FLOATS:
         # bool is an int subclass in Python but never a valid count or time.
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise TraceError(path, line, name, f"not a number: {value!r}")

@@ -97,4 +97,6 @@ def build_jobs(parsed: Parsed, order: IntArray, submit_ms: IntArray) -> list[Wor
             columns.append(_gather(parsed.fields[f.name], order))
         else:
             columns.append(itertools.repeat(f.default))
-    return list(map(WorkloadJob, *columns))
+    # trailing fields no column gives are left to their defaults: fewer arguments per job
+    given = [i for i, f in enumerate(JOB_FIELDS) if f.name == "submit_ms" or f.name in parsed.fields]
+    return list(map(WorkloadJob, *columns[: given[-1] + 1]))

@@ -86,7 +86,7 @@ def burndown(
         if a.state == "active":
             if now >= a.period_end_ms:
                 shown_state = "expired"
-            elif budget.used_hours(s, a, now) >= a.gpu_hours:
+            elif budget.used_hours(s, a, now, cat) >= a.gpu_hours:
                 shown_state = "exhausted"
         out.append(
             BurnDown(

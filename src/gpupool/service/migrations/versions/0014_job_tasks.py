@@ -1,7 +1,7 @@
 """Job arrays: one row per task the loop decided about (ADR 0019).
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0010"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

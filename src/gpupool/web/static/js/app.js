@@ -4,6 +4,8 @@ import { api, ApiError, TOKEN_STORAGE_KEY, token } from "./api.js";
 import { h, replace } from "./dom.js";
 import { clock } from "./fmt.js";
 import { LANGS, lang, setLang, t, translatePage } from "./i18n.js";
+import * as application from "./pages/application.js";
+import * as calls from "./pages/calls.js";
 import * as job from "./pages/job.js";
 import * as overview from "./pages/overview.js";
 import * as queue from "./pages/queue.js";
@@ -12,7 +14,7 @@ import * as signin from "./pages/signin.js";
 import * as tenants from "./pages/tenants.js";
 import * as whatif from "./pages/whatif.js";
 
-const PAGES = { overview, queue, job, tenants, reports, whatif, signin };
+const PAGES = { overview, queue, job, tenants, reports, calls, application, whatif, signin };
 const state = { session: null, timers: [], alive: null, notice: "" };
 
 function parseHash() {
@@ -46,7 +48,7 @@ function showChrome(session) {
 }
 
 function markNav(name) {
-  const current = name === "job" ? "queue" : name;
+  const current = { job: "queue", application: "calls" }[name] || name;
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.dataset.page === current) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
