@@ -36,7 +36,7 @@ from gpupool.core.capacity import Capacity, Placement
 from gpupool.core.decisions import Decision, Explain, Reason, Start
 from gpupool.core.fleet import Fleet
 from gpupool.core.job import PRIORITY_CLASSES, JobError, JobSpec
-from gpupool.core.job_state import PENDING, RUNNING, JobState, remaining, walltime
+from gpupool.core.job_state import PENDING, RUNNING, JobState, remaining
 from gpupool.core.ledger import Ledger
 from gpupool.core.policies.base import Policy
 from gpupool.core.running_groups import RunningGroups
@@ -188,7 +188,14 @@ class PoolState:
     # -- reading -------------------------------------------------------------------------
 
     def walltime(self, j: JobState) -> int:
-        return walltime(j, self.config.default_walltime_ms)
+        """``job_state.walltime``, inline: the bulk pass and the wait index call this
+        thousands of times a cycle."""
+        s = j.spec
+        if s.walltime_ms > 0:
+            return s.walltime_ms
+        if s.duration_hint_ms > 0:
+            return s.duration_hint_ms
+        return self.config.default_walltime_ms
 
     def remaining(self, j: JobState) -> int:
         """Estimated run time left: a walltime restarts whole, a duration hint does not."""
