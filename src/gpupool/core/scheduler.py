@@ -94,8 +94,17 @@ class Scheduler:
     def handle(self, events: Iterable[Event], now: int) -> list[Decision]:
         """Apply a batch of events at time ``now`` (ms) and run one cycle; return decisions."""
         out: list[Decision] = []
-        for ev in events:
-            self._apply(ev, now, out)
+        state = self.state
+        try:
+            for ev in events:
+                if isinstance(ev, JobSubmitted):
+                    state.batch()  # a run of submissions: queue keys sorted in at once
+                    self._submit(ev.spec, now, out)
+                else:
+                    state.flush()
+                    self._apply(ev, now, out)
+        finally:
+            state.flush()
         self._cycle(now, out)
         return out
 
