@@ -95,13 +95,18 @@ class Scheduler:
         """Apply a batch of events at time ``now`` (ms) and run one cycle; return decisions."""
         out: list[Decision] = []
         state = self.state
+        batching = False
         try:
             for ev in events:
                 if isinstance(ev, JobSubmitted):
-                    state.batch()  # a run of submissions: queue keys sorted in at once
+                    if not batching:  # a run of submissions: queue keys sorted in at once
+                        state.batch()
+                        batching = True
                     self._submit(ev.spec, now, out)
                 else:
-                    state.flush()
+                    if batching:
+                        state.flush()
+                        batching = False
                     self._apply(ev, now, out)
         finally:
             state.flush()
