@@ -325,6 +325,9 @@ class PoolState:
             q = queues.get(qkey)
             if q is None:
                 queues[qkey] = SortedList(keys)
+            elif len(keys) < 16:
+                for k in keys:  # a few: inserts are cheaper than ``update``'s merge
+                    q.add(k)
             else:
                 q.update(keys)
 
