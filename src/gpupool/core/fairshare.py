@@ -41,9 +41,6 @@ class FairShareOrder:
         self.guard_cache: dict[tuple[int, int], tuple[tuple[int, str, int], ...]] = {}
         #: per sub-queue: (head seq, its project's held_ver, within) of its last prefix
         self.within: dict[tuple[int, int, int], tuple[int, int, int]] = {}
-        #: per (project, candidate set): (its held_ver, the most accelerators left under one
-        #: of its guarantees there, None if it has none): ``within_now`` without a scan
-        self.room: dict[tuple[int, int], tuple[int, int | None]] = {}
         #: sub-queue prefixes of this cycle, valid while the state's ``version`` holds
         self.prefixes: Memo[tuple[int, int, int], tuple[float, ...]] = Memo(state)
 
@@ -125,22 +122,13 @@ class FairShareOrder:
         state = self.state
         project = qkey[1]
         gpus = state.by_seq[head].spec.gpus
-        ver = state.held_ver[project]
-        # held + gpus <= guaranteed for some holder iff gpus <= the largest room left under
-        # one: that room is shared by the project's sub-queues of every class on these
-        # pools, and kept until what those holders hold changes (``held_ver``)
-        room_key = (project, qkey[0])
-        got = self.room.get(room_key)
-        if got is None or got[0] != ver:
-            held_of = state.ledger.held_of
-            room: int | None = None
-            for node, key, guaranteed in self.guards(project, qkey[0]):
-                left = guaranteed - held_of(node, key)
-                if room is None or left > room:
-                    room = left
-            got = self.room[room_key] = (ver, room)
-        within = 0 if got[1] is not None and gpus <= got[1] else 1
-        self.within[qkey] = (head, ver, within)
+        held_of = state.ledger.held_of
+        within = 1
+        for node, key, guaranteed in self.guards(project, qkey[0]):
+            if held_of(node, key) + gpus <= guaranteed:
+                within = 0
+                break
+        self.within[qkey] = (head, state.held_ver[project], within)
         return within
 
     def fair_key(self, project: int, now: int) -> tuple[float, ...]:
