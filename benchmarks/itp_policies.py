@@ -67,6 +67,7 @@ POLICIES = (
     "srtf",
     "las",
     "tiresias",
+    "predicted",
     "maxmin",
     "ftf",
     "gavel-las",

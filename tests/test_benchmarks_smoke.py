@@ -5,6 +5,7 @@ Not a timing test: it checks keys and basic sanity, never how fast anything ran.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gpupool.core.policy import POLICIES as REGISTERED_POLICIES
 from gpupool.fleetfile import load_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +105,20 @@ def test_itp_policies_benchmark_small() -> None:
         for key in ("avg_jct_s", "avg_queue_s", "jain_fairness", "wall_s", "jct_ratio_vs_fifo"):
             assert isinstance(r[key], float), key
     assert runs["fifo"]["jct_ratio_vs_fifo"] == 1.0
+
+
+def test_itp_policies_benchmark_runs_or_skips_every_registered_policy() -> None:
+    spec = importlib.util.spec_from_file_location("_bench_itp", ROOT / "benchmarks" / "itp_policies.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        del sys.modules[spec.name]
+    run = {p.partition("+")[0] for p in mod.POLICIES}
+    assert run | set(mod.SKIPPED) == set(REGISTERED_POLICIES)
+    assert not run & set(mod.SKIPPED)
 
 
 def test_itp_policies_benchmark_records_a_run_past_its_limit_as_timeout() -> None:

@@ -119,7 +119,8 @@ class QueuePass:
                 i += 1
                 cursor[qkey] = i
                 if i < len(q):
-                    heapq.heappush(heap, ((*prefix, *q[i]), q[i][-1], qkey))
+                    e = q[i]
+                    heapq.heappush(heap, ((*prefix, *e), e[-1], qkey))
                 continue
             avail: Sequence[int] = j.candidates
             if cyc.blocked:
@@ -184,7 +185,8 @@ class QueuePass:
             cursor[qkey] = i
             nq = queues.get(qkey)
             if nq is not None and nq is q and i < len(nq):
-                heapq.heappush(heap, ((*prefix_of(qkey, now), *nq[i]), nq[i][-1], qkey))
+                e = nq[i]  # read once: indexing a SortedList costs a Python call
+                heapq.heappush(heap, ((*prefix_of(qkey, now), *e), e[-1], qkey))
         self.reserved = set(cyc.reservations)
 
     def _starving_first(self, cyc: CycleScratch, easy: bool) -> set[int]:

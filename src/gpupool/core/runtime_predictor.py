@@ -17,6 +17,8 @@ Rules, and why:
   an estimate. On Philly at a quarter of the nodes a window of 16 gave a mean JCT of
   39,640 s, 64 gave 37,236 s, 256 36,949 s and 1,024 35,540 s: a long window estimates the
   tail of the run times better, and the tail decides the conditional mean.
+  With the 24 h starvation bound (ADR 0014) 1,024 gave 37,292 s, 4,096 37,727 s, 16,384 37,619 s:
+  the bound serves the long waiters first, and a longer history no longer helps.
 * The conditional mean, not the mean: a job that has run for an hour is not a fresh job of
   its class. Over heavy-tailed run times (training traces) the expected remaining time
   grows with age, so the order degrades gracefully to least attained service; over

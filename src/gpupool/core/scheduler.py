@@ -102,8 +102,22 @@ class Scheduler:
         """Apply a batch of events at time ``now`` (ms) and run one cycle; return decisions."""
         out: list[Decision] = []
         self.held.recent.clear()
-        for ev in events:
-            self._apply(ev, now, out)
+        state = self.state
+        batching = False
+        try:
+            for ev in events:
+                if isinstance(ev, JobSubmitted):
+                    if not batching:  # a run of submissions: queue keys sorted in at once
+                        state.batch()
+                        batching = True
+                    self._submit(ev.spec, now, out, ev.settled)
+                else:
+                    if batching:
+                        state.flush()
+                        batching = False
+                    self._apply(ev, now, out)
+        finally:
+            state.flush()
         self._cycle(now, out)
         if self.held.waiters or self.arrays.tasks:
             self._after_starts(now, out)

@@ -85,7 +85,7 @@ class WaitingJobs:
         if nxt is None or (heap and ((*prefix, *nxt), nxt[-1], qkey) > heap[0]):
             pass  # another sub-queue's job comes next: a run of one
         elif all(
-            self.blocked_as(sig[0], sig[1], min(sj.gpus), max(sj.gpus), sj.walls[0], cyc, None)
+            self.blocked_as(sig[0], sig[1], min(sj.gpus), max(sj.gpus), sj.min_wall(), cyc, None)
             and not (preempting and not hopeless(qkey[1], rank, sig[0], min(sj.gpus)))
             for sig, sj in state.waits.index[qkey].sigs.items()
         ):
