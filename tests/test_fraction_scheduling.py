@@ -7,9 +7,14 @@ workloads.
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from gpupool.cli.main import app
 from gpupool.core.decisions import Reason, Start
 from gpupool.core.events import Event, JobFinished, JobSubmitted, NodeDown, NodeUp, Tick
 from gpupool.core.fleet import Fleet, FleetBuilder
@@ -255,3 +260,45 @@ def test_no_gpu_is_oversubscribed_under_any_policy(
             events.append(Tick())
         s.handle(events, now)
         _check_no_oversubscription(s)
+
+
+# -- the twin ------------------------------------------------------------------------------
+
+_ONE_GPU_FLEET = """\
+name: one-shared
+sites:
+  - name: s
+    clusters:
+      - name: c
+        blocks:
+          - name: b
+            racks:
+              - name: r
+                nodes:
+                  - {count: 1, model: H100, gpus: 1, fractions: {shared: true, mig: dynamic}}
+"""
+_TENANTS = "name: one\nsectors:\n  lab:\n    organisations:\n      uni:\n        projects:\n          t: {}\n"
+_TRACE = (
+    "submit_s,duration_s,gpus,tenant,mig,mig_count,gpu_fraction,gpu_memory_gib\n"
+    "0,3600,1,t,,,0.25,\n"
+    "0,3600,1,t,,,0.25,\n"
+    "0,3600,1,t,,,0.5,\n"
+    "10,3600,1,t,1g.10gb,1,,\n"
+)
+
+
+def test_the_twin_runs_several_fractions_on_one_gpu(tmp_path: Path) -> None:
+    (tmp_path / "fleet.yaml").write_text(_ONE_GPU_FLEET, encoding="utf-8")
+    (tmp_path / "tenants.yaml").write_text(_TENANTS, encoding="utf-8")
+    (tmp_path / "trace.csv").write_text(_TRACE, encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["simulate", "-f", str(tmp_path / "fleet.yaml"), "-t", str(tmp_path / "tenants.yaml")]
+    args += ["-w", str(tmp_path / "trace.csv"), "--policy", "fifo", "--validate", "-o", str(out)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    with (out / "jobs.csv").open(encoding="utf-8") as f:
+        rows = {row["id"]: row for row in csv.DictReader(f)}
+    # the fleet has one GPU: three shares (0.25 + 0.25 + 0.5) run on it at once
+    assert [rows[f"trace-{i}"]["first_start_ms"] for i in range(3)] == ["0", "0", "0"]
+    # a MIG slice cannot go on a time-sliced GPU: it waits until the shares leave
+    assert rows["trace-3"]["first_start_ms"] == "3600000"
