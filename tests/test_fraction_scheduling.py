@@ -151,6 +151,23 @@ def test_a_fraction_where_no_rule_allows_one_holds_a_whole_gpu() -> None:
     assert not s.state.fractions.grants
 
 
+def test_a_restart_puts_the_shares_back_on_their_gpu() -> None:
+    fleet = _fleet(NodeFractions(shared=True), nodes=1, gpus=1)
+    s = Scheduler(fleet, tenants("a"))
+    out = s.handle([JobSubmitted(_job(f"h{i}", gpu_fraction=0.5)) for i in range(2)], 0)
+    started = _starts(out)
+    assert set(started) == {"h0", "h1"}
+    back = Scheduler(fleet, tenants("a"))
+    for jid, d in started.items():
+        back.restore_running(s.job(jid).spec, d.placement, 0, attempt=1)  # type: ignore[union-attr]
+    back.validate()
+    assert back.state.fractions.charged("h0") == 0.5 and back.capacity.free[0] == 0
+    # the GPU is full: a third half waits
+    out = back.handle([JobSubmitted(_job("h2", gpu_fraction=0.5))], 1_000)
+    assert "h2" not in _starts(out)
+    back.validate()
+
+
 # -- a property over every registered policy ------------------------------------------------
 
 _FRACTIONS = st.sampled_from(
