@@ -87,7 +87,13 @@ class PoolFractions:
         self.owned: set[tuple[int, int]] = set()
         #: per running job id: its grant
         self.grants: dict[str, Grant] = {}
+        #: per pool: its nodes whose rule allows a cut (sharing or MIG) the model can give;
+        #: a pool with none never builds the fraction state (fractions there hold whole GPUs)
+        self.cuttable: list[list[int]] = [[] for _ in capacity.pools]
         for node, rule in sorted(fleet.fractions.items()):
+            model = fleet.catalogue[fleet.nodes[node].model]
+            if (rule.shared and model.sharing) or (rule.mig is not MigMode.NONE and model.mig is not None):
+                self.cuttable[capacity.node_pool[node]].append(node)
             if rule.mig is MigMode.FIXED and fleet.catalogue[fleet.nodes[node].model].mig is not None:
                 ids = tuple(range(fleet.nodes[node].gpus))
                 capacity.take(node, ids)
@@ -112,8 +118,16 @@ class PoolFractions:
         req = request_of(spec)
         if req is None:
             return None
+        cuttable = self.cuttable[pool]
+        if not cuttable:
+            return None
         cap = self.capacity
-        scope = [n for n in (cap.pools[pool].nodes if nodes is None else nodes) if cap.schedulable[n]]
+        if nodes is not None:
+            wanted = set(nodes)
+            cuttable = [n for n in cuttable if n in wanted]
+        scope = [n for n in cuttable if cap.schedulable[n]]
+        if not scope:
+            return None
         grant = self.state.place(job_id, req, self.placer, scope)
         if grant is None:
             return None
