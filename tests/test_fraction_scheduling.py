@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from gpupool.cli.main import app
-from gpupool.core.decisions import Reason, Start
+from gpupool.core.decisions import Reason, Reserve, Start
 from gpupool.core.events import Event, JobFinished, JobSubmitted, NodeDown, NodeUp, Tick
 from gpupool.core.fleet import Fleet, FleetBuilder
 from gpupool.core.fraction_pool import FractionPlacement
@@ -166,6 +166,26 @@ def test_a_restart_puts_the_shares_back_on_their_gpu() -> None:
     out = back.handle([JobSubmitted(_job("h2", gpu_fraction=0.5))], 1_000)
     assert "h2" not in _starts(out)
     back.validate()
+
+
+def test_under_easy_a_fraction_packs_past_a_reservation_but_opens_no_gpu() -> None:
+    s = Scheduler(
+        _fleet(NodeFractions(shared=True), nodes=1, gpus=3),
+        tenants("a"),
+        SchedulerConfig(policy="fifo", backfill="easy"),
+    )
+    out = s.handle([JobSubmitted(_job("h0", gpu_fraction=0.5)), JobSubmitted(_job("w", gpus=1))], 0)
+    assert set(_starts(out)) == {"h0", "w"} and s.capacity.free[0] == 1
+    # a gang of 3 waits and reserves the pool
+    out = s.handle([JobSubmitted(_job("g", gpus=3))], 1_000)
+    assert "g" not in _starts(out) and any(isinstance(d, Reserve) and d.job_id == "g" for d in out)
+    # a half packs beside h0 (it takes nothing the reservation counts); another half would
+    # have to open the idle GPU the gang is promised: it waits
+    halves = [JobSubmitted(_job(f"h{i}", gpu_fraction=0.5)) for i in (1, 2)]
+    out = s.handle(halves, 2_000)
+    s.validate()
+    assert set(_starts(out)) == {"h1"}
+    assert s.capacity.free[0] == 1, "the idle GPU stays whole for the reserved gang"
 
 
 # -- a property over every registered policy ------------------------------------------------

@@ -83,6 +83,8 @@ class PoolFractions:
         self.placer = placer
         self._target = target
         self._state: FractionState | None = None
+        #: may the placement in progress open an idle GPU (``take(open_new=...)``)
+        self._may_open = True
         #: (node, gpu) taken from the capacity by this layer (opened cells, fixed layouts)
         self.owned: set[tuple[int, int]] = set()
         #: per running job id: its grant
@@ -108,13 +110,21 @@ class PoolFractions:
 
     def _opens(self, node: int, gpu: int) -> bool:
         cap = self.capacity
-        return cap.schedulable[node] and bool(cap.mask[node] >> gpu & 1)
+        return self._may_open and cap.schedulable[node] and bool(cap.mask[node] >> gpu & 1)
 
     def take(
-        self, spec: FractionAsk, job_id: str, pool: int, nodes: Sequence[int] | None = None
+        self,
+        spec: FractionAsk,
+        job_id: str,
+        pool: int,
+        nodes: Sequence[int] | None = None,
+        open_new: bool = True,
     ) -> Placement | None:
         """Place ``spec``'s fraction in ``pool`` (on ``nodes`` only, when given); the
-        ``FractionPlacement`` taken, or None (nothing changed) when it fits nowhere."""
+        ``FractionPlacement`` taken, or None (nothing changed) when it fits nowhere.
+
+        ``open_new`` False: only onto a GPU already cut (it takes nothing from the capacity,
+        so an EASY reservation's count of free GPUs stays true)."""
         req = request_of(spec)
         if req is None:
             return None
@@ -128,7 +138,11 @@ class PoolFractions:
         scope = [n for n in cuttable if cap.schedulable[n]]
         if not scope:
             return None
-        grant = self.state.place(job_id, req, self.placer, scope)
+        self._may_open = open_new
+        try:
+            grant = self.state.place(job_id, req, self.placer, scope)
+        finally:
+            self._may_open = True
         if grant is None:
             return None
         self.grants[job_id] = grant

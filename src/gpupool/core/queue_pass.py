@@ -243,11 +243,16 @@ class QueuePass:
         frac = bool(spec.mig) or spec.gpu_fraction > 0 or spec.gpu_memory_gib > 0
         for pi in avail:
             p = cap.pools[pi]
-            # a fraction packs onto a cut GPU first, outside reserved pools (core/fraction_pool.py)
-            limited = frac and state.ledger.borrow_limit_hit(j.project, p.model, 1) is not None
-            if frac and pi not in cyc.reservations and not limited:
-                taken = state.fractions.take(spec, spec.id, pi)
+            # a fraction packs onto a cut GPU first (core/fraction_pool.py); on a pool another
+            # job reserved it only packs (opening a GPU would take what the reservation counts)
+            if frac and state.ledger.borrow_limit_hit(j.project, p.model, 1) is None:
+                resv = cyc.reservations.get(pi)
+                own = resv is not None and resv.job is j
+                taken = state.fractions.take(spec, spec.id, pi, open_new=resv is None or own)
                 if taken is not None:
+                    if own:
+                        del cyc.reservations[pi]
+                        state.touch()
                     state.start(j, pi, (), cyc.now, cyc.out, taken)
                     return True
             if p.free < j.gpus:
