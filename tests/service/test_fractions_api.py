@@ -1,8 +1,9 @@
 """Fractions through the API: the job fields, 422s naming the field, and the live placement.
 
 A job asking MIG slices or a share of a GPU is stored with its fields and placed only on a
-model that can give them (in the live service, for now, on one whole GPU of such a model:
-see the README's "Fractions of an accelerator").
+model that can give them (the demo fleet's nodes allow no cut, so here each holds one whole
+GPU of such a model; packing on nodes that allow cuts: ``tests/test_fraction_scheduling.py``
+and ``tests/service/test_local_machine.py``).
 """
 
 from __future__ import annotations

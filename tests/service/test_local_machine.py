@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from gpupool.core.fleet import FleetError
 from gpupool.service import local_fleet
 from gpupool.service.api.app import create_app
+from gpupool.service.executors import sandbox
 from gpupool.service.executors.gpus import GpuDevice, LocalMachine
 from gpupool.service.local_fleet import DEFAULT_PROJECT, machine_user
 from gpupool.service.runtime import Runtime
@@ -82,3 +83,46 @@ def test_serve_refuses_contradicting_machine_options(tmp_path: Path, args: list[
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_two_half_gpu_jobs_run_at_once_on_the_one_gpu(tmp_path: Path) -> None:
+    """The local fleet's one H100 may be shared: two 0.5 jobs run on it together, pinned to the
+    same device (time-slicing: nothing enforces the halves, the scheduler accounts for them)."""
+    settings = ServiceSettings(data_dir=tmp_path, machine="simulated", machine_gpus=1, cycle_interval_ms=20)
+    runtime = Runtime(settings)
+    assert runtime.machine is not None
+    ((node, devices),) = runtime.machine.nodes
+    # each job holds its half for a few seconds and says which device it was given
+    code = "import os, time; print(os.environ.get('CUDA_VISIBLE_DEVICES', '')); time.sleep(4)"
+    with TestClient(create_app(runtime)) as http:
+        admin = {"Authorization": f"Bearer {runtime.new_admin_token}"}
+        tok = http.post("/v1/tokens", headers=admin, json={"user": machine_user()}).json()["token"]
+        me = {"Authorization": f"Bearer {tok}"}
+        ids = []
+        for mark in ("a", "b"):
+            body = {
+                "project": "default",
+                "gpus": 1,
+                "gpu_fraction": 0.5,
+                "name": mark,
+                "command": [sandbox.job_python(), "-c", code],
+            }
+            r = http.post("/v1/jobs", headers=me, json=body)
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        deadline = time.monotonic() + 30
+        together = False
+        jobs = [http.get(f"/v1/jobs/{i}", headers=me).json() for i in ids]
+        while time.monotonic() < deadline and any(j["state"] not in ("completed", "failed") for j in jobs):
+            together = together or all(j["state"] == "running" for j in jobs)
+            time.sleep(0.05)
+            jobs = [http.get(f"/v1/jobs/{i}", headers=me).json() for i in ids]
+        assert together, "the two halves never ran at the same time"
+        assert [j["state"] for j in jobs] == ["completed", "completed"], jobs
+        for j in jobs:
+            (place,) = j["placement"]
+            assert place["node"] == node and place["accelerators"] == [0]
+        # both were pinned to the one device
+        for i in ids:
+            assert http.get(f"/v1/jobs/{i}/logs", headers=me).text.strip() == devices[0].visible_id

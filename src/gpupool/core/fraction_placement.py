@@ -203,8 +203,14 @@ class FractionState:
         fleet: Fleet,
         rules: Mapping[int, NodeFractions] | None = None,
         workload: Workload = (),
+        opens: Callable[[int, int], bool] | None = None,
     ) -> None:
         self.fleet = fleet
+        #: may an idle cell (node, gpu) be opened? (the live scheduler: only while its
+        #: ``Capacity`` says the GPU is free, so a GPU a whole-GPU job holds is never shared)
+        self.opens = opens
+        #: the nodes the placement in progress may use (None: every node)
+        self._scope: Sequence[int] | None = None
         rules = rules if rules is not None else fleet.fractions
         self.cells: list[list[GpuCell]] = []
         for nd in fleet.nodes:
@@ -228,7 +234,13 @@ class FractionState:
         return sum(g.charged for g in self.grants.values())
 
     def idle_gpus(self, node: int) -> int:
-        return sum(1 for c in self.cells[node] if c.mode is CellMode.IDLE and not c.fixed)
+        return sum(1 for c in self.cells[node] if self._is_idle(c))
+
+    def _is_idle(self, c: GpuCell) -> bool:
+        """Idle and free to open (not a fixed layout, not held outside this state)."""
+        if c.mode is not CellMode.IDLE or c.fixed:
+            return False
+        return self.opens is None or self.opens(c.node, c.index)
 
     def stranded(self) -> float:
         """GPUs stranded by fragmentation: free capacity that lies on GPUs a job already
@@ -248,10 +260,20 @@ class FractionState:
 
     # -- placing -------------------------------------------------------------------------
 
-    def place(self, job: str, req: FractionRequest, placer: Placer) -> Grant | None:
-        """Place ``req`` for ``job`` with ``placer``; None (and no change) when it fits nowhere."""
+    def place(
+        self, job: str, req: FractionRequest, placer: Placer, nodes: Sequence[int] | None = None
+    ) -> Grant | None:
+        """Place ``req`` for ``job`` with ``placer`` (on ``nodes`` only, when given); None
+        (and no change) when it fits nowhere."""
         if job in self.grants:
             raise ValueError(f"{job} already holds a grant")
+        self._scope = nodes
+        try:
+            return self._place(job, req, placer)
+        finally:
+            self._scope = None
+
+    def _place(self, job: str, req: FractionRequest, placer: Placer) -> Grant | None:
         if req.kind is RequestKind.WHOLE:
             return self._place_whole(job, req, placer)
         units = req.count if req.kind is RequestKind.MIG else 1
@@ -308,7 +330,7 @@ class FractionState:
         for c in self.cells[n]:
             if len(pieces) == req.gpus:
                 break
-            if c.mode is CellMode.IDLE and not c.fixed:
+            if self._is_idle(c):
                 c.mode, c.holder = CellMode.WHOLE, job
                 pieces.append(Piece(n, c.index))
         grant = Grant(job, tuple(pieces), float(req.gpus))
@@ -321,7 +343,7 @@ class FractionState:
         for c in self.cells[n]:
             if len(taken) == gpus:
                 break
-            if c.mode is CellMode.IDLE and not c.fixed:
+            if self._is_idle(c):
                 c.mode = CellMode.WHOLE
                 taken.append(c)
         after = self._node_frag(n)
@@ -334,10 +356,12 @@ class FractionState:
     def _options(self, req: FractionRequest) -> Iterable[_Option]:
         """Every distinct way to place one unit: idle GPUs of a node are alike, so only the
         first idle one of each node is offered."""
-        for n, cells in enumerate(self.cells):
+        scope = range(len(self.cells)) if self._scope is None else self._scope
+        for n in scope:
+            cells = self.cells[n]
             idle_seen = False
             for c in cells:
-                if c.mode is CellMode.IDLE and idle_seen:
+                if c.mode is CellMode.IDLE and (idle_seen or not self._open_ok(c)):
                     continue
                 if req.kind is RequestKind.SHARE:
                     if not c.rule.shared or c.mode not in (CellMode.IDLE, CellMode.SHARED):
@@ -357,6 +381,10 @@ class FractionState:
                         if c.mode is CellMode.IDLE:
                             idle_seen = True
                         yield _Option(n, c.index, s)
+
+    def _open_ok(self, c: GpuCell) -> bool:
+        """An idle cell (not of a fixed layout) may be opened only where ``opens`` allows."""
+        return c.mode is not CellMode.IDLE or c.fixed or self.opens is None or self.opens(c.node, c.index)
 
     @staticmethod
     def _need(c: GpuCell, req: FractionRequest) -> ShareNeed | None:
@@ -443,7 +471,7 @@ class FractionState:
         other idle GPUs then become lost to whole-GPU tasks of more than the new count."""
         c = self.cells[o.node][o.gpu]
         idle = self.idle_gpus(o.node)
-        was_idle = c.mode is CellMode.IDLE and not c.fixed
+        was_idle = self._is_idle(c)
         before = self._gpu_term(c, float(c.free_capacity()), idle)
         piece = self._apply("\x00trial", req, o)
         try:
@@ -466,7 +494,10 @@ class FractionState:
         if not self.workload:
             return 0.0
         idle = self.idle_gpus(n)
-        return sum(self._gpu_term(c, float(c.free_capacity()), idle) for c in self.cells[n])
+        return sum(
+            self._gpu_term(c, float(c.free_capacity()) if self._open_ok(c) else 0.0, idle)
+            for c in self.cells[n]
+        )
 
     def _gpu_term(self, c: GpuCell, free: float, idle: int) -> float:
         """One GPU's part of its node's fragmentation, the node having ``idle`` idle GPUs."""
@@ -475,7 +506,7 @@ class FractionState:
         out = 0.0
         for req, p in self.workload:
             if req.kind is RequestKind.WHOLE:
-                lost = c.mode is not CellMode.IDLE or c.fixed or idle < req.gpus
+                lost = not self._is_idle(c) or idle < req.gpus
             elif req.kind is RequestKind.MIG:
                 lost = not self._mig_starts(c, req.profile)
             else:

@@ -12,6 +12,7 @@ Part of the pure core, like the scheduler it checks.
 
 from __future__ import annotations
 
+from gpupool.core.fraction_pool import FractionPlacement
 from gpupool.core.job_state import RUNNING
 from gpupool.core.pool_state import PoolState
 
@@ -24,6 +25,9 @@ def validate(sched: PoolState) -> None:
     for j in sched.running.values():
         if j.status != RUNNING:
             raise AssertionError(f"job {j.spec.id} is in the running set but not running")
+        if isinstance(j.placement, FractionPlacement):  # checked by the fraction layer below
+            held[j.project] = held.get(j.project, 0) + j.gpus
+            continue
         got = sum(len(ids) for _, ids in j.placement)
         if got != j.gpus:
             raise AssertionError(f"gang {j.spec.id} holds {got} of its {j.gpus} accelerators")
@@ -39,8 +43,9 @@ def validate(sched: PoolState) -> None:
                 if sched.capacity.mask[node] >> i & 1:
                     raise AssertionError(f"accelerator {i} of node {node} is both held and free")
         held[j.project] = held.get(j.project, 0) + j.gpus
+    sched.fractions.validate()
     used: dict[int, int] = {}
-    for node, _ in owner:
+    for node, _ in [*owner, *sched.fractions.owned]:
         used[node] = used.get(node, 0) + 1
     for n, nd in enumerate(sched.fleet.nodes):
         if used.get(n, 0) + sched.capacity.free[n] != nd.gpus:

@@ -35,6 +35,8 @@ from gpupool.core.candidates import CandidatePools
 from gpupool.core.capacity import Capacity, Placement
 from gpupool.core.decisions import Decision, Explain, Reason, Start
 from gpupool.core.fleet import Fleet
+from gpupool.core.fraction_placement import Placer
+from gpupool.core.fraction_pool import FractionPlacement, PoolFractions
 from gpupool.core.job import PRIORITY_CLASSES, JobError, JobSpec
 from gpupool.core.job_state import PENDING, RUNNING, JobState, remaining
 from gpupool.core.ledger import Ledger
@@ -95,12 +97,17 @@ class Trial:
         self._log: list[tuple[bool, Placement]] = []
 
     def release(self, placement: Placement) -> None:
-        """Free a running job's accelerators, for now."""
+        """Free a running job's accelerators, for now (a fraction's GPU is the fraction
+        layer's: a trial does not free it)."""
+        if isinstance(placement, FractionPlacement):
+            return
         self._capacity.undo(placement)
         self._log.append((True, placement))
 
     def retake(self, placement: Placement) -> None:
         """Take accelerators freed in this trial back (they stay with their job)."""
+        if isinstance(placement, FractionPlacement):
+            return
         for node, ids in placement:
             self._capacity.take(node, ids)
         self._log.append((False, placement))
@@ -130,12 +137,21 @@ class Trial:
 class PoolState:
     """The jobs, queues, running sets and capacity of one scheduler, and their primitives."""
 
-    def __init__(self, fleet: Fleet, tenancy: Tenancy, config: SchedulerConfig, policy: Policy) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        tenancy: Tenancy,
+        config: SchedulerConfig,
+        policy: Policy,
+        placer: Placer = Placer.FRAG_AWARE,
+    ) -> None:
         self.fleet = fleet
         self.tenancy = tenancy
         self.config = config
         self.policy = policy
         self.capacity = Capacity(fleet)
+        #: the GPUs cut into shares and MIG instances, and their grants (``fraction_pool``)
+        self.fractions = PoolFractions(fleet, self.capacity, placer)
         self.ledger = Ledger(tenancy, config.decay_half_life_ms)
         #: throughput per (class, model): read by aware policies and "effective" usage
         self.throughputs = config.throughputs or ThroughputTable.from_catalogue(fleet.catalogue)
@@ -353,11 +369,24 @@ class PoolState:
     # -- running -------------------------------------------------------------------------
 
     def start(
-        self, j: JobState, pool: int, plan: Sequence[tuple[int, int]], now: int, out: list[Decision]
+        self,
+        j: JobState,
+        pool: int,
+        plan: Sequence[tuple[int, int]],
+        now: int,
+        out: list[Decision],
+        taken: Placement | None = None,
     ) -> None:
-        """Start a pending job on a planned placement in ``pool``: a ``Start`` decision."""
+        """Start a pending job on a planned placement in ``pool``: a ``Start`` decision.
+
+        ``taken``: a placement already taken (a fraction's, ``PoolFractions.take``). A
+        fractional job given a plan is cut on the plan's nodes where their rule allows
+        (packing onto a shared or partitioned GPU first), else holds the planned GPU whole.
+        """
         self.dequeue(j)
-        placement = self.capacity.apply(plan)
+        if taken is None and (j.spec.mig or j.spec.gpu_fraction > 0 or j.spec.gpu_memory_gib > 0):
+            taken = self.fractions.take(j.spec, j.spec.id, pool, [n for n, _ in plan])
+        placement = taken if taken is not None else self.capacity.apply(plan)
         j.attempt += 1
         j.reason, j.detail, j.reserved_start = Reason.QUEUED, "", -1
         j.wait_sig = None
@@ -392,14 +421,25 @@ class PoolState:
         for node, _ in placement:
             self.node_jobs.setdefault(node, set()).add(j.seq)
         model = self.capacity.pools[pool].model
-        self.ledger.change(j.project, model, j.gpus, at, self.usage_rate(j.spec, model))
+        self.ledger.change(j.project, model, j.gpus, at, self._charge(j, model))
         self.held_changed(j.project)
         self.touch()
+
+    def _charge(self, j: JobState, model: str) -> float | None:
+        """What ``j`` adds to usage per ms: ``usage_rate``, scaled by a fraction's share."""
+        rate = self.usage_rate(j.spec, model)
+        share = self.fractions.charged(j.spec.id) if isinstance(j.placement, FractionPlacement) else None
+        if share is None:
+            return rate
+        return share if rate is None else rate * share / j.gpus
 
     def stop(self, j: JobState, now: int, released: bool = False) -> None:
         """Bookkeeping of a running job that stops (``released``: its accelerators already are)."""
         p = self.capacity.pools[j.pool]
-        if not released:
+        rate = self._charge(j, p.model)
+        if isinstance(j.placement, FractionPlacement):
+            self.fractions.release(j.spec.id)  # exactly its grant, whatever a trial did
+        elif not released:
             self.capacity.undo(j.placement)
         for node, _ in j.placement:
             s = self.node_jobs.get(node)
@@ -409,7 +449,6 @@ class PoolState:
         self.groups.remove(j)
         self.dirty.add(j.pool)
         del self.running[j.seq]
-        rate = self.usage_rate(j.spec, p.model)
         self.ledger.change(j.project, p.model, -j.gpus, now, None if rate is None else -rate)
         self.held_changed(j.project)
         self.touch()

@@ -128,7 +128,8 @@ class QueuePass:
                 if not avail:
                     continue  # every job of this sub-queue shares these blocked pools
             multi_stack = len(j.spec.stacks) > 1
-            if open_free <= 0 and not can_preempt:
+            # (a cut GPU may still hold a fraction: ``state.fractions.grants``)
+            if open_free <= 0 and not can_preempt and not state.fractions.grants:
                 # Nothing is free anywhere this job could go: say so for the job at the
                 # head and stop, instead of walking a queue that cannot move.
                 if multi_stack:
@@ -238,8 +239,22 @@ class QueuePass:
         cap = state.capacity
         reason, detail, subject = Reason.RESOURCES, "", None
         wall = state.walltime(j) if cyc.reservations else 0
+        spec = j.spec
+        frac = bool(spec.mig) or spec.gpu_fraction > 0 or spec.gpu_memory_gib > 0
         for pi in avail:
             p = cap.pools[pi]
+            # a fraction packs onto a cut GPU first (core/fraction_pool.py); on a pool another
+            # job reserved it only packs (opening a GPU would take what the reservation counts)
+            if frac and state.ledger.borrow_limit_hit(j.project, p.model, 1) is None:
+                resv = cyc.reservations.get(pi)
+                own = resv is not None and resv.job is j
+                taken = state.fractions.take(spec, spec.id, pi, open_new=resv is None or own)
+                if taken is not None:
+                    if own:
+                        del cyc.reservations[pi]
+                        state.touch()
+                    state.start(j, pi, (), cyc.now, cyc.out, taken)
+                    return True
             if p.free < j.gpus:
                 continue
             resv = cyc.reservations.get(pi)

@@ -91,6 +91,13 @@ def restore_running(
     if len(pools) != 1 or sum(len(ids) for _, ids in nodes) != spec.gpus:
         raise ValueError(f"job {spec.id!r}: placement must hold its {spec.gpus} accelerators in one pool")
     pool = pools.pop()
+    # a fraction is cut again on its node (the GPU it had there, when that is the one free)
+    cut = state.fractions.take(spec, spec.id, pool, [n for n, _ in nodes])
+    if cut is not None:
+        j = state.new_job(spec, project, cands or (pool,), spec.rank)
+        j.attempt, j.run_ms, j.attained = attempt, run_ms, attained
+        state.hold(j, pool, cut, start_ms)
+        return
     trial = state.trial()
     try:
         for n, ids in nodes:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from gpupool.core.accelerator import Catalogue
 from gpupool.core.fleet import Fleet, FleetBuilder, FleetError
+from gpupool.core.node_fractions import NodeFractions
 from gpupool.fleetfile import load_catalogue
 
 __all__ = [
@@ -212,6 +213,10 @@ class LocalMachine:
         rack = b.add_rack(b.add_block(cluster, "local"), "local")
         for node, devs in self.nodes:
             b.add_nodes(rack, 1, devs[0].model, len(devs), [node])
+            if cat[devs[0].model].sharing:
+                # a model that may be shared is, here: its jobs get the same device (plain
+                # time-slicing: the scheduler's accounting is the only limit, ADR 0016)
+                b.set_fractions([node], NodeFractions(shared=True))
         return b.build()
 
 
