@@ -233,7 +233,17 @@ class QueuePass:
         """Place ``j`` in the first of ``avail`` that holds it now; set its reason if none.
 
         With ``explain`` False the reason is left in ``cyc.why`` for the caller to set.
+        Reserved nodes ``j`` may not use are fenced off meanwhile (``advance_reservations``).
         """
+        advance = self.state.advance
+        if not advance:
+            return self._try_start(j, avail, cyc, explain, "")
+        with advance.fence(self.state.capacity, j.project, cyc.now, self.state.walltime(j)) as held:
+            return self._try_start(j, avail, cyc, explain, advance.note(held) if held else "")
+
+    def _try_start(
+        self, j: JobState, avail: Sequence[int], cyc: CycleScratch, explain: bool, fenced: str
+    ) -> bool:
         state = self.state
         cap = state.capacity
         reason, detail, subject = Reason.RESOURCES, "", None
@@ -273,7 +283,7 @@ class QueuePass:
             return True
         if reason is Reason.RESOURCES:
             subject = state.models_label(avail)
-            detail = f"waiting for {j.gpus} x {subject}" + unavailable_note(
+            detail = fenced or f"waiting for {j.gpus} x {subject}" + unavailable_note(
                 state.capacity.pools, avail, j.gpus
             )
         if explain:
