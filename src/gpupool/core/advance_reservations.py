@@ -52,11 +52,13 @@ class _Planned(Protocol):
 
 
 class ReservationConflict(ValueError):
-    """A reservation that cannot get its accelerators; the message names the field."""
+    """A reservation that cannot get its accelerators; the message names the field.
+    ``overlap``: it would fit the fleet but overlapping reservations hold what it needs."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, overlap: bool = False) -> None:
         super().__init__(message)
         self.field = field
+        self.overlap = overlap
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,8 @@ class AdvanceReservations:
                 if idx is None:
                     raise ReservationConflict("nodes", f"unknown node {name!r}")
                 if idx in taken:
-                    raise ReservationConflict("nodes", f"node {name} is held by an overlapping reservation")
+                    why = f"node {name} is held by an overlapping reservation"
+                    raise ReservationConflict("nodes", why, overlap=True)
                 out.append(idx)
             return tuple(sorted(set(out)))
         cluster = next((c.index for c in fleet.clusters if c.name == r.cluster), None)
@@ -180,6 +183,7 @@ class AdvanceReservations:
             raise ReservationConflict(
                 "count",
                 f"only {held} {r.model} of {r.cluster} are not reserved by an overlapping reservation",
+                overlap=True,
             )
         return tuple(sorted(got))
 
@@ -267,6 +271,7 @@ class AdvanceReservations:
     def note(self, blocking: Sequence[AdvanceReservation]) -> str:
         """The wait reason of a job held off reserved accelerators."""
         r = blocking[0]
+        # in ms, as the core's other reasons ("expected start at T ms"): the core reads no clock
         return f"waiting: accelerators reserved for {r.purpose()} from {r.start_ms} ms"
 
     def apply(self, change: AdvanceReservation | str) -> None:
@@ -287,3 +292,8 @@ class AdvanceReservations:
             wall = state.walltime(j)
             starts[jid] = min(self.delay(cap, pi, j.project, j.gpus, s, wall) for pi in j.candidates)
         return starts
+
+    def boundary_between(self, since: int, now: int) -> bool:
+        """Whether a window opened or closed in ``(since, now]``: the driver runs a cycle then
+        (the core decides only at events; a window's edge changes what may start)."""
+        return any(since < t <= now for h in self._held.values() for t in (h.r.start_ms, h.r.end_ms))

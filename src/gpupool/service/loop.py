@@ -193,6 +193,7 @@ class Loop:
         self._lost: list[ExecutorEvent] = []
         self._last_estimate = -(10**18)
         self._last_tick = -(10**18)
+        self._last_cycle_ms = -(10**18)
         self._estimates: dict[str, int | None] = {}
         self.last_cycle_ms: int | None = None
         self.cycles = 0
@@ -480,6 +481,9 @@ class Loop:
         if self.config.round_ms > 0 and now - self._last_tick >= self.config.round_ms:
             events.append(Tick())  # round-based policies (las) re-rank as service accrues
             self._last_tick = now
+        if sched.state.advance.boundary_between(self._last_cycle_ms, now):
+            events.append(Tick())  # an advance reservation's window opened or closed (ADR 0020)
+        self._last_cycle_ms = now
         # The core is called when something happened (as in the twin, which calls it only
         # at events), and once after a rebuild (restored pending jobs are decided on at
         # once). An idle cycle costs a poll and an inbox read, not a scheduling pass.
