@@ -27,6 +27,7 @@ from gpupool.cli.fleet_cmd import fleet_app, tenants_app
 from gpupool.cli.placers_cmd import compare_placers_cmd
 from gpupool.cli.programme_cmd import register as register_programme_commands
 from gpupool.cli.report_cmd import register as register_report_commands
+from gpupool.cli.reservation_cmd import reservation_app
 from gpupool.cli.serve_cmd import serve
 from gpupool.cli.slurm_cmd import import_slurm
 from gpupool.cli.sweep_cmd import sweep
@@ -73,6 +74,8 @@ app.command("whatif")(whatif)
 app.command("compare-placers")(compare_placers_cmd)
 # Local recovery of a pool-admin token on the server's machine (gpupool.cli.admin_cmd).
 app.add_typer(admin_app, name="admin")
+# Advance reservations: workshops and maintenance windows (gpupool.cli.reservation_cmd, ADR 0020).
+app.add_typer(reservation_app, name="reservation")
 
 out_console = Console()
 err_console = Console(stderr=True)
