@@ -57,8 +57,8 @@ def test_reservations_from_the_command_line(server: LiveServer) -> None:
     # bad input exits 2 naming the option; a refusal (overlap) exits 4 with the server's reason
     assert "--start" in gpupool(server, "create", "--start", "soon", "--duration", "1h", code=2)
     assert "--end" in gpupool(server, "create", "--start", "2099-01-01T00:00Z", code=2)
-    clash = gpupool(server, "create", "--start", "2099-01-01T01:00Z", "--duration", "1h", "--cluster", "kisti",
-                    "--model", "H200", "--count", "1", code=4)  # fmt: skip
+    clash = gpupool(server, "create", "--start", "2099-01-01T01:00Z", "--duration", "1h",
+                    "--cluster", "kisti", "--model", "H200", "--count", "1", code=4)  # fmt: skip
     assert "overlapping" in clash
     assert gpupool(server, "delete", str(made["id"]), "--json") == {"id": made["id"], "deleted": True}
     assert [r["id"] for r in gpupool(server, "list", "--json")] == [workshop["id"]]
