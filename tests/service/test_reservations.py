@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+import schemathesis
 from sqlalchemy import select
 
 from gpupool.service.db import AuditRow
 from tests.service.conftest import Service
+from tests.service.test_openapi_fuzz import _fuzz, fuzz_app  # noqa: F401 - a fixture, used by name
 from tests.service.test_restart import _restart
 
 H = 3_600_000
@@ -137,3 +140,18 @@ def test_reservation_events_round_trip_through_the_event_codec() -> None:
     gone = ReservationDeleted("r1")
     assert decode("ReservationCreated", encode(made)) == made
     assert decode("ReservationDeleted", encode(gone)) == gone
+
+
+@pytest.mark.slow
+def test_no_input_to_the_reservation_routes_causes_a_server_error(fuzz_app: tuple[Any, str]) -> None:  # noqa: F811
+    """The schemathesis run of ``test_openapi_fuzz`` on these routes alone (the whole run's
+    time budget may end before it reaches them)."""
+    app, token = fuzz_app
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    failures: list[str] = []
+    calls = [0]
+    ops = [r.ok() for r in schema.get_all_operations() if r.ok().path.startswith("/v1/reservations")]
+    for op in ops:
+        _fuzz(op, {"Authorization": f"Bearer {token}"}, failures, calls)
+    assert len(ops) == 4 and calls[0] >= 4 * 5
+    assert not failures, "\n\n".join(failures)
