@@ -54,3 +54,25 @@ def test_bad_rows_name_the_file_line_and_field(tmp_path: Path, row: str, where: 
     f.write_text(f"id,start_s,end_s,cluster,model,count,nodes,tenants\n{row}\n")
     with pytest.raises(ReservationsFileError, match=rf"r.csv:2: {where}:"):
         read_reservations(f)
+
+
+def test_simulate_reads_a_reservations_file_and_names_a_bad_one(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from gpupool.cli.main import app
+
+    f = tmp_path / "resv.csv"
+    head = "id,start_s,end_s,cluster,model,count,nodes,tenants\n"
+    f.write_text(head + "m1,3600,10800,kisti,H100,24,,\n")  # every H100 of the demo fleet for 2 h
+    args = ["simulate", "--fleet", "demo", "--hours", "4", "--json", "--reservations", str(f)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    held = json.loads(r.stdout)
+    plain = json.loads(CliRunner().invoke(app, args[:-2]).stdout)
+    assert held != plain  # the window changed what ran
+    f.write_text(head + "m1,3600,10800,kisti,H100,25,,\n")
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2
+    assert f"{f}: reservation m1: count: count 25 exceeds the 24 H100 of kisti" in " ".join(r.output.split())

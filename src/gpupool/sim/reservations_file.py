@@ -19,8 +19,10 @@ import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
-from gpupool.core.advance_reservations import AdvanceReservation
+from gpupool.core.advance_reservations import AdvanceReservation, AdvanceReservations, ReservationConflict
 from gpupool.core.events import Event, ReservationCreated, Tick
+from gpupool.core.fleet import Fleet
+from gpupool.core.tenancy import Tenancy
 
 COLUMNS = ("id", "start_s", "end_s", "cluster", "model", "count", "nodes", "tenants")
 
@@ -92,3 +94,17 @@ def reservation_events(reservations: Iterable[AdvanceReservation], start_ms: int
         out.append((start_ms, ReservationCreated(moved)))
         out.extend([(moved.start_ms, Tick()), (moved.end_ms, Tick())])
     return out
+
+
+def load_reservations(path: Path, fleet: Fleet, tenancy: Tenancy) -> tuple[AdvanceReservation, ...]:
+    """``read_reservations``, each checked against the fleet and tenants as the core will
+    hold it (unknown cluster, model, node or tenant, a count beyond the fleet, an overlap
+    without room): ``ReservationsFileError`` naming the file, the reservation and the field."""
+    got = read_reservations(path)
+    held = AdvanceReservations(fleet, tenancy)
+    for r in got:
+        try:
+            held.add(r)
+        except ReservationConflict as e:
+            raise ReservationsFileError(f"{path}: reservation {r.id}: {e.field}: {e}") from None
+    return tuple(got)
