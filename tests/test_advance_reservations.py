@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpupool.core.advance_reservations import AdvanceReservation, ReservationConflict
-from gpupool.core.decisions import Decision, Explain, Start
+from gpupool.core.decisions import Decision, Explain, Preempt, Start
 from gpupool.core.events import JobFinished, JobSubmitted, ReservationCreated, ReservationDeleted, Tick
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 
@@ -133,6 +133,7 @@ def test_no_reservation_changes_nothing() -> None:
         max_size=25,
     ),
     backfill=st.sampled_from(["none", "easy"]),
+    guaranteed=st.booleans(),
 )
 def test_no_non_member_job_ever_runs_on_reserved_accelerators_inside_the_window(
     window: tuple[int, int],
@@ -140,10 +141,13 @@ def test_no_non_member_job_ever_runs_on_reserved_accelerators_inside_the_window(
     maintenance: bool,
     jobs: list[tuple[int, int, str, int]],
     backfill: str,
+    guaranteed: bool,
 ) -> None:
+    # a guarantee for "other" lets it preempt "ws" to reclaim it: preemption is fenced too
+    kw = {"other": {"guaranteed": {"H100": 16}}} if guaranteed else {}
     s = Scheduler(
         fleet(racks=1, nodes_per_rack=4, gpus=8),
-        tenants("ws", "other"),
+        tenants("ws", "other", **kw),
         SchedulerConfig(policy="fairshare", backfill=backfill),
     )
     start, end = window[0] * H, (window[0] + window[1]) * H
@@ -175,3 +179,25 @@ def test_no_non_member_job_ever_runs_on_reserved_accelerators_inside_the_window(
             if est is not None and not member and est < end and start < est + walls[jid]:
                 assert j.gpus <= 32 - 8 * reserved, (jid, est)
         s.validate()
+
+
+@pytest.mark.parametrize("first", ["n0", "n1"])
+def test_a_guarantee_reclaimed_by_preemption_is_not_placed_on_reserved_nodes(first: str) -> None:
+    s = Scheduler(
+        fleet(racks=1, nodes_per_rack=2, gpus=8),
+        tenants("ws", "other", other={"guaranteed": {"H100": 8}}),
+        SchedulerConfig(policy="fairshare"),
+    )
+    ws = AdvanceReservation("ws", 0, 10 * H, tenants=("sector/ws",), nodes=("c0b0r0n1",))
+    s.handle([ReservationCreated(ws)], 0)
+    # ws fills both nodes (the reserved one is its own inside the window); which started
+    # first decides which one a victim search would look at first
+    placed = {}
+    for t, k in enumerate(["a", "b"] if first == "n0" else ["b", "a"], 1):
+        placed.update(starts(s.handle([JobSubmitted(job(k, 8, project="ws", walltime_ms=5 * H))], t)))
+    assert {st.placement[0][0] for st in placed.values()} == {"c0b0r0n0", "c0b0r0n1"}
+    out = s.handle([JobSubmitted(job("o", 8, project="other", walltime_ms=H))], 3)
+    victim = next(d.job_id for d in out if isinstance(d, Preempt))
+    assert placed[victim].placement[0][0] == "c0b0r0n0"  # the victim search is fenced too
+    assert starts(out)["o"].placement[0][0] == "c0b0r0n0"
+    s.validate()

@@ -166,11 +166,7 @@ class QueuePass:
                     if easy:
                         explain(j, *cyc.why[:2], out, cyc.why[2])
                     continue  # the same project's next jobs would hit the same limit
-                if (
-                    can_preempt
-                    and cyc.preempt_attempts < max_attempts
-                    and (self.preemptor.try_for(j, avail, cyc))
-                ):
+                if can_preempt and cyc.preempt_attempts < max_attempts and (self._preempt_for(j, avail, cyc)):
                     started = True
                     open_free = sum(p.free for p in pools if p.index not in cyc.blocked)
                 elif not easy:
@@ -240,6 +236,14 @@ class QueuePass:
             return self._try_start(j, avail, cyc, explain, "")
         with advance.fence(self.state.capacity, j.project, cyc.now, self.state.walltime(j)) as held:
             return self._try_start(j, avail, cyc, explain, advance.note(held) if held else "")
+
+    def _preempt_for(self, j: JobState, avail: Sequence[int], cyc: CycleScratch) -> bool:
+        """``Preemptor.try_for``, with the same fence as ``try_start``."""
+        advance = self.state.advance
+        if not advance:
+            return self.preemptor.try_for(j, avail, cyc)
+        with advance.fence(self.state.capacity, j.project, cyc.now, self.state.walltime(j)):
+            return self.preemptor.try_for(j, avail, cyc)
 
     def _try_start(
         self, j: JobState, avail: Sequence[int], cyc: CycleScratch, explain: bool, fenced: str
