@@ -201,3 +201,30 @@ def test_a_guarantee_reclaimed_by_preemption_is_not_placed_on_reserved_nodes(fir
     assert placed[victim].placement[0][0] == "c0b0r0n0"  # the victim search is fenced too
     assert starts(out)["o"].placement[0][0] == "c0b0r0n0"
     s.validate()
+
+
+def test_a_reservation_that_blocks_nobody_changes_no_decision() -> None:
+    """EASY's shadow with reservations walks running jobs as ``shadow_time`` does."""
+
+    def run(far: bool) -> list[Decision]:
+        s = Scheduler(
+            fleet(racks=8, nodes_per_rack=8, gpus=8),
+            tenants(*[f"p{i}" for i in range(20)]),
+            SchedulerConfig(policy="fairshare", backfill="easy"),
+        )
+        if far:  # long after every walltime below
+            far_off = AdvanceReservation("m", 10**12, 10**12 + H, nodes=("c0b0r0n0",))
+            s.handle([ReservationCreated(far_off)], 0)
+        subs = [
+            JobSubmitted(job(f"j{i}", 1 + (i * 7) % 16, project=f"p{i % 20}", walltime_ms=(1 + i % 5) * H))
+            for i in range(1500)
+        ]
+        out = s.handle(subs, 0)
+        ran = [(d.job_id, d.allocation_id) for d in out if isinstance(d, Start)]
+        for c in range(1, 30):
+            step = s.handle([JobFinished(*ran.pop(0))] if ran else [], c * 60_000)
+            ran += [(d.job_id, d.allocation_id) for d in step if isinstance(d, Start)]
+            out += step
+        return out
+
+    assert run(True) == run(False)

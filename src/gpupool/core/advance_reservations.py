@@ -248,22 +248,52 @@ class AdvanceReservations:
         """EASY's shadow time with reservations (``gpupool.core.reservations.shadow_time``):
         the first time from ``now`` at which ``need`` accelerators of ``pool`` are free on
         nodes that no window keeps a job of ``project`` running ``wall`` ms off, counting
-        what running jobs free there by their walltimes; and the spare then.
-
+        what running jobs free there by their walltimes (in the same order as
+        ``shadow_time``, so a reservation that blocks nothing changes nothing); and the spare.
         Tried at now, at each running job's end and at each window's end (when the nodes a
-        window held come back), the first that holds the job; inf if none does."""
+        window held come back); inf if none holds the job."""
         cap = state.capacity
         p = cap.pools[pool]
-        ends = [(end, state.by_seq[seq]) for end, seq in state.running_by_pool[pool]]
-        reopen = [h.r.end_ms for h in self._held.values() if h.r.end_ms > now]
-        times = sorted({now, *(e for e, _ in ends if e > now), *reopen})
-        for t in times:
-            off = {n for h in self._held.values() if self._blocks(h, project, t, wall) for n in h.nodes}
-            free = sum(cap.free[n] for n in p.nodes if cap.schedulable[n] and n not in off)
-            for end, j in ends:
-                if end > t:
-                    break
-                free += sum(len(ids) for n, ids in j.placement if n not in off and cap.schedulable[n])
+        held = list(self._held.values())
+
+        def off_at(t: int) -> set[int]:
+            return {n for h in held if self._blocks(h, project, t, wall) for n in h.nodes}
+
+        def gpus_of(j: JobState, off: set[int]) -> int:
+            if not off:
+                return j.gpus
+            return sum(len(ids) for n, ids in j.placement if n not in off and cap.schedulable[n])
+
+        def free_at(off: set[int], ended: list[JobState]) -> int:
+            if not off:
+                return p.free + sum(j.gpus for j in ended)
+            base = sum(cap.free[n] for n in p.nodes if cap.schedulable[n] and n not in off)
+            return base + sum(gpus_of(j, off) for j in ended)
+
+        off = off_at(now)
+        free = free_at(off, [])
+        if free >= need:
+            return float(now), free - need
+        reopen = sorted(h.r.end_ms for h in held if h.r.end_ms > now)
+        ended: list[JobState] = []
+        steps: list[tuple[int, JobState | None]] = []
+        ri = 0
+        for end, seq in state.running_by_pool[pool]:
+            while ri < len(reopen) and reopen[ri] < end:
+                steps.append((reopen[ri], None))
+                ri += 1
+            steps.append((end, state.by_seq[seq]))
+        steps.extend((t, None) for t in reopen[ri:])
+        for end, j in steps:
+            t = max(end, now)
+            if j is not None:
+                ended.append(j)
+            now_off = off_at(t)
+            if now_off != off or j is None:
+                off = now_off
+                free = free_at(off, ended)
+            else:
+                free += gpus_of(j, off)
             if free >= need:
                 return float(t), free - need
         return float("inf"), 0
