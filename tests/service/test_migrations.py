@@ -14,7 +14,7 @@ def test_migrations_build_the_schema_the_models_describe(database_url: str) -> N
     migrate(engine)
     migrate(engine)  # idempotent: upgrade head twice is a no-op
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0014"
+        assert MigrationContext.configure(conn).get_current_revision() == "0015"
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     assert {"jobs", "inbox", "outbox", "event_log", "usage", "audit", "alembic_version"} <= set(

@@ -51,7 +51,7 @@ def _ids(srv: LiveServer) -> dict[str, str]:
         c.get("/v1/users/me")  # the admin's token cached too
     return {"job_id": job["id"], "name": node, "path": tenant, "user": MEMBER,
             "token_id": str(member["id"]), "run_id": "r-none", "allocation_id": "1",
-            "call_id": "1", "application_id": "1", "subscription_id": "1",
+            "call_id": "1", "application_id": "1", "subscription_id": "1", "reservation_id": "1",
             "member": member["token"]}  # fmt: skip
 
 

@@ -220,6 +220,7 @@ def test_a_viewer_is_refused_every_write_route_of_the_schema(sqlite_service: Ser
         "call_id": "1",
         "application_id": "1",
         "subscription_id": "1",
+        "reservation_id": "1",
     }
     bodies: dict[str, Any] = {
         "/v1/jobs": {"project": "vision", "gpus": 1, "command": ["true"]},
@@ -228,6 +229,7 @@ def test_a_viewer_is_refused_every_write_route_of_the_schema(sqlite_service: Ser
         "/v1/tokens": {"name": "x", "scopes": ["read"]},
         "/v1/allocations": grant,
         "/v1/whatif": {"fleet": "demo", "hours": 1, "load": 0.1, "policies": ["fifo"]},
+        "/v1/reservations": {"start_ms": 2**40, "end_ms": 2**41, "nodes": [values["name"]]},
     }
     schema = service.http.get("/openapi.json").json()
     tried = []

@@ -27,6 +27,7 @@ from gpupool.cli.fleet_cmd import fleet_app, tenants_app
 from gpupool.cli.placers_cmd import compare_placers_cmd
 from gpupool.cli.programme_cmd import register as register_programme_commands
 from gpupool.cli.report_cmd import register as register_report_commands
+from gpupool.cli.reservation_cmd import reservation_app
 from gpupool.cli.serve_cmd import serve
 from gpupool.cli.slurm_cmd import import_slurm
 from gpupool.cli.sweep_cmd import sweep
@@ -73,6 +74,8 @@ app.command("whatif")(whatif)
 app.command("compare-placers")(compare_placers_cmd)
 # Local recovery of a pool-admin token on the server's machine (gpupool.cli.admin_cmd).
 app.add_typer(admin_app, name="admin")
+# Advance reservations: workshops and maintenance windows (gpupool.cli.reservation_cmd, ADR 0020).
+app.add_typer(reservation_app, name="reservation")
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -259,10 +262,13 @@ def _run(
 class FailureOptions:
     """The failure options of ``simulate``/``compare``: drawn from rates, from a log, or both."""
 
-    def __init__(self, mode: str, scale: float, mttr_h: float, log: Path | None) -> None:
+    def __init__(
+        self, mode: str, scale: float, mttr_h: float, log: Path | None, reservations: Path | None = None
+    ) -> None:
         if mode not in ("none", "mtbf"):
             _fail(_("unknown --failures {mode} (expected none or mtbf)", mode=repr(mode)))
         self.mode, self.scale, self.mttr_h, self.log = mode, scale, mttr_h, log
+        self.reservations = reservations  # --reservations: maintenance windows, workshops (ADR 0020)
 
     @property
     def active(self) -> bool:
@@ -279,6 +285,11 @@ class FailureOptions:
             sim = replace(sim, node_events=tuple(read_failure_log(self.log, scenario.fleet)))
         if sim.failures is not None or sim.node_events:
             scenario.context["failures"] = self.describe()
+        if self.reservations is not None:
+            from gpupool.sim.reservations_file import load_reservations
+
+            held = load_reservations(self.reservations, scenario.fleet, scenario.tenancy)
+            sim = replace(sim, reservations=held)
         return sim
 
     def describe(self) -> str:
@@ -409,6 +420,13 @@ def simulate(
     failure_scale: FailureScaleOpt = 1.0,
     mttr: MttrOpt = 24.0,
     failure_log: FailureLogOpt = None,
+    reservations: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV id,start_s,end_s,cluster,model,count,nodes,tenants: advance reservations "
+            "(maintenance when tenants is empty; seconds after the first submission)."
+        ),
+    ] = None,
     estimates: Annotated[
         bool,
         typer.Option(
@@ -426,7 +444,7 @@ def simulate(
     *_results, metrics = _run(
         fleet, tenants, workload, [name], seed, load, hours, fmt, out, as_json, validate,
         backfill_depth, min_runtime, half_life, f"gpupool simulation: {name} on {fleet}", usage,
-        skip_bad_rows, FailureOptions(failures, failure_scale, mttr, failure_log), estimates,
+        skip_bad_rows, FailureOptions(failures, failure_scale, mttr, failure_log, reservations), estimates,
         starvation_hours, catalogue,
     )  # fmt: skip
     if as_json:

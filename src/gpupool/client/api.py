@@ -347,6 +347,20 @@ class GpupoolClient:
         """The public report's figures of a period such as ``2026-Q1`` (``/v1/reports/public``)."""
         return self._json("GET", "/v1/reports/public", params={"period": period})
 
+    # -- advance reservations (ADR 0020) ---------------------------------------------------
+
+    def reservations(self) -> list[JSON]:
+        """The advance reservations the caller may see (``/v1/reservations``)."""
+        got: list[JSON] = self._send("GET", "/v1/reservations").json()
+        return got
+
+    def create_reservation(self, body: JSON) -> JSON:
+        """Reserve accelerators for a window (pool admins)."""
+        return self._json("POST", "/v1/reservations", json=body)
+
+    def delete_reservation(self, reservation_id: int) -> None:
+        self._send("DELETE", f"/v1/reservations/{int(reservation_id)}")
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> JSON:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpupool.core.advance_reservations import AdvanceReservation
 from gpupool.core.dependencies import Milestone
 from gpupool.core.job import JobSpec
 
@@ -65,4 +66,28 @@ class Tick:
     """Nothing happened but time passed (round-based and preemptive policies re-decide)."""
 
 
-Event = JobSubmitted | JobCancelled | JobFinished | NodeDown | NodeDrained | NodeUp | Tick
+@dataclass(frozen=True, slots=True)
+class ReservationCreated:
+    """Accelerators are reserved for a window (``gpupool.core.advance_reservations``)."""
+
+    reservation: AdvanceReservation
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationDeleted:
+    """An advance reservation is withdrawn (unknown ids are ignored)."""
+
+    reservation_id: str
+
+
+Event = (
+    JobSubmitted
+    | JobCancelled
+    | JobFinished
+    | NodeDown
+    | NodeDrained
+    | NodeUp
+    | Tick
+    | ReservationCreated
+    | ReservationDeleted
+)

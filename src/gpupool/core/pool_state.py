@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from sortedcontainers import SortedList
 
+from gpupool.core.advance_reservations import AdvanceReservations
 from gpupool.core.candidates import CandidatePools
 from gpupool.core.capacity import Capacity, Placement
 from gpupool.core.decisions import Decision, Explain, Reason, Start
@@ -188,6 +189,8 @@ class PoolState:
         #: pools whose jobs or capacity changed since the last cycle (preemptive policies
         #: re-decide only there: elsewhere the wanted set cannot have changed)
         self.dirty: set[int] = set()
+        #: advance reservations (workshops, maintenance) the passes plan around
+        self.advance = AdvanceReservations(fleet, tenancy)
         #: per project: the projects whose guarantee holders are on its path (what its
         #: holding changes can move), and a counter bumped when that may have happened
         n_nodes = len(tenancy.nodes)

@@ -167,11 +167,7 @@ class QueuePass:
                     if easy:
                         explain(j, *cyc.why[:2], out, cyc.why[2])
                     continue  # the same project's next jobs would hit the same limit
-                if (
-                    can_preempt
-                    and cyc.preempt_attempts < max_attempts
-                    and (self.preemptor.try_for(j, avail, cyc))
-                ):
+                if can_preempt and cyc.preempt_attempts < max_attempts and (self._preempt_for(j, avail, cyc)):
                     started = True
                     open_free = sum(p.free for p in pools if p.index not in cyc.blocked)
                 elif not easy:
@@ -234,7 +230,25 @@ class QueuePass:
         """Place ``j`` in the first of ``avail`` that holds it now; set its reason if none.
 
         With ``explain`` False the reason is left in ``cyc.why`` for the caller to set.
+        Reserved nodes ``j`` may not use are fenced off meanwhile (``advance_reservations``).
         """
+        advance = self.state.advance
+        if not advance:
+            return self._try_start(j, avail, cyc, explain, "")
+        with advance.fence(self.state.capacity, j.project, cyc.now, self.state.walltime(j)) as held:
+            return self._try_start(j, avail, cyc, explain, advance.note(held) if held else "")
+
+    def _preempt_for(self, j: JobState, avail: Sequence[int], cyc: CycleScratch) -> bool:
+        """``Preemptor.try_for``, with the same fence as ``try_start``."""
+        advance = self.state.advance
+        if not advance:
+            return self.preemptor.try_for(j, avail, cyc)
+        with advance.fence(self.state.capacity, j.project, cyc.now, self.state.walltime(j)):
+            return self.preemptor.try_for(j, avail, cyc)
+
+    def _try_start(
+        self, j: JobState, avail: Sequence[int], cyc: CycleScratch, explain: bool, fenced: str
+    ) -> bool:
         state = self.state
         cap = state.capacity
         reason, detail, subject = Reason.RESOURCES, "", None
@@ -288,7 +302,7 @@ class QueuePass:
             return True
         if reason is Reason.RESOURCES:
             subject = state.models_label(avail)
-            detail = f"waiting for {j.gpus} x {subject}" + unavailable_note(
+            detail = fenced or f"waiting for {j.gpus} x {subject}" + unavailable_note(
                 state.capacity.pools, avail, j.gpus
             )
         if explain:

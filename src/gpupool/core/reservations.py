@@ -50,7 +50,10 @@ def reserve(state: PoolState, j: JobState, avail: Sequence[int], cyc: CycleScrat
         return False  # a job ahead holds the reservation: this one is a backfill candidate
     best: tuple[float, int, int] | None = None
     for pi in avail:
-        shadow, extra = shadow_time(state, pi, j.gpus, cyc.now)
+        if state.advance:  # not onto nodes a window keeps it off
+            shadow, extra = state.advance.shadow(state, pi, j.project, j.gpus, cyc.now, state.walltime(j))
+        else:
+            shadow, extra = shadow_time(state, pi, j.gpus, cyc.now)
         if best is None or shadow < best[0]:
             best = (shadow, pi, extra)
     if best is None or best[0] == INF:
@@ -63,5 +66,8 @@ def reserve(state: PoolState, j: JobState, avail: Sequence[int], cyc: CycleScrat
     if j.reserved_start != start:
         j.reserved_start = start
         cyc.out.append(Reserve(j.spec.id, state.fleet.clusters[p.cluster].name, p.model, start))
-    state.explain(j, Reason.RESERVED, f"expected start at {start} ms ({p.model})", cyc.out)
+    why = f"expected start at {start} ms ({p.model})"
+    if state.advance and (held := state.advance.blocking(j.project, cyc.now, state.walltime(j))):
+        why = f"{state.advance.note(held)}; {why}"
+    state.explain(j, Reason.RESERVED, why, cyc.out)
     return True

@@ -44,6 +44,8 @@ from gpupool.core.events import (
     NodeDown,
     NodeDrained,
     NodeUp,
+    ReservationCreated,
+    ReservationDeleted,
     Tick,
 )
 from gpupool.core.fairshare import FairShareOrder
@@ -216,6 +218,9 @@ class Scheduler:
                 self._promoter.promote(state, now)
             if self._rounds is not None:
                 self._rounds.tick()
+        elif isinstance(ev, ReservationCreated | ReservationDeleted):
+            state.advance.apply(ev.reservation if isinstance(ev, ReservationCreated) else ev.reservation_id)
+            state.dirty.update(range(len(self.capacity.pools)))
         else:  # pragma: no cover - the Event union is closed
             raise TypeError(f"not an event: {ev!r}")
 
@@ -440,7 +445,8 @@ class Scheduler:
         The fluid model of ``gpupool.core.estimate``: accelerators come free at running jobs'
         walltime ends and pending jobs take them in the order the cycle uses (``policy_order``).
         """
-        return estimate.estimate_starts(self.state, now, self.policy_order(now))
+        got = estimate.estimate_starts(self.state, now, self.policy_order(now))
+        return self.state.advance.delay_estimates(self.state, got) if self.state.advance else got
 
     def queue_positions(self, now: int) -> dict[str, tuple[str, int]]:
         """Per pending job: the pool it waits for ("H100 in c0") and its 1-based place in

@@ -699,3 +699,22 @@ class JobTaskRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str] = mapped_column(String(32), default="queued")
     detail: Mapped[str] = mapped_column(String(1024), default="")
+
+
+class ReservationRow(Base):
+    """An advance reservation (``gpupool.core.advance_reservations``, ADR 0020): accelerators
+    of ``cluster``/``model``/``count`` or ``nodes`` for ``[start_ms, end_ms)``, for the tenant
+    paths in ``tenants`` or, when empty, for maintenance. Its core id is ``r<id>``."""
+
+    __tablename__ = "reservations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    start_ms: Mapped[int] = mapped_column(Ms)
+    end_ms: Mapped[int] = mapped_column(Ms, index=True)
+    cluster: Mapped[str] = mapped_column(String(64), default="")
+    model: Mapped[str] = mapped_column(String(32), default="")
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    nodes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tenants: Mapped[list[str]] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(String(1024), default="")
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_ms: Mapped[int] = mapped_column(Ms)

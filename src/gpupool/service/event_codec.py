@@ -19,6 +19,7 @@ import dataclasses
 from enum import Enum
 from typing import Any
 
+from gpupool.core.advance_reservations import AdvanceReservation
 from gpupool.core.array_spec import ArraySpec
 from gpupool.core.decisions import Decision, Explain, Preempt, Reason, Reject, Reserve, Start, Stop
 from gpupool.core.dependencies import Dependency, DependencyKind, Milestone
@@ -30,13 +31,26 @@ from gpupool.core.events import (
     NodeDown,
     NodeDrained,
     NodeUp,
+    ReservationCreated,
+    ReservationDeleted,
     Tick,
 )
 from gpupool.core.fleet import Level
 from gpupool.core.job import JobSpec, TaskGroup
 
 EVENT_TYPES: dict[str, type[Any]] = {
-    t.__name__: t for t in (JobSubmitted, JobCancelled, JobFinished, NodeDown, NodeDrained, NodeUp, Tick)
+    t.__name__: t
+    for t in (
+        JobSubmitted,
+        JobCancelled,
+        JobFinished,
+        NodeDown,
+        NodeDrained,
+        NodeUp,
+        Tick,
+        ReservationCreated,
+        ReservationDeleted,
+    )
 }
 DECISION_TYPES: dict[str, type[Any]] = {
     t.__name__: t for t in (Start, Preempt, Stop, Reserve, Explain, Reject)
@@ -105,6 +119,10 @@ def decode(type_name: str, payload: dict[str, Any]) -> Event | Decision:
         payload = dict(payload)
         settled = tuple((str(j), Milestone(m)) for j, m in payload.pop("settled", ()))
         return JobSubmitted(_spec(payload), settled)
+    if type_name == "ReservationCreated":
+        r = dict(payload["reservation"])
+        r["tenants"], r["nodes"] = tuple(r["tenants"]), tuple(r["nodes"])
+        return ReservationCreated(AdvanceReservation(**r))
     if type_name == "Start":
         placement = tuple((str(n), tuple(int(i) for i in ids)) for n, ids in payload["placement"])
         return Start(**{**payload, "placement": placement})

@@ -128,6 +128,7 @@ class Intake:
         self.executors = executors
         self.round_ms = round_ms
         self._last_tick = -(10**18)
+        self._last_cycle_ms = -(10**18)
         #: user names by id, for the core's specs (read again when a new user submits)
         self._users: dict[int, str] = {}
 
@@ -149,6 +150,9 @@ class Intake:
         if self.round_ms > 0 and now - self._last_tick >= self.round_ms:
             got.events.append(Tick())  # round-based policies (las) re-rank as service accrues
             self._last_tick = now
+        if state.scheduler.state.advance.boundary_between(self._last_cycle_ms, now):
+            got.events.append(Tick())  # an advance reservation's window opened or closed (ADR 0020)
+        self._last_cycle_ms = now
         return got
 
     def _executor_events(

@@ -29,12 +29,12 @@ from sqlalchemy.orm import Session
 
 from gpupool.core.accelerator import DEFAULT_CLASS
 from gpupool.core.dependencies import Milestone
-from gpupool.core.events import Event, JobSubmitted, NodeDrained
+from gpupool.core.events import Event, JobSubmitted, NodeDrained, ReservationCreated
 from gpupool.core.fleet import Fleet
 from gpupool.core.job import JobSpec
 from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.core.tenancy import Tenancy
-from gpupool.service import store
+from gpupool.service import reservation_rows, store
 from gpupool.service.db import AllocationRow, JobRow, JobTaskRow, TenantRow, UsageRow, UserRow
 from gpupool.service.event_codec import decode, encode
 from gpupool.service.job_dependencies import ended_targets
@@ -89,6 +89,8 @@ class RestorePoint:
     drained: list[str] = field(default_factory=list)
     steps: list[list[Any]] = field(default_factory=list)
     pending: list[dict[str, Any]] = field(default_factory=list)
+    #: advance reservations whose window has not ended (``reservation_rows.doc``; ADR 0020)
+    reservations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -98,6 +100,7 @@ class RestorePoint:
             "drained": self.drained,
             "steps": self.steps,
             "pending": self.pending,
+            "reservations": self.reservations,
         }
 
     @classmethod
@@ -107,9 +110,13 @@ class RestorePoint:
                           ("steps", list), ("pending", list)):  # fmt: skip
             if not isinstance(doc.get(key), kind):
                 raise ValueError(f"restore point: {key!r} is missing or not a {kind.__name__}")
+        resv = doc.get("reservations", [])  # a point logged before reservations has none
+        if not isinstance(resv, list):
+            raise ValueError("restore point: 'reservations' is not a list")
         return cls(
-            int(doc["now"]), doc["tenants"], doc["allocations"], doc["drained"], doc["steps"], doc["pending"]
-        )
+            int(doc["now"]), doc["tenants"], doc["allocations"], doc["drained"], doc["steps"], doc["pending"],
+            resv,
+        )  # fmt: skip
 
     def tenancy(self, fleet: Fleet) -> Tenancy:
         """The core's tenancy of the point's rows (as ``build_tenancy`` makes it live)."""
@@ -138,6 +145,9 @@ def read_point(s: Session, fleet: Fleet, config: SchedulerConfig, now: int) -> R
             if a.guaranteed > 0
         ],
         drained=[n for n in store.node_states(s) if n in fleet.node_by_name],
+        reservations=[
+            reservation_rows.doc(reservation_rows.to_core(r)) for r in reservation_rows.live_rows(s, now)
+        ],
     )
     users = {k: v for k, v in s.execute(select(UserRow.id, UserRow.name))}
     jobs = store.active_jobs(s)
@@ -265,6 +275,11 @@ def restore(point: RestorePoint, fleet: Fleet, config: SchedulerConfig) -> Resto
     drained: list[Event] = [NodeDrained(n) for n in point.drained if n in fleet.node_by_name]
     if drained and sched.handle(drained, point.now):  # pragma: no cover - an empty core decides nothing
         raise AssertionError("an empty core made decisions while draining nodes")
+    for r in point.reservations:  # in id order, so each gets the nodes the API's check gave it
+        try:
+            sched.handle([ReservationCreated(reservation_rows.from_doc(r))], point.now)
+        except ValueError:
+            continue  # its nodes or tenants are gone from the fleet or tree: it holds nothing
     running: list[tuple[str, str, int, str, str]] = []
     known: set[str] = set()
     for step in point.steps:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
+from gpupool.core.advance_reservations import AdvanceReservation
 from gpupool.core.array_spec import parse_array, task_id
 from gpupool.core.decisions import Decision, Preempt, Reason, Reject, Start, Stop
 from gpupool.core.dependencies import Milestone, parse_dependencies
@@ -27,6 +28,7 @@ from gpupool.core.scheduler import Scheduler, SchedulerConfig
 from gpupool.core.tenancy import Tenancy
 from gpupool.sim.failures import FailureRates, NodeEvent, NodeEventKind, NodeFailures
 from gpupool.sim.records import JobRecord, PoolSample, RunResult
+from gpupool.sim.reservations_file import reservation_events
 from gpupool.sim.runtime import RuntimeModel
 from gpupool.sim.stall import MIN_STALL_MS, SimulationStuck, StallWatch
 from gpupool.sim.workload import WorkloadJob
@@ -35,6 +37,8 @@ from gpupool.sim.workload import WorkloadJob
 # before arrivals are queued (as the Helios simulator does within a 1-s step); a node that
 # fails at that instant takes no arrival.
 _FINISH, _NODE, _SUBMIT, _TICK = 0, 1, 2, 3
+#: an advance reservation made, or a window's edge (a Tick: the core decides only at events)
+_RESERVE = 4
 
 
 @dataclass(slots=True)
@@ -69,6 +73,9 @@ class SimConfig:
     #: node events given in advance (a failure log, maintenance windows), times in ms after
     #: the first submission
     node_events: tuple[NodeEvent, ...] = ()
+    #: advance reservations (maintenance windows, workshops), times in ms after the first
+    #: submission (``gpupool.sim.reservations_file``; ADR 0020)
+    reservations: tuple[AdvanceReservation, ...] = ()
     #: record each job's estimated start right after the cycle that took its submission
     #: (``JobRecord.estimated_start_ms``), to measure the estimates against the starts that
     #: happen; costs one ``estimate_starts`` per instant with submissions
@@ -190,6 +197,10 @@ def simulate(
             raise ValueError(f"node event names unknown node {ev.node!r}")
         heap.append((start_ms + ev.t_ms, _NODE, seq, (ev, False)))
         seq += 1
+    for ev2 in reservation_events(cfg.reservations, start_ms):
+        heap.append((ev2[0], _RESERVE, seq, ev2[1]))
+        seq += 1
+    windows_left = max((start_ms + r.end_ms for r in cfg.reservations), default=start_ms)
     drawn = None if cfg.failures is None else NodeFailures(fleet, cfg.failures, cfg.failure_seed, 0)
     if drawn is not None:
         for ev in drawn.first():
@@ -250,6 +261,8 @@ def simulate(
                 done += 1
                 window.discard(job_id)
                 watch.ended(now)
+            elif kind == _RESERVE:
+                events.append(cast(Event, payload))
             else:
                 events.append(Tick())
                 tick_at = None
@@ -322,7 +335,11 @@ def simulate(
             break
         if drawn is not None and done >= n_jobs and not submits_left:
             break  # failures go on for ever; the run ends with its last job
-        stuck = watch.check(now, submits_left, sched.pending_count, len(sched.running), outage.out)
+        if cfg.reservations and done >= n_jobs and not submits_left:
+            break  # windows after the last job change nothing
+        # a reservation's window still ahead holds nodes back as a drain does: no dead end yet
+        held = outage.out + (windows_left > now)
+        stuck = watch.check(now, submits_left, sched.pending_count, len(sched.running), held)
         if stuck:
             raise SimulationStuck(
                 cfg.scheduler.policy + ("+easy" if cfg.scheduler.backfill == "easy" else ""),

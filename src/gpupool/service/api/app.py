@@ -33,6 +33,7 @@ from gpupool.service.api import (
     problems,
     programme,
     reports,
+    reservations,
     tenants,
     twin,
     usage,
@@ -182,6 +183,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     docs.install(app)
     for module in (health, metrics, fleet, tenants, users, allocations, jobs, usage, audit, reports, twin):
         app.include_router(module.router)
+    app.include_router(reservations.router)  # /v1/reservations: advance reservations (ADR 0020)
     programme.install(app)  # /v1/calls and /v1/applications: the national programme (ADR 0010)
     notifications.install(app)  # /v1/notifications: webhooks and e-mail about events (ADR 0011)
     oidc.install(app)  # /v1/auth/oidc: people sign in with an identity provider (ADR 0008)
