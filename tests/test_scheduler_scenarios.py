@@ -29,6 +29,18 @@ def test_a_4x8_gang_waits_for_a_whole_rack() -> None:
     s.validate()
 
 
+def test_a_13_gpu_gang_on_8_gpu_nodes_holds_13_and_leaves_the_rest_of_its_second_node() -> None:
+    # one whole node plus a 5-GPU remainder worker: the remainder is a chunk, not a whole node
+    # (it once took the whole second node, so the gang held 16 of its 13 and validate() failed)
+    for backfill in ("none", "easy"):
+        s = Scheduler(fleet(racks=1, nodes_per_rack=2), tenants("p"), SchedulerConfig(backfill=backfill))
+        d = s.handle([JobSubmitted(job("g", 13)), JobSubmitted(job("small", 3, submit=1))], 0)
+        held = {n: len(ids) for n, ids in starts(d)["g"].placement}
+        assert sorted(held.values()) == [5, 8], held
+        assert "small" in starts(d)  # the 3 accelerators the gang left on its second node
+        s.validate()
+
+
 def test_gang_needing_a_rack_waits_while_each_rack_has_a_busy_node() -> None:
     s = Scheduler(fleet(racks=2, nodes_per_rack=4), tenants("p"), SchedulerConfig(policy="fifo"))
     # fill one node in each rack with an 8-GPU job

@@ -392,7 +392,13 @@ def _demand(shape: Sequence[TaskGroup], g: int) -> tuple[int, list[int]]:
     for t in shape:
         per_node = g // t.gpus_per_worker
         f, rem = divmod(t.workers, per_node)
-        full += f
+        # a node's worth of this group's workers fills the node only when they use all of
+        # its accelerators; otherwise it is a chunk (a 5-GPU worker on an 8-GPU node must not
+        # take the whole node: the gang would hold more than it asked)
+        if per_node * t.gpus_per_worker == g:
+            full += f
+        else:
+            chunks.extend([per_node * t.gpus_per_worker] * f)
         if rem:
             chunks.append(rem * t.gpus_per_worker)
     chunks.sort(reverse=True)
