@@ -47,6 +47,13 @@ def test_an_array_runs_its_tasks_within_its_limit_each_with_its_index(service: S
     assert states == {f"{a}_0": "running", f"{a}_1": "running", f"{a}_2": "pending", f"{a}_3": "pending",
                       f"{a}_4": "pending"}  # fmt: skip
     assert service.call("GET", f"/v1/jobs/{a}", "minjun.kim").json()["state"] == "running"
+    # explain answers for a task: a started one from its own row, one not started yet as the
+    # array's window (it was a 404)
+    got = service.call("GET", f"/v1/jobs/{a}_0/explain", "minjun.kim").json()
+    assert got["job_id"] == f"{a}_0" and got["state"] == "running"
+    got = service.call("GET", f"/v1/jobs/{a}_3/explain", "minjun.kim").json()
+    assert got["state"] == "pending" and f"a task of array {a}" in got["detail"]
+    assert service.call("GET", f"/v1/jobs/{a}_9/explain", "minjun.kim").status_code == 404
     service.executor.finish(_alloc(service, f"{a}_0"), 0)
     service.cycle()
     assert _launched(service)[2:] == [f"{a}_2"]

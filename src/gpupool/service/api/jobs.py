@@ -466,6 +466,9 @@ def cancel(job_id: str, caller: CallerDep, rt: RuntimeDep, s: SessionDep) -> Job
     summary="Why a job waits and when it will probably start",
 )
 def explain(job_id: str, caller: CallerDep, s: SessionDep) -> Explanation:
+    task = visible_task(s, caller, job_id)
+    if task is not None:
+        return _explain_task(s, job_id, *task)
     row = visible_job(s, caller, job_id)
     note = row.stored.budget_note
     detail = row.detail
@@ -484,6 +487,39 @@ def explain(job_id: str, caller: CallerDep, s: SessionDep) -> Explanation:
         budget=note,
         queue_position=row.queue_position if waits else None,
         queue_pool=row.queue_pool if waits else None,
+    )
+
+
+def _explain_task(s: Session, job_id: str, arr: JobRow, index: int) -> Explanation:
+    """A task of an array: its own row once the loop has acted on it; before that it waits
+    behind the array's window of tasks (ADR 0019), and says so with the array's reason."""
+    t = task_row(s, arr, index)
+    if t is not None:
+        return Explanation(
+            job_id=job_id,
+            state=t.state,
+            reason=t.reason,
+            detail=t.detail,
+            estimated_start_ms=None,
+            over_budget=arr.over_budget,
+            budget=arr.stored.budget_note,
+        )
+    ended = arr.state in store.FINAL_STATES
+    untouched = JobStatus.CANCELLED if ended else JobStatus.PENDING  # as the array's task list shows it
+    array_id = store.job_id(arr.seq)
+    return Explanation(
+        job_id=job_id,
+        state=untouched,
+        reason=untouched.value,
+        detail=(
+            f"array {array_id} ended before this task started"
+            if ended
+            else f"not started yet: a task of array {array_id}, queued when the array's window "
+            f"reaches it" + (f" ({arr.detail})" if arr.detail else "")
+        ),
+        estimated_start_ms=None,
+        over_budget=arr.over_budget,
+        budget=arr.stored.budget_note,
     )
 
 
