@@ -124,7 +124,7 @@ def test_no_reservation_changes_nothing() -> None:
     maintenance=st.booleans(),
     jobs=st.lists(
         st.tuples(
-            st.sampled_from([1, 2, 4, 8, 16]),  # gpus
+            st.sampled_from([1, 2, 3, 4, 5, 8, 13, 16]),  # gpus (13: a node plus a 5-GPU remainder)
             st.integers(1, 12),  # walltime, hours
             st.sampled_from(["ws", "other"]),  # tenant
             st.integers(0, 20),  # submitted at, hours
