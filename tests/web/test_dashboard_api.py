@@ -378,6 +378,7 @@ def test_tenant_tree_guarantees_use_and_burn_down(sqlite_service: Service) -> No
         if b["model"] == "H100"
     ]
     assert burn["used_gpu_hours"] == pytest.approx(16.0) and burn["gpu_hours"] == 100
+    assert burn["unit"] == "gpu_hours"  # the unit its grant counts, labelled on the page
     assert burn["points"][0]["gpu_hours"] == 0 and burn["points"][-1]["gpu_hours"] == pytest.approx(16.0)
     assert all(
         a["gpu_hours"] <= b["gpu_hours"] for a, b in zip(burn["points"], burn["points"][1:], strict=False)

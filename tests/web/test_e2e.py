@@ -330,6 +330,7 @@ def test_tenants_for_a_viewer(tab: Tab) -> None:
     page.locator("tr[data-path='startups/upstage/solar']").get_by_role("button", name="Burn-down").click()
     expect(page.locator("#burndown .chart")).to_be_visible()
     expect(page.locator("#burndown")).to_contain_text("GPU·h")
+    expect(page.locator("#burndown .alloc-unit").first).to_have_text("GPU-hours")  # what the grant counts
     tab.shot("tenants")
 
 

@@ -37,6 +37,8 @@ class BurnDown(BaseModel):
     model: str
     state: str
     gpu_hours: float = Field(description="granted")
+    #: what ``gpu_hours`` counts: accelerator-hours or effective (H100-equivalent) hours (ADR 0018)
+    unit: str = "gpu_hours"
     used_gpu_hours: float
     used_effective_gpu_hours: float
     guaranteed: int
@@ -95,6 +97,7 @@ def burndown(
                 model=a.model,
                 state=shown_state,
                 gpu_hours=a.gpu_hours,
+                unit=a.unit,
                 used_gpu_hours=series[-1].gpu_hours,
                 used_effective_gpu_hours=series[-1].effective_gpu_hours,
                 guaranteed=a.guaranteed,

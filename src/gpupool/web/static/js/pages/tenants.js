@@ -77,7 +77,7 @@ export async function render(ctx) {
             h(
               "div",
               {},
-              h("h3", {}, t("ten.alloc_head", { id: a.id, hours: f.gpuHours(a.gpu_hours), model: a.model === "*" ? t("q.any_model_lc") : a.model }), " ", h("span", { class: `badge ${a.state === "active" ? "running" : a.state === "exhausted" ? "failed" : "cancelled"}` }, f.stateText(a.state))),
+              h("h3", {}, t("ten.alloc_head", { id: a.id, hours: f.gpuHours(a.gpu_hours), model: a.model === "*" ? t("q.any_model_lc") : a.model }), " ", h("span", { class: "muted small alloc-unit" }, a.unit === "effective" ? t("pr.unit_effective") : t("pr.unit_raw")), " ", h("span", { class: `badge ${a.state === "active" ? "running" : a.state === "exhausted" ? "failed" : "cancelled"}` }, f.stateText(a.state))),
               h(
                 "p",
                 { class: "small" },
